@@ -1,0 +1,1 @@
+"""The Flask API: app factory and one blueprint per resource."""

