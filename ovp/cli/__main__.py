@@ -1,0 +1,3 @@
+from ovp.cli import main
+
+main(prog_name="ovp")
