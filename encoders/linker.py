@@ -1,0 +1,891 @@
+"""Entity linking for captions: which knowledge-graph entities a caption talks about, where, and whether it denies them.
+
+Pipeline, per caption (modelled on scispaCy's ``linking.py`` / ``candidate_generation.py``):
+
+1. :func:`encoders.normalize.normalize` — NFKC, case-folding, separators; offsets map back to the original text.
+2. :class:`DictionaryMatcher` — every name and synonym (English and Chinese) of the :class:`KnowledgeBase`, found by
+   walking a character trie; longest match wins.
+3. :class:`SemanticMatcher` (optional, injected) — for clauses the dictionary left uncovered, cosine similarity
+   between the span's sentence vector and each entity's "name. definition" vector.
+4. :class:`NegationDetector` — a NegEx-style look-back for cues (不是, 没有, not, no, rule out …) in the same clause.
+
+The result is a list of :class:`Mention` records, offsets into the original text. Everything else calls
+:func:`link_mentions`, which runs the ``ovp_entity_linker`` spaCy component over a blank multilingual pipeline.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, Sequence
+
+import numpy as np
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from encoders.normalize import NormalizedText, is_cjk, is_latin_word_char, normalize, normalize_surface, units
+
+if TYPE_CHECKING:
+    from encoders.text import TextFeatures
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ENTITY_KINDS",
+    "KBEntry",
+    "KnowledgeBase",
+    "Mention",
+    "DictionaryMatcher",
+    "SemanticMatcher",
+    "NegationDetector",
+    "EntityLinker",
+    "build_pipeline",
+    "link_mentions",
+]
+
+#: Entity kinds, in the order used when a node carries more than one kind label (graph label → kind).
+ENTITY_KINDS: dict[str, str] = {
+    "Disease": "disease",
+    "Phenotype": "phenotype",
+    "Anatomy": "anatomy",
+    "Treatment": "treatment",
+    "Exam": "exam",
+}
+
+#: When several entities share one surface, ids with an earlier prefix win (the project's curated lexicon first:
+#: it holds the colloquial names people use; then HPO, whose terms carry definitions; then classifications).
+DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = ("OVP", "HP", "ICD10", "ORPHA", "OMIM", "MONDO", "DOID")
+
+#: Characters that end a clause (negation scope, semantic spans). Checked after NFKC, so full-width forms count too.
+CLAUSE_BREAKS = frozenset(",.;:!?\n\r。，；：！？、…")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Knowledge base
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KBEntry:
+    """One linkable entity.
+
+    Attributes:
+        id: CURIE (``OVP:…``, ``HP:…``, ``ICD10:…``).
+        kind: one of ``disease``, ``phenotype``, ``anatomy``, ``treatment``, ``exam``.
+        name: English preferred name.
+        name_zh: Chinese preferred name ("" when none).
+        synonyms: other surfaces, English or Chinese.
+        definition: free text; the semantic matcher embeds ``"name. definition"``.
+        xrefs: ids of the same concept in other sources (MAPS_TO neighbours in the graph).
+    """
+
+    id: str
+    kind: str
+    name: str
+    name_zh: str = ""
+    synonyms: list[str] = field(default_factory=list)
+    definition: str = ""
+    xrefs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("KBEntry needs an id")
+        if self.kind not in ENTITY_KINDS.values():
+            raise ValueError(f"KBEntry {self.id}: kind {self.kind!r} is not one of {sorted(ENTITY_KINDS.values())}")
+
+
+#: One Cypher read of every entity with its kind label and MAPS_TO neighbours (either direction).
+#: Labels are compared against a parameter list, never formatted into the query.
+KB_QUERY = """
+MATCH (e:Entity)
+// every MAPS_TO neighbour, whichever way the edge was written, is the same concept in another source
+OPTIONAL MATCH (e)-[:MAPS_TO]-(x:Entity)
+WITH e, collect(DISTINCT x.id) AS xrefs
+RETURN e.id AS id,
+       [label IN labels(e) WHERE label IN $kind_labels] AS kinds,
+       e.name AS name,
+       e.name_zh AS name_zh,
+       e.synonyms AS synonyms,
+       e.definition AS definition,
+       xrefs
+ORDER BY id
+"""
+
+
+class GraphReader(Protocol):
+    def read(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+
+class KnowledgeBase:
+    """The entities the linker can return, by id.
+
+    Args:
+        entries: the entries; ids must be unique.
+
+    Raises:
+        ValueError: two entries share an id.
+    """
+
+    def __init__(self, entries: Iterable[KBEntry]) -> None:
+        self.entries: list[KBEntry] = list(entries)
+        self._by_id: dict[str, KBEntry] = {}
+        for entry in self.entries:
+            if entry.id in self._by_id:
+                raise ValueError(f"duplicate KB id {entry.id}")
+            self._by_id[entry.id] = entry
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[KBEntry]:
+        return iter(self.entries)
+
+    def __contains__(self, entity_id: object) -> bool:
+        return entity_id in self._by_id
+
+    def get(self, entity_id: str) -> KBEntry:
+        """The entry with that id; KeyError when absent."""
+        return self._by_id[entity_id]
+
+    @classmethod
+    def from_graph(cls, graph: GraphReader) -> "KnowledgeBase":
+        """Read every ``:Entity`` node with its kind label and MAPS_TO neighbours (one query).
+
+        Nodes without a known kind label are skipped with a warning; a node with several takes the first in
+        :data:`ENTITY_KINDS` order.
+
+        Args:
+            graph: anything with ``read(query, params) -> list[dict]`` (``kg_builder.graph.Graph``).
+
+        Raises:
+            GraphUnavailable: from the graph, when Neo4j cannot be reached.
+        """
+        rows = graph.read(KB_QUERY, {"kind_labels": list(ENTITY_KINDS)})
+        entries: list[KBEntry] = []
+        skipped: list[str] = []
+        for row in rows:
+            labels = set(row.get("kinds") or [])
+            kind = next((k for label, k in ENTITY_KINDS.items() if label in labels), None)
+            if kind is None or not row.get("id"):
+                skipped.append(str(row.get("id")))
+                continue
+            entries.append(
+                KBEntry(
+                    id=row["id"],
+                    kind=kind,
+                    name=row.get("name") or "",
+                    name_zh=row.get("name_zh") or "",
+                    synonyms=[s for s in (row.get("synonyms") or []) if isinstance(s, str) and s],
+                    definition=row.get("definition") or "",
+                    xrefs=sorted(x for x in (row.get("xrefs") or []) if x),
+                )
+            )
+        if skipped:
+            log.warning("skipped %d entities without a kind label (e.g. %s)", len(skipped), ", ".join(skipped[:3]))
+        log.info("knowledge base: %d entities read from the graph", len(entries))
+        return cls(entries)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Mentions
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One linked entity in one text.
+
+    Attributes:
+        id, name, kind: the entity.
+        surface: ``text[start:end]`` of the original text.
+        start, end: character offsets into the original text (half-open).
+        score: dictionary: 1.0 name, 0.95 synonym; semantic: the cosine similarity.
+        negated: a negation cue precedes it in its clause ("不是青光眼", "not pink eye").
+        xrefs: the entity's equivalents in other sources.
+        method: ``"dictionary"`` or ``"semantic"``.
+        alternatives: other entity ids with the same surface (ranked), not in the JSON contract.
+    """
+
+    id: str
+    name: str
+    kind: str
+    surface: str
+    start: int
+    end: int
+    score: float
+    negated: bool = False
+    xrefs: tuple[str, ...] = ()
+    method: str = "dictionary"
+    alternatives: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable CLI/API contract: ``{"id","name","kind","surface","start","end","score","negated","xrefs"}``."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "surface": self.surface,
+            "start": self.start,
+            "end": self.end,
+            "score": round(float(self.score), 4),
+            "negated": self.negated,
+            "xrefs": list(self.xrefs),
+        }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Dictionary matching
+# --------------------------------------------------------------------------------------------------------------
+
+_END = ""  # trie key for "a surface ends here"; no character is the empty string
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    entry: KBEntry
+    score: float
+    exact_form: str | None  # acronyms: the case-sensitive form the original text must show (after NFKC)
+
+
+@dataclass(frozen=True)
+class _DictMatch:
+    norm_start: int
+    norm_end: int
+    start: int
+    end: int
+    candidates: tuple[_Candidate, ...]  # ranked; [0] is the linked entity
+
+    @property
+    def length(self) -> int:
+        return self.norm_end - self.norm_start
+
+
+def _is_acronym(surface: str) -> bool:
+    """'OCT', 'AMD', 'LASIK': short all-capital Latin forms that collide with ordinary words when case-folded."""
+    s = unicodedata.normalize("NFKC", surface)
+    letters = [c for c in s if c.isalpha()]
+    return 2 <= len(letters) <= 6 and all(c.isascii() and c.isupper() for c in letters) and " " not in s.strip()
+
+
+class DictionaryMatcher:
+    """Exact matching of every name and synonym over normalised text.
+
+    Surfaces are normalised with :func:`~encoders.normalize.normalize` and stored in a character trie (nested dicts).
+    Matching starts a trie walk at each position where a match may begin: any CJK character, and any Latin word
+    start. Chinese therefore matches character by character, with no segmentation; Latin surfaces must sit on word
+    boundaries at both ends (a CJK neighbour counts as a boundary: ``OCT检查``). Why a trie rather than jieba: jieba's
+    segmentation splits unseen medical compounds inconsistently (it must be given every surface as a user word, and
+    still merges a surface with its neighbours, e.g. ``青光眼患者``), and on short captions the trie walk is faster
+    (see ``bench/`` numbers in the linker report: the walk stops after one or two characters at most positions).
+
+    Overlaps are resolved greedily: longer match (normalised characters) first, then higher score, then earlier.
+    When several entities share a surface (a lexicon concept and the HPO term it maps to), they are ranked:
+    ``OVP:`` ids first, then by ``source_priority`` of the id prefix, then score, then id; the first is linked, the
+    rest become :attr:`Mention.alternatives`.
+
+    Scores (constructor arguments): ``name_score`` (default 1.0) for an English or Chinese preferred name;
+    ``synonym_score`` (default 0.95) for a synonym.
+
+    Args:
+        kb: the knowledge base.
+        name_score, synonym_score: see above.
+        min_latin_chars: Latin surfaces shorter than this (after normalisation) are not indexed (default 3: "OD",
+            "PD" match too much prose).
+        min_cjk_chars: CJK surfaces shorter than this are not indexed (default 2: single characters such as 眼 are
+            parts of too many words).
+        acronyms_case_sensitive: all-capital short surfaces (OCT, AMD) only match where the text writes them in
+            capitals (full-width counts), so "Oct 5" is not an OCT exam (default True).
+        source_priority: id prefixes in order of preference for shared surfaces.
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        *,
+        name_score: float = 1.0,
+        synonym_score: float = 0.95,
+        min_latin_chars: int = 3,
+        min_cjk_chars: int = 2,
+        acronyms_case_sensitive: bool = True,
+        source_priority: Sequence[str] = DEFAULT_SOURCE_PRIORITY,
+    ) -> None:
+        if not 0.0 < synonym_score <= name_score <= 1.0:
+            raise ValueError(f"need 0 < synonym_score ({synonym_score}) <= name_score ({name_score}) <= 1")
+        self.kb = kb
+        self.name_score = name_score
+        self.synonym_score = synonym_score
+        self.min_latin_chars = min_latin_chars
+        self.min_cjk_chars = min_cjk_chars
+        self.acronyms_case_sensitive = acronyms_case_sensitive
+        self.source_priority = tuple(source_priority)
+        self._surfaces: dict[str, tuple[_Candidate, ...]] = {}
+        self._trie: dict[str, Any] = {}
+        self._build()
+
+    # -- index -------------------------------------------------------------------------------------------------
+
+    def _rank_key(self, cand: _Candidate) -> tuple[int, int, float, str]:
+        prefix = cand.entry.id.split(":", 1)[0]
+        ovp_first = 0 if prefix == "OVP" else 1
+        try:
+            priority = self.source_priority.index(prefix)
+        except ValueError:
+            priority = len(self.source_priority)
+        return (ovp_first, priority, -cand.score, cand.entry.id)
+
+    def _indexable(self, key: str) -> bool:
+        if not key:
+            return False
+        cjk = sum(1 for c in key if is_cjk(c))
+        if cjk:
+            return len(key) >= self.min_cjk_chars
+        return len(key) >= self.min_latin_chars
+
+    def _build(self) -> None:
+        best: dict[str, dict[str, _Candidate]] = {}  # surface → entity id → best candidate for it
+        for entry in self.kb:
+            forms = [(entry.name, self.name_score), (entry.name_zh, self.name_score)]
+            forms += [(s, self.synonym_score) for s in entry.synonyms]
+            for form, score in forms:
+                if not form:
+                    continue
+                key = normalize_surface(form)
+                if not self._indexable(key):
+                    continue
+                exact = unicodedata.normalize("NFKC", form).strip() if (
+                    self.acronyms_case_sensitive and _is_acronym(form)
+                ) else None
+                cand = _Candidate(entry, score, exact)
+                per_entity = best.setdefault(key, {})
+                old = per_entity.get(entry.id)
+                # the same entity reached by two forms: keep the higher score; a case-insensitive form beats an acronym
+                if old is None or (score, old.exact_form is not None) > (old.score, exact is not None):
+                    per_entity[entry.id] = cand
+        for key, per_entity in best.items():
+            self._surfaces[key] = tuple(sorted(per_entity.values(), key=self._rank_key))
+            node = self._trie
+            for ch in key:
+                node = node.setdefault(ch, {})
+            node[_END] = key
+        log.debug("dictionary matcher: %d surfaces for %d entities", len(self._surfaces), len(self.kb))
+
+    @property
+    def surface_count(self) -> int:
+        return len(self._surfaces)
+
+    # -- matching ----------------------------------------------------------------------------------------------
+
+    def match(self, nt: NormalizedText) -> list[_DictMatch]:
+        """All non-overlapping dictionary matches in a normalised text, in text order."""
+        text = nt.text
+        n = len(text)
+        found: list[_DictMatch] = []
+        for i in range(n):
+            ch = text[i]
+            if ch == " ":
+                continue
+            # a Latin surface cannot start inside a Latin word
+            if i > 0 and is_latin_word_char(ch) and is_latin_word_char(text[i - 1]):
+                continue
+            node = self._trie
+            j = i
+            while j < n:
+                node = node.get(text[j])
+                if node is None:
+                    break
+                j += 1
+                key = node.get(_END)
+                if key is None:
+                    continue
+                # a Latin surface cannot end inside a Latin word
+                if j < n and is_latin_word_char(text[j - 1]) and is_latin_word_char(text[j]):
+                    continue
+                start, end = nt.to_original(i, j)
+                cands = self._surfaces[key]
+                if any(c.exact_form for c in cands):
+                    shown = unicodedata.normalize("NFKC", nt.original[start:end])
+                    cands = tuple(c for c in cands if c.exact_form is None or c.exact_form == shown)
+                    if not cands:
+                        continue
+                found.append(_DictMatch(i, j, start, end, cands))
+        return _resolve_overlaps(found)
+
+
+def _resolve_overlaps(matches: list[_DictMatch]) -> list[_DictMatch]:
+    """Keep a non-overlapping subset: longer first, then higher score, then earlier."""
+    order = sorted(matches, key=lambda m: (-m.length, -m.candidates[0].score, m.norm_start))
+    taken = bytearray(max((m.norm_end for m in matches), default=0))
+    kept: list[_DictMatch] = []
+    for m in order:
+        if any(taken[m.norm_start : m.norm_end]):
+            continue
+        taken[m.norm_start : m.norm_end] = b"\x01" * m.length
+        kept.append(m)
+    return sorted(kept, key=lambda m: m.norm_start)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Negation
+# --------------------------------------------------------------------------------------------------------------
+
+#: Negation cues (NegEx-style pre-negation triggers), English and Chinese. Matched as unit sequences after
+#: normalisation, so "isn't" is ("isn", "t") and 没有 is ("没", "有").
+DEFAULT_NEGATION_CUES: tuple[str, ...] = (
+    "不是", "没有", "没", "无", "并非", "非", "未", "排除", "否认", "不会",
+    "not", "no", "never", "isn't", "aren't", "wasn't", "don't", "doesn't", "didn't", "without",
+    "free of", "rule out", "ruled out", "negative for", "denies", "absence of",
+)
+#: Phrases that contain a cue but do not negate what follows (无法 "unable", 无痛 "painless", 无创 "non-invasive").
+DEFAULT_PSEUDO_CUES: tuple[str, ...] = ("无法", "无痛", "无创", "没想到", "not only", "not just", "no doubt", "no longer")
+#: Words that end a negation's scope inside a clause ("no glaucoma but myopia": myopia is not negated).
+DEFAULT_SCOPE_TERMINATORS: tuple[str, ...] = ("but", "however", "although", "though", "但", "但是", "可是", "不过", "而是")
+
+
+def _unit_seq(phrase: str) -> tuple[str, ...]:
+    return tuple(units(normalize_surface(phrase)))
+
+
+def _occurrences(seq: list[str], pattern: tuple[str, ...]) -> Iterator[int]:
+    k = len(pattern)
+    for i in range(len(seq) - k + 1):
+        if tuple(seq[i : i + k]) == pattern:
+            yield i
+
+
+class NegationDetector:
+    """Is a mention negated? A cue must appear among the last ``window`` units before it, in the same clause.
+
+    Units are Latin words and single CJK characters (:func:`~encoders.normalize.units`), so a window of 5 is five
+    English words or five Chinese characters. A clause ends at punctuation (:data:`CLAUSE_BREAKS`) or at a scope
+    terminator ("but", 但是); pseudo-cues (无法, "not only") are ignored.
+
+    Args:
+        cues: negation cues (default :data:`DEFAULT_NEGATION_CUES`).
+        window: units looked back from the mention (default 5: covers "this is not a case of …" and "没有任何…").
+        pseudo_cues: phrases that contain a cue but do not negate (default :data:`DEFAULT_PSEUDO_CUES`).
+        terminators: words that close the scope (default :data:`DEFAULT_SCOPE_TERMINATORS`).
+    """
+
+    def __init__(
+        self,
+        cues: Sequence[str] = DEFAULT_NEGATION_CUES,
+        *,
+        window: int = 5,
+        pseudo_cues: Sequence[str] = DEFAULT_PSEUDO_CUES,
+        terminators: Sequence[str] = DEFAULT_SCOPE_TERMINATORS,
+    ) -> None:
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        self.window = window
+        self.cues = [c for c in (_unit_seq(x) for x in cues) if c]
+        self.pseudo_cues = [c for c in (_unit_seq(x) for x in pseudo_cues) if c]
+        self.terminators = [c for c in (_unit_seq(x) for x in terminators) if c]
+
+    def is_negated(self, text: str, start: int) -> bool:
+        """True when a cue precedes offset ``start`` of ``text`` within the window and the same clause."""
+        clause_start = start
+        while clause_start > 0 and unicodedata.normalize("NFKC", text[clause_start - 1]) not in CLAUSE_BREAKS:
+            clause_start -= 1
+        before = units(normalize(text[clause_start:start]).text)
+        scope_start = max(
+            (i + len(term) for term in self.terminators for i in _occurrences(before, term)), default=0
+        )
+        before = before[scope_start:][-self.window :]
+        pseudo_units: set[int] = set()
+        for p in self.pseudo_cues:
+            for i in _occurrences(before, p):
+                pseudo_units.update(range(i, i + len(p)))
+        for cue in self.cues:
+            for i in _occurrences(before, cue):
+                if not pseudo_units.intersection(range(i, i + len(cue))):
+                    return True
+        return False
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Semantic fallback
+# --------------------------------------------------------------------------------------------------------------
+
+
+class SentenceEncoder(Protocol):
+    def encode(self, texts: list[str], batch_size: int = 32) -> "TextFeatures": ...
+
+
+@dataclass(frozen=True)
+class _SemanticMatch:
+    entry: KBEntry
+    start: int
+    end: int
+    score: float
+
+
+_WORD = re.compile(r"\S+")
+
+
+def _clauses(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the stretches between clause-breaking punctuation."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for i, ch in enumerate(text):
+        if unicodedata.normalize("NFKC", ch) in CLAUSE_BREAKS:
+            if i > start:
+                spans.append((start, i))
+            start = i + 1
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def _subtract(span: tuple[int, int], covered: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    pieces = [span]
+    for cs, ce in covered:
+        nxt: list[tuple[int, int]] = []
+        for s, e in pieces:
+            if ce <= s or cs >= e:
+                nxt.append((s, e))
+                continue
+            if cs > s:
+                nxt.append((s, cs))
+            if ce < e:
+                nxt.append((ce, e))
+        pieces = nxt
+    return pieces
+
+
+class SemanticMatcher:
+    """Links phrases the dictionary misses ("a dark curtain came down over my vision" → retinal detachment).
+
+    Each entity is embedded once as ``"name. definition"`` with the text encoder's pooled (mean, L2-normalised)
+    vector; the matrix is cached in memory. Candidate spans are the clauses of the caption (split on punctuation)
+    minus what dictionary mentions cover; a piece longer than ``max_span_words`` is scanned with windows of
+    ``window_words`` words every ``stride_words``. A span links to its most similar entity when the cosine similarity
+    reaches ``threshold``; per text, overlapping spans keep the best, and each entity is returned once.
+
+    Default threshold 0.45, measured with all-MiniLM-L6-v2 on a toy KB of eight eye conditions with one-sentence
+    definitions: lay descriptions of a condition scored 0.49–0.67 against the right entity ("a dark curtain came down
+    over my vision" → retinal detachment 0.50; "my eyes are red and itchy" → conjunctivitis 0.67), off-topic
+    sentences ("I love cooking pasta", "subscribe for more videos") at most 0.10, and vague eye talk ("sudden
+    flashes and floaters then a shadow") 0.35 to a wrong entity. Raise it with a richer KB, whose many entities give
+    every span a closer near-miss.
+
+    Args:
+        encoder: anything with ``encode(texts, batch_size) -> TextFeatures`` (``encoders.text.TextEncoder``).
+        kb: the entities to link to; may be set later by the linker.
+        threshold: minimum cosine similarity (default 0.45).
+        min_words: spans with fewer words are not embedded (default 3: "so sad" says nothing).
+        max_span_words: longer pieces are scanned with windows (default 16).
+        window_words, stride_words: window size and step (defaults 8 and 4).
+        min_latin_ratio: share of Latin letters among letters a span needs (default 0.5), because the default model
+            has an English vocabulary and places Chinese text almost at random; set 0 with a Chinese/multilingual
+            model.
+        batch_size: texts per encoder call.
+    """
+
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        kb: KnowledgeBase | None = None,
+        *,
+        threshold: float = 0.45,
+        min_words: int = 3,
+        max_span_words: int = 16,
+        window_words: int = 8,
+        stride_words: int = 4,
+        min_latin_ratio: float = 0.5,
+        batch_size: int = 32,
+    ) -> None:
+        if not -1.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+        if window_words > max_span_words:
+            raise ValueError(f"window_words ({window_words}) must not exceed max_span_words ({max_span_words})")
+        if not 1 <= stride_words <= window_words:
+            raise ValueError(f"stride_words ({stride_words}) must be in [1, window_words={window_words}]")
+        self.encoder = encoder
+        self.threshold = threshold
+        self.min_words = min_words
+        self.max_span_words = max_span_words
+        self.window_words = window_words
+        self.stride_words = stride_words
+        self.min_latin_ratio = min_latin_ratio
+        self.batch_size = batch_size
+        self.kb: KnowledgeBase | None = None
+        self._matrix: np.ndarray | None = None
+        if kb is not None:
+            self.set_kb(kb)
+
+    def set_kb(self, kb: KnowledgeBase) -> None:
+        """Use ``kb``; the entity matrix is (re)built on the next match."""
+        if kb is not self.kb:
+            self.kb = kb
+            self._matrix = None
+
+    @staticmethod
+    def entity_text(entry: KBEntry) -> str:
+        """What is embedded for an entity: ``"name. definition"`` (the name alone when there is no definition)."""
+        name = entry.name or entry.name_zh
+        return f"{name}. {entry.definition}" if entry.definition else name
+
+    def entity_matrix(self) -> np.ndarray:
+        """``E × D`` unit rows, one per KB entry in KB order; computed once per KB."""
+        if self.kb is None:
+            raise ValueError("SemanticMatcher has no knowledge base; pass kb= or call set_kb()")
+        if self._matrix is None:
+            texts = [self.entity_text(e) for e in self.kb]
+            pooled = self.encoder.encode(texts, batch_size=self.batch_size).pooled if texts else np.zeros((0, 1))
+            self._matrix = np.asarray(pooled, dtype=np.float32)
+            log.info("semantic matcher: embedded %d entities", len(texts))
+        return self._matrix
+
+    def _latin_enough(self, text: str) -> bool:
+        letters = [c for c in text if c.isalpha()]
+        if not letters:
+            return False
+        latin = sum(1 for c in letters if not is_cjk(c))
+        return latin / len(letters) >= self.min_latin_ratio
+
+    def candidate_spans(self, text: str, covered: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+        """Spans of ``text`` to embed: clause pieces not in ``covered``, windowed when long."""
+        spans: list[tuple[int, int]] = []
+        for clause in _clauses(text):
+            for s, e in _subtract(clause, covered):
+                words = [(s + m.start(), s + m.end()) for m in _WORD.finditer(text[s:e])]
+                if len(words) < self.min_words:
+                    continue
+                if len(words) <= self.max_span_words:
+                    windows = [(0, len(words))]
+                else:
+                    last = len(words) - self.window_words
+                    starts = list(range(0, last + 1, self.stride_words))
+                    if starts[-1] != last:
+                        starts.append(last)
+                    windows = [(i, i + self.window_words) for i in starts]
+                for a, b in windows:
+                    span = (words[a][0], words[b - 1][1])
+                    if self._latin_enough(text[span[0] : span[1]]):
+                        spans.append(span)
+        return spans
+
+    def match_batch(
+        self, texts: Sequence[str], covered: Sequence[Sequence[tuple[int, int]]] | None = None
+    ) -> list[list[_SemanticMatch]]:
+        """Semantic matches for each text, embedding all candidate spans of the batch together.
+
+        Args:
+            texts: original texts.
+            covered: per text, spans already linked by the dictionary (not embedded again).
+        """
+        covered = covered if covered is not None else [()] * len(texts)
+        if self.kb is None or len(self.kb) == 0:
+            return [[] for _ in texts]
+        per_text = [self.candidate_spans(t, c) for t, c in zip(texts, covered)]
+        flat = [(ti, s, e) for ti, spans in enumerate(per_text) for s, e in spans]
+        results: list[list[_SemanticMatch]] = [[] for _ in texts]
+        if not flat:
+            return results
+        matrix = self.entity_matrix()
+        pooled = self.encoder.encode([texts[ti][s:e] for ti, s, e in flat], batch_size=self.batch_size).pooled
+        sims = np.asarray(pooled, dtype=np.float32) @ matrix.T
+        best = sims.argmax(axis=1)
+        entries = self.kb.entries
+        raw: list[list[_SemanticMatch]] = [[] for _ in texts]
+        for row, (ti, s, e) in enumerate(flat):
+            score = float(sims[row, best[row]])
+            if score >= self.threshold:
+                raw[ti].append(_SemanticMatch(entries[int(best[row])], s, e, score))
+        for ti, matches in enumerate(raw):
+            kept: list[_SemanticMatch] = []
+            seen: set[str] = set()
+            for m in sorted(matches, key=lambda m: (-m.score, m.start)):
+                if m.entry.id in seen or any(m.start < k.end and k.start < m.end for k in kept):
+                    continue
+                seen.add(m.entry.id)
+                kept.append(m)
+            results[ti] = sorted(kept, key=lambda m: m.start)
+        return results
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The linker and its spaCy component
+# --------------------------------------------------------------------------------------------------------------
+
+
+class EntityLinker:
+    """Dictionary matching, optional semantic fallback and negation over one knowledge base.
+
+    Args:
+        kb: the entities.
+        semantic: the fallback for phrases the dictionary misses (None = dictionary only). Its KB is set to ``kb``.
+        negation: the negation detector (default :class:`NegationDetector` with its defaults).
+        max_text_chars: longer texts are cut here with a logged warning (default ``Settings.max_text_chars``,
+            i.e. ``OVP_MAX_TEXT_CHARS``, 20,000 unless set: captions are short, and the limit bounds the cost of a
+            pathological input).
+        dictionary: a prepared :class:`DictionaryMatcher` (default: one over ``kb`` with its defaults).
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        *,
+        semantic: SemanticMatcher | None = None,
+        negation: NegationDetector | None = None,
+        max_text_chars: int | None = None,
+        dictionary: DictionaryMatcher | None = None,
+    ) -> None:
+        if max_text_chars is None:
+            from ovp.settings import Settings
+
+            max_text_chars = Settings.from_env().max_text_chars
+        if max_text_chars < 1:
+            raise ValueError(f"max_text_chars must be positive, got {max_text_chars}")
+        if dictionary is not None and dictionary.kb is not kb:
+            raise ValueError("dictionary was built over a different knowledge base than kb")
+        self.kb = kb
+        self.dictionary = dictionary or DictionaryMatcher(kb)
+        self.semantic = semantic
+        if semantic is not None:
+            semantic.set_kb(kb)
+        self.negation = negation or NegationDetector()
+        self.max_text_chars = max_text_chars
+        self._nlp: Language | None = None
+
+    def prepare(self, text: object) -> str:
+        """Check and cut one input text.
+
+        Raises:
+            TypeError: ``text`` is not a ``str`` (None included).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"caption must be a str, got {type(text).__name__}")
+        if len(text) > self.max_text_chars:
+            log.warning(
+                "text of %d chars cut to %d (OVP_MAX_TEXT_CHARS); mentions after the cut are not linked",
+                len(text), self.max_text_chars,
+            )
+            return text[: self.max_text_chars]
+        return text
+
+    def link(self, text: str) -> list[Mention]:
+        """Mentions in one text, ordered by start offset. See :meth:`link_batch`."""
+        return self.link_batch([text])[0]
+
+    def link_batch(self, texts: Sequence[str]) -> list[list[Mention]]:
+        """Mentions per text (offsets into each text as given; over-long texts are cut first).
+
+        Raises:
+            TypeError: an item is not a ``str``.
+        """
+        prepared = [self.prepare(t) for t in texts]
+        dict_matches = [self.dictionary.match(normalize(t)) for t in prepared]
+        out: list[list[Mention]] = []
+        for text, matches in zip(prepared, dict_matches):
+            mentions = []
+            for m in matches:
+                top = m.candidates[0]
+                mentions.append(self._mention(text, top.entry, m.start, m.end, top.score, "dictionary",
+                                              tuple(c.entry.id for c in m.candidates[1:])))
+            out.append(mentions)
+        if self.semantic is not None:
+            covered = [[(m.start, m.end) for m in ms] for ms in out]
+            for mentions, text, sem in zip(out, prepared, self.semantic.match_batch(prepared, covered)):
+                for s in sem:
+                    mentions.append(self._mention(text, s.entry, s.start, s.end, s.score, "semantic", ()))
+                mentions.sort(key=lambda m: (m.start, m.end))
+        return out
+
+    def _mention(
+        self, text: str, entry: KBEntry, start: int, end: int, score: float, method: str, alternatives: tuple[str, ...]
+    ) -> Mention:
+        return Mention(
+            id=entry.id, name=entry.name or entry.name_zh, kind=entry.kind, surface=text[start:end], start=start,
+            end=end, score=float(score), negated=self.negation.is_negated(text, start), xrefs=tuple(entry.xrefs),
+            method=method, alternatives=alternatives,
+        )
+
+    @property
+    def nlp(self) -> Language:
+        """A blank multilingual spaCy pipeline with the ``ovp_entity_linker`` component bound to this linker."""
+        if self._nlp is None:
+            self._nlp = build_pipeline(self)
+        return self._nlp
+
+
+if not Doc.has_extension("ovp_mentions"):
+    Doc.set_extension("ovp_mentions", default=None)
+
+
+class EntityLinkerComponent:
+    """The spaCy component: sets ``doc._.ovp_mentions`` (a list of :class:`Mention`).
+
+    The linker (KB, matchers) is a Python object, not config, so it is attached after ``add_pipe``; use
+    :func:`build_pipeline`, which does both.
+    """
+
+    def __init__(self, nlp: Language, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self.linker: EntityLinker | None = None
+
+    def _require_linker(self) -> EntityLinker:
+        if self.linker is None:
+            raise ValueError(f"spaCy component {self.name!r} has no linker; build the pipeline with build_pipeline()")
+        return self.linker
+
+    def __call__(self, doc: Doc) -> Doc:
+        doc._.ovp_mentions = self._require_linker().link(doc.text)
+        return doc
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
+        # batching matters for the semantic matcher: all candidate spans of a batch go through one encoder call
+        linker = self._require_linker()
+        size = batch_size or self.batch_size
+        batch: list[Doc] = []
+        for doc in docs:
+            batch.append(doc)
+            if len(batch) >= size:
+                yield from self._link(linker, batch)
+                batch = []
+        if batch:
+            yield from self._link(linker, batch)
+
+    @staticmethod
+    def _link(linker: EntityLinker, docs: list[Doc]) -> Iterator[Doc]:
+        for doc, mentions in zip(docs, linker.link_batch([d.text for d in docs])):
+            doc._.ovp_mentions = mentions
+            yield doc
+
+
+@Language.factory("ovp_entity_linker", default_config={"batch_size": 64})
+def make_entity_linker(nlp: Language, name: str, batch_size: int) -> EntityLinkerComponent:
+    """spaCy factory for :class:`EntityLinkerComponent` (attach a linker before use; see :func:`build_pipeline`)."""
+    return EntityLinkerComponent(nlp, name, batch_size)
+
+
+def build_pipeline(linker: EntityLinker, *, batch_size: int = 64) -> Language:
+    """``spacy.blank("xx")`` with the ``ovp_entity_linker`` component bound to ``linker``."""
+    import spacy
+
+    nlp = spacy.blank("xx")
+    component = nlp.add_pipe("ovp_entity_linker", config={"batch_size": batch_size})
+    component.linker = linker
+    return nlp
+
+
+def link_mentions(texts: list[str], linker: EntityLinker, *, batch_size: int = 64) -> list[list[Mention]]:
+    """Link every text (batched through ``nlp.pipe``): the call the rest of OVP makes.
+
+    Args:
+        texts: captions; an empty string gives no mentions.
+        linker: the :class:`EntityLinker` to use (its pipeline is built once and reused).
+        batch_size: texts per batch.
+
+    Returns:
+        Per text, its mentions ordered by start offset; offsets index the text as given (cut texts: the kept prefix).
+
+    Raises:
+        TypeError: ``texts`` is a bare string, or an item is not a ``str`` (None included).
+    """
+    if isinstance(texts, str):
+        raise TypeError("link_mentions() takes a list of strings, not a single string")
+    prepared = [linker.prepare(t) for t in texts]  # validate and cut before spaCy tokenises anything
+    return [doc._.ovp_mentions for doc in linker.nlp.pipe(prepared, batch_size=batch_size)]
