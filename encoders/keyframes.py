@@ -113,7 +113,7 @@ def extract_keyframes(
         A :class:`KeyframeSet` with frames in time order.
 
     Raises:
-        ValueError: ``k < 1`` or ``scene_threshold`` outside (0, 1].
+        ValueError: ``k < 1``, ``scene_threshold`` outside (0, 1] or ``timeout_s <= 0``.
         VideoDecodeError: the file is missing or empty, has no video stream, is truncated, is not a video or cannot
             be decoded, or decoding took longer than ``timeout_s``.
     """
@@ -121,11 +121,15 @@ def extract_keyframes(
         raise ValueError(f"k must be at least 1, got {k}")
     if not 0.0 < scene_threshold <= 1.0:
         raise ValueError(f"scene_threshold must be in (0, 1], got {scene_threshold}")
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     path = Path(path)
     deadline = _Deadline(path, timeout_s)
     _check_file(path)
     try:
         container = av.open(str(path), timeout=timeout_s, metadata_errors="replace")
+    except av.ExitError as exc:  # PyAV's timeout interrupted FFmpeg
+        raise deadline.expired() from exc
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise VideoDecodeError(f"{path}: not a readable video ({_reason(exc)})", hint="check the file is a complete video") from exc
     try:
@@ -139,6 +143,8 @@ def extract_keyframes(
         frames, times = _materialise(container, stream, scan, picks, deadline)
     except VideoDecodeError:
         raise
+    except av.ExitError as exc:
+        raise deadline.expired() from exc
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
         raise VideoDecodeError(f"{path}: cannot decode the video ({_reason(exc)})", hint="the file is damaged; re-export or re-download it") from exc
     finally:
@@ -263,10 +269,13 @@ class _Deadline:
 
     def check(self) -> None:
         if self.elapsed() > self.timeout_s:
-            raise VideoDecodeError(
-                f"{self.path}: decoding took longer than {self.timeout_s:g}s",
-                hint="the file may be damaged; for very long videos raise OVP_DECODE_TIMEOUT_S",
-            )
+            raise self.expired()
+
+    def expired(self) -> VideoDecodeError:
+        return VideoDecodeError(
+            f"{self.path}: decoding took longer than {self.timeout_s:g}s",
+            hint="the file may be damaged; for very long videos raise OVP_DECODE_TIMEOUT_S",
+        )
 
 
 @dataclass
