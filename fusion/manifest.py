@@ -1,0 +1,434 @@
+"""The batch manifest: one video per line of a JSONL file, read into typed :class:`VideoEntry` records.
+
+Format (UTF-8, one JSON object per line; blank lines and lines starting with ``//`` are skipped)::
+
+    {"id": "vid_0001", "path": "videos/vid_0001.mp4", "platform": "douyin",
+     "title": "青光眼科普", "caption": "眼压高就是青光眼吗？#青光眼 #eyehealth 👀", "hashtags": ["青光眼", "eyehealth"],
+     "published_at": "2024-03-01T20:15:00+08:00", "duration_s": 6.0, "author_followers": 12000,
+     "diseases": ["OVP:glaucoma"], "views": 5400, "likes": 310, "comments": 12, "shares": 7, "quality": 4,
+     "synthetic": false}
+
+Required fields (the inputs, known when a video is published):
+
+=====================  ==========================================================================================
+``id``                 str matching ``[A-Za-z0-9_.:-]{1,128}``, unique within the manifest
+``path``               str, the video file; a relative path is resolved against the manifest's folder
+``platform``           one of ``douyin bilibili kuaishou youtube tiktok other``
+``title``              str (may be empty), at most 1,000 characters
+``caption``            str (may be empty), at most 20,000 characters (``OVP_MAX_TEXT_CHARS``' default)
+``hashtags``           list of str, as written by the author, without or with a leading ``#``
+``published_at``       ISO 8601 date-time; one without a UTC offset is taken as UTC
+``duration_s``         number ≥ 0 (seconds)
+``author_followers``   integer ≥ 0 (an INPUT: the audience an author already has when the video is published)
+=====================  ==========================================================================================
+
+Optional fields (labels for training and evaluation, and provenance):
+
+=====================  ==========================================================================================
+``url``                str, where the video was published (kept on the graph's Video node)
+``diseases``           list of entity ids (CURIEs such as ``OVP:glaucoma``); ``[]`` = labelled "about no profile
+                       disease"; absent = unlabelled
+``views`` ``likes``    integers ≥ 0; give all four or none. The popularity target is
+``comments`` ``shares``  ``log1p(views + 5·likes + 10·comments + 20·shares)`` (:func:`popularity_target`): an
+                       interaction weighs more the more effort it costs the viewer, so a share counts 20 views
+``quality``            integer 1–5, the Global Quality Score used in ophthalmic video studies
+``synthetic``          bool (default false): generated data (``ovp demo-data``); every report on it must say so
+=====================  ==========================================================================================
+
+Any other field is an error, so a misspelt label (``"qualty"``) is never silently ignored.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ovp.errors import ManifestError
+
+logger = logging.getLogger(__name__)
+
+PLATFORMS = ("douyin", "bilibili", "kuaishou", "youtube", "tiktok", "other")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+#: Entity ids are CURIEs: a prefix, a colon, a local part (``OVP:glaucoma``, ``ICD10:H40``, ``HP:0000501``).
+ENTITY_ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*:[^\s:][^\s]*")
+MAX_CAPTION_CHARS = 20_000
+MAX_TITLE_CHARS = 1_000
+#: Weights of the engagement counts in the popularity target (see :func:`popularity_target`).
+ENGAGEMENT_WEIGHTS = {"views": 1, "likes": 5, "comments": 10, "shares": 20}
+#: At most this many problems are listed in a ManifestError (all are counted); a 1 GB file of garbage should not
+#: become a 1 GB error message.
+MAX_LISTED_PROBLEMS = 1_000
+
+REQUIRED_FIELDS = ("id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s", "author_followers")
+OPTIONAL_FIELDS = ("url", "diseases", "views", "likes", "comments", "shares", "quality", "synthetic")
+ENGAGEMENT_FIELDS = tuple(ENGAGEMENT_WEIGHTS)
+
+
+def popularity_target(views: int, likes: int, comments: int, shares: int) -> float:
+    """The popularity label: ``log1p(views + 5·likes + 10·comments + 20·shares)``.
+
+    The log makes the heavy-tailed counts (a few videos get millions of views) a target a regression head can fit.
+    """
+    return math.log1p(views + 5 * likes + 10 * comments + 20 * shares)
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One manifest line, validated. ``path`` is absolute when the manifest was read from a file.
+
+    Labels are ``None`` when unknown; ``popularity`` is derived from the four engagement counts.
+    """
+
+    id: str
+    path: Path
+    platform: str
+    title: str
+    caption: str
+    hashtags: tuple[str, ...]
+    published_at: datetime
+    duration_s: float
+    author_followers: int
+    url: str | None = None
+    diseases: tuple[str, ...] | None = None
+    views: int | None = None
+    likes: int | None = None
+    comments: int | None = None
+    shares: int | None = None
+    quality: int | None = None
+    synthetic: bool = False
+
+    @property
+    def popularity(self) -> float | None:
+        """log1p of the weighted engagement (:func:`popularity_target`), or ``None`` when unlabelled."""
+        if self.views is None or self.likes is None or self.comments is None or self.shares is None:
+            return None
+        return popularity_target(self.views, self.likes, self.comments, self.shares)
+
+    def to_json_dict(self, base_dir: Path | None = None) -> dict[str, Any]:
+        """The manifest line as a dict (field order fixed, ``None`` labels left out).
+
+        ``path`` is written relative to ``base_dir`` when it lies under it, so a manifest and its videos can move together.
+        """
+        path = self.path
+        if base_dir is not None and path.is_absolute():
+            try:
+                path = path.relative_to(base_dir.resolve())
+            except ValueError:
+                pass
+        out: dict[str, Any] = {
+            "id": self.id,
+            "path": path.as_posix(),
+            "platform": self.platform,
+            "title": self.title,
+            "caption": self.caption,
+            "hashtags": list(self.hashtags),
+            "published_at": self.published_at.isoformat(),
+            "duration_s": self.duration_s,
+            "author_followers": self.author_followers,
+        }
+        if self.url is not None:
+            out["url"] = self.url
+        if self.diseases is not None:
+            out["diseases"] = list(self.diseases)
+        for name in ENGAGEMENT_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.quality is not None:
+            out["quality"] = self.quality
+        if self.synthetic:
+            out["synthetic"] = True
+        return out
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Problems:
+    """Every problem found, as ``origin:line: field: what is wrong``; counts past the listing cap."""
+
+    origin: str
+    items: list[str] = field(default_factory=list)
+    count: int = 0
+    bad_lines: set[int] = field(default_factory=set)
+
+    def add(self, line: int, name: str, what: str) -> None:
+        self.count += 1
+        self.bad_lines.add(line)
+        if len(self.items) < MAX_LISTED_PROBLEMS:
+            self.items.append(f"{self.origin}:{line}: {name}: {what}")
+
+
+def _type_name(value: object) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _as_int(value: object) -> int | None:
+    # JSON has one number type; exporters (pandas) write counts as 1200.0, which is an integer all the same.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _check_str(obj: Mapping[str, Any], name: str, line: int, problems: _Problems, *, max_chars: int | None = None) -> str | None:
+    value = obj[name]
+    if not isinstance(value, str):
+        problems.add(line, name, f"expected a string, got {_type_name(value)}")
+        return None
+    if max_chars is not None and len(value) > max_chars:
+        problems.add(line, name, f"{len(value):,} characters, more than the {max_chars:,} allowed; shorten it")
+        return None
+    return value
+
+
+def _check_count(obj: Mapping[str, Any], name: str, line: int, problems: _Problems) -> int | None:
+    value = _as_int(obj[name])
+    if value is None:
+        problems.add(line, name, f"expected an integer ≥ 0, got {obj[name]!r}")
+        return None
+    if value < 0:
+        problems.add(line, name, f"must be ≥ 0, got {value}")
+        return None
+    return value
+
+
+def _parse_datetime(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # Naive times are read as UTC so that every published_at is comparable (and has an hour for the metadata vector).
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None, problems: _Problems) -> VideoEntry | None:
+    """Validate one decoded line; record every problem and return ``None`` if there was any."""
+    before = problems.count
+    for name in REQUIRED_FIELDS:
+        if name not in obj:
+            problems.add(line, name, "missing (required)")
+    for name in obj:
+        if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
+            problems.add(line, name, f"unknown field; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}")
+    values: dict[str, Any] = {}
+
+    if "id" in obj and (vid := _check_str(obj, "id", line, problems)) is not None:
+        if ID_PATTERN.fullmatch(vid):
+            values["id"] = vid
+        else:
+            problems.add(line, "id", f"{vid[:140]!r} must be 1–128 characters of A–Z a–z 0–9 _ . : -")
+    if "path" in obj and (path := _check_str(obj, "path", line, problems)) is not None:
+        if not path.strip() or "\x00" in path:
+            problems.add(line, "path", "must be a non-empty file path")
+        else:
+            p = Path(path).expanduser()
+            values["path"] = (base_dir / p) if base_dir is not None and not p.is_absolute() else p
+    if "platform" in obj and (platform := _check_str(obj, "platform", line, problems)) is not None:
+        if platform.lower() in PLATFORMS:
+            values["platform"] = platform.lower()
+        else:
+            problems.add(line, "platform", f"{platform!r} is not one of {', '.join(PLATFORMS)} (use 'other')")
+    if "title" in obj and (title := _check_str(obj, "title", line, problems, max_chars=MAX_TITLE_CHARS)) is not None:
+        values["title"] = title
+    if "caption" in obj and (caption := _check_str(obj, "caption", line, problems, max_chars=MAX_CAPTION_CHARS)) is not None:
+        values["caption"] = caption
+    if "hashtags" in obj:
+        tags = obj["hashtags"]
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            problems.add(line, "hashtags", f"expected a list of strings, got {_type_name(tags)}"
+                         + ("" if not isinstance(tags, list) else " with non-string items"))
+        else:
+            values["hashtags"] = tuple(tags)
+    if "published_at" in obj and (stamp := _check_str(obj, "published_at", line, problems)) is not None:
+        parsed = _parse_datetime(stamp)
+        if parsed is None:
+            problems.add(line, "published_at", f"{stamp[:60]!r} is not an ISO 8601 date-time (e.g. 2024-03-01T20:15:00+08:00)")
+        else:
+            values["published_at"] = parsed
+    if "duration_s" in obj:
+        duration = obj["duration_s"]
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration):
+            problems.add(line, "duration_s", f"expected a number of seconds, got {duration!r}")
+        elif duration < 0:
+            problems.add(line, "duration_s", f"must be ≥ 0, got {duration}")
+        else:
+            values["duration_s"] = float(duration)
+    if "author_followers" in obj and (followers := _check_count(obj, "author_followers", line, problems)) is not None:
+        values["author_followers"] = followers
+
+    if "url" in obj and obj["url"] is not None and (url := _check_str(obj, "url", line, problems, max_chars=2_000)) is not None:
+        values["url"] = url
+    if "diseases" in obj and obj["diseases"] is not None:
+        diseases = obj["diseases"]
+        if not isinstance(diseases, list) or not all(isinstance(d, str) for d in diseases):
+            problems.add(line, "diseases", f"expected a list of entity ids, got {_type_name(diseases)}"
+                         + ("" if not isinstance(diseases, list) else " with non-string items"))
+        else:
+            bad = [d for d in diseases if not ENTITY_ID_PATTERN.fullmatch(d)]
+            repeated = sorted({d for d in diseases if diseases.count(d) > 1})
+            if bad:
+                problems.add(line, "diseases", f"not entity ids (PREFIX:local, e.g. OVP:glaucoma): {', '.join(map(repr, bad[:5]))}")
+            elif repeated:
+                problems.add(line, "diseases", f"listed twice: {', '.join(repeated)}")
+            else:
+                values["diseases"] = tuple(diseases)
+    present = [name for name in ENGAGEMENT_FIELDS if obj.get(name) is not None]
+    if present and len(present) < len(ENGAGEMENT_FIELDS):
+        missing = [name for name in ENGAGEMENT_FIELDS if name not in present]
+        problems.add(line, missing[0], f"give all of views, likes, comments, shares or none (missing {', '.join(missing)})")
+    for name in present:
+        if (count := _check_count(obj, name, line, problems)) is not None:
+            values[name] = count
+    if "quality" in obj and obj["quality"] is not None:
+        quality = _as_int(obj["quality"])
+        if quality is None or not 1 <= quality <= 5:
+            problems.add(line, "quality", f"expected an integer 1–5 (Global Quality Score), got {obj['quality']!r}")
+        else:
+            values["quality"] = quality
+    if "synthetic" in obj:
+        if not isinstance(obj["synthetic"], bool):
+            problems.add(line, "synthetic", f"expected true or false, got {obj['synthetic']!r}")
+        else:
+            values["synthetic"] = obj["synthetic"]
+
+    if problems.count != before:
+        return None
+    return VideoEntry(**values)
+
+
+def _validate_objects(objects: Iterable[tuple[int, object]], base_dir: Path | None, problems: _Problems) -> tuple[list[VideoEntry], int]:
+    """Validate ``(line, object)`` pairs into entries, recording problems; returns the entries and the count seen."""
+    entries: list[VideoEntry] = []
+    first_line: dict[str, int] = {}
+    total = 0
+    for line, obj in objects:
+        total += 1
+        if not isinstance(obj, dict):
+            problems.add(line, "<line>", f"expected a JSON object, got {_type_name(obj)}")
+            continue
+        entry = _entry_from_object(obj, line, base_dir, problems)
+        vid = obj.get("id")
+        if isinstance(vid, str):
+            if vid in first_line:
+                problems.add(line, "id", f"duplicate id {vid!r} (first on line {first_line[vid]})")
+                entry = None
+            else:
+                first_line[vid] = line
+        if entry is not None:
+            entries.append(entry)
+    return entries, total
+
+
+def _finish(entries: list[VideoEntry], total: int, problems: _Problems) -> list[VideoEntry]:
+    if problems.count:
+        items = sorted(problems.items, key=lambda item: _line_of(item, problems.origin))
+        if problems.count > len(items):
+            items.append(f"… and {problems.count - len(items):,} more problems")
+        raise ManifestError(
+            f"manifest {problems.origin}: {len(problems.bad_lines)} of {total} lines are bad "
+            f"({problems.count} problem{'s' if problems.count != 1 else ''}); first: {items[0]}",
+            problems=items,
+            hint="fix every listed line and submit the manifest again",
+        )
+    if not entries:
+        raise ManifestError(f"manifest {problems.origin} lists no videos", hint="add one JSON object per line (see fusion/manifest.py)")
+    return entries
+
+
+def _line_of(problem: str, origin: str) -> int:
+    # "origin:LINE: field: ..." — the origin may itself contain colons, so skip it before reading the number.
+    return int(problem[len(origin) + 1:].split(":", 1)[0])
+
+
+def parse_manifest_objects(objects: Iterable[tuple[int, object]], origin: str = "<manifest>", *, base_dir: Path | None = None) -> list[VideoEntry]:
+    """Validate already-decoded manifest lines given as ``(line_number, object)`` pairs.
+
+    Same promises as :func:`parse_manifest_lines`; for a JSON request body that holds a list of objects, number
+    them from 1.
+    """
+    problems = _Problems(origin)
+    entries, total = _validate_objects(objects, base_dir, problems)
+    return _finish(entries, total, problems)
+
+
+def parse_manifest_lines(lines: Iterable[str | bytes], origin: str = "<manifest>", *, base_dir: Path | None = None) -> list[VideoEntry]:
+    """Parse and validate manifest lines (``str`` or UTF-8 ``bytes``, line 1 first).
+
+    Args:
+        lines: the manifest's lines; blank lines and ``//`` comment lines are skipped.
+        origin: the name used in problem messages (a file path, or e.g. ``request body``).
+        base_dir: relative ``path`` values are resolved against it; ``None`` keeps them as given.
+
+    Returns:
+        one :class:`VideoEntry` per video line, in order.
+
+    Raises:
+        ManifestError: any line is bad (``problems`` lists every problem as ``origin:line: field: what is wrong``,
+            in line order; the message says how many lines are bad and quotes the first problem), or there are no
+            videos at all.
+    """
+    problems = _Problems(origin)
+    decoded: list[tuple[int, object]] = []
+    undecodable = 0
+    for lineno, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                undecodable += 1
+                problems.add(lineno, "<line>", f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8")
+                continue
+        else:
+            text = raw
+        if lineno == 1:
+            text = text.removeprefix("\ufeff")  # a BOM from Windows editors is not worth a rejection
+        stripped = text.strip()
+        if not stripped or stripped.startswith("//"):
+            continue
+        try:
+            decoded.append((lineno, json.loads(stripped)))
+        except json.JSONDecodeError as exc:
+            undecodable += 1
+            problems.add(lineno, "<line>", f"invalid JSON: {exc.msg} at column {exc.colno}")
+    entries, total = _validate_objects(decoded, base_dir, problems)
+    return _finish(entries, total + undecodable, problems)
+
+
+def read_manifest(path: str | Path) -> list[VideoEntry]:
+    """Read a manifest file; relative video paths are resolved against the manifest's folder.
+
+    Raises:
+        ManifestError: the file cannot be read, has bad lines (all listed), or lists no videos.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc.strerror}", hint="check the path") from exc
+    entries = parse_manifest_lines(data.split(b"\n"), str(path), base_dir=path.resolve().parent)
+    logger.debug("manifest %s: %d videos", path, len(entries))
+    return entries
+
+
+def write_manifest(entries: Iterable[VideoEntry], path: str | Path) -> Path:
+    """Write entries as a manifest (UTF-8, one compact JSON object per line, ``\\n`` endings, paths relative to the
+    manifest's folder where possible). The same entries always give the same bytes. Returns the path written.
+    """
+    path = Path(path)
+    base = path.resolve().parent
+    lines = [json.dumps(entry.to_json_dict(base), ensure_ascii=False, separators=(", ", ": ")) for entry in entries]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(path)  # a reader never sees half a manifest
+    return path
