@@ -1,0 +1,143 @@
+"""``FusionConfig``: every hyperparameter of the fusion model and its training, in one JSON-serialisable object."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from fusion.records import METADATA_DIM, LabelMap, VideoFeatures
+
+TASKS = ("disease", "popularity", "quality")
+FUSIONS = ("cross_attention", "concat")
+TASK_WEIGHTINGS = ("uncertainty", "equal")
+QUALITY_HEADS = ("ordinal", "softmax")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Hyperparameters the model, the loss and the training loop read from; saved as ``config.json`` with the model.
+
+    Raises:
+        ValueError: from ``__post_init__`` when two options conflict (the message names both) or a value is out of range.
+    """
+
+    # Input widths (what the encoders produce); ``from_items`` reads them off the data.
+    d_visual: int = 2048  # ResNet-50 pooled features (512 for ResNet-18)
+    d_text: int = 384  # all-MiniLM-L6-v2 hidden size
+    d_graph: int = 64
+    d_meta: int = METADATA_DIM
+    n_diseases: int = 0
+    # Model
+    width: int = 256  # also the fused-embedding size, which the Neo4j vector index is declared with
+    heads: int = 4
+    dropout: float = 0.1
+    fusion: str = "cross_attention"
+    use_visual: bool = True
+    use_text: bool = True
+    use_graph: bool = True
+    use_metadata: bool = True
+    # Tasks and loss
+    tasks: tuple[str, ...] = TASKS
+    task_weighting: str = "uncertainty"
+    quality_head: str = "ordinal"
+    # Optimisation
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    epochs: int = 40
+    batch_size: int = 32
+    patience: int = 8
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        for name, value, allowed in (
+            ("fusion", self.fusion, FUSIONS),
+            ("task_weighting", self.task_weighting, TASK_WEIGHTINGS),
+            ("quality_head", self.quality_head, QUALITY_HEADS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not one of {allowed}")
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"tasks={self.tasks!r} must be a non-empty set drawn from {TASKS}")
+        if not (self.use_visual or self.use_text or self.use_graph or self.use_metadata):
+            raise ValueError("use_visual, use_text, use_graph and use_metadata are all False: the model would have no input")
+        if self.fusion == "cross_attention" and not (self.use_visual and (self.use_text or self.use_graph)):
+            # Cross-modal attention needs frames on one side and text/entities on the other; without that it is a
+            # per-modality pooling with extra parameters, which is what the 'concat' baseline measures honestly.
+            raise ValueError(
+                "fusion='cross_attention' needs use_visual=True and use_text or use_graph True; "
+                f"got use_visual={self.use_visual}, use_text={self.use_text}, use_graph={self.use_graph} — use fusion='concat'"
+            )
+        if self.fusion == "cross_attention" and self.width % self.heads:
+            raise ValueError(f"width={self.width} is not divisible by heads={self.heads}")
+        if self.use_metadata and self.d_meta <= 0:
+            raise ValueError(f"use_metadata=True conflicts with d_meta={self.d_meta}: set use_metadata=False")
+        if "disease" in self.tasks and self.n_diseases <= 0:
+            raise ValueError(f"task 'disease' is enabled but n_diseases={self.n_diseases}: give a non-empty label map")
+        for name in ("d_visual", "d_text", "d_graph", "width", "heads", "epochs", "batch_size", "patience"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr} must be positive")
+
+    def has(self, task: str) -> bool:
+        """Whether ``task`` is trained and predicted."""
+        return task in self.tasks
+
+    def replace(self, **changes: Any) -> "FusionConfig":
+        """A copy with ``changes`` applied (and validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["tasks"] = list(self.tasks)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FusionConfig":
+        """Inverse of ``to_dict``; unknown keys raise ValueError (a config from a newer version should not half-load)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        extra = sorted(set(data) - names)
+        if extra:
+            raise ValueError(f"unknown FusionConfig keys {extra}")
+        return cls(**data)
+
+    @classmethod
+    def from_items(cls, items: Sequence[VideoFeatures], label_map: LabelMap, **overrides: Any) -> "FusionConfig":
+        """A config whose input widths and ``n_diseases`` match ``items`` and ``label_map``; ``overrides`` set the rest.
+
+        Raises:
+            ValueError: ``items`` is empty or its items disagree on a feature width (naming the first odd one).
+        """
+        if not items:
+            raise ValueError("cannot infer feature widths from an empty item list")
+        dims = items[0].dims
+        for it in items:
+            if it.dims != dims:
+                raise ValueError(
+                    f"video {it.video_id!r} has widths (visual, text, graph, meta)={it.dims}, "
+                    f"but {items[0].video_id!r} has {dims}"
+                )
+        values: dict[str, Any] = dict(
+            d_visual=dims[0], d_text=dims[1], d_graph=dims[2], d_meta=dims[3], n_diseases=len(label_map)
+        )
+        if dims[3] == 0:
+            values["use_metadata"] = False
+        values.update(overrides)
+        return cls(**values)
+
+
+def check_compatible(config: FusionConfig, items: Sequence[VideoFeatures], label_map: LabelMap) -> None:
+    """Raise ValueError naming the first item whose widths differ from ``config``, or a label-map size mismatch."""
+    if config.n_diseases != len(label_map) and config.has("disease"):
+        raise ValueError(f"config.n_diseases={config.n_diseases} but the label map has {len(label_map)} diseases")
+    want = (config.d_visual, config.d_text, config.d_graph, config.d_meta)
+    for it in items:
+        if it.dims != want:
+            raise ValueError(
+                f"video {it.video_id!r} has widths (visual, text, graph, meta)={it.dims}, the model expects {want}"
+            )
