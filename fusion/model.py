@@ -1,0 +1,310 @@
+r"""The OVP fusion model: keyframes × knowledge-enriched text × graph entities → disease, popularity and quality.
+
+Approach (the OVP paper): ResNet keyframe features and knowledge-graph-enriched BERT token states are fused by
+cross-modal attention, and three heads are trained jointly; the GNN embeddings of the linked entities join the text side.
+Task losses are combined with learned homoscedastic uncertainty (Kendall, Gal & Cipolla, "Multi-Task Learning Using
+Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018) — see ``fusion.losses``.
+
+The math, for one video with frames :math:`F \in \mathbb{R}^{K\times D_v}`, tokens :math:`T \in \mathbb{R}^{L\times D_t}`,
+entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d` is ``config.width``:
+
+1. Projections: :math:`V = \mathrm{LN}(F W_v)`, :math:`C = [\mathrm{LN}(T W_t) + e_t ;\ \mathrm{LN}(G W_g) + e_g]`
+   (:math:`e_t, e_g` learned type embeddings: the text-and-entity context, length :math:`L+E`).
+2. Cross-modal attention, both directions, from the same inputs (co-attention):
+   :math:`C' = \mathrm{LN}(C + \mathrm{MHA}(Q{=}C, K{=}V, V{=}V))`, :math:`V' = \mathrm{LN}(V + \mathrm{MHA}(Q{=}V, K{=}C, V{=}C))`,
+   each followed by a residual feed-forward block. Padding and switched-off modalities are key-padding masks.
+3. Gated pooling: per sequence (frames, tokens, entities) an attention pool
+   :math:`\alpha = \mathrm{softmax}_{valid}(w^\top \tanh(W h_i))`, :math:`s = \sum_i \alpha_i h_i`; metadata gives
+   :math:`s_m = \mathrm{MLP}(m)`. Each summary gets a learned gate :math:`g = \sigma(W_g s)` and the fused embedding is
+   :math:`z = \mathrm{LN}(\sum_{present} g \odot s)` (:math:`d`-dimensional; stored in the Neo4j vector index).
+4. Heads on :math:`z`: disease logits (multi-label, sigmoid), popularity (standardised log1p engagement),
+   quality: ordinal — cumulative logits :math:`P(y > k) = \sigma(f(z) - \theta_k)`, :math:`k=1..4`, thresholds kept
+   ordered by construction (:math:`\theta_{k+1} = \theta_k + \mathrm{softplus}(\delta_k)`) — or softmax over 5 levels.
+
+``fusion='concat'`` (the ablation baseline) replaces 2–3 by masked mean pooling of each projection, concatenated and
+projected to :math:`d`. Attention weights over keyframes, tokens and entities come back for explanations; an empty or
+switched-off sequence gets all-zero weights and a zero summary, never NaN.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fusion.config import FusionConfig
+
+logger = logging.getLogger(__name__)
+
+MODALITIES = ("visual", "text", "graph", "metadata")
+
+
+@dataclass
+class FusionOutput:
+    """What one forward pass returns (batch size B; K, L, E are the padded lengths of the batch).
+
+    Attention weights sum to 1 over the valid positions of an item's sequence, and are 0 on padding and on
+    sequences that are empty or switched off.
+    """
+
+    disease_logits: Tensor | None  # B × n_diseases
+    popularity: Tensor | None  # B, standardised log1p engagement (``FusionModel.popularity_value`` undoes it)
+    quality_logits: Tensor | None  # B × 4 cumulative logits (ordinal) or B × 5 class logits (softmax)
+    quality_probs: Tensor | None  # B × 5, over GQS 1..5
+    embedding: Tensor  # B × width, the fused representation
+    frame_attention: Tensor  # B × K
+    token_attention: Tensor  # B × L
+    entity_attention: Tensor  # B × E
+    gates: Tensor  # B × 4, mean gate value per modality (visual, text, graph, metadata); 0 when absent
+
+    @property
+    def disease_probs(self) -> Tensor | None:
+        return None if self.disease_logits is None else torch.sigmoid(self.disease_logits)
+
+    @property
+    def quality_pred(self) -> Tensor | None:
+        """B predicted GQS levels 1..5 (the most probable level)."""
+        return None if self.quality_probs is None else self.quality_probs.argmax(dim=-1) + 1
+
+
+def masked_softmax(scores: Tensor, valid: Tensor) -> Tensor:
+    """Softmax over the last dim restricted to ``valid``; rows with no valid position give all zeros (not NaN)."""
+    scores = scores.masked_fill(~valid, float("-inf"))
+    any_valid = valid.any(dim=-1, keepdim=True)
+    scores = torch.where(any_valid, scores, torch.zeros_like(scores))
+    return torch.softmax(scores, dim=-1) * valid.to(scores.dtype)
+
+
+class CrossModalBlock(nn.Module):
+    """Queries from one modality attend over keys/values of the other; residual + LayerNorm + feed-forward."""
+
+    def __init__(self, width: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+        self.norm1 = nn.LayerNorm(width)
+        self.ff = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * width, width))
+        self.norm2 = nn.LayerNorm(width)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, query: Tensor, query_valid: Tensor, keys: Tensor, key_valid: Tensor) -> Tensor:
+        # nn.MultiheadAttention returns NaN for a row whose keys are all masked. Unmask position 0 for those rows so the
+        # softmax is defined, then drop their attended values: a query with nothing to look at keeps its own state.
+        has_keys = key_valid.any(dim=-1)
+        safe_valid = key_valid.clone()
+        safe_valid[~has_keys, 0] = True
+        attended, _ = self.attn(query, keys, keys, key_padding_mask=~safe_valid, need_weights=False)
+        attended = attended * has_keys[:, None, None].to(attended.dtype)
+        h = self.norm1(query + self.drop(attended))
+        h = self.norm2(h + self.drop(self.ff(h)))
+        # Padding positions carry no information; zero them so nothing downstream can depend on padding content.
+        return h * query_valid[..., None].to(h.dtype)
+
+
+class AttentionPool(nn.Module):
+    """Additive attention pooling over the valid positions of one sequence: weights and the weighted sum."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(width, width)
+        self.score = nn.Linear(width, 1, bias=False)
+
+    def forward(self, h: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        weights = masked_softmax(self.score(torch.tanh(self.proj(h))).squeeze(-1), valid)
+        return torch.einsum("bn,bnd->bd", weights, h), weights
+
+
+class OrdinalHead(nn.Module):
+    """Cumulative-logit (CORAL-style) head: one score f(z), four ordered thresholds, P(y > k) = σ(f(z) − θ_k)."""
+
+    def __init__(self, width: int, levels: int = 5) -> None:
+        super().__init__()
+        self.score = nn.Linear(width, 1)
+        self.first = nn.Parameter(torch.zeros(1))
+        self.gaps = nn.Parameter(torch.zeros(levels - 2))
+
+    def reset_parameters(self) -> None:
+        self.score.reset_parameters()
+        # Start with thresholds spread over [-1.5, 1.5] so the initial prediction is the middle level, not level 1.
+        nn.init.constant_(self.first, -1.5)
+        nn.init.constant_(self.gaps, math.log(math.expm1(1.0)))  # softplus(gap) = 1
+
+    def thresholds(self) -> Tensor:
+        return torch.cat([self.first, self.first + torch.cumsum(F.softplus(self.gaps), dim=0)])
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        logits = self.score(z) - self.thresholds()  # B × 4: logit P(y > k)
+        above = torch.sigmoid(logits)
+        ones = torch.ones_like(above[:, :1])
+        zeros = torch.zeros_like(above[:, :1])
+        # P(y = k) = P(y > k-1) − P(y > k); ordered thresholds make every difference non-negative.
+        probs = torch.cat([ones, above], dim=1) - torch.cat([above, zeros], dim=1)
+        return logits, probs.clamp_min(0.0)
+
+
+class FusionModel(nn.Module):
+    """Cross-modal attention fusion with gated pooling and three task heads; see the module docstring for the math.
+
+    ``forward`` takes padded batches with boolean validity masks (True = a real position) and returns ``FusionOutput``.
+    Modalities switched off in the config are masked out, so a model trained without them never sees them.
+    """
+
+    def __init__(self, config: FusionConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.width
+        # 1. Projections into the shared width.
+        self.visual_proj = nn.Sequential(nn.Linear(config.d_visual, d), nn.LayerNorm(d))
+        self.text_proj = nn.Sequential(nn.Linear(config.d_text, d), nn.LayerNorm(d))
+        self.graph_proj = nn.Sequential(nn.Linear(config.d_graph, d), nn.LayerNorm(d))
+        self.type_embedding = nn.Parameter(torch.zeros(2, d))  # 0: token, 1: entity (they share one context sequence)
+        self.meta_mlp = (
+            nn.Sequential(nn.Linear(config.d_meta, d), nn.GELU(), nn.Linear(d, d)) if config.use_metadata else None
+        )
+        self.input_drop = nn.Dropout(config.dropout)
+        # 2.–3. Fusion.
+        if config.fusion == "cross_attention":
+            self.context_over_frames = CrossModalBlock(d, config.heads, config.dropout)
+            self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
+            self.pools = nn.ModuleDict({m: AttentionPool(d) for m in ("visual", "text", "graph")})
+            self.gates = nn.ModuleDict({m: nn.Linear(d, d) for m in MODALITIES})
+            self.fuse_norm = nn.LayerNorm(d)
+        else:
+            self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
+        # 4. Heads.
+        self.disease_head = nn.Linear(d, config.n_diseases) if config.has("disease") else None
+        self.popularity_head = (
+            nn.Sequential(nn.Linear(d, d // 2), nn.GELU(), nn.Linear(d // 2, 1)) if config.has("popularity") else None
+        )
+        if config.has("quality"):
+            self.quality_head: nn.Module | None = OrdinalHead(d) if config.quality_head == "ordinal" else nn.Linear(d, 5)
+        else:
+            self.quality_head = None
+        # Popularity standardisation and the training distribution's percentiles, set by training and saved in the
+        # state dict, so a loaded model un-standardises and ranks exactly as it did when trained.
+        self.register_buffer("pop_mean", torch.zeros(()))
+        self.register_buffer("pop_std", torch.ones(()))
+        self.register_buffer("pop_quantiles", torch.zeros(101))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """(Re)initialise every learned parameter; buffers (popularity statistics) are left alone."""
+        for module in self.modules():
+            if module is self:
+                continue
+            if isinstance(module, OrdinalHead):
+                module.reset_parameters()
+            elif isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.LayerNorm, nn.MultiheadAttention)):
+                module._reset_parameters() if isinstance(module, nn.MultiheadAttention) else module.reset_parameters()
+        nn.init.normal_(self.type_embedding, std=0.02)
+        if self.config.fusion == "cross_attention":
+            # Gates start half-open (σ(0)=0.5) for every modality instead of at a random preference.
+            for gate in self.gates.values():
+                nn.init.zeros_(gate.weight)
+                nn.init.zeros_(gate.bias)
+
+    def forward(
+        self,
+        frames: Tensor,
+        frame_valid: Tensor,
+        tokens: Tensor,
+        token_valid: Tensor,
+        entities: Tensor,
+        entity_valid: Tensor,
+        metadata: Tensor,
+    ) -> FusionOutput:
+        """Shapes: frames B×K×D_v, tokens B×L×D_t, entities B×E×D_g, metadata B×D_meta; ``*_valid`` B×K, B×L, B×E bool."""
+        cfg = self.config
+        # Ablation switches act through the masks, so the rest of the model needs no special cases.
+        frame_valid = frame_valid & cfg.use_visual
+        token_valid = token_valid & cfg.use_text
+        entity_valid = entity_valid & cfg.use_graph
+        batch = frames.shape[0]
+
+        # 1. Projections.
+        v = self.input_drop(self.visual_proj(frames)) * frame_valid[..., None]
+        t = self.input_drop(self.text_proj(tokens) + self.type_embedding[0]) * token_valid[..., None]
+        g = self.input_drop(self.graph_proj(entities) + self.type_embedding[1]) * entity_valid[..., None]
+        meta = self.meta_mlp(metadata) if self.meta_mlp is not None else frames.new_zeros(batch, cfg.width)
+        meta_present = frames.new_full((batch,), 1.0 if self.meta_mlp is not None else 0.0)
+
+        present = torch.stack(
+            [frame_valid.any(-1).to(v.dtype), token_valid.any(-1).to(v.dtype), entity_valid.any(-1).to(v.dtype), meta_present],
+            dim=1,
+        )  # B × 4
+
+        if cfg.fusion == "cross_attention":
+            # 2. Cross-modal attention in both directions, from the same (pre-update) inputs.
+            context = torch.cat([t, g], dim=1)
+            context_valid = torch.cat([token_valid, entity_valid], dim=1)
+            context_new = self.context_over_frames(context, context_valid, v, frame_valid)
+            v_new = self.frames_over_context(v, frame_valid, context, context_valid)
+            n_tokens = t.shape[1]
+            t_new, g_new = context_new[:, :n_tokens], context_new[:, n_tokens:]
+
+            # 3. Gated pooling.
+            s_v, frame_att = self.pools["visual"](v_new, frame_valid)
+            s_t, token_att = self.pools["text"](t_new, token_valid)
+            s_g, entity_att = self.pools["graph"](g_new, entity_valid)
+            summaries = {"visual": s_v, "text": s_t, "graph": s_g, "metadata": meta}
+            fused = torch.zeros_like(s_v)
+            gate_means = []
+            for i, name in enumerate(MODALITIES):
+                gate = torch.sigmoid(self.gates[name](summaries[name])) * present[:, i : i + 1]
+                fused = fused + gate * summaries[name]
+                gate_means.append(gate.mean(dim=-1))
+            embedding = self.fuse_norm(fused)
+            gates = torch.stack(gate_means, dim=1)
+        else:
+            # Ablation baseline: mean pooling is attention with uniform weights over the valid positions.
+            frame_att = masked_softmax(torch.zeros_like(frame_valid, dtype=v.dtype), frame_valid)
+            token_att = masked_softmax(torch.zeros_like(token_valid, dtype=v.dtype), token_valid)
+            entity_att = masked_softmax(torch.zeros_like(entity_valid, dtype=v.dtype), entity_valid)
+            pooled = [
+                torch.einsum("bn,bnd->bd", frame_att, v),
+                torch.einsum("bn,bnd->bd", token_att, t),
+                torch.einsum("bn,bnd->bd", entity_att, g),
+                meta,
+            ]
+            embedding = self.concat_proj(torch.cat(pooled, dim=-1))
+            gates = present
+
+        # 4. Heads.
+        disease_logits = self.disease_head(embedding) if self.disease_head is not None else None
+        popularity = self.popularity_head(embedding).squeeze(-1) if self.popularity_head is not None else None
+        quality_logits = quality_probs = None
+        if isinstance(self.quality_head, OrdinalHead):
+            quality_logits, quality_probs = self.quality_head(embedding)
+        elif self.quality_head is not None:
+            quality_logits = self.quality_head(embedding)
+            quality_probs = torch.softmax(quality_logits, dim=-1)
+        return FusionOutput(
+            disease_logits=disease_logits,
+            popularity=popularity,
+            quality_logits=quality_logits,
+            quality_probs=quality_probs,
+            embedding=embedding,
+            frame_attention=frame_att,
+            token_attention=token_att,
+            entity_attention=entity_att,
+            gates=gates,
+        )
+
+    def popularity_value(self, standardised: Tensor) -> Tensor:
+        """Standardised head output → log1p engagement, with the statistics of the training set."""
+        return standardised * self.pop_std + self.pop_mean
+
+    def popularity_percentile(self, value: Tensor) -> Tensor:
+        """Percentile (0–100) of log1p-engagement ``value`` within the training distribution (linear between quantiles)."""
+        q = self.pop_quantiles
+        pos = torch.searchsorted(q.contiguous(), value.contiguous().to(q.dtype), right=False).clamp(1, 100)
+        lo, hi = q[pos - 1], q[pos]
+        frac = torch.where(hi > lo, (value - lo) / (hi - lo), torch.ones_like(value)).clamp(0.0, 1.0)
+        pct = (pos - 1).to(value.dtype) + frac
+        return torch.where(value <= q[0], torch.zeros_like(pct), torch.where(value >= q[-1], torch.full_like(pct, 100.0), pct))

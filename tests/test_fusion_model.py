@@ -1,0 +1,220 @@
+"""The fusion model's shapes, masks and options; the loss, metrics and records it relies on. CPU only, a few seconds."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fusion import metrics as M
+from fusion.config import FusionConfig
+from fusion.losses import LossTargets, MultiTaskLoss
+from fusion.model import FusionModel
+from fusion.records import METADATA_DIM, LabelMap, VideoFeatures, metadata_vector
+from fusion.training import collate
+
+DV, DT, DG = 12, 10, 6
+LABELS = LabelMap(("ICD10:H10", "ICD10:H40", "ICD10:H52.4"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two shared cores: a second intra-op thread makes tiny models tens of times slower under load.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def item(video_id: str, k: int, l: int, e: int, seed: int = 0, **labels) -> VideoFeatures:
+    rng = np.random.default_rng(seed)
+    return VideoFeatures(
+        video_id=video_id,
+        frames=rng.normal(size=(k, DV)),
+        frame_times=np.arange(k) * 1.5,
+        tokens=rng.normal(size=(l, DT)),
+        token_text=[f"tok{i}" for i in range(l)],
+        entities=rng.normal(size=(e, DG)),
+        entity_ids=[f"HP:{i:07d}" for i in range(e)],
+        metadata=metadata_vector(duration_s=60, platform="bilibili", published_hour=20, author_followers=1000),
+        **labels,
+    )
+
+
+def config(**overrides) -> FusionConfig:
+    values = dict(d_visual=DV, d_text=DT, d_graph=DG, n_diseases=len(LABELS), width=16, heads=2, dropout=0.0)
+    values.update(overrides)
+    return FusionConfig(**values)
+
+
+def run(cfg: FusionConfig, items: list[VideoFeatures]):
+    torch.manual_seed(0)
+    model = FusionModel(cfg).eval()
+    batch = collate(items, cfg, LABELS)
+    with torch.no_grad():
+        return model(*batch.inputs()), batch
+
+
+# Edge cases together in one batch: no entities, one keyframe, no text, nothing but metadata, and a full item.
+EDGE_ITEMS = [
+    item("no-entities", k=3, l=5, e=0, seed=1),
+    item("one-frame", k=1, l=4, e=2, seed=2),
+    item("no-text", k=4, l=0, e=1, seed=3),
+    item("no-frames", k=0, l=6, e=3, seed=4),
+    item("metadata-only", k=0, l=0, e=0, seed=5),
+    item("full", k=8, l=9, e=4, seed=6),
+]
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "concat"])
+@pytest.mark.parametrize("quality_head", ["ordinal", "softmax"])
+def test_outputs_are_finite_with_shapes_for_every_edge_case(fusion: str, quality_head: str) -> None:
+    out, batch = run(config(fusion=fusion, quality_head=quality_head), EDGE_ITEMS)
+    b = len(EDGE_ITEMS)
+    assert out.disease_logits.shape == (b, len(LABELS))
+    assert out.popularity.shape == (b,)
+    assert out.quality_probs.shape == (b, 5)
+    assert out.quality_logits.shape == (b, 4 if quality_head == "ordinal" else 5)
+    assert out.embedding.shape == (b, 16)
+    for tensor in (out.disease_logits, out.popularity, out.quality_probs, out.embedding, out.frame_attention,
+                   out.token_attention, out.entity_attention, out.gates):
+        assert torch.isfinite(tensor).all()
+    assert torch.all(out.quality_probs >= 0)
+    assert torch.allclose(out.quality_probs.sum(-1), torch.ones(b), atol=1e-5)
+    assert set(out.quality_pred.tolist()) <= {1, 2, 3, 4, 5}
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "concat"])
+def test_attention_sums_to_one_over_valid_positions_and_is_zero_elsewhere(fusion: str) -> None:
+    out, batch = run(config(fusion=fusion), EDGE_ITEMS)
+    for weights, valid in ((out.frame_attention, batch.frame_valid), (out.token_attention, batch.token_valid),
+                           (out.entity_attention, batch.entity_valid)):
+        assert torch.all(weights[~valid] == 0)
+        sums = weights.sum(-1)
+        has_any = valid.any(-1)
+        assert torch.allclose(sums[has_any], torch.ones(int(has_any.sum())), atol=1e-5)
+        assert torch.all(sums[~has_any] == 0)
+
+
+def test_padding_does_not_change_an_items_output() -> None:
+    alone, _ = run(config(), [EDGE_ITEMS[1]])
+    batched, _ = run(config(), EDGE_ITEMS)
+    assert torch.allclose(alone.embedding[0], batched.embedding[1], atol=1e-5)
+    assert torch.allclose(alone.disease_logits[0], batched.disease_logits[1], atol=1e-5)
+
+
+def test_switched_off_modality_is_ignored_entirely() -> None:
+    cfg = config(use_graph=False)
+    base = item("x", k=3, l=4, e=2, seed=7)
+    other = item("x", k=3, l=4, e=2, seed=7)
+    other.entities = other.entities + 5.0
+    out_a, _ = run(cfg, [base])
+    out_b, _ = run(cfg, [other])
+    assert torch.equal(out_a.embedding, out_b.embedding)
+    assert torch.all(out_a.entity_attention == 0)
+    assert out_a.gates[0, 2] == 0  # graph gate closed
+
+
+def test_reset_parameters_reinitialises_but_keeps_popularity_statistics() -> None:
+    model = FusionModel(config())
+    model.pop_mean.fill_(3.0)
+    before = model.disease_head.weight.detach().clone()
+    model.reset_parameters()
+    assert not torch.equal(before, model.disease_head.weight)
+    assert float(model.pop_mean) == 3.0
+
+
+def test_disabled_tasks_have_no_heads_and_no_outputs() -> None:
+    out, _ = run(config(tasks=("quality",), n_diseases=0), EDGE_ITEMS[:2])
+    assert out.disease_logits is None and out.popularity is None
+    assert out.quality_probs.shape == (2, 5)
+
+
+@pytest.mark.parametrize(
+    "overrides, names",
+    [
+        (dict(use_visual=False, use_text=False, use_graph=False, use_metadata=False), ("use_visual", "use_metadata")),
+        (dict(width=30, heads=4), ("width", "heads")),
+        (dict(use_visual=False), ("cross_attention", "use_visual")),
+        (dict(n_diseases=0), ("disease", "n_diseases")),
+        (dict(d_meta=0), ("use_metadata", "d_meta")),
+        (dict(fusion="sum"), ("fusion",)),
+        (dict(tasks=("disease", "views")), ("tasks",)),
+    ],
+)
+def test_conflicting_config_is_rejected_naming_both_options(overrides: dict, names: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError) as err:
+        config(**overrides)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_concat_accepts_what_cross_attention_rejects() -> None:
+    config(fusion="concat", use_visual=False)  # the text-only ablation is a concat model
+
+
+def test_config_json_round_trip() -> None:
+    cfg = config(tasks=("disease", "quality"), task_weighting="equal")
+    again = FusionConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        FusionConfig.from_dict({**cfg.to_dict(), "colour": "red"})
+
+
+def test_loss_masks_missing_labels_and_weights_by_uncertainty() -> None:
+    cfg = config()
+    items = [
+        item("a", 2, 3, 1, seed=1, diseases=["ICD10:H10"], popularity=2.0),
+        item("b", 2, 3, 0, seed=2, diseases=[], popularity=1.0),
+    ]
+    out, batch = run(cfg, items)
+    loss_fn = MultiTaskLoss(cfg)
+    total, parts = loss_fn(out, batch.targets)
+    assert set(parts) == {"disease", "popularity"}  # nobody has a quality label
+    assert torch.isfinite(total)
+    with torch.no_grad():
+        loss_fn.log_vars.fill_(1.0)
+    weighted, _ = loss_fn(out, batch.targets)
+    expected = math.exp(-1.0) * (parts["disease"] + parts["popularity"]) + 2.0
+    assert float(weighted.detach()) == pytest.approx(expected, rel=1e-5)
+    equal = MultiTaskLoss(config(task_weighting="equal"))
+    assert not equal.log_vars.requires_grad
+    assert float(equal(out, batch.targets)[0].detach()) == pytest.approx(parts["disease"] + parts["popularity"], rel=1e-5)
+
+
+def test_metrics_on_perfect_and_undefined_inputs() -> None:
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]])
+    perfect = M.disease_metrics(y, y.astype(float))
+    assert perfect["macro_f1"] == 1.0 and perfect["micro_f1"] == 1.0 and perfect["mAP"] == 1.0
+    assert perfect["n_labels_scored"] == 2  # the label with no positive is not averaged in
+    assert M.quality_metrics([1, 2, 3, 5], [1, 2, 3, 5]) == {"accuracy": 1.0, "qwk": 1.0, "mae": 0.0}
+    assert M.quality_metrics([1, 3], [3, 1])["qwk"] < 0
+    pop = M.popularity_metrics([1.0, 2.0, 3.0], [0.5, 0.7, 9.0])
+    assert pop["spearman"] == pytest.approx(1.0)
+    assert math.isnan(M.popularity_metrics([1.0, 2.0], [1.0, 1.0])["spearman"])
+    assert M.popularity_percentile(2.5, np.array([1.0, 2.0, 3.0, 4.0])) == 50.0
+    assert M.validation_score({"disease": {"macro_f1": 0.5}, "popularity": {"spearman": math.nan}}) == 0.5
+
+
+def test_model_percentile_follows_training_quantiles() -> None:
+    model = FusionModel(config())
+    model.pop_quantiles.copy_(torch.linspace(0.0, 10.0, 101))
+    pct = model.popularity_percentile(torch.tensor([-1.0, 0.0, 5.0, 2.55, 10.0, 12.0]))
+    assert pct.tolist() == pytest.approx([0.0, 0.0, 50.0, 25.5, 100.0, 100.0], abs=1e-4)
+
+
+def test_records_reject_inconsistent_shapes_naming_the_video() -> None:
+    with pytest.raises(ValueError, match="clip-7"):
+        VideoFeatures("clip-7", np.zeros((2, 4)), [0.0], np.zeros((1, 3)), ["a"], np.zeros((0, 2)), [], np.zeros(3))
+    with pytest.raises(ValueError, match="quality"):
+        item("q", 1, 1, 0, quality=6)
+    with pytest.raises(ValueError, match="more than once"):
+        LabelMap(("A", "B", "A"))
+    assert metadata_vector(duration_s=None, platform="weibo", published_hour=None, author_followers=None).shape == (
+        METADATA_DIM,
+    )
+    vec, unknown = LABELS.encode(["ICD10:H40", "OVP:unknown"])
+    assert vec.tolist() == [0.0, 1.0, 0.0] and unknown == ["OVP:unknown"]
+    assert LabelMap.from_dict(json.loads(json.dumps(LABELS.to_dict()))) == LABELS
