@@ -131,7 +131,10 @@ def extract_keyframes(
     except av.ExitError as exc:  # PyAV's timeout interrupted FFmpeg
         raise deadline.expired() from exc
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoDecodeError(f"{path}: not a readable video ({_reason(exc)})", hint="check the file is a complete video") from exc
+        raise VideoDecodeError(
+            f"{path}: not a video FFmpeg can read, or cut short ({_reason(exc)})",
+            hint="check the file is a complete video file",
+        ) from exc
     try:
         stream = _video_stream(container, path)
         _check_index(stream, path)

@@ -1,0 +1,109 @@
+"""On-disk cache of visual features, keyed by what the video *is* (a hash of its bytes), not where it lives.
+
+Profiling the same video again — a retried task, a re-submitted batch, the same clip posted on two platforms — then
+costs one streamed SHA-256 of the file instead of a decode and a ResNet pass. Entries are ``.npz`` files under
+``Settings.cache_dir / "visual"``, written atomically so concurrent workers never read half a file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from encoders.visual import VisualFeatures
+    from ovp.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Bumped when the stored layout or the keyframe selection changes, so old entries stop matching.
+CACHE_FORMAT = 1
+
+
+def file_sha256(path: str | Path, block_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks (memory stays flat for multi-GB videos).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(block_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """Visual features stored as ``<root>/<video sha256>.<arch>.<k>.<identity hash>.npz``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FeatureCache:
+        """The cache under ``settings.cache_dir / "visual"``."""
+        return cls(settings.cache_dir / "visual")
+
+    def key(self, video_sha256: str, encoder_identity: str, k: int) -> str:
+        """The entry name for a video, an encoder (arch, weights, seed, preprocessing) and a keyframe count."""
+        recipe = hashlib.sha256(f"{CACHE_FORMAT}|{encoder_identity}|k={k}".encode()).hexdigest()[:12]
+        arch = re.sub(r"[^A-Za-z0-9]+", "", encoder_identity.split("/", 1)[0]) or "model"
+        return f"{video_sha256}.{arch}.k{k}.{recipe}"
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.npz"
+
+    def get(self, key: str) -> VisualFeatures | None:
+        """The stored features, or None on a miss. An unreadable entry is logged, removed and treated as a miss."""
+        from encoders.visual import VisualFeatures  # deferred: encoders.visual imports this module
+
+        file = self.path(key)
+        if not file.is_file():
+            return None
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                features = np.asarray(data["features"], dtype=np.float32)
+            return VisualFeatures(
+                features=features,
+                timestamps_s=[float(t) for t in meta["timestamps_s"]],
+                reasons=list(meta["reasons"]),
+                arch=meta["arch"],
+                weights=meta["weights"],
+                model_version=meta["model_version"],
+                video_sha256=meta.get("video_sha256", ""),
+            )
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            logger.warning("dropping unreadable cache entry %s: %s", file, exc)
+            file.unlink(missing_ok=True)
+            return None
+
+    def put(self, key: str, features: VisualFeatures) -> Path:
+        """Store features under ``key`` (atomically: write a temporary file, then rename). Returns the entry's path."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "timestamps_s": list(features.timestamps_s),
+            "reasons": list(features.reasons),
+            "arch": features.arch,
+            "weights": features.weights,
+            "model_version": features.model_version,
+            "video_sha256": features.video_sha256,
+        }
+        file = self.path(key)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, features=np.asarray(features.features, dtype=np.float32), meta=np.array(json.dumps(meta)))
+            os.replace(tmp, file)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return file

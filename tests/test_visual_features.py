@@ -1,0 +1,195 @@
+"""ResNet features of keyframes (ResNet-18 for speed), weights resolution, the content-hash cache and the CLI."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torchvision import models
+
+import encoders.visual as visual
+from encoders.device import resolve_device
+from encoders.feature_cache import FeatureCache, file_sha256
+from encoders.keyframes import extract_keyframes
+from encoders.visual import VisualEncoder, VisualEncoderConfig, encode_video
+from ovp.cli import main
+from ovp.errors import ConfigError, ModelNotFound
+from videos import make_video
+
+CONFIG = VisualEncoderConfig(arch="resnet18", weights="none", device="cpu", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=2, fps=25, size=(96, 64), gop=25, scenes=(0.0, 1.0))
+
+
+@pytest.fixture(scope="module")
+def encoder() -> VisualEncoder:
+    return VisualEncoder(CONFIG)
+
+
+def test_feature_shape_and_record(clip: Path, encoder: VisualEncoder) -> None:
+    features = encoder.encode(extract_keyframes(clip, k=8))
+    assert features.features.shape == (8, 512) and features.features.dtype == np.float32
+    assert np.isfinite(features.features).all()
+    assert features.weights == "none" and features.arch == "resnet18"
+    assert features.model_version.startswith("resnet18/none/torchvision-")
+    assert len(features.timestamps_s) == len(features.reasons) == 8
+
+
+def test_fixed_seed_is_deterministic(clip: Path, encoder: VisualEncoder) -> None:
+    frames = extract_keyframes(clip, k=3).frames
+    again = VisualEncoder(CONFIG).encode_frames(frames)
+    assert np.array_equal(encoder.encode_frames(frames), again)
+    # The batch a frame lands in does not change its features (beyond float rounding).
+    one_by_one = VisualEncoder(VisualEncoderConfig(arch="resnet18", weights="none", device="cpu", batch_size=1)).encode_frames(frames)
+    np.testing.assert_allclose(one_by_one, again, rtol=1e-4, atol=1e-5)
+
+
+def test_empty_input(encoder: VisualEncoder) -> None:
+    assert encoder.encode_frames([]).shape == (0, 512)
+
+
+def test_random_weights_warn_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(visual, "_random_weights_warned", False)
+    with caplog.at_level(logging.WARNING, logger="encoders.visual"):
+        VisualEncoder(CONFIG).load()
+        VisualEncoder(CONFIG).load()
+    assert sum("NO IMAGENET WEIGHTS" in r.getMessage() for r in caplog.records) == 1
+
+
+def _seeded_resnet18_state(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return models.resnet18(weights=None).state_dict()
+
+
+def test_weights_file(tmp_path: Path, clip: Path, encoder: VisualEncoder) -> None:
+    file = tmp_path / "my-resnet18.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in _seeded_resnet18_state(7).items()}}, file)
+    loaded = VisualEncoder(VisualEncoderConfig(arch="resnet18", weights=str(file), device="cpu"))
+    assert loaded.weights_tag.startswith("file:my-resnet18:")
+    frames = extract_keyframes(clip, k=2).frames
+    assert not np.allclose(loaded.encode_frames(frames), encoder.encode_frames(frames))
+
+
+def test_weights_from_torchvision_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(_seeded_resnet18_state(3), tmp_path / "checkpoints" / "resnet18-f37072fd.pth")  # the file name of its URL
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    found = VisualEncoder(VisualEncoderConfig(arch="resnet18", device="cpu"))
+    assert found.weights_tag == "IMAGENET1K_V1"
+    assert found.encode_frames([np.zeros((40, 50, 3), np.uint8)]).shape == (1, 512)
+
+
+def test_missing_or_wrong_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModelNotFound, match="does not exist"):
+        VisualEncoder(VisualEncoderConfig(arch="resnet18", weights=str(tmp_path / "nope.pth"), device="cpu"))
+    partial = {k: v for k, v in _seeded_resnet18_state(1).items() if not k.startswith("layer4")}
+    torch.save(partial, tmp_path / "partial.pth")
+    with pytest.raises(ModelNotFound, match="does not hold resnet18 weights"):
+        VisualEncoder(VisualEncoderConfig(arch="resnet18", weights=str(tmp_path / "partial.pth"), device="cpu")).load()
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    with pytest.raises(ModelNotFound, match="no resnet18 ImageNet weights"):
+        VisualEncoder(VisualEncoderConfig(arch="resnet18", device="cpu", require_weights=True))
+
+
+def test_conflicting_options_name_both() -> None:
+    with pytest.raises(ValueError, match="precision='fp16'.*device='cpu'"):
+        VisualEncoderConfig(arch="resnet18", device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="require_weights=True.*weights='none'"):
+        VisualEncoderConfig(weights="none", require_weights=True)
+    with pytest.raises(ValueError, match="arch"):
+        VisualEncoderConfig(arch="vgg16")
+
+
+def test_device_rule() -> None:
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="tpu"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(clip: Path, encoder: VisualEncoder) -> None:
+    frames = extract_keyframes(clip, k=4).frames
+    gpu = VisualEncoder(VisualEncoderConfig(arch="resnet18", weights="none", device="cuda", precision="fp32"))
+    np.testing.assert_allclose(gpu.encode_frames(frames), encoder.encode_frames(frames), rtol=1e-2, atol=1e-3)
+    half = VisualEncoder(VisualEncoderConfig(arch="resnet18", weights="none", device="cuda"))  # bf16/fp16 autocast
+    assert np.isfinite(half.encode_frames(frames)).all()
+
+
+# --- cache ------------------------------------------------------------------------------------------------------
+
+
+def test_second_call_is_a_cache_hit_without_decoding(
+    clip: Path, encoder: VisualEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[Path] = []
+    real = visual.extract_keyframes
+
+    def counting(path: Path, **kwargs: object) -> object:
+        decoded.append(Path(path))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(visual, "extract_keyframes", counting)
+    cache = FeatureCache(tmp_path / "visual")
+    first = encode_video(clip, encoder, cache, k=4)
+    second = encode_video(clip, encoder, cache, k=4)
+    copy = shutil.copy(clip, tmp_path / "renamed copy.mp4")
+    third = encode_video(copy, encoder, cache, k=4)  # same bytes, another name: still a hit
+    assert decoded == [clip]
+    for hit in (second, third):
+        assert np.array_equal(hit.features, first.features)
+        assert (hit.timestamps_s, hit.reasons, hit.weights, hit.model_version) == (
+            first.timestamps_s, first.reasons, first.weights, first.model_version
+        )
+    assert first.video_sha256 == file_sha256(clip)
+    encode_video(clip, encoder, cache, k=3)  # another K is another entry
+    assert len(decoded) == 2
+
+
+def test_cache_key_separates_encoders(encoder: VisualEncoder) -> None:
+    cache = FeatureCache("/unused")
+    other_seed = VisualEncoder(VisualEncoderConfig(arch="resnet18", weights="none", device="cpu", seed=1))
+    assert cache.key("ab", encoder.identity, 8) != cache.key("ab", other_seed.identity, 8)
+
+
+def test_unreadable_cache_entry_is_a_miss(tmp_path: Path, clip: Path, encoder: VisualEncoder) -> None:
+    cache = FeatureCache(tmp_path)
+    key = cache.key(file_sha256(clip), encoder.identity, 2)
+    cache.path(key).write_bytes(b"garbage")
+    assert cache.get(key) is None and not cache.path(key).exists()
+    assert encode_video(clip, encoder, cache, k=2).features.shape == (2, 512)
+    assert cache.get(key) is not None
+
+
+# --- CLI --------------------------------------------------------------------------------------------------------
+
+
+def test_cli_visual_features(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "features.npy"
+    env = {"OVP_HOME": str(tmp_path / "home"), "OVP_RESNET_WEIGHTS": "", "OVP_DEVICE": "cpu", "OVP_KEYFRAMES": "4"}
+    result = CliRunner().invoke(main, ["visual-features", str(clip), "--out", str(out), "--arch", "resnet18"], env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") :])
+    assert summary["shape"] == [4, 512] and summary["arch"] == "resnet18"
+    assert np.load(out).shape == (4, 512)
+    assert list((tmp_path / "home" / "cache" / "visual").glob("*.npz"))
+
+
+def test_cli_visual_features_bad_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    env = {"OVP_HOME": str(tmp_path / "home"), "OVP_DEVICE": "cpu"}
+    result = CliRunner().invoke(main, ["visual-features", str(bad), "--out", str(tmp_path / "f.npy"), "--arch", "resnet18"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in result.output
