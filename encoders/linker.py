@@ -482,8 +482,15 @@ class NegationDetector:
         self.pseudo_cues = [c for c in (_unit_seq(x) for x in pseudo_cues) if c]
         self.terminators = [c for c in (_unit_seq(x) for x in terminators) if c]
 
-    def is_negated(self, text: str, start: int) -> bool:
-        """True when a cue precedes offset ``start`` of ``text`` within the window and the same clause."""
+    def is_negated(self, text: str, start: int, end: int | None = None) -> bool:
+        """True when a cue precedes offset ``start`` of ``text`` within the window and the same clause.
+
+        Args:
+            text: the original text.
+            start: where the mention begins.
+            end: pass it for a mention that is a whole phrase (semantic matches: "never had a dark curtain …"):
+                a cue inside ``text[start:end]`` then counts too.
+        """
         clause_start = start
         while clause_start > 0 and unicodedata.normalize("NFKC", text[clause_start - 1]) not in CLAUSE_BREAKS:
             clause_start -= 1
@@ -491,13 +498,17 @@ class NegationDetector:
         scope_start = max(
             (i + len(term) for term in self.terminators for i in _occurrences(before, term)), default=0
         )
-        before = before[scope_start:][-self.window :]
+        if self._has_cue(before[scope_start:][-self.window :]):
+            return True
+        return end is not None and self._has_cue(units(normalize(text[start:end]).text))
+
+    def _has_cue(self, seq: list[str]) -> bool:
         pseudo_units: set[int] = set()
         for p in self.pseudo_cues:
-            for i in _occurrences(before, p):
+            for i in _occurrences(seq, p):
                 pseudo_units.update(range(i, i + len(p)))
         for cue in self.cues:
-            for i in _occurrences(before, cue):
+            for i in _occurrences(seq, cue):
                 if not pseudo_units.intersection(range(i, i + len(cue))):
                     return True
         return False
@@ -562,17 +573,19 @@ class SemanticMatcher:
     ``window_words`` words every ``stride_words``. A span links to its most similar entity when the cosine similarity
     reaches ``threshold``; per text, overlapping spans keep the best, and each entity is returned once.
 
-    Default threshold 0.45, measured with all-MiniLM-L6-v2 on a toy KB of eight eye conditions with one-sentence
-    definitions: lay descriptions of a condition scored 0.49–0.67 against the right entity ("a dark curtain came down
-    over my vision" → retinal detachment 0.50; "my eyes are red and itchy" → conjunctivitis 0.67), off-topic
-    sentences ("I love cooking pasta", "subscribe for more videos") at most 0.10, and vague eye talk ("sudden
-    flashes and floaters then a shadow") 0.35 to a wrong entity. Raise it with a richer KB, whose many entities give
-    every span a closer near-miss.
+    Default threshold 0.40, measured with all-MiniLM-L6-v2 on the ten-entity toy KB of ``tests/test_linker.py``
+    (one-sentence definitions), 16 lay descriptions and 13 off-topic or vague captions. Off-topic captions ("I love
+    cooking pasta", "subscribe for more videos", "wearing sunglasses in summer looks cool") reach at most 0.29, vague
+    eye talk ("sudden flashes and floaters then a shadow") 0.35; the curtain sentence scores 0.40–0.50 to retinal
+    detachment depending on its first words ("then a dark curtain …" 0.43, "there was never a dark curtain …" 0.40),
+    and 11 of 16 descriptions reach their entity at 0.40 or more (2 more reach a wrong but related one: "slowly
+    losing my side vision" → cataract 0.48). 0.40 keeps every clear description and no off-topic caption; raise it
+    for a large KB, where every span has a closer near-miss.
 
     Args:
         encoder: anything with ``encode(texts, batch_size) -> TextFeatures`` (``encoders.text.TextEncoder``).
         kb: the entities to link to; may be set later by the linker.
-        threshold: minimum cosine similarity (default 0.45).
+        threshold: minimum cosine similarity (default 0.40).
         min_words: spans with fewer words are not embedded (default 3: "so sad" says nothing).
         max_span_words: longer pieces are scanned with windows (default 16).
         window_words, stride_words: window size and step (defaults 8 and 4).
@@ -587,7 +600,7 @@ class SemanticMatcher:
         encoder: SentenceEncoder,
         kb: KnowledgeBase | None = None,
         *,
-        threshold: float = 0.45,
+        threshold: float = 0.40,
         min_words: int = 3,
         max_span_words: int = 16,
         window_words: int = 8,
@@ -798,7 +811,7 @@ class EntityLinker:
     ) -> Mention:
         return Mention(
             id=entry.id, name=entry.name or entry.name_zh, kind=entry.kind, surface=text[start:end], start=start,
-            end=end, score=float(score), negated=self.negation.is_negated(text, start), xrefs=tuple(entry.xrefs),
+            end=end, score=float(score), negated=self.negation.is_negated(text, start, end if method == "semantic" else None), xrefs=tuple(entry.xrefs),
             method=method, alternatives=alternatives,
         )
 

@@ -1,0 +1,385 @@
+"""Caption normalisation and entity linking against a toy knowledge base built here (as scispaCy's tests do)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from encoders.linker import (
+    KB_QUERY,
+    DictionaryMatcher,
+    EntityLinker,
+    KBEntry,
+    KnowledgeBase,
+    Mention,
+    NegationDetector,
+    SemanticMatcher,
+    build_pipeline,
+    link_mentions,
+)
+from encoders.normalize import normalize, units
+from encoders.text import TextEncoder, TextEncoderConfig, TextFeatures
+
+# --------------------------------------------------------------------------------------------------------------
+# normalisation
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ＯＣＴ检查！", "oct检查"),
+        ("#青光眼 早期症状👀", "青光眼 早期症状"),
+        ("my PINK eye!!", "my pink eye"),
+        ("ＰＩＮＫ\u3000ＥＹＥ", "pink eye"),
+        ("  ..#dry--eye  ", "dry eye"),
+        ("Cafe\u0301", "café"),
+        ("👍🏻", ""),
+        ("", ""),
+    ],
+)
+def test_normalize_text(raw: str, expected: str) -> None:
+    assert normalize(raw).text == expected
+
+
+def test_normalize_offsets_point_into_the_original() -> None:
+    raw = "#青光眼 ＯＣＴ👀 pink-eye"
+    nt = normalize(raw)
+    assert nt.text == "青光眼 oct pink eye"
+    assert len(nt.starts) == len(nt.ends) == len(nt.text)
+    for surface, original in (("青光眼", "青光眼"), ("oct", "ＯＣＴ"), ("pink eye", "pink-eye")):
+        i = nt.text.index(surface)
+        s, e = nt.to_original(i, i + len(surface))
+        assert raw[s:e] == original
+    with pytest.raises(ValueError):
+        nt.to_original(3, 3)
+
+
+def test_normalize_rejects_non_strings() -> None:
+    with pytest.raises(TypeError):
+        normalize(None)  # type: ignore[arg-type]
+
+
+def test_units_split_words_and_cjk_characters() -> None:
+    assert units("没有 pink eye青光眼") == ["没", "有", "pink", "eye", "青", "光", "眼"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the toy knowledge base
+# --------------------------------------------------------------------------------------------------------------
+
+RD_DEFINITION = (
+    "Separation of the neurosensory retina from the retinal pigment epithelium; patients describe a dark curtain "
+    "or shadow coming over their vision."
+)
+
+
+@pytest.fixture(scope="module")
+def kb() -> KnowledgeBase:
+    return KnowledgeBase(
+        [
+            KBEntry("OVP:0001", "disease", "Glaucoma", "青光眼", ["青光眼病"],
+                    "Optic neuropathy with raised intraocular pressure and loss of peripheral vision.", ["HP:0000501"]),
+            KBEntry("HP:0000501", "disease", "Glaucoma", "", [], "", ["OVP:0001"]),
+            KBEntry("OVP:0002", "disease", "Presbyopia", "老花眼", ["老花"], "Age-related loss of near focusing ability."),
+            KBEntry("OVP:0003", "disease", "Conjunctivitis", "结膜炎", ["pink eye", "红眼病"],
+                    "Inflammation of the conjunctiva causing red, itchy, watery eyes."),
+            KBEntry("OVP:0004", "disease", "Myopia", "近视", ["nearsightedness", "近视眼"],
+                    "Nearsightedness: distant objects appear blurry."),
+            KBEntry("OVP:0005", "disease", "High myopia", "高度近视", [], "Myopia of more than six dioptres."),
+            KBEntry("OVP:0006", "disease", "Retinal detachment", "视网膜脱离", ["视网膜脱落"], RD_DEFINITION),
+            KBEntry("OVP:0007", "exam", "Optical coherence tomography", "光学相干断层扫描", ["OCT"],
+                    "Imaging exam of the retina."),
+            KBEntry("OVP:0008", "phenotype", "Eye pain", "眼痛", [], "Pain in or around the eye."),
+            KBEntry("OVP:0009", "disease", "Cataract", "白内障", [], "Clouding of the lens causing blurred vision."),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def linker(kb: KnowledgeBase) -> EntityLinker:
+    return EntityLinker(kb, max_text_chars=200)
+
+
+def only(mentions: list[Mention]) -> Mention:
+    assert len(mentions) == 1, mentions
+    return mentions[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# dictionary matching
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_hashtag_and_emoji_caption_links_glaucoma(linker: EntityLinker) -> None:
+    text = "#青光眼 早期症状👀"
+    m = only(linker.link(text))
+    assert (m.id, m.kind, m.surface, m.start, m.end) == ("OVP:0001", "disease", "青光眼", 1, 4)
+    assert text[m.start : m.end] == m.surface
+    assert m.score == 1.0 and not m.negated and m.method == "dictionary"
+
+
+def test_full_width_acronym_links_oct(linker: EntityLinker) -> None:
+    m = only(linker.link("ＯＣＴ检查"))
+    assert (m.id, m.kind, m.surface, m.start, m.end, m.score) == ("OVP:0007", "exam", "ＯＣＴ", 0, 3, 0.95)
+
+
+def test_acronyms_need_capitals(linker: EntityLinker) -> None:
+    assert [m.surface for m in linker.link("see you Oct 5, then oct and OCT")] == ["OCT"]
+
+
+def test_english_synonym_on_word_boundaries(linker: EntityLinker) -> None:
+    m = only(linker.link("my pink eye!!"))
+    assert (m.id, m.surface, m.start, m.end, m.score) == ("OVP:0003", "pink eye", 3, 11, 0.95)
+    assert linker.link("glaucomas and pinkeye") == []
+    assert [m.id for m in linker.link("PINK EYE 红眼病")] == ["OVP:0003", "OVP:0003"]
+
+
+def test_longest_match_wins(linker: EntityLinker) -> None:
+    mentions = linker.link("high myopia, not just myopia; 高度近视")
+    assert [(m.id, m.surface) for m in mentions] == [
+        ("OVP:0005", "high myopia"), ("OVP:0004", "myopia"), ("OVP:0005", "高度近视"),
+    ]
+
+
+def test_equal_length_overlap_goes_to_higher_score(linker: EntityLinker) -> None:
+    # "pink eye" (synonym, 0.95) and "eye pain" (name, 1.0) overlap on "eye" and are equally long
+    m = only(linker.link("pink eye pain"))
+    assert (m.id, m.surface) == ("OVP:0008", "eye pain")
+
+
+def test_shared_surface_prefers_ovp_and_keeps_alternatives(linker: EntityLinker) -> None:
+    m = only(linker.link("Glaucoma awareness week"))
+    assert m.id == "OVP:0001" and m.alternatives == ("HP:0000501",) and m.xrefs == ("HP:0000501",)
+
+
+def test_source_priority_without_ovp() -> None:
+    kb = KnowledgeBase([
+        KBEntry("ICD10:H40", "disease", "Glaucoma"),
+        KBEntry("HP:0000501", "disease", "Glaucoma"),
+    ])
+    m = only(EntityLinker(kb, max_text_chars=100).link("glaucoma"))
+    assert m.id == "HP:0000501" and m.alternatives == ("ICD10:H40",)
+
+
+def test_short_surfaces_are_not_indexed() -> None:
+    kb = KnowledgeBase([KBEntry("OVP:1", "anatomy", "Eye", "眼", ["OD"])])
+    matcher = DictionaryMatcher(kb)
+    assert matcher.surface_count == 1  # only "eye"; 眼 and OD are too short
+    with pytest.raises(ValueError):
+        DictionaryMatcher(kb, name_score=0.9, synonym_score=0.95)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# negation
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "negated"),
+    [
+        ("不是青光眼", True),
+        ("this is not glaucoma", True),
+        ("没有任何青光眼", True),
+        ("doesn't have glaucoma", True),
+        ("we need to rule out glaucoma", True),
+        ("is it glaucoma", False),
+        ("不是近视，是青光眼", False),  # the cue is in another clause
+        ("no pain but glaucoma", False),  # "but" ends the scope
+        ("无法看清，青光眼", False),
+        ("not now, I mean it, really, finally glaucoma", False),
+    ],
+)
+def test_negation(linker: EntityLinker, text: str, negated: bool) -> None:
+    glaucoma = [m for m in linker.link(text) if m.id == "OVP:0001"]
+    assert len(glaucoma) == 1 and glaucoma[0].negated is negated
+
+
+def test_negated_mention_is_kept_not_dropped(linker: EntityLinker) -> None:
+    m = only(linker.link("this is not pink eye"))
+    assert (m.id, m.surface, m.negated) == ("OVP:0003", "pink eye", True)
+    assert m.to_json()["negated"] is True
+
+
+def test_negation_window() -> None:
+    detector = NegationDetector(window=2)
+    text = "no sign of any glaucoma"
+    assert not detector.is_negated(text, text.index("glaucoma"))
+    assert NegationDetector(window=5).is_negated(text, text.index("glaucoma"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bad input, the spaCy component, the JSON contract
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_empty_text_and_type_errors(linker: EntityLinker) -> None:
+    assert linker.link("") == []
+    assert link_mentions(["", "   ", "👀"], linker) == [[], [], []]
+    assert link_mentions([], linker) == []
+    with pytest.raises(TypeError):
+        link_mentions([None], linker)  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        link_mentions(["ok", 3], linker)  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        link_mentions("青光眼", linker)  # type: ignore[arg-type]
+
+
+def test_over_long_text_is_cut_with_a_warning(linker: EntityLinker, caplog: pytest.LogCaptureFixture) -> None:
+    text = "青光眼" + "x" * 300 + " myopia"
+    with caplog.at_level(logging.WARNING, logger="encoders.linker"):
+        [mentions] = link_mentions([text], linker)
+    assert [m.id for m in mentions] == ["OVP:0001"]  # myopia lies past the 200-char cut
+    assert any("cut to 200" in r.getMessage() for r in caplog.records)
+
+
+def test_link_mentions_batches_through_the_spacy_component(linker: EntityLinker) -> None:
+    texts = ["#青光眼", "my pink eye", "nothing here"] * 5
+    result = link_mentions(texts, linker, batch_size=4)
+    assert [[m.id for m in ms] for ms in result[:3]] == [["OVP:0001"], ["OVP:0003"], []]
+    assert result[3:6] == result[:3]
+    doc = linker.nlp("不是青光眼")
+    assert [m.negated for m in doc._.ovp_mentions] == [True]
+    assert "ovp_entity_linker" in linker.nlp.pipe_names
+
+
+def test_component_without_linker_says_how_to_build_it() -> None:
+    import spacy
+
+    nlp = spacy.blank("xx")
+    nlp.add_pipe("ovp_entity_linker")
+    with pytest.raises(ValueError, match="build_pipeline"):
+        nlp("青光眼")
+
+
+def test_mention_json_contract(linker: EntityLinker) -> None:
+    m = only(linker.link("Glaucoma"))
+    assert m.to_json() == {
+        "id": "OVP:0001", "name": "Glaucoma", "kind": "disease", "surface": "Glaucoma", "start": 0, "end": 8,
+        "score": 1.0, "negated": False, "xrefs": ["HP:0000501"],
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the knowledge base and the graph query
+# --------------------------------------------------------------------------------------------------------------
+
+
+class FakeGraph:
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.calls: list[tuple[str, dict]] = []
+
+    def read(self, query: str, params: dict | None = None) -> list[dict]:
+        self.calls.append((query, params or {}))
+        return self.rows
+
+
+def test_knowledge_base_from_graph_uses_one_parameterised_read() -> None:
+    graph = FakeGraph([
+        {"id": "OVP:0001", "kinds": ["Disease"], "name": "Glaucoma", "name_zh": "青光眼", "synonyms": ["青光眼病"],
+         "definition": "d", "xrefs": ["ICD10:H40", "HP:0000501"]},
+        {"id": "HP:0000501", "kinds": ["Phenotype"], "name": "Glaucoma", "name_zh": None, "synonyms": None,
+         "definition": None, "xrefs": ["OVP:0001"]},
+        {"id": "X:1", "kinds": [], "name": "unlabelled", "name_zh": None, "synonyms": [], "definition": None, "xrefs": []},
+    ])
+    kb = KnowledgeBase.from_graph(graph)
+    assert len(graph.calls) == 1
+    query, params = graph.calls[0]
+    assert query == KB_QUERY and "$kind_labels" in query
+    assert params == {"kind_labels": ["Disease", "Phenotype", "Anatomy", "Treatment", "Exam"]}
+    assert [e.id for e in kb] == ["OVP:0001", "HP:0000501"]
+    assert kb.get("OVP:0001").xrefs == ["HP:0000501", "ICD10:H40"]
+    assert kb.get("HP:0000501").kind == "phenotype" and kb.get("HP:0000501").synonyms == []
+
+
+def test_knowledge_base_rejects_bad_entries() -> None:
+    with pytest.raises(ValueError):
+        KBEntry("OVP:1", "symptom", "x")
+    with pytest.raises(ValueError):
+        KnowledgeBase([KBEntry("OVP:1", "disease", "a"), KBEntry("OVP:1", "disease", "b")])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# semantic fallback
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CountingEncoder:
+    """Wraps the real encoder and counts what it is asked to embed."""
+
+    def __init__(self, inner: TextEncoder) -> None:
+        self.inner = inner
+        self.seen: list[str] = []
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> TextFeatures:
+        self.seen.extend(texts)
+        return self.inner.encode(texts, batch_size=batch_size)
+
+
+@pytest.fixture(scope="module")
+def text_encoder() -> TextEncoder:
+    return TextEncoder(TextEncoderConfig(device="cpu")).load()
+
+
+@pytest.fixture()
+def semantic_linker(kb: KnowledgeBase, text_encoder: TextEncoder) -> EntityLinker:
+    return EntityLinker(kb, semantic=SemanticMatcher(CountingEncoder(text_encoder)), max_text_chars=500)
+
+
+def test_curtain_sentence_reaches_retinal_detachment(semantic_linker: EntityLinker) -> None:
+    text = "Suddenly a dark curtain came down over my vision!"
+    m = only(semantic_linker.link(text))
+    assert (m.id, m.method) == ("OVP:0006", "semantic")
+    assert m.score >= semantic_linker.semantic.threshold and text[m.start : m.end] == m.surface
+    assert m.surface == "Suddenly a dark curtain came down over my vision"
+
+
+def test_unrelated_sentence_links_nothing(semantic_linker: EntityLinker) -> None:
+    assert semantic_linker.link("I love cooking pasta") == []
+    assert semantic_linker.link("subscribe for more videos every week") == []
+
+
+def test_semantic_skips_what_the_dictionary_covered(semantic_linker: EntityLinker) -> None:
+    text = "a dark curtain came down over my vision, with pink eye"
+    mentions = semantic_linker.link(text)
+    assert [(m.id, m.method) for m in mentions] == [("OVP:0006", "semantic"), ("OVP:0003", "dictionary")]
+    encoder = semantic_linker.semantic.encoder  # type: ignore[union-attr]
+    assert "a dark curtain came down over my vision" in encoder.seen
+    assert not any("pink" in t for t in encoder.seen)
+    assert semantic_linker.link("a dark curtain came down over my vision and pink eye")[1].method == "dictionary"
+    assert not any("pink" in t for t in encoder.seen)  # same clause: the dictionary span is cut out of it
+
+
+def test_semantic_mentions_can_be_negated(semantic_linker: EntityLinker) -> None:
+    m = only(semantic_linker.link("Honestly, I never had a dark curtain come down over my vision"))
+    assert m.id == "OVP:0006" and m.negated
+
+
+class NoEncoder:
+    def encode(self, texts: list[str], batch_size: int = 32) -> TextFeatures:
+        raise AssertionError("not expected to embed anything")
+
+
+def test_candidate_spans_split_clauses_window_long_ones_and_skip_chinese(kb: KnowledgeBase) -> None:
+    matcher = SemanticMatcher(NoEncoder(), kb, max_span_words=8, window_words=4, stride_words=2)
+    text = "so sad. one two three four five six seven eight nine ten, 我的眼睛突然看不清楚了啊"
+    spans = [text[s:e] for s, e in matcher.candidate_spans(text)]
+    assert spans == [
+        "one two three four", "three four five six", "five six seven eight", "seven eight nine ten",
+    ]
+    assert matcher.candidate_spans("one two three four five", covered=[(4, 13)]) == []
+    with pytest.raises(ValueError):
+        SemanticMatcher(NoEncoder(), window_words=10, max_span_words=8)
+
+
+def test_entity_matrix_is_cached(kb: KnowledgeBase, text_encoder: TextEncoder) -> None:
+    counting = CountingEncoder(text_encoder)
+    matcher = SemanticMatcher(counting, kb)
+    first = matcher.entity_matrix()
+    second = matcher.entity_matrix()
+    assert first is second and first.shape == (len(kb), 384)
+    np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    assert len(counting.seen) == len(kb)
+    assert build_pipeline(EntityLinker(kb, semantic=matcher, max_text_chars=100)).pipe_names == ["ovp_entity_linker"]
