@@ -342,9 +342,14 @@ def status(settings: Settings) -> ServerStatus:
     paths = Neo4jPaths.of(settings)
     address = f"bolt://127.0.0.1:{settings.neo4j_bolt_port}"
     pid = _our_pid(paths)
-    result = ServerStatus("neo4j", False, address, pid=pid, ours=pid is not None)
+    detail = ""
+    running_port = _configured_bolt_port(paths)
+    if pid is not None and running_port != settings.neo4j_bolt_port:
+        # Our server from this home runs, but with other settings: it says nothing about the port asked for.
+        detail = f"the Neo4j started from {paths.root} (pid {pid}) listens on bolt port {running_port}"
+        pid = None
+    result = ServerStatus("neo4j", False, address, pid=pid, ours=pid is not None, detail=detail)
     if not port_accepts(settings.neo4j_bolt_port):
-        detail = ""
         if pid is not None:
             detail = f"pid {pid} is running but Bolt does not answer yet; starting, or see {paths.console_log}"
         return dataclasses.replace(result, detail=detail, elapsed_s=time.monotonic() - started)
@@ -389,6 +394,12 @@ def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerSt
         _refuse_taken_ports(settings, current)
         ensure_artifacts(settings)
         pid = _launch(settings, paths)
+    elif _configured_bolt_port(paths) != settings.neo4j_bolt_port:
+        raise ServiceError(
+            f"the Neo4j started from {paths.root} (pid {pid}) already runs on bolt port "
+            f"{_configured_bolt_port(paths)}, not {settings.neo4j_bolt_port}",
+            hint="`ovp neo4j stop` it first, or use another OVP_HOME for a second server",
+        )
     else:
         # Ours and alive but not answering: a start in progress (or one that timed out). Wait for it, don't fork
         # a second JVM onto the same store.
@@ -433,6 +444,16 @@ def _our_pid(paths: Neo4jPaths) -> int | None:
     if ENTRY_POINT in argv and f"--home-dir={paths.root}" in argv:
         return pid
     return None
+
+
+def _configured_bolt_port(paths: Neo4jPaths) -> int | None:
+    """The bolt port in the ``neo4j.conf`` of the last start (what a running server of ours listens on)."""
+    try:
+        text = paths.conf_file.read_text()
+    except FileNotFoundError:
+        return None
+    match = re.search(r"^server\.bolt\.listen_address=.*:(\d+)\s*$", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
 
 
 def _refuse_taken_ports(settings: Settings, current: ServerStatus) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -159,9 +160,15 @@ def status(settings: Settings) -> ServerStatus:
     paths = RedisPaths.of(settings)
     address = f"redis://127.0.0.1:{settings.redis_port}"
     pid = _our_pid(paths)
-    result = ServerStatus("redis", False, address, pid=pid, ours=pid is not None)
+    detail = ""
+    running_port = _configured_port(paths)
+    if pid is not None and running_port != settings.redis_port:
+        detail = f"the Redis started from {paths.root} (pid {pid}) listens on port {running_port}"
+        pid = None
+    result = ServerStatus("redis", False, address, pid=pid, ours=pid is not None, detail=detail)
     if not port_accepts(settings.redis_port):
-        detail = f"pid {pid} is running but does not answer; see {paths.log_file}" if pid else ""
+        if pid is not None:
+            detail = f"pid {pid} is running but does not answer; see {paths.log_file}"
         return dataclasses.replace(result, detail=detail, elapsed_s=time.monotonic() - began)
     if pid is None:
         result = dataclasses.replace(result, pid=listening_pid(settings.redis_port))
@@ -194,6 +201,12 @@ def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerSt
                         current.address, describe_process(current.pid))
         return dataclasses.replace(current, detail="already running", elapsed_s=time.monotonic() - began)
     pid = _our_pid(paths)
+    if pid is not None and _configured_port(paths) != settings.redis_port:
+        raise ServiceError(
+            f"the Redis started from {paths.root} (pid {pid}) already runs on port {_configured_port(paths)}, "
+            f"not {settings.redis_port}",
+            hint="`ovp redis stop` it first, or use another OVP_HOME for a second server",
+        )
     if pid is None:
         paths.pid_file.unlink(missing_ok=True)
         if port_accepts(settings.redis_port):
@@ -241,6 +254,16 @@ def _our_pid(paths: RedisPaths) -> int | None:
     if argv and Path(argv[0].split()[0]).name == "redis-server":
         return pid
     return None
+
+
+def _configured_port(paths: RedisPaths) -> int | None:
+    """The port in the ``redis.conf`` of the last start (what a running server of ours listens on)."""
+    try:
+        text = paths.conf_file.read_text()
+    except FileNotFoundError:
+        return None
+    match = re.search(r"^port (\d+)\s*$", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
 
 
 def _launch(settings: Settings, paths: RedisPaths, server: str) -> int:
