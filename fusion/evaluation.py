@@ -1,0 +1,139 @@
+"""Evaluation of a fusion model on labelled items: the task metrics, and the plots that go with a trained model."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from fusion import metrics as M
+from fusion.records import LabelMap, Prediction, VideoFeatures
+
+logger = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    """Anything that predicts profiles (``fusion.training.LoadedModel``, ``TrainResult.predictor``)."""
+
+    label_map: LabelMap
+
+    def predict(self, items: Sequence[VideoFeatures]) -> list[Prediction]: ...
+
+
+def score_predictions(
+    items: Sequence[VideoFeatures], predictions: Sequence[Prediction], label_map: LabelMap, threshold: float = 0.5
+) -> dict[str, Any]:
+    """Task metrics of ``predictions`` against the labels of ``items`` (same order), each task over its labelled items.
+
+    Returns ``{"disease": {...}, "popularity": {...}, "quality": {..., "confusion": 5×5 list}, "score": float}``;
+    a task the predictions do not cover, or with no labelled item, is left out. ``score`` is
+    ``metrics.validation_score`` (macro-F1 + Spearman + QWK). Plain floats and lists only: it is written as JSON.
+
+    Raises:
+        ValueError: the two sequences differ in length or in video ids.
+    """
+    if len(items) != len(predictions):
+        raise ValueError(f"{len(items)} items but {len(predictions)} predictions")
+    for it, pr in zip(items, predictions):
+        if it.video_id != pr.video_id:
+            raise ValueError(f"item {it.video_id!r} is paired with the prediction for {pr.video_id!r}")
+    result: dict[str, Any] = {}
+    pairs = [(it, pr) for it, pr in zip(items, predictions) if it.diseases is not None and pr.disease_probs]
+    if pairs and len(label_map):
+        y_true = np.stack([label_map.encode(it.diseases or [])[0] for it, _ in pairs])
+        probs = np.array([[pr.disease_probs[d] for d in label_map.disease_ids] for _, pr in pairs])
+        result["disease"] = {**M.disease_metrics(y_true, probs, threshold), "n": len(pairs)}
+    pairs = [(it, pr) for it, pr in zip(items, predictions) if it.popularity is not None and pr.popularity is not None]
+    if pairs:
+        pop = M.popularity_metrics([it.popularity for it, _ in pairs], [pr.popularity for _, pr in pairs])
+        result["popularity"] = {**pop, "n": len(pairs)}
+    pairs = [(it, pr) for it, pr in zip(items, predictions) if it.quality is not None and pr.quality is not None]
+    if pairs:
+        y_true = [it.quality for it, _ in pairs]
+        y_pred = [pr.quality for _, pr in pairs]
+        result["quality"] = {
+            **M.quality_metrics(y_true, y_pred),
+            "n": len(pairs),
+            "confusion": M.quality_confusion(y_true, y_pred).tolist(),
+        }
+    result["score"] = M.validation_score(result)
+    return result
+
+
+def evaluate(model: Predictor, items: Sequence[VideoFeatures], threshold: float = 0.5) -> dict[str, Any]:
+    """Predict ``items`` with ``model`` and score the predictions (see ``score_predictions`` for the returned dict)."""
+    predictions = model.predict(items)
+    result = score_predictions(items, predictions, model.label_map, threshold)
+    logger.info("evaluated %d items: score %.3f", len(items), result["score"])
+    return result
+
+
+def write_plots(
+    out_dir: Path,
+    *,
+    history: Sequence[dict[str, Any]] | None = None,
+    metrics: dict[str, Any] | None = None,
+    title_note: str = "",
+) -> list[Path]:
+    """Write ``learning_curves.png`` (from per-epoch ``history`` records) and ``quality_confusion.png`` (from
+    ``metrics["quality"]["confusion"]``) into ``out_dir``; either is skipped when its input is missing.
+
+    ``title_note`` (e.g. "SYNTHETIC data") is appended to each title. Returns the paths written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    suffix = f" ({title_note})" if title_note else ""
+
+    if history:
+        epochs = [h["epoch"] for h in history]
+        fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 4))
+        ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train total")
+        for task in sorted({t for h in history for t in h.get("task_losses", {})}):
+            ax_loss.plot(epochs, [h.get("task_losses", {}).get(task, np.nan) for h in history], "--", label=task)
+        ax_loss.set_xlabel("epoch")
+        ax_loss.set_ylabel("loss")
+        ax_loss.set_title("training loss" + suffix)
+        ax_loss.legend()
+        ax_val.plot(epochs, [h.get("val_score", np.nan) for h in history], label="score", linewidth=2)
+        for task, key in (("disease", "macro_f1"), ("popularity", "spearman"), ("quality", "qwk")):
+            values = [h.get("val_metrics", {}).get(task, {}).get(key, np.nan) for h in history]
+            if not all(v is None or np.isnan(v) for v in values):
+                ax_val.plot(epochs, [np.nan if v is None else v for v in values], "--", label=f"{task} {key}")
+        ax_val.set_xlabel("epoch")
+        ax_val.set_title("validation" + suffix)
+        ax_val.legend()
+        fig.tight_layout()
+        path = out_dir / "learning_curves.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+
+    confusion = (metrics or {}).get("quality", {}).get("confusion")
+    if confusion is not None:
+        matrix = np.asarray(confusion)
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        im = ax.imshow(matrix, cmap="Blues")
+        ticks = range(5)
+        ax.set_xticks(ticks, [str(k) for k in M.QUALITY_LABELS])
+        ax.set_yticks(ticks, [str(k) for k in M.QUALITY_LABELS])
+        for i in ticks:
+            for j in ticks:
+                colour = "white" if matrix[i, j] > matrix.max() / 2 else "black"
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=colour)
+        ax.set_xlabel("predicted GQS")
+        ax.set_ylabel("true GQS")
+        ax.set_title("quality confusion" + suffix)
+        fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        path = out_dir / "quality_confusion.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,501 @@
+"""Training, saving and loading of the fusion model on precomputed ``VideoFeatures``.
+
+``train`` → ``TrainResult`` (its ``predictor`` holds the best epoch's weights) → ``save_model`` → a model directory:
+``model.pt`` (state dict, including the popularity standardisation and training percentiles), ``config.json``,
+``label_map.json``, ``metrics.json``, ``model_card.md``. ``load_model`` reads it back into a ``LoadedModel`` whose
+``predict`` gives one ``Prediction`` per video.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from encoders.device import resolve_device
+from fusion.config import FusionConfig, check_compatible
+from fusion.evaluation import score_predictions, write_plots
+from fusion.losses import LossTargets, MultiTaskLoss
+from fusion.model import MODALITIES, FusionModel, FusionOutput
+from fusion.records import LabelMap, Prediction, VideoFeatures
+from ovp.errors import ModelNotFound
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILES = ("model.pt", "config.json", "label_map.json")
+
+
+# --- batches ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureBatch:
+    """Padded tensors for B items; ``*_valid`` masks are True on real positions. Every padded length is at least 1."""
+
+    video_ids: list[str]
+    frames: torch.Tensor
+    frame_valid: torch.Tensor
+    tokens: torch.Tensor
+    token_valid: torch.Tensor
+    entities: torch.Tensor
+    entity_valid: torch.Tensor
+    metadata: torch.Tensor
+    targets: LossTargets
+
+    def to(self, device: torch.device) -> "FeatureBatch":
+        moved = {
+            f.name: getattr(self, f.name).to(device, non_blocking=True)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        targets = LossTargets(**{k: v.to(device, non_blocking=True) for k, v in dataclasses.asdict(self.targets).items()})
+        return dataclasses.replace(self, **moved, targets=targets)
+
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        return (self.frames, self.frame_valid, self.tokens, self.token_valid, self.entities, self.entity_valid, self.metadata)
+
+
+def _pad(arrays: list[np.ndarray], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Length ≥ 1 even when every item is empty: attention and pooling then see one masked position, not a 0-size dim.
+    length = max([len(a) for a in arrays] + [1])
+    out = np.zeros((len(arrays), length, width), dtype=np.float32)
+    valid = np.zeros((len(arrays), length), dtype=bool)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+        valid[i, : len(a)] = True
+    return torch.from_numpy(out), torch.from_numpy(valid)
+
+
+def collate(
+    items: Sequence[VideoFeatures], config: FusionConfig, label_map: LabelMap, pop_mean: float = 0.0, pop_std: float = 1.0
+) -> FeatureBatch:
+    """Pad ``items`` into one ``FeatureBatch``; popularity targets are standardised with ``pop_mean``/``pop_std``.
+
+    Disease ids outside ``label_map`` are ignored here (``train`` reports them once).
+    """
+    frames, frame_valid = _pad([it.frames for it in items], config.d_visual)
+    tokens, token_valid = _pad([it.tokens for it in items], config.d_text)
+    entities, entity_valid = _pad([it.entities for it in items], config.d_graph)
+    metadata = torch.from_numpy(np.stack([it.metadata for it in items]).astype(np.float32).reshape(len(items), -1))
+    n = len(items)
+    diseases = np.zeros((n, len(label_map)), dtype=np.float32)
+    for i, it in enumerate(items):
+        if it.diseases is not None:
+            diseases[i] = label_map.encode(it.diseases)[0]
+    targets = LossTargets(
+        diseases=torch.from_numpy(diseases),
+        disease_mask=torch.tensor([it.diseases is not None for it in items]),
+        popularity=torch.tensor(
+            [((it.popularity - pop_mean) / pop_std) if it.popularity is not None else 0.0 for it in items], dtype=torch.float32
+        ),
+        popularity_mask=torch.tensor([it.popularity is not None for it in items]),
+        quality=torch.tensor([it.quality or 1 for it in items], dtype=torch.long),
+        quality_mask=torch.tensor([it.quality is not None for it in items]),
+    )
+    return FeatureBatch(
+        video_ids=[it.video_id for it in items],
+        frames=frames,
+        frame_valid=frame_valid,
+        tokens=tokens,
+        token_valid=token_valid,
+        entities=entities,
+        entity_valid=entity_valid,
+        metadata=metadata,
+        targets=targets,
+    )
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    # Mixed precision only on CUDA; bfloat16 needs no loss scaler. CPU runs in float32 for exact reproducibility.
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _show_progress(progress: bool) -> bool:
+    return progress and sys.stderr.isatty()
+
+
+# --- prediction ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A fusion model ready to predict: weights in eval mode on ``device``, with its config and label map.
+
+    ``model_version`` identifies the weights (a hash of ``model.pt``; empty before saving) for ``Profile.model_version``.
+    """
+
+    model: FusionModel
+    config: FusionConfig
+    label_map: LabelMap
+    device: torch.device
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model_version: str = ""
+
+    def predict(self, items: Sequence[VideoFeatures], batch_size: int = 64) -> list[Prediction]:
+        """One ``Prediction`` per item, in order.
+
+        Raises:
+            ValueError: an item's feature widths differ from the model's (naming the video).
+        """
+        check_compatible(self.config, items, self.label_map)
+        predictions: list[Prediction] = []
+        for chunk, out in _forward(self.model, items, self.config, self.label_map, self.device, batch_size):
+            predictions.extend(_to_predictions(self.model, chunk, out, self.label_map))
+        return predictions
+
+
+def _forward(
+    model: FusionModel,
+    items: Sequence[VideoFeatures],
+    config: FusionConfig,
+    label_map: LabelMap,
+    device: torch.device,
+    batch_size: int,
+) -> Iterator[tuple[Sequence[VideoFeatures], FusionOutput]]:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(items), batch_size):
+                chunk = items[start : start + batch_size]
+                batch = collate(chunk, config, label_map).to(device)
+                with _autocast(device):
+                    out = model(*batch.inputs())
+                yield chunk, out
+    finally:
+        model.train(was_training)
+
+
+def _to_predictions(
+    model: FusionModel, items: Sequence[VideoFeatures], out: FusionOutput, label_map: LabelMap
+) -> list[Prediction]:
+    def cpu(t: torch.Tensor | None) -> np.ndarray | None:
+        return None if t is None else t.detach().float().cpu().numpy()
+
+    disease = cpu(out.disease_probs)
+    pop_value = pop_pct = None
+    if out.popularity is not None:
+        value = model.popularity_value(out.popularity.float())
+        pop_value, pop_pct = cpu(value), cpu(model.popularity_percentile(value))
+    q_probs = cpu(out.quality_probs)
+    frame_att, token_att, entity_att = cpu(out.frame_attention), cpu(out.token_attention), cpu(out.entity_attention)
+    gates, embedding = cpu(out.gates), cpu(out.embedding)
+    result = []
+    for i, it in enumerate(items):
+        k, n_tok, e = len(it.frames), len(it.tokens), len(it.entities)
+        result.append(
+            Prediction(
+                video_id=it.video_id,
+                disease_probs=(
+                    {d: float(disease[i, j]) for j, d in enumerate(label_map.disease_ids)} if disease is not None else {}
+                ),
+                popularity=float(pop_value[i]) if pop_value is not None else None,
+                popularity_pct=float(pop_pct[i]) if pop_pct is not None else None,
+                quality=int(q_probs[i].argmax()) + 1 if q_probs is not None else None,
+                quality_probs=[float(p) for p in q_probs[i]] if q_probs is not None else None,
+                frame_attention=[(float(t), float(w)) for t, w in zip(it.frame_times, frame_att[i, :k])],
+                token_attention=[(s, float(w)) for s, w in zip(it.token_text, token_att[i, :n_tok])],
+                entity_attention=[(s, float(w)) for s, w in zip(it.entity_ids, entity_att[i, :e])],
+                modality_gates={m: float(gates[i, j]) for j, m in enumerate(MODALITIES)},
+                embedding=[float(x) for x in embedding[i]],
+            )
+        )
+    return result
+
+
+# --- training --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns. ``history`` has one JSON-ready record per epoch:
+    ``{epoch, train_loss, task_losses, task_weights, val_score, val_metrics, seconds}``."""
+
+    predictor: LoadedModel
+    history: list[dict[str, Any]]
+    best_epoch: int
+    val_metrics: dict[str, Any]
+    task_weights: dict[str, float]
+    n_train: int
+    n_val: int
+    synthetic: bool
+    stopped_early: bool
+
+    @property
+    def config(self) -> FusionConfig:
+        return self.predictor.config
+
+    @property
+    def label_map(self) -> LabelMap:
+        return self.predictor.label_map
+
+
+def _popularity_stats(items: Sequence[VideoFeatures]) -> tuple[float, float, np.ndarray]:
+    values = np.array([it.popularity for it in items if it.popularity is not None], dtype=np.float64)
+    if len(values) == 0:
+        return 0.0, 1.0, np.zeros(101)
+    std = float(values.std())
+    return float(values.mean()), std if std > 1e-6 else 1.0, np.quantile(values, np.linspace(0.0, 1.0, 101))
+
+
+@contextlib.contextmanager
+def _deterministic() -> Iterator[None]:
+    # A process-wide switch: restore the caller's setting so training does not change behaviour elsewhere.
+    previous, previous_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+def train(
+    train_items: Sequence[VideoFeatures],
+    val_items: Sequence[VideoFeatures],
+    config: FusionConfig,
+    label_map: LabelMap,
+    out_dir: Path | None = None,
+    progress: bool = True,
+    device: str = "auto",
+) -> TrainResult:
+    """Train a fusion model with AdamW and early stopping on the validation score (macro-F1 + Spearman + QWK).
+
+    Same ``config.seed``, data and device → the same weights and metrics. Without ``val_items`` every epoch runs and
+    the last one is kept. When ``out_dir`` is given the model is saved there (``save_model``) with its plots.
+    ``device`` is a device setting (``Settings.device``: auto, cpu, cuda, cuda:N).
+
+    Raises:
+        ValueError: no training items, or items whose feature widths or label map disagree with ``config``.
+    """
+    if not train_items:
+        raise ValueError("train() needs at least one training item")
+    check_compatible(config, list(train_items) + list(val_items), label_map)
+    unknown = sorted({d for it in train_items for d in (it.diseases or []) if d not in label_map.disease_ids})
+    if unknown:
+        logger.warning("%d disease ids in the training labels are not in the label map and are ignored: %s",
+                       len(unknown), ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else ""))
+    torch_device = resolve_device(device)
+    pop_mean, pop_std, pop_quantiles = _popularity_stats(train_items)
+
+    with _deterministic():
+        torch.manual_seed(config.seed)
+        rng = np.random.default_rng(config.seed)
+        model = FusionModel(config)
+        model.pop_mean.fill_(pop_mean)
+        model.pop_std.fill_(pop_std)
+        model.pop_quantiles.copy_(torch.as_tensor(pop_quantiles, dtype=torch.float32))
+        model.to(torch_device)
+        loss_fn = MultiTaskLoss(config).to(torch_device)
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        if loss_fn.log_vars.requires_grad:
+            groups.append({"params": [loss_fn.log_vars], "weight_decay": 0.0})  # decaying log-variances biases the weights
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        predictor = LoadedModel(model, config, label_map, torch_device)
+
+        history: list[dict[str, Any]] = []
+        best_score, best_epoch, best_state, best_val = -math.inf, 0, None, {}
+        stale = 0
+        show = _show_progress(progress)
+        n_batches = math.ceil(len(train_items) / config.batch_size)
+        epochs = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not show, leave=False)
+        for epoch in epochs:
+            started = time.perf_counter()
+            model.train()
+            order = rng.permutation(len(train_items))
+            total, task_sums, task_counts = 0.0, {}, {}
+            for b in tqdm(range(n_batches), desc=f"epoch {epoch}", disable=not show, leave=False):
+                chunk = [train_items[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
+                batch = collate(chunk, config, label_map, pop_mean, pop_std).to(torch_device)
+                with _autocast(torch_device):
+                    out = model(*batch.inputs())
+                loss, parts = loss_fn(out, batch.targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                total += float(loss.detach()) * len(chunk)
+                for task, value in parts.items():
+                    task_sums[task] = task_sums.get(task, 0.0) + value * len(chunk)
+                    task_counts[task] = task_counts.get(task, 0) + len(chunk)
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "train_loss": total / len(train_items),
+                "task_losses": {t: task_sums[t] / task_counts[t] for t in task_sums},
+                "task_weights": loss_fn.weights(),
+            }
+            if val_items:
+                val = score_predictions(val_items, predictor.predict(val_items), label_map)
+                score = val["score"]
+                record.update(val_score=score, val_metrics=val)
+            else:
+                val, score = {}, -record["train_loss"]
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+            epochs.set_postfix(loss=f"{record['train_loss']:.3f}", score=f"{score:.3f}")
+            logger.debug("epoch %d: loss %.4f score %.4f", epoch, record["train_loss"], score)
+            if score > best_score:
+                best_score, best_epoch, best_val, stale = score, epoch, val, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if val_items and stale >= config.patience:
+                    break
+        epochs.close()
+        assert best_state is not None  # at least one epoch ran (config.epochs > 0)
+        model.load_state_dict(best_state)
+        model.eval()
+
+    stopped_early = len(history) < config.epochs
+    logger.info(
+        "trained %d epochs on %d items (best epoch %d, validation score %.3f%s)",
+        len(history), len(train_items), best_epoch, best_score, ", stopped early" if stopped_early else "",
+    )
+    result = TrainResult(
+        predictor=predictor,
+        history=history,
+        best_epoch=best_epoch,
+        val_metrics=best_val,
+        task_weights=history[best_epoch - 1]["task_weights"],
+        n_train=len(train_items),
+        n_val=len(val_items),
+        synthetic=any(it.synthetic for it in list(train_items) + list(val_items)),
+        stopped_early=stopped_early,
+    )
+    if out_dir is not None:
+        save_model(result, out_dir)
+    return result
+
+
+# --- saving and loading ----------------------------------------------------------------------------------------------
+
+
+def _json_safe(value: Any) -> Any:
+    # JSON has no NaN; metrics that are undefined on a split are written as null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _model_card(result: TrainResult, version: str) -> str:
+    cfg = result.config
+    data_line = (
+        "**SYNTHETIC** data (generated by `ovp demo-data`): these numbers say the pipeline learns planted patterns, "
+        "nothing about real videos."
+        if result.synthetic
+        else "Labelled videos supplied by the operator (see the training manifest)."
+    )
+    rows = []
+    for task, keys in (("disease", ("macro_f1", "micro_f1", "mAP")), ("popularity", ("spearman", "mae")),
+                       ("quality", ("accuracy", "qwk", "mae"))):
+        for key in keys:
+            value = result.val_metrics.get(task, {}).get(key)
+            if value is not None:
+                rows.append(f"| {task} | {key} | {value:.3f} |" if math.isfinite(value) else f"| {task} | {key} | n/a |")
+    metrics_table = "\n".join(["| task | metric | validation |", "|---|---|---|", *rows]) if rows else "No validation set."
+    modalities = ", ".join(m for m in ("visual", "text", "graph", "metadata") if getattr(cfg, f"use_{m}"))
+    return f"""# OVP fusion model {version}
+
+## Model
+Fusion `{cfg.fusion}` over {modalities}; width {cfg.width}; tasks: {", ".join(cfg.tasks)}
+(weighting: {cfg.task_weighting}; quality head: {cfg.quality_head}); {len(result.label_map)} disease labels.
+Best epoch {result.best_epoch} of {len(result.history)}.
+
+## Data
+{data_line}
+{result.n_train} training and {result.n_val} validation videos.
+
+## Metrics
+{metrics_table}
+
+## Intended use
+Profiling eye-health videos for research and content triage: which eye diseases a video is about, its expected
+engagement (log1p scale, and percentile among the training videos) and the quality of its medical content (GQS 1–5).
+Predictions are evidence for a human reviewer, with the attended keyframes and entities as the explanation.
+
+## Limitations
+Not a medical device and not medical advice. Quality and disease predictions inherit the biases of the labels and of
+the platforms sampled; popularity depends on platform dynamics that drift over time. Diseases outside the label map are
+never predicted. Author followers are an input: the model favours established authors as the data did.
+"""
+
+
+def save_model(result: TrainResult, out_dir: Path) -> Path:
+    """Write ``model.pt``, ``config.json``, ``label_map.json``, ``metrics.json``, ``model_card.md`` and the plots
+    (``learning_curves.png``, ``quality_confusion.png``) into ``out_dir`` (created if needed); returns ``out_dir``.
+
+    Sets ``result.predictor.model_version`` to the first 12 hex digits of the SHA-256 of ``model.pt``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / "model.pt"
+    torch.save({k: v.detach().cpu() for k, v in result.predictor.model.state_dict().items()}, model_path)
+    version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    result.predictor.model_version = version
+    (out_dir / "config.json").write_text(json.dumps(result.config.to_dict(), indent=2) + "\n", encoding="utf-8")
+    result.label_map.save(out_dir / "label_map.json")
+    metrics = {
+        "model_version": version,
+        "synthetic": result.synthetic,
+        "n_train": result.n_train,
+        "n_val": result.n_val,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "validation": result.val_metrics,
+        "task_weights": result.task_weights,
+        "history": result.history,
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+    (out_dir / "model_card.md").write_text(_model_card(result, version), encoding="utf-8")
+    result.predictor.metrics = _json_safe(metrics)
+    write_plots(out_dir, history=result.history, metrics=result.val_metrics,
+                title_note="SYNTHETIC data" if result.synthetic else "")
+    logger.info("saved fusion model %s to %s", version, out_dir)
+    return out_dir
+
+
+def load_model(model_dir: Path, device: str = "auto") -> LoadedModel:
+    """Load a model directory written by ``save_model`` onto ``device`` (a device setting), ready to predict.
+
+    Raises:
+        ModelNotFound: the directory or one of ``model.pt``, ``config.json``, ``label_map.json`` is missing or unreadable.
+    """
+    model_dir = Path(model_dir)
+    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise ModelNotFound(
+            f"model directory {model_dir} lacks {', '.join(missing)}",
+            hint="train one with `ovp train` (or `ovp demo-data` then `ovp train`), or point OVP_MODEL_DIR at a trained model",
+        )
+    try:
+        config = FusionConfig.from_dict(json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
+        label_map = LabelMap.load(model_dir / "label_map.json")
+        state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+        model = FusionModel(config)
+        model.load_state_dict(state)
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        raise ModelNotFound(f"model directory {model_dir} cannot be loaded: {exc}", hint="retrain the model") from exc
+    metrics_path = model_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    version = metrics.get("model_version") or hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest()[:12]
+    torch_device = resolve_device(device)
+    model.to(torch_device).eval()
+    return LoadedModel(model, config, label_map, torch_device, metrics, version)
