@@ -223,3 +223,15 @@ def test_cli_writes_a_set_and_prints_one_summary_line(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.count("\n") == 1 and result.output.startswith("SYNTHETIC demo set: 2 videos (+1 corrupt)")
     assert len(read_manifest(tmp_path / "out" / "manifest.jsonl")) == 3
+
+
+def test_the_project_lexicon_if_present_gives_enough_targets_and_valid_plans() -> None:
+    from kg_builder.source_config import LEXICON_FILE
+
+    if not LEXICON_FILE.is_file():
+        pytest.skip(f"{LEXICON_FILE} not written yet")
+    lexicon = load_demo_lexicon()
+    ids = {d.id for d in lexicon.diseases}
+    assert len(ids) >= 15
+    for plan in plan_demo_set(lexicon, 200, seed=0):
+        assert set(plan.entry.diseases) <= ids
