@@ -10,7 +10,7 @@ import torch
 
 from fusion import metrics as M
 from fusion.config import FusionConfig
-from fusion.losses import LossTargets, MultiTaskLoss
+from fusion.losses import MultiTaskLoss
 from fusion.model import FusionModel
 from fusion.records import METADATA_DIM, LabelMap, VideoFeatures, metadata_vector
 from fusion.training import collate
@@ -218,3 +218,17 @@ def test_records_reject_inconsistent_shapes_naming_the_video() -> None:
     vec, unknown = LABELS.encode(["ICD10:H40", "OVP:unknown"])
     assert vec.tolist() == [0.0, 1.0, 0.0] and unknown == ["OVP:unknown"]
     assert LabelMap.from_dict(json.loads(json.dumps(LABELS.to_dict()))) == LABELS
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_same_model_runs_on_gpu_with_matching_outputs() -> None:
+    cfg = config()
+    torch.manual_seed(0)
+    model = FusionModel(cfg).eval()
+    batch = collate(EDGE_ITEMS, cfg, LABELS)
+    with torch.no_grad():
+        cpu_out = model(*batch.inputs())
+        model.to("cuda")
+        gpu_out = model(*batch.to(torch.device("cuda")).inputs())
+    assert torch.allclose(cpu_out.embedding, gpu_out.embedding.cpu(), atol=1e-4)
+    assert torch.allclose(cpu_out.frame_attention, gpu_out.frame_attention.cpu(), atol=1e-4)

@@ -163,3 +163,11 @@ def test_predictions_carry_explanations(trained: tuple[TrainResult, Path]) -> No
 def test_load_model_names_the_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match=str(tmp_path / "nowhere")):
         load_model(tmp_path / "nowhere")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_runs_on_gpu_with_mixed_precision() -> None:
+    result = train(TRAIN[:48], VAL[:16], small_config(epochs=2), LABELS, progress=False, device="cuda")
+    assert result.predictor.device.type == "cuda"
+    predictions = result.predictor.predict(TEST[:4])
+    assert all(np.isfinite(p.embedding).all() for p in predictions)
