@@ -1,0 +1,99 @@
+"""Profile write-back against the real Neo4j: one transaction, idempotent, `latest` moves with model versions."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from kg_builder.graph import Graph
+from kg_builder.schema import apply_schema
+from ovp.settings import Settings
+from worker.records import DiseasePrediction, Explanation, MentionRecord, ProfileRecord, VideoMeta
+from worker.writeback import batch_status, create_batch, record_failure, write_profile
+
+pytestmark = pytest.mark.neo4j
+
+
+@pytest.fixture(scope="module")
+def graph() -> Graph:
+    with Graph.connect(Settings.from_env()) as g:
+        apply_schema(g)
+        yield g
+
+
+@pytest.fixture()
+def world(graph: Graph):
+    """Two test diseases and a test phenotype, removed afterwards with every test video, profile and batch."""
+    tag = uuid.uuid4().hex[:8]
+    ids = {"d1": f"TEST:{tag}:d1", "d2": f"TEST:{tag}:d2", "p": f"TEST:{tag}:p"}
+    graph.write(
+        "UNWIND $rows AS r CREATE (e:Entity {id: r.id, name: r.id, source: 'test'}) "
+        "FOREACH (_ IN CASE WHEN r.kind = 'd' THEN [1] ELSE [] END | SET e:Disease) "
+        "FOREACH (_ IN CASE WHEN r.kind = 'p' THEN [1] ELSE [] END | SET e:Phenotype)",
+        {"rows": [{"id": ids["d1"], "kind": "d"}, {"id": ids["d2"], "kind": "d"}, {"id": ids["p"], "kind": "p"}]},
+    )
+    yield tag, ids
+    graph.write("MATCH (n) WHERE n.id STARTS WITH $prefix DETACH DELETE n", {"prefix": f"TEST:{tag}"})
+    graph.write("MATCH (p:Profile) WHERE p.video_id STARTS WITH $prefix DETACH DELETE p", {"prefix": f"test-{tag}"})
+    graph.write("MATCH (n) WHERE (n:Video OR n:Batch) AND n.id STARTS WITH $prefix DETACH DELETE n", {"prefix": f"test-{tag}"})
+
+
+def _record(tag: str, ids: dict[str, str], model_version: str, quality: int = 4) -> ProfileRecord:
+    return ProfileRecord(
+        video=VideoMeta(id=f"test-{tag}-v1", platform="douyin", title="青光眼", caption="#青光眼 眼压高", hashtags=("青光眼",)),
+        model_version=model_version,
+        popularity=7.5,
+        popularity_pct=81.0,
+        quality=quality,
+        quality_probs=(0.0, 0.1, 0.1, 0.6, 0.2),
+        predictions=(DiseasePrediction(ids["d1"], 0.9, 1), DiseasePrediction(ids["d2"], 0.6, 2)),
+        mentions=(MentionRecord(ids["p"], "眼压高", 5, 8, 0.95), MentionRecord(ids["d1"], "青光眼", 1, 4, 1.0)),
+        explanation=Explanation(keyframes=((1.0, 0.5), (3.0, 0.3)), entities=((ids["d1"], 0.7),)),
+        embedding=tuple(float(i % 7) for i in range(256)),
+        visual_weights="none",
+    )
+
+
+def _counts(graph: Graph, video_id: str) -> dict[str, int]:
+    return graph.read(
+        """
+        MATCH (v:Video {id: $id})
+        RETURN COUNT { (v)-[:MENTIONS]->() } AS mentions,
+               COUNT { (v)-[:HAS_PROFILE]->() } AS profiles,
+               COUNT { (v)-[:HAS_PROFILE]->(:Profile {latest: true}) } AS latest,
+               COUNT { (v)-[:HAS_PROFILE]->()-[:PREDICTS]->() } AS predicts
+        """,
+        {"id": video_id},
+    )[0]
+
+
+def test_writing_a_profile_twice_with_one_model_version_replaces_it(graph: Graph, world) -> None:
+    tag, ids = world
+    write_profile(graph, _record(tag, ids, "m1"))
+    write_profile(graph, _record(tag, ids, "m1", quality=2))
+    assert _counts(graph, f"test-{tag}-v1") == {"mentions": 2, "profiles": 1, "latest": 1, "predicts": 2}
+    row = graph.read("MATCH (:Video {id: $id})-[:HAS_PROFILE]->(p) RETURN p.quality AS q, p.explanation AS e", {"id": f"test-{tag}-v1"})[0]
+    assert row["q"] == 2 and '"keyframes"' in row["e"]
+
+
+def test_a_new_model_version_adds_a_profile_and_moves_latest(graph: Graph, world) -> None:
+    tag, ids = world
+    write_profile(graph, _record(tag, ids, "m1"))
+    write_profile(graph, _record(tag, ids, "m2"))
+    assert _counts(graph, f"test-{tag}-v1") == {"mentions": 2, "profiles": 2, "latest": 1, "predicts": 4}
+    latest = graph.read("MATCH (:Video {id: $id})-[:HAS_PROFILE]->(p {latest: true}) RETURN p.model_version AS m", {"id": f"test-{tag}-v1"})
+    assert latest == [{"m": "m2"}]
+
+
+def test_batch_outcomes_are_counted_from_the_videos(graph: Graph, world) -> None:
+    tag, ids = world
+    batch_id = f"test-{tag}-batch"
+    good, bad = _record(tag, ids, "m1"), VideoMeta(id=f"test-{tag}-bad", caption="x")
+    create_batch(graph, batch_id, [good.video, bad])
+    assert batch_status(graph, batch_id)["status"] == "running"
+    write_profile(graph, good, batch_id=batch_id)
+    record_failure(graph, batch_id, bad, "VideoDecodeError: not a video")
+    status = batch_status(graph, batch_id)
+    assert (status["total"], status["done"], status["failed"], status["status"]) == (2, 1, 1, "finished")
+    assert status["failures"] == [{"video_id": bad.id, "reason": "VideoDecodeError: not a video"}]
+    assert batch_status(graph, f"test-{tag}-missing") is None

@@ -1,0 +1,68 @@
+"""Typed records the profiling pipeline hands to the graph write-back."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """The manifest's description of a video, as stored on ``(:Video)``."""
+
+    id: str
+    platform: str = "other"
+    url: str = ""
+    path: str = ""
+    title: str = ""
+    caption: str = ""
+    hashtags: tuple[str, ...] = ()
+    duration_s: float = 0.0
+    published_at: str = ""
+    author_followers: int = 0
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class MentionRecord:
+    entity_id: str
+    surface: str
+    start: int
+    end: int
+    score: float
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class DiseasePrediction:
+    disease_id: str
+    prob: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What drove a profile: keyframes (timestamp, attention weight) and entities (id, attention weight), best first."""
+
+    keyframes: tuple[tuple[float, float], ...] = ()
+    entities: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProfileRecord:
+    """One video's profile from one model version: what ``write_profile`` stores in one transaction."""
+
+    video: VideoMeta
+    model_version: str
+    popularity: float
+    popularity_pct: float
+    quality: int
+    quality_probs: tuple[float, ...]
+    predictions: tuple[DiseasePrediction, ...] = ()
+    mentions: tuple[MentionRecord, ...] = ()
+    explanation: Explanation = field(default_factory=Explanation)
+    embedding: tuple[float, ...] = ()
+    visual_weights: str = ""  # "none" when the ResNet ran with random weights: the profile says so
+
+    @property
+    def profile_id(self) -> str:
+        # Keyed by video and model version: a redelivered or repeated task writes the same node, never a second one.
+        return f"{self.video.id}@{self.model_version}"
