@@ -1,0 +1,137 @@
+"""Profiling one chunk of a batch: idempotent, bounded redelivery, bad input recorded and never retried.
+
+The worker's Celery task is a thin shell over :func:`run_chunk`, which tests call directly.
+
+How a video that kills its worker is not redelivered forever: before a video is processed, the attempt counter on
+its batch's ``CONTAINS`` relationship is incremented in Neo4j (durable, visible in ``ovp batch status``). A chunk
+normally runs as one forward pass. If any of its unfinished videos already has an attempt recorded (the chunk is
+being redelivered after its worker died), the chunk runs one video at a time, each counted only when it is tried,
+so the video that kills the worker is the only one whose counter grows; past ``max_deliveries`` it is recorded as
+failed without being tried again.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import neo4j
+
+from fusion.manifest import VideoEntry
+from kg_builder.graph import Graph
+from worker.records import ProfileRecord, VideoMeta
+from worker.writeback import record_failure, write_profile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoOutcome:
+    """A profiled video (``record``) or the reason it could not be profiled (``error``, bad input)."""
+
+    video_id: str
+    record: ProfileRecord | None = None
+    error: str | None = None
+
+
+class Profiler(Protocol):
+    """What a chunk needs from the models: :class:`worker.pipeline.ProfilingPipeline` is the real one."""
+
+    model_version: str
+
+    def profile(self, entries: Sequence[VideoEntry]) -> list[VideoOutcome]: ...
+
+
+@dataclass
+class ChunkReport:
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already finished by an earlier delivery
+
+
+# Reads the state of the chunk's videos within the batch; a video not in the batch reads as never tried.
+CHUNK_STATE = """
+UNWIND $video_ids AS vid
+OPTIONAL MATCH (:Batch {id: $batch_id})-[c:CONTAINS]->(:Video {id: vid})
+RETURN vid AS video_id, coalesce(c.status, 'queued') AS status, coalesce(c.attempts, 0) AS attempts
+"""
+
+# Counts one more attempt for each video about to be processed and marks it running.
+BEGIN_ATTEMPT = """
+UNWIND $video_ids AS vid
+MATCH (:Batch {id: $batch_id})-[c:CONTAINS]->(:Video {id: vid})
+SET c.attempts = coalesce(c.attempts, 0) + 1, c.status = 'running'
+RETURN vid AS video_id, c.attempts AS attempts
+"""
+
+
+def video_meta(entry: VideoEntry) -> VideoMeta:
+    """The (:Video) metadata of a manifest entry."""
+    return VideoMeta(
+        id=entry.id,
+        platform=entry.platform,
+        url=entry.url or "",
+        path=str(entry.path),
+        title=entry.title,
+        caption=entry.caption,
+        hashtags=tuple(entry.hashtags),
+        duration_s=float(entry.duration_s),
+        published_at=entry.published_at.isoformat(),
+        author_followers=int(entry.author_followers),
+        synthetic=bool(entry.synthetic),
+    )
+
+
+def run_chunk(
+    graph: Graph, profiler: Profiler, batch_id: str, entries: Sequence[VideoEntry], *, max_deliveries: int
+) -> ChunkReport:
+    """Profile ``entries`` of batch ``batch_id`` and record every outcome in the graph.
+
+    Raises:
+        GraphUnavailable: Neo4j went away; the caller retries the whole chunk (finished videos are skipped then).
+    """
+    report = ChunkReport()
+    states = {row["video_id"]: row for row in graph.read(CHUNK_STATE, {"batch_id": batch_id, "video_ids": [e.id for e in entries]})}
+    todo = []
+    for entry in entries:
+        if states[entry.id]["status"] in ("done", "failed"):
+            report.skipped.append(entry.id)
+        else:
+            todo.append(entry)
+    redelivered = any(states[e.id]["attempts"] > 0 for e in todo)
+    groups = [[e] for e in todo] if redelivered else ([todo] if todo else [])
+    if redelivered:
+        log.warning("batch %s: chunk redelivered after a worker died; profiling its %d videos one at a time", batch_id, len(todo))
+    for group in groups:
+        attempts = _begin_attempt(graph, batch_id, group)
+        runnable = []
+        for entry in group:
+            if attempts.get(entry.id, 1) > max_deliveries:
+                reason = (
+                    f"gave up after {max_deliveries} deliveries: processing this video stopped its worker each time "
+                    "(out of memory or a crashing decoder?)"
+                )
+                record_failure(graph, batch_id, video_meta(entry), reason)
+                report.failed.append(entry.id)
+            else:
+                runnable.append(entry)
+        if not runnable:
+            continue
+        for outcome, entry in zip(profiler.profile(runnable), runnable):
+            if outcome.record is not None:
+                write_profile(graph, outcome.record, batch_id=batch_id)
+                report.done.append(entry.id)
+            else:
+                record_failure(graph, batch_id, video_meta(entry), outcome.error or "unknown error")
+                report.failed.append(entry.id)
+    log.info("batch %s: chunk of %d — %d done, %d failed, %d already finished",
+             batch_id, len(entries), len(report.done), len(report.failed), len(report.skipped))
+    return report
+
+
+def _begin_attempt(graph: Graph, batch_id: str, group: Sequence[VideoEntry]) -> dict[str, int]:
+    # A write (it increments), so it goes through the write path; the result rows carry the new counts.
+    def work(tx: neo4j.ManagedTransaction) -> dict[str, int]:
+        return {row["video_id"]: row["attempts"] for row in tx.run(BEGIN_ATTEMPT, batch_id=batch_id, video_ids=[e.id for e in group])}
+
+    return graph.write_transaction(work)
