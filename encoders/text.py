@@ -199,10 +199,12 @@ class TextEncoder:
         masks_out: list[np.ndarray] = []
         tokens_out: list[list[str]] = []
         pooled_out: list[np.ndarray] = []
+        # batches of similar length waste less compute on padding; results go back to input order at the end
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.inference_mode():
             for b in range(0, len(texts), batch_size):
                 batch = tokenizer(
-                    texts[b : b + batch_size],
+                    [texts[i] for i in order[b : b + batch_size]],
                     padding=True,
                     truncation=True,
                     max_length=self.config.max_length,
@@ -225,4 +227,7 @@ class TextEncoder:
                 pooled_out.append(pooled.float().cpu().numpy())
         dim = int(model.config.hidden_size)
         pooled_all = np.concatenate(pooled_out).astype(np.float32) if pooled_out else np.zeros((0, dim), np.float32)
-        return TextFeatures(states_out, masks_out, tokens_out, pooled_all)
+        back = np.argsort(np.asarray(order, dtype=np.int64))  # position in sorted order of each input text
+        return TextFeatures(
+            [states_out[k] for k in back], [masks_out[k] for k in back], [tokens_out[k] for k in back], pooled_all[back]
+        )
