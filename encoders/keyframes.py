@@ -331,11 +331,7 @@ def _frame_time(frame: av.VideoFrame, start_s: float) -> float:
 def _frame_rotation(frame: av.VideoFrame, stream: av.video.stream.VideoStream) -> int:
     degrees = getattr(frame, "rotation", 0) or 0  # display matrix, counter-clockwise (PyAV >= 14)
     if not degrees:
-        # The legacy MOV tag is clockwise, the display matrix counter-clockwise.
-        try:
-            degrees = -float(stream.metadata.get("rotate", 0) or 0)
-        except ValueError:
-            degrees = 0
+        return _tag_rotation(stream)
     quarter = round(degrees / 90) * 90 % 360
     if abs(((degrees - quarter) + 180) % 360 - 180) > 1:
         logger.warning("rotation %.1f° is not a multiple of 90°; using %d°", degrees, quarter)
@@ -389,16 +385,18 @@ def _scan_keyframes(
                     scan.held = None  # too big to keep: chosen key frames will be decoded again by seeking
                 else:
                     scan.held.append(rgb)
-    scan.rotation = rotation if rotation is not None else _frame_rotation_from_tag(stream)
+    scan.rotation = rotation if rotation is not None else _tag_rotation(stream)
     scan.duration_s = _duration(container, stream, end_pts, scan.start_pts, scan.times)
     return scan
 
 
-def _frame_rotation_from_tag(stream: av.video.stream.VideoStream) -> int:
+def _tag_rotation(stream: av.video.stream.VideoStream) -> int:
+    # The legacy MOV "rotate" tag (older muxers) is clockwise; the display matrix and our result are counter-clockwise.
     try:
-        return int(round(-float(stream.metadata.get("rotate", 0) or 0) / 90) * 90 % 360)
+        degrees = -float(stream.metadata.get("rotate", 0) or 0)
     except ValueError:
         return 0
+    return int(round(degrees / 90) * 90 % 360)
 
 
 def _duration(

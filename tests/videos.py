@@ -65,11 +65,11 @@ def make_video(
         stream.codec_context.time_base = time_base
         if rotate is not None:
             stream.set_display_rotation(rotate)
-        texture = _texture(width, height)
+        texture, coloured = _texture(width, height), {}
         cycle = (1, 2, 1, 3) if vfr else (1,)
         t, i = 0.0, 0
         while t < seconds - 1e-9:
-            frame = av.VideoFrame.from_ndarray(_frame(t, width, height, scenes, texture), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(_frame(t, width, height, scenes, texture, coloured), format="rgb24")
             frame.pts = round(t / time_base)
             frame.time_base = time_base
             for packet in stream.encode(frame):
@@ -114,14 +114,20 @@ def truncate_copy(src: str | Path, dst: str | Path, fraction: float = 0.5) -> Pa
 
 
 def _texture(width: int, height: int) -> np.ndarray:
-    # One fixed noise texture, scrolled per frame: motion for the encoder without drawing fresh noise per frame.
+    # One fixed texture twice the frame width, scrolled per frame: motion for the encoder without drawing a new image
+    # per frame. Smooth blobs plus faint grain compress like camera footage; pure noise would make every key frame
+    # huge and skew decode timings.
     rng = np.random.default_rng(0)
-    return rng.integers(-24, 25, size=(height, width * 2, 1), dtype=np.int16)
+    y = np.linspace(0, 2 * np.pi, height, dtype=np.float32)[:, None]
+    x = np.linspace(0, 4 * np.pi, width * 2, dtype=np.float32)[None, :]
+    blobs = 30 * np.sin(3 * x + 1.3) * np.cos(2 * y) + 15 * np.sin(7 * x) * np.sin(5 * y + 0.7)
+    grain = rng.integers(-3, 4, size=blobs.shape)
+    return (blobs + grain).astype(np.int16)[:, :, None]
 
 
-def _frame(t: float, width: int, height: int, scenes: Sequence[float], texture: np.ndarray) -> np.ndarray:
-    scene = max(0, sum(1 for start in scenes if start <= t + 1e-9) - 1)
-    base = np.array(PALETTE[scene % len(PALETTE)], dtype=np.int16)
+def _frame(t: float, width: int, height: int, scenes: Sequence[float], texture: np.ndarray, cache: dict[int, np.ndarray]) -> np.ndarray:
+    scene = max(0, sum(1 for start in scenes if start <= t + 1e-9) - 1) % len(PALETTE)
+    if scene not in cache:  # colour the texture once per scene; frames are then just windows into it
+        cache[scene] = np.clip(np.array(PALETTE[scene], dtype=np.int16) + texture, 0, 255).astype(np.uint8)
     shift = int(t * 20) % width
-    img = base + texture[:, shift : shift + width]
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(cache[scene][:, shift : shift + width])
