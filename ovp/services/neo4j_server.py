@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ START_TIMEOUT_S = 120.0
 #: Neo4j's own shutdown waits ~10 s for Bolt connections to drain; leave room for a checkpoint on top.
 STOP_TIMEOUT_S = 60.0
 MAVEN_TIMEOUT_S = 1800.0
+PROGRESS_EVERY_S = 5.0
 
 _MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")
 
@@ -209,32 +211,42 @@ def _complete_jars(paths: Neo4jPaths) -> list[Path] | None:
 
 
 def _run_maven(command: list[str], cwd: Path) -> None:
-    """Run Maven, turning its per-artifact lines into a progress log line every 25 downloads."""
+    """Run Maven, turning its per-artifact lines into a progress log line every few seconds."""
     log.debug("running %s", " ".join(command))
     downloads, downloaded_kb, errors = 0, 0.0, []
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                stdin=subprocess.DEVNULL)
     assert process.stdout is not None
-    deadline = time.monotonic() + MAVEN_TIMEOUT_S
-    for line in process.stdout:
-        line = line.rstrip()
-        if line.startswith("Downloaded from"):
-            downloads += 1
-            downloaded_kb += _kilobytes(line)
-            log.debug("%s", line)
-            if downloads % 25 == 0:
-                log.info("maven: %d files downloaded (%.0f MB)", downloads, downloaded_kb / 1000)
-        elif line.startswith("[ERROR]"):
-            errors.append(line.removeprefix("[ERROR]").strip())
-        if time.monotonic() > deadline:
+    # A watchdog, because a stalled download prints nothing and would block the loop below forever.
+    timed_out = threading.Event()
+    watchdog = threading.Timer(MAVEN_TIMEOUT_S, lambda: (timed_out.set(), process.kill()))
+    watchdog.start()
+    next_report = time.monotonic() + PROGRESS_EVERY_S
+    try:
+        for line in process.stdout:
+            line = line.rstrip().removeprefix("[INFO] ")
+            if line.startswith("Downloaded from"):
+                downloads += 1
+                downloaded_kb += _kilobytes(line)
+                log.debug("%s", line)
+                if time.monotonic() >= next_report:
+                    log.info("maven: %d files downloaded (%.0f MB)", downloads, downloaded_kb / 1000)
+                    next_report = time.monotonic() + PROGRESS_EVERY_S
+            elif line.startswith("[ERROR]"):
+                errors.append(line.removeprefix("[ERROR]").strip())
+        code = process.wait()
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:  # interrupted (Ctrl-C): do not leave Maven running
             process.kill()
-            raise ServiceError(f"Maven took longer than {MAVEN_TIMEOUT_S:.0f} s resolving Neo4j",
-                               hint="check network access to Maven Central (repo.maven.apache.org)")
-    code = process.wait()
+    if timed_out.is_set():
+        raise ServiceError(f"Maven took longer than {MAVEN_TIMEOUT_S:.0f} s resolving Neo4j",
+                           hint="check network access to Maven Central (repo.maven.apache.org)")
     if downloads:
         log.info("maven: %d files downloaded (%.0f MB) into ~/.m2", downloads, downloaded_kb / 1000)
     if code != 0:
-        detail = " | ".join(e for e in errors if e)[:600] or f"exit code {code}"
+        # Maven's first error line names the failure; the rest is its generic advice.
+        detail = next((e for e in errors if e), f"exit code {code}")[:600]
         raise ServiceError(f"Maven could not resolve Neo4j: {detail}",
                            hint="check OVP_NEO4J_VERSION and network access to Maven Central; rerun with `ovp -v`")
 
