@@ -50,6 +50,8 @@ def test_batched_write_of_10000_nodes_is_visible_and_idempotent(graph: Graph) ->
     rows = [{"id": f"{run}-{i}", "run": run, "n": i} for i in range(10_000)]
     query = "UNWIND $rows AS row MERGE (n:OvpTestNode {id: row.id}) SET n.run = row.run, n.n = row.n"
     count = "MATCH (n:OvpTestNode {run: $run}) RETURN count(n) AS c"
+    # Like every id in the real schema, the merge key is backed by a uniqueness constraint (else MERGE scans).
+    graph.write("CREATE CONSTRAINT ovp_test_node_id IF NOT EXISTS FOR (n:OvpTestNode) REQUIRE n.id IS UNIQUE")
     try:
         assert graph.write_batches(query, rows, batch_size=1000) == 10_000
         assert graph.read(count, {"run": run}) == [{"c": 10_000}]
@@ -59,6 +61,7 @@ def test_batched_write_of_10000_nodes_is_visible_and_idempotent(graph: Graph) ->
         graph.write_batches(
             "UNWIND $rows AS row MATCH (n:OvpTestNode {id: row.id}) DELETE n", ({"id": r["id"]} for r in rows), batch_size=5000
         )
+        graph.write("DROP CONSTRAINT ovp_test_node_id IF EXISTS")
 
 
 @pytest.mark.neo4j
