@@ -6,7 +6,9 @@ process that ``start`` launched (a pid file written by us, checked against the p
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import logging
 import os
 import signal
@@ -14,6 +16,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,19 @@ def wait_for_exit(pid: int, timeout_s: float) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` for the block: two concurrent ``start`` calls (two terminals, two
+    test sessions) must not launch two servers onto the same data folder. The second waits, then finds it up."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # --- ports ------------------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from ovp.services import (
     StopResult,
     command_line,
     describe_process,
+    exclusive,
     is_alive,
     listening_pid,
     port_accepts,
@@ -389,6 +390,11 @@ def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerSt
         ServiceError: a port is held by a process that is not ours, Java/Maven are missing, the server exited,
             or it did not answer within ``timeout_s`` (the message names the log and its last lines).
     """
+    with exclusive(Neo4jPaths.of(settings).run / "ovp-neo4j.lock"):
+        return _start(settings, timeout_s)
+
+
+def _start(settings: Settings, timeout_s: float) -> ServerStatus:
     began = time.monotonic()
     paths = Neo4jPaths.of(settings)
     current = status(settings)
@@ -427,6 +433,11 @@ def stop(settings: Settings, *, timeout_s: float = STOP_TIMEOUT_S) -> StopResult
 
     A server that ovp did not start is left alone, whatever port it holds.
     """
+    with exclusive(Neo4jPaths.of(settings).run / "ovp-neo4j.lock"):
+        return _stop(settings, timeout_s)
+
+
+def _stop(settings: Settings, timeout_s: float) -> StopResult:
     began = time.monotonic()
     paths = Neo4jPaths.of(settings)
     recorded = read_pid(paths.pid_file)

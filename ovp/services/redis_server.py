@@ -28,6 +28,7 @@ from ovp.services import (
     StopResult,
     command_line,
     describe_process,
+    exclusive,
     is_alive,
     listening_pid,
     port_accepts,
@@ -192,6 +193,11 @@ def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerSt
         ServiceError: the port is held by a process that is not ours, installation failed, the server exited, or
             it did not answer within ``timeout_s``.
     """
+    with exclusive(RedisPaths.of(settings).root / "ovp-redis.lock"):
+        return _start(settings, timeout_s)
+
+
+def _start(settings: Settings, timeout_s: float) -> ServerStatus:
     began = time.monotonic()
     paths = RedisPaths.of(settings)
     current = status(settings)
@@ -226,6 +232,11 @@ def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerSt
 
 def stop(settings: Settings, *, timeout_s: float = STOP_TIMEOUT_S) -> StopResult:
     """Stop the Redis that ``start`` launched (SIGTERM, then SIGKILL) and remove its pid file; leave others alone."""
+    with exclusive(RedisPaths.of(settings).root / "ovp-redis.lock"):
+        return _stop(settings, timeout_s)
+
+
+def _stop(settings: Settings, timeout_s: float) -> StopResult:
     began = time.monotonic()
     paths = RedisPaths.of(settings)
     recorded = read_pid(paths.pid_file)
