@@ -1,0 +1,118 @@
+"""``POST /batches`` (submit a manifest for profiling; bearer token required) and ``GET /batches/{id}`` (progress).
+
+A submission is validated completely before anything happens (422 with every problem, by line), then recorded in the
+graph (the batch and its videos, status 'queued', so ``GET /batches/{id}`` answers at once and nothing is lost if
+the broker is slow) and enqueued as the Celery task ``ovp.profile_batch``. The task is sent by name: the API never
+imports the models.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import uuid
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
+
+from api.app import get_graph, get_settings
+from api.errors import BrokerUnavailable
+from api.validation import RequestValidationError, check_id, json_body
+from fusion.manifest import VideoEntry, parse_manifest_objects
+from worker.records import VideoMeta
+from worker.writeback import batch_status, create_batch
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("batches", __name__)
+
+TASK_NAME = "ovp.profile_batch"
+#: Videos per submission; bigger sets go in several batches (the body limit bounds it too).
+MAX_VIDEOS = 10_000
+#: Publishing retries when the broker hiccups; a broker that is down answers 503 within about a second.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.0, "interval_step": 0.25, "interval_max": 0.5}
+_CELERY_KEY = "ovp_celery"
+_lock = threading.Lock()
+
+
+def require_token() -> None:
+    """Check ``Authorization: Bearer <OVP_API_TOKEN>`` in constant time; 401 otherwise (also when no token is set)."""
+    expected = get_settings().api_token
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    valid = bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+    if not valid:
+        raise Unauthorized(
+            description="POST /batches needs the header Authorization: Bearer <OVP_API_TOKEN>",
+            www_authenticate=WWWAuthenticate("bearer", {"realm": "ovp"}),
+        )
+
+
+def manifest_objects(body: object) -> list[object]:
+    """The manifest lines of a body: a JSON list of objects, or ``{"videos": [...]}``."""
+    if isinstance(body, dict):
+        if set(body) != {"videos"}:
+            raise RequestValidationError('the body must be a list of video objects or {"videos": [...]}')
+        body = body["videos"]
+    if not isinstance(body, list):
+        raise RequestValidationError('the body must be a list of video objects or {"videos": [...]}')
+    if len(body) > MAX_VIDEOS:
+        raise RequestValidationError(f"at most {MAX_VIDEOS} videos per batch, got {len(body)}; split the manifest")
+    return body
+
+
+def video_meta(entry: VideoEntry) -> VideoMeta:
+    """What the graph stores about a submitted video before it is profiled."""
+    return VideoMeta(
+        id=entry.id, platform=entry.platform, url=entry.url or "", path=str(entry.path), title=entry.title,
+        caption=entry.caption, hashtags=tuple(entry.hashtags), duration_s=float(entry.duration_s),
+        published_at=entry.published_at.isoformat(), author_followers=entry.author_followers, synthetic=entry.synthetic,
+    )
+
+
+def get_celery() -> Any:
+    """This app's Celery client (configured from the app's settings, so tests can point it at another broker)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    client = app.extensions.get(_CELERY_KEY)
+    if client is None:
+        with _lock:
+            client = app.extensions.get(_CELERY_KEY)
+            if client is None:
+                from worker.app import make_celery
+
+                client = make_celery(get_settings())
+                app.extensions[_CELERY_KEY] = client
+    return client
+
+
+@bp.post("/batches")
+def submit_batch() -> Any:
+    """Validate the manifest, record the batch, enqueue it; 202 ``{batch_id, status_url, total}``."""
+    require_token()
+    objects = manifest_objects(json_body(request))
+    entries = parse_manifest_objects(list(enumerate(objects, start=1)), "request body")  # ManifestError → 422
+    batch_id = uuid.uuid4().hex
+    create_batch(get_graph(), batch_id, [video_meta(entry) for entry in entries])
+    try:
+        get_celery().send_task(TASK_NAME, args=[batch_id, objects], retry=True, retry_policy=PUBLISH_RETRY)
+    except Exception as exc:  # noqa: BLE001 - kombu raises transport-specific errors; each means "not enqueued"
+        log.error("batch %s recorded but not enqueued: %s", batch_id, exc)
+        raise BrokerUnavailable(
+            f"batch {batch_id} was recorded but could not be enqueued: the broker is not reachable",
+            hint="start it with `ovp redis start` (or check OVP_BROKER_URL) and submit again",
+        ) from exc
+    log.info("batch %s: %d videos enqueued", batch_id, len(entries))
+    status_url = url_for("batches.get_batch", batch_id=batch_id)
+    return jsonify({"batch_id": batch_id, "status_url": status_url, "total": len(entries)}), 202, {"Location": status_url}
+
+
+@bp.get("/batches/<batch_id>")
+def get_batch(batch_id: str) -> Any:
+    """Counts, status and per-video failures of a batch; 404 when unknown."""
+    check_id("batch id", batch_id)
+    status = batch_status(get_graph(), batch_id)
+    if status is None:
+        abort(404, description=f"no batch {batch_id}")
+    return jsonify(status)

@@ -1,0 +1,62 @@
+"""``POST /link``: entity mentions in one text (``{"text": ...}``) or several (``{"texts": [...]}``), in the JSON
+that ``ovp link`` prints (:meth:`encoders.linker.Mention.to_json`).
+
+The knowledge base is read from the graph once per process, on the first request, and kept: building the dictionary
+over ~8,000 entities takes seconds, linking a caption takes milliseconds. The API links with the dictionary and the
+negation detector only; the semantic fallback needs the BERT encoder, which belongs in the GPU workers, not in
+every web worker. Restart the API after rebuilding the knowledge graph to see new names.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from api.app import get_graph, get_settings
+from api.validation import RequestValidationError, check_str, json_object
+from encoders.linker import EntityLinker, KnowledgeBase, link_mentions
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("linking", __name__)
+
+#: Texts per request: a batch of captions, not a corpus.
+MAX_TEXTS = 100
+_LINKER_KEY = "ovp_linker"
+_lock = threading.Lock()
+
+
+def get_linker() -> EntityLinker:
+    """This app's linker, built from the graph on first use (thread-safe: concurrent first requests build it once)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    linker = app.extensions.get(_LINKER_KEY)
+    if linker is None:
+        with _lock:
+            linker = app.extensions.get(_LINKER_KEY)
+            if linker is None:
+                kb = KnowledgeBase.from_graph(get_graph())
+                linker = EntityLinker(kb, max_text_chars=get_settings().max_text_chars)
+                app.extensions[_LINKER_KEY] = linker
+                log.info("entity linker ready: %d entities", len(kb))
+    return linker
+
+
+@bp.post("/link")
+def link() -> Any:
+    """``{"text": str}`` → ``{"mentions": [...]}``; ``{"texts": [str, ...]}`` → ``{"results": [{"mentions": [...]}, ...]}``."""
+    body = json_object(request)
+    max_chars = get_settings().max_text_chars
+    if ("text" in body) == ("texts" in body):
+        raise RequestValidationError('give exactly one of "text" (a string) or "texts" (a list of strings)')
+    if "text" in body:
+        text = check_str("text", body["text"], max_len=max_chars)
+        mentions = link_mentions([text], get_linker())[0]
+        return jsonify({"mentions": [m.to_json() for m in mentions]})
+    texts = body["texts"]
+    if not isinstance(texts, list) or not 1 <= len(texts) <= MAX_TEXTS:
+        raise RequestValidationError(f"texts must be a list of 1 to {MAX_TEXTS} strings")
+    checked = [check_str(f"texts[{i}]", t, max_len=max_chars) for i, t in enumerate(texts)]
+    results = link_mentions(checked, get_linker())
+    return jsonify({"results": [{"mentions": [m.to_json() for m in mentions]} for mentions in results]})
