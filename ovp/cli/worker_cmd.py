@@ -1,0 +1,118 @@
+"""`ovp profile` (in-process or --submit) and `ovp batch status`."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ovp.errors import OVPError
+from ovp.settings import Settings
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), help="Trained model directory (default: OVP_MODEL_DIR or .ovp/model).")
+@click.option("--submit", is_flag=True, help="Enqueue the batch for the Celery workers instead of profiling in-process.")
+@click.option("--wait", "wait_s", type=float, default=0.0, help="With --submit: poll until the batch finishes or this many seconds pass.")
+@click.option("--batch-id", help="Batch id (default: a new random one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_obj
+def profile(settings: Settings, manifest: Path, model_dir: Path | None, submit: bool, wait_s: float, batch_id: str | None, as_json: bool) -> None:
+    """Profile the videos of MANIFEST and write the profiles into the graph."""
+    from fusion.manifest import read_manifest
+    from kg_builder.graph import Graph
+    from worker.batches import entry_objects, new_batch_id
+    from worker.writeback import batch_status
+
+    entries = read_manifest(manifest)  # ManifestError lists every bad line before anything is queued
+    batch_id = batch_id or new_batch_id()
+    if submit:
+        if model_dir is not None:
+            raise click.UsageError("--model applies to in-process profiling; workers read OVP_MODEL_DIR")
+        from worker.app import app
+
+        app.send_task("ovp.profile_batch", args=[batch_id, entry_objects(entries)])
+        click.echo(f"submitted batch {batch_id}: {len(entries)} videos", err=True)
+        status = None
+        if wait_s > 0:
+            status = _wait_for_batch(settings, batch_id, wait_s)
+        _print_status(status or {"id": batch_id, "status": "submitted", "total": len(entries)}, as_json)
+        return
+
+    from worker.pipeline import profile_in_process
+
+    with Graph.connect(settings) as graph:
+        profile_in_process(graph, settings, entries, batch_id=batch_id, model_dir=model_dir, progress=sys.stderr.isatty())
+        status = batch_status(graph, batch_id)
+        table = _profile_table(graph, [e.id for e in entries])
+    if as_json:
+        click.echo(json.dumps({"batch": status, "profiles": table}, ensure_ascii=False, indent=2))
+    else:
+        _print_status(status, False)
+        for row in table:
+            click.echo("  ".join(f"{row[k]}" for k in row))
+
+
+def _wait_for_batch(settings: Settings, batch_id: str, wait_s: float) -> dict | None:
+    from kg_builder.graph import Graph
+    from worker.writeback import batch_status
+
+    deadline = time.monotonic() + wait_s
+    status = None
+    with Graph.connect(settings) as graph:
+        while time.monotonic() < deadline:
+            status = batch_status(graph, batch_id)
+            if status and status.get("status") in ("finished", "rejected"):
+                break
+            time.sleep(1.0)
+    return status
+
+
+def _print_status(status: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(status, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"batch {status.get('id')}: {status.get('status')} — {status.get('done', 0)} done, "
+               f"{status.get('failed', 0)} failed of {status.get('total', '?')}")
+    for failure in status.get("failures", []):
+        click.echo(f"  failed {failure['video_id']}: {failure['reason']}")
+
+
+def _profile_table(graph, video_ids: list[str]) -> list[dict]:  # type: ignore[no-untyped-def]
+    rows = graph.read(
+        """
+        UNWIND $ids AS id
+        MATCH (v:Video {id: id})-[:HAS_PROFILE]->(p:Profile {latest: true})
+        OPTIONAL MATCH (p)-[r:PREDICTS]->(d:Disease)
+        WITH v, p, r, d ORDER BY r.rank
+        RETURN v.id AS video, p.quality AS quality, round(p.popularity_pct, 1) AS popularity_pct,
+               [x IN collect(d.name + ' ' + toString(round(r.prob, 2))) WHERE x IS NOT NULL][..2] AS diseases
+        ORDER BY video
+        """,
+        {"ids": video_ids},
+    )
+    return rows
+
+
+@click.group()
+def batch() -> None:
+    """Inspect submitted batches."""
+
+
+@batch.command("status")
+@click.argument("batch_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status(settings: Settings, batch_id: str, as_json: bool) -> None:
+    """Progress and per-video failures of batch BATCH_ID."""
+    from kg_builder.graph import Graph
+    from worker.writeback import batch_status
+
+    with Graph.connect(settings) as graph:
+        report = batch_status(graph, batch_id)
+    if report is None:
+        raise OVPError(f"no batch {batch_id!r} in the graph", hint="check the id printed by `ovp profile --submit`")
+    _print_status(report, as_json)
