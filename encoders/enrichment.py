@@ -1,0 +1,332 @@
+"""Knowledge enrichment: a caption plus what the graph knows about the entities linked in it.
+
+For a batch of captions and their :class:`encoders.linker.Mention` lists, :class:`KnowledgeEnricher` makes ONE Cypher
+round trip (:data:`ENRICH_QUERY`) for the distinct linked entity ids and gets, per entity: the canonical English name,
+the definition, the names of its IS_A parents, for phenotypes the diseases that have it (HAS_PHENOTYPE), the names of
+its MAPS_TO neighbours and its ``gnn_embedding`` when the R-GCN has written one.
+
+The enriched text is the caption followed by a bounded, deterministic list of annotations, one per distinct entity in
+order of first mention::
+
+    #青光眼 眼压高怎么办 [SEP] Glaucoma: A group of eye diseases that damage the optic nerve…; is a: Abnormal eye physiology; also: Glaucoma
+
+A denied entity ("不是青光眼", "not pink eye") is annotated ``not: Glaucoma`` only: its definition would push the text
+towards the very thing the caption rules out. This is how an English text encoder understands a Chinese caption: the
+English names and definitions come from the graph.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from encoders.linker import ENTITY_KINDS, Mention
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "GNN_DIM",
+    "ENRICH_QUERY",
+    "EnrichmentConfig",
+    "EntityKnowledge",
+    "EnrichedText",
+    "KnowledgeEnricher",
+    "fetch_knowledge",
+    "annotate",
+    "enrich_text",
+    "shorten",
+]
+
+#: Width of the ``gnn_embedding`` the R-GCN (``encoders.graph``) writes on every Entity.
+GNN_DIM = 64
+
+#: One read for every distinct linked id. Values are parameters; the labels come from ENTITY_KINDS (a fixed list).
+ENRICH_QUERY = """
+UNWIND $ids AS entity_id
+MATCH (e:Entity {id: entity_id})
+// the same concept in other sources, whichever way the edge was written
+OPTIONAL MATCH (e)-[:MAPS_TO]-(m:Entity)
+WITH e, collect(DISTINCT m) AS mapped
+CALL (e, mapped) {
+  // IS_A parents of the entity first, then of its equivalents (lexicon concepts have no IS_A of their own)
+  UNWIND [e] + mapped AS s
+  MATCH (s)-[:IS_A]->(p:Entity)
+  WITH p, min(CASE WHEN s = e THEN 0 ELSE 1 END) AS hop
+  ORDER BY hop, p.name, p.id
+  LIMIT $max_parents
+  RETURN collect(p.name) AS parents
+}
+CALL (e, mapped) {
+  // for a phenotype (or its equivalents): the diseases annotated with it, most specific first — a disease with few
+  // phenotypes is characterised by this one, a syndrome with hundreds is not; ties broken by name, then id
+  UNWIND [e] + mapped AS s
+  MATCH (d:Disease)-[:HAS_PHENOTYPE]->(s)
+  WHERE e:Phenotype
+  WITH DISTINCT d
+  WITH d, COUNT { (d)-[:HAS_PHENOTYPE]->() } AS degree
+  ORDER BY degree, d.name, d.id
+  LIMIT $max_diseases
+  RETURN collect(d.name) AS diseases
+}
+RETURN e.id AS id,
+       e.name AS name,
+       [label IN labels(e) WHERE label IN $kind_labels] AS kinds,
+       e.definition AS definition,
+       parents,
+       diseases,
+       [x IN mapped | {id: x.id, name: x.name}] AS maps_to,
+       // properties(): no "unknown property" notice on a graph the R-GCN has not embedded yet
+       properties(e)['gnn_embedding'] AS gnn_embedding
+"""
+
+
+class GraphReader(Protocol):
+    def read(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class EnrichmentConfig:
+    """Bounds of the enriched text (all in characters, counted on the annotations after the separator).
+
+    Attributes:
+        separator: between the caption and the annotations (``" [SEP] "`` — BERT's own separator token).
+        definition_chars: a definition is cut to this many characters, at a word boundary, with "…" (default 140).
+        budget_chars: all annotations together stay within this (default 360: with a 60-character Chinese caption the
+            text stays under the text encoder's 256 tokens).
+        max_entities: annotations per text (default 5).
+        max_parents, max_diseases, max_maps_to: names listed per annotation (defaults 2, 3, 2).
+    """
+
+    separator: str = " [SEP] "
+    definition_chars: int = 140
+    budget_chars: int = 360
+    max_entities: int = 5
+    max_parents: int = 2
+    max_diseases: int = 3
+    max_maps_to: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("definition_chars", "budget_chars", "max_entities"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        for name in ("max_parents", "max_diseases", "max_maps_to"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must not be negative")
+
+
+@dataclass(frozen=True)
+class EntityKnowledge:
+    """What the graph says about one entity (names are English; empty tuples where the graph has nothing)."""
+
+    id: str
+    name: str
+    kind: str
+    definition: str = ""
+    parents: tuple[str, ...] = ()
+    diseases: tuple[str, ...] = ()
+    maps_to: tuple[str, ...] = ()  # names of MAPS_TO neighbours, by id
+    gnn_embedding: tuple[float, ...] | None = None
+
+
+@dataclass
+class EnrichedText:
+    """One caption with its annotations.
+
+    Attributes:
+        caption: the text as given.
+        text: ``caption`` + separator + annotations joined by " | " (just ``caption`` when nothing was linked).
+        annotations: the annotation strings in ``text``, in order of first mention.
+        entity_ids: affirmed (not negated) linked entities with a GNN embedding, in order of first mention.
+        gnn_embeddings: ``len(entity_ids) × GNN_DIM`` float32 (0 rows until the R-GCN has written embeddings).
+        linked_ids: every distinct linked id in order of first mention (affirmed or not, with or without embedding).
+        negated_ids: the linked ids every mention of which is negated.
+    """
+
+    caption: str
+    text: str
+    annotations: list[str]
+    entity_ids: list[str]
+    gnn_embeddings: np.ndarray
+    linked_ids: list[str] = field(default_factory=list)
+    negated_ids: list[str] = field(default_factory=list)
+
+
+def fetch_knowledge(graph: GraphReader, ids: Sequence[str], config: EnrichmentConfig | None = None) -> dict[str, EntityKnowledge]:
+    """Read :class:`EntityKnowledge` for the distinct ``ids`` in one query; ids not in the graph are absent.
+
+    Raises:
+        GraphUnavailable: from the graph, when Neo4j cannot be reached.
+    """
+    config = config or EnrichmentConfig()
+    distinct = sorted(set(ids))
+    if not distinct:
+        return {}
+    rows = graph.read(
+        ENRICH_QUERY,
+        {
+            "ids": distinct,
+            "kind_labels": list(ENTITY_KINDS),
+            "max_parents": config.max_parents,
+            "max_diseases": config.max_diseases,
+        },
+    )
+    out: dict[str, EntityKnowledge] = {}
+    bad_embeddings = 0
+    for row in rows:
+        labels = set(row.get("kinds") or [])
+        kind = next((k for label, k in ENTITY_KINDS.items() if label in labels), "")
+        maps_to = sorted((m for m in row.get("maps_to") or [] if m and m.get("id")), key=lambda m: m["id"])
+        embedding = row.get("gnn_embedding")
+        if embedding is not None:
+            vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
+            if vec.shape != (GNN_DIM,) or not np.isfinite(vec).all():
+                bad_embeddings += 1
+                embedding = None
+            else:
+                embedding = tuple(float(x) for x in vec)
+        out[row["id"]] = EntityKnowledge(
+            id=row["id"],
+            name=row.get("name") or row["id"],
+            kind=kind,
+            definition=(row.get("definition") or "").strip(),
+            parents=tuple(p for p in row.get("parents") or [] if p),
+            diseases=tuple(d for d in row.get("diseases") or [] if d),
+            maps_to=tuple(m.get("name") or m["id"] for m in maps_to),
+            gnn_embedding=embedding,
+        )
+    if bad_embeddings:
+        log.warning("%d entities have a gnn_embedding that is not %d finite floats; treated as missing", bad_embeddings, GNN_DIM)
+    return out
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary (CJK text anywhere), ending in "…" when cut."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return "…"[:limit]
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"
+
+
+def _distinct_names(names: Sequence[str], exclude: set[str], limit: int) -> list[str]:
+    kept: list[str] = []
+    seen = set(exclude)
+    for name in names:
+        key = name.casefold()
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(name)
+        if len(kept) == limit:
+            break
+    return kept
+
+
+def annotate(knowledge: EntityKnowledge, config: EnrichmentConfig | None = None, *, negated: bool = False) -> str:
+    """One entity's annotation: ``"Name: definition; is a: …; has it: …; also: …"``, or ``"not: Name"`` when negated.
+
+    Pure and deterministic: the same knowledge and config give the same string.
+    """
+    config = config or EnrichmentConfig()
+    if negated:
+        return f"not: {knowledge.name}"
+    parts = [f"{knowledge.name}: {shorten(knowledge.definition, config.definition_chars)}" if knowledge.definition
+             else knowledge.name]
+    own = {knowledge.name.casefold()}
+    parents = _distinct_names(knowledge.parents, own, config.max_parents)
+    if parents:
+        parts.append("is a: " + ", ".join(parents))
+    diseases = _distinct_names(knowledge.diseases, own, config.max_diseases)
+    if diseases:
+        parts.append("seen in: " + ", ".join(diseases))
+    also = _distinct_names(knowledge.maps_to, own | {p.casefold() for p in parents}, config.max_maps_to)
+    if also:
+        parts.append("also: " + ", ".join(also))
+    return "; ".join(parts)
+
+
+def enrich_text(
+    caption: str,
+    mentions: Sequence[Mention],
+    knowledge: dict[str, EntityKnowledge],
+    config: EnrichmentConfig | None = None,
+) -> EnrichedText:
+    """Enrich one caption from already-fetched ``knowledge`` (pure: no graph access).
+
+    Distinct entities are taken in order of first mention (at most ``config.max_entities``; ids missing from
+    ``knowledge`` are skipped); an entity is negated when every mention of it is. The annotations share
+    ``config.budget_chars``: each in turn gets an equal share of what is left, so a long definition cannot crowd out
+    the entities after it, and a short one leaves more for them.
+    """
+    config = config or EnrichmentConfig()
+    order: list[str] = []
+    affirmed: set[str] = set()
+    for m in sorted(mentions, key=lambda m: (m.start, m.end)):
+        if m.id not in order:
+            order.append(m.id)
+        if not m.negated:
+            affirmed.add(m.id)
+    negated_ids = [i for i in order if i not in affirmed]
+    known = [i for i in order if i in knowledge][: config.max_entities]
+    joiner = " | "
+    annotations: list[str] = []
+    left = config.budget_chars - len(joiner) * max(len(known) - 1, 0)
+    for n, entity_id in enumerate(known):
+        share = left // (len(known) - n)
+        note = shorten(annotate(knowledge[entity_id], config, negated=entity_id not in affirmed), max(share, 1))
+        annotations.append(note)
+        left -= len(note)
+    text = caption + config.separator + joiner.join(annotations) if annotations else caption
+    entity_ids = [i for i in order if i in affirmed and i in knowledge and knowledge[i].gnn_embedding is not None]
+    embeddings = (
+        np.asarray([knowledge[i].gnn_embedding for i in entity_ids], dtype=np.float32)
+        if entity_ids
+        else np.zeros((0, GNN_DIM), dtype=np.float32)
+    )
+    return EnrichedText(
+        caption=caption,
+        text=text,
+        annotations=annotations,
+        entity_ids=entity_ids,
+        gnn_embeddings=embeddings,
+        linked_ids=order,
+        negated_ids=negated_ids,
+    )
+
+
+class KnowledgeEnricher:
+    """Enriches batches of linked captions with one graph round trip per batch.
+
+    Args:
+        graph: anything with ``read(query, params) -> list[dict]`` (``kg_builder.graph.Graph``).
+        config: the text bounds (defaults of :class:`EnrichmentConfig`).
+    """
+
+    def __init__(self, graph: GraphReader, config: EnrichmentConfig | None = None) -> None:
+        self.graph = graph
+        self.config = config or EnrichmentConfig()
+
+    def run(self, captions: Sequence[str], mentions: Sequence[Sequence[Mention]]) -> list[EnrichedText]:
+        """One :class:`EnrichedText` per caption, in order.
+
+        Raises:
+            ValueError: ``captions`` and ``mentions`` differ in length.
+            GraphUnavailable: Neo4j cannot be reached.
+        """
+        if len(captions) != len(mentions):
+            raise ValueError(f"{len(captions)} captions but {len(mentions)} mention lists")
+        ids = {m.id for ms in mentions for m in ms}
+        knowledge = fetch_knowledge(self.graph, sorted(ids), self.config)
+        missing = ids - set(knowledge)
+        if missing:
+            log.warning("%d linked ids are not in the graph (e.g. %s); not annotated", len(missing), sorted(missing)[0])
+        with_embedding = sum(1 for k in knowledge.values() if k.gnn_embedding is not None)
+        log.debug("enrichment: %d distinct entities, %d with a GNN embedding", len(knowledge), with_embedding)
+        return [enrich_text(c, ms, knowledge, self.config) for c, ms in zip(captions, mentions)]
