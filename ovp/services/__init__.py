@@ -170,6 +170,23 @@ def wait_for_exit(pid: int, timeout_s: float) -> bool:
     return True
 
 
+def stop_recorded(service: str, pid_file: Path, our_pid: int | None, port: int, *, timeout_s: float) -> StopResult:
+    """Stop ``our_pid`` (the live process behind ``pid_file`` that ``start`` launched, or ``None``) and remove the
+    pid file. A process that ovp did not start is left alone and named in the result, whatever port it holds."""
+    began = time.monotonic()
+    recorded = read_pid(pid_file)
+    pid_file.unlink(missing_ok=True)
+    if our_pid is None:
+        detail = "not running" if recorded is None else f"not running (removed stale pid file for pid {recorded})"
+        if port_accepts(port):
+            detail += f"; port {port} is held by {describe_process(listening_pid(port))}, which ovp did not start"
+        return StopResult(service, False, None, detail, time.monotonic() - began)
+    log.info("stopping %s (pid %d)", service, our_pid)
+    graceful = terminate(our_pid, timeout_s=timeout_s, name=service)
+    detail = "stopped" if graceful else f"killed after {timeout_s:.0f} s without exiting on SIGTERM"
+    return StopResult(service, True, our_pid, detail, time.monotonic() - began)
+
+
 @contextlib.contextmanager
 def exclusive(lock_file: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_file`` for the block: two concurrent ``start`` calls (two terminals, two

@@ -41,8 +41,8 @@ from ovp.services import (
     listening_pid,
     port_accepts,
     read_pid,
+    stop_recorded,
     tail,
-    terminate,
     write_pid,
 )
 from ovp.settings import Settings
@@ -438,24 +438,8 @@ def stop(settings: Settings, *, timeout_s: float = STOP_TIMEOUT_S) -> StopResult
 
 
 def _stop(settings: Settings, timeout_s: float) -> StopResult:
-    began = time.monotonic()
     paths = Neo4jPaths.of(settings)
-    recorded = read_pid(paths.pid_file)
-    pid = _our_pid(paths)
-    if pid is None:
-        paths.pid_file.unlink(missing_ok=True)
-        detail = "not running"
-        if recorded is not None:
-            detail = f"not running (removed stale pid file for pid {recorded})"
-        if port_accepts(settings.neo4j_bolt_port):
-            owner = listening_pid(settings.neo4j_bolt_port)
-            detail += f"; port {settings.neo4j_bolt_port} is held by {describe_process(owner)}, which ovp did not start"
-        return StopResult("neo4j", False, None, detail, time.monotonic() - began)
-    log.info("stopping Neo4j (pid %d)", pid)
-    graceful = terminate(pid, timeout_s=timeout_s, name="Neo4j")
-    paths.pid_file.unlink(missing_ok=True)
-    detail = "stopped" if graceful else f"killed after {timeout_s:.0f} s without exiting on SIGTERM"
-    return StopResult("neo4j", True, pid, detail, time.monotonic() - began)
+    return stop_recorded("neo4j", paths.pid_file, _our_pid(paths), settings.neo4j_bolt_port, timeout_s=timeout_s)
 
 
 def _our_pid(paths: Neo4jPaths) -> int | None:

@@ -33,8 +33,8 @@ from ovp.services import (
     listening_pid,
     port_accepts,
     read_pid,
+    stop_recorded,
     tail,
-    terminate,
     write_pid,
 )
 from ovp.settings import Settings
@@ -237,22 +237,8 @@ def stop(settings: Settings, *, timeout_s: float = STOP_TIMEOUT_S) -> StopResult
 
 
 def _stop(settings: Settings, timeout_s: float) -> StopResult:
-    began = time.monotonic()
     paths = RedisPaths.of(settings)
-    recorded = read_pid(paths.pid_file)
-    pid = _our_pid(paths)
-    if pid is None:
-        paths.pid_file.unlink(missing_ok=True)
-        detail = "not running" if recorded is None else f"not running (removed stale pid file for pid {recorded})"
-        if port_accepts(settings.redis_port):
-            owner = listening_pid(settings.redis_port)
-            detail += f"; port {settings.redis_port} is held by {describe_process(owner)}, which ovp did not start"
-        return StopResult("redis", False, None, detail, time.monotonic() - began)
-    log.info("stopping Redis (pid %d)", pid)
-    graceful = terminate(pid, timeout_s=timeout_s, name="Redis")
-    paths.pid_file.unlink(missing_ok=True)
-    detail = "stopped" if graceful else f"killed after {timeout_s:.0f} s without exiting on SIGTERM"
-    return StopResult("redis", True, pid, detail, time.monotonic() - began)
+    return stop_recorded("redis", paths.pid_file, _our_pid(paths), settings.redis_port, timeout_s=timeout_s)
 
 
 def _our_pid(paths: RedisPaths) -> int | None:
