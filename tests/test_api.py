@@ -37,7 +37,6 @@ INJECTIONS = [
     "~",
     "\"",
 ]
-BATCH_QUEUE_KEYS = ("batches", "_kombu.binding.batches")
 
 
 def broker_url_for_tests(settings: Settings) -> str:
@@ -50,7 +49,7 @@ def purge_test_queue(url: str) -> None:
     """Delete the batch queue keys that the tests' submissions created on the test database."""
     client = redis.Redis.from_url(url)
     try:
-        keys = [k for pattern in ("batches*", "_kombu.binding.batches*") for k in client.scan_iter(pattern)]
+        keys = [k for pattern in ("batches*", "_kombu.*batches*") for k in client.scan_iter(pattern)]
         if keys:
             client.delete(*keys)
     finally:
