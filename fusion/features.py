@@ -1,0 +1,352 @@
+"""From manifest entries to ``VideoFeatures``: keyframes → ResNet, caption → links → enrichment → BERT states, GNN
+embeddings of the linked entities, metadata and labels.
+
+:class:`FeatureExtractor` loads the visual encoder, the linker (knowledge base read from the graph) and the text encoder
+once; :meth:`FeatureExtractor.extract` turns a batch of :class:`fusion.manifest.VideoEntry` into one
+``VideoFeatures`` or :class:`FeatureFailure` per entry (a video that does not decode never kills the batch).
+
+The expensive parts of a video's features (keyframe features and token states) are cached as one ``.npz`` per video
+under ``<OVP_HOME>/cache/features/``, keyed by the SHA-256 of the video file, the SHA-256 of the exact text encoded and
+the versions of both encoders, so ``ovp train``, ``ovp evaluate`` and ``ovp ablate`` on one manifest compute them
+once. The cheap parts (links, enrichment, GNN embeddings, metadata, labels) are recomputed on every call, so a rebuilt
+graph or new GNN embeddings are always picked up.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from encoders.enrichment import GNN_DIM, EnrichedText, EnrichmentConfig, KnowledgeEnricher
+from fusion.manifest import VideoEntry
+from fusion.records import LabelMap, VideoFeatures, metadata_vector
+from ovp.errors import VideoDecodeError
+from ovp.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "FEATURE_CACHE_FORMAT",
+    "FeatureSettings",
+    "FeatureFailure",
+    "StageTimings",
+    "FeatureExtractor",
+    "compose_text",
+    "profile_label_map",
+]
+
+#: Bumped when the stored layout or what goes into the cached arrays changes, so old entries stop matching.
+FEATURE_CACHE_FORMAT = 1
+
+#: The profile-label diseases, in id order: the classification targets.
+LABEL_QUERY = """
+MATCH (d:Disease {profile_label: true})
+RETURN d.id AS id, d.name AS name
+ORDER BY id
+"""
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """What shapes the features (saved with a trained model as ``features.json`` so evaluation extracts the same).
+
+    Attributes:
+        keyframes: K keyframes per video (``OVP_KEYFRAMES``).
+        resnet_arch, resnet_weights: the visual encoder (``OVP_RESNET_ARCH``, ``OVP_RESNET_WEIGHTS``).
+        text_model: the text encoder directory ("" = all-MiniLM-L6-v2).
+        text_max_length: token positions per text (256: the caption and its annotations fit; MiniLM has 512).
+        enrich: append graph annotations to the text (False = the caption-only ablation).
+        enrichment: the bounds of the annotations.
+    """
+
+    keyframes: int = 8
+    resnet_arch: str = "resnet50"
+    resnet_weights: str = ""
+    text_model: str = ""
+    text_max_length: int = 256
+    enrich: bool = True
+    enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "FeatureSettings":
+        """The feature settings ``settings`` describe, with ``overrides`` applied."""
+        base = cls(keyframes=settings.keyframes, resnet_arch=settings.resnet_arch,
+                   resnet_weights=settings.resnet_weights, text_model=settings.text_model)
+        return replace(base, **overrides) if overrides else base
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FeatureSettings":
+        values = dict(data)
+        values["enrichment"] = EnrichmentConfig(**values.get("enrichment", {}))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class FeatureFailure:
+    """A manifest entry whose features could not be computed (the video does not decode, the file is missing …)."""
+
+    video_id: str
+    reason: str
+
+
+@dataclass
+class StageTimings:
+    """Wall-clock seconds per stage of :meth:`FeatureExtractor.extract`, summed over calls (for the benchmark)."""
+
+    load_s: float = 0.0  # building the encoders and the knowledge base (once)
+    hash_s: float = 0.0  # SHA-256 of the video files and cache reads
+    visual_s: float = 0.0  # decode + keyframes + ResNet (cache misses only)
+    link_enrich_s: float = 0.0  # entity linking and the enrichment round trip
+    text_s: float = 0.0  # BERT states (cache misses only)
+    assemble_s: float = 0.0  # metadata, labels, records, cache writes
+    videos: int = 0
+    cache_hits: int = 0
+    failures: int = 0
+
+    @property
+    def total_s(self) -> float:
+        return self.load_s + self.hash_s + self.visual_s + self.link_enrich_s + self.text_s + self.assemble_s
+
+    def to_dict(self) -> dict[str, float | int]:
+        out: dict[str, float | int] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        out["total_s"] = round(self.total_s, 3)
+        return out
+
+
+def compose_text(entry: VideoEntry) -> str:
+    """The text that is linked and encoded for a video: title, caption, and the hashtags the caption does not show."""
+    tags = [t if t.startswith("#") else f"#{t}" for t in entry.hashtags]
+    missing = [t for t in tags if t not in entry.caption]
+    parts = [entry.title.strip(), entry.caption.strip(), " ".join(missing)]
+    return "\n".join(p for p in parts if p)
+
+
+def profile_label_map(graph: Any) -> LabelMap:
+    """The ``LabelMap`` of the graph's profile-label diseases (``MATCH (d:Disease {profile_label: true})``), by id.
+
+    Raises:
+        ValueError: the graph has no profile-label disease (build it with ``ovp kg build``).
+        GraphUnavailable: Neo4j cannot be reached.
+    """
+    rows = graph.read(LABEL_QUERY)
+    if not rows:
+        raise ValueError("the graph has no Disease with profile_label: true — build it with `ovp kg build`")
+    return LabelMap(tuple(r["id"] for r in rows), {r["id"]: r["name"] or r["id"] for r in rows})
+
+
+def _published_hour(entry: VideoEntry) -> float:
+    # The hour on the publisher's clock (the offset in the manifest), which is what audiences react to.
+    t = entry.published_at
+    return t.hour + t.minute / 60.0
+
+
+class FeatureExtractor:
+    """Loads the encoders once and extracts features for batches of manifest entries.
+
+    Args:
+        graph: the knowledge graph (``kg_builder.graph.Graph``): the linker's knowledge base, the enrichment and the
+            label map are read from it.
+        settings: device, cache and timeout settings (``Settings.from_env()`` when omitted).
+        features: what shapes the features (``FeatureSettings.from_settings(settings)`` when omitted).
+        visual_seed: seed of the visual encoder's random weights when no ImageNet weights are found.
+    """
+
+    def __init__(
+        self,
+        graph: Any,
+        settings: Settings | None = None,
+        features: FeatureSettings | None = None,
+        *,
+        visual_seed: int = 0,
+    ) -> None:
+        from encoders.feature_cache import FeatureCache
+        from encoders.linker import EntityLinker, KnowledgeBase
+        from encoders.text import TextEncoder, TextEncoderConfig
+        from encoders.visual import VisualEncoder, VisualEncoderConfig
+
+        started = time.perf_counter()
+        self.graph = graph
+        self.settings = settings or Settings.from_env()
+        self.features = features or FeatureSettings.from_settings(self.settings)
+        self.visual = VisualEncoder(VisualEncoderConfig(
+            arch=self.features.resnet_arch, weights=self.features.resnet_weights, device=self.settings.device, seed=visual_seed,
+        ))
+        self.visual_cache = FeatureCache.from_settings(self.settings)
+        self.text = TextEncoder(TextEncoderConfig(
+            model=self.features.text_model, device=self.settings.device, max_length=self.features.text_max_length,
+        ))
+        self.linker = EntityLinker(KnowledgeBase.from_graph(graph), max_text_chars=self.settings.max_text_chars)
+        self.enricher = KnowledgeEnricher(graph, self.features.enrichment)
+        self.label_map = profile_label_map(graph)
+        self.cache_root = self.settings.cache_dir / "features"
+        self.timings = StageTimings(load_s=time.perf_counter() - started)
+
+    # --- identity and cache ---------------------------------------------------------------------------------------
+
+    @property
+    def text_identity(self) -> str:
+        """What the token states depend on besides the text: the model directory, max length, transformers version."""
+        import transformers
+
+        return f"{self.text.model_path}|L{self.features.text_max_length}|transformers-{transformers.__version__}"
+
+    def cache_key(self, video_sha256: str, text: str) -> str:
+        """Entry name for a video file's content and the exact text encoded, under the current encoders."""
+        recipe = "|".join([
+            str(FEATURE_CACHE_FORMAT), video_sha256, self.visual.identity, f"k={self.features.keyframes}",
+            self.text_identity, hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        ])
+        return f"{video_sha256[:16]}.{hashlib.sha256(recipe.encode()).hexdigest()[:24]}"
+
+    def _cache_get(self, key: str) -> dict[str, Any] | None:
+        file = self.cache_root / f"{key}.npz"
+        if not file.is_file():
+            return None
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                return {
+                    "frames": np.asarray(data["frames"], dtype=np.float32),
+                    "frame_times": np.asarray(data["frame_times"], dtype=np.float32),
+                    "tokens": np.asarray(data["tokens"], dtype=np.float32),
+                    "token_text": json.loads(str(data["token_text"])),
+                }
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            logger.warning("dropping unreadable feature cache entry %s: %s", file, exc)
+            file.unlink(missing_ok=True)
+            return None
+
+    def _cache_put(self, key: str, arrays: dict[str, Any]) -> None:
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.cache_root, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, frames=arrays["frames"], frame_times=arrays["frame_times"], tokens=arrays["tokens"],
+                         token_text=np.array(json.dumps(arrays["token_text"], ensure_ascii=False)))
+            os.replace(tmp, self.cache_root / f"{key}.npz")  # readers never see half a file
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # --- extraction -----------------------------------------------------------------------------------------------
+
+    def enrich(self, entries: Sequence[VideoEntry]) -> list[EnrichedText]:
+        """Link and enrich the composed texts of ``entries`` (one graph round trip)."""
+        from encoders.linker import link_mentions
+
+        texts = [compose_text(e) for e in entries]
+        return self.enricher.run(texts, link_mentions(texts, self.linker))
+
+    def extract(
+        self, entries: Sequence[VideoEntry], *, progress: bool = False, text_batch_size: int = 32
+    ) -> list[VideoFeatures | FeatureFailure]:
+        """One ``VideoFeatures`` (or ``FeatureFailure``) per entry, in order.
+
+        Shapes: ``frames`` K × D_v (K ≤ ``keyframes``), ``tokens`` L × D_t (L ≤ ``text_max_length``), ``entities``
+        E × 64 (affirmed linked entities that have a GNN embedding; E = 0 before the R-GCN has run), ``metadata`` the
+        standard vector. Labels come from the manifest; disease labels are restricted to the graph's profile labels.
+
+        Raises:
+            GraphUnavailable: Neo4j cannot be reached (a per-video problem never raises; it becomes a FeatureFailure).
+            ModelNotFound: an encoder cannot be loaded.
+        """
+        from encoders.feature_cache import file_sha256
+        from encoders.visual import encode_video
+        from tqdm.auto import tqdm
+
+        t = self.timings
+        started = time.perf_counter()
+        enriched = self.enrich(entries)
+        t.link_enrich_s += time.perf_counter() - started
+
+        texts = [e.text if self.features.enrich else e.caption for e in enriched]
+        results: list[VideoFeatures | FeatureFailure | None] = [None] * len(entries)
+        parts: list[dict[str, Any] | None] = [None] * len(entries)
+        keys: list[str | None] = [None] * len(entries)
+        started = time.perf_counter()
+        for i, entry in enumerate(entries):
+            try:
+                digest = file_sha256(entry.path)
+            except OSError as exc:
+                results[i] = FeatureFailure(entry.id, f"cannot read {entry.path}: {exc.strerror or exc}")
+                continue
+            keys[i] = self.cache_key(digest, texts[i])
+            parts[i] = self._cache_get(keys[i])
+        t.hash_s += time.perf_counter() - started
+        hits = sum(p is not None for p in parts)
+        t.cache_hits += hits
+
+        misses = [i for i in range(len(entries)) if results[i] is None and parts[i] is None]
+        visual: dict[int, Any] = {}
+        show = progress and sys.stderr.isatty()
+        started = time.perf_counter()
+        for i in tqdm(misses, desc="keyframes+ResNet", unit="video", disable=not show, leave=False):
+            entry = entries[i]
+            try:
+                visual[i] = encode_video(entry.path, self.visual, self.visual_cache, k=self.features.keyframes,
+                                         timeout_s=self.settings.decode_timeout_s)
+            except VideoDecodeError as exc:
+                results[i] = FeatureFailure(entry.id, str(exc))
+        t.visual_s += time.perf_counter() - started
+
+        to_encode = [i for i in misses if results[i] is None]
+        started = time.perf_counter()
+        if to_encode:
+            encoded = self.text.encode([texts[i] for i in to_encode], batch_size=text_batch_size)
+            for j, i in enumerate(to_encode):
+                parts[i] = {
+                    "frames": np.asarray(visual[i].features, dtype=np.float32),
+                    "frame_times": np.asarray(visual[i].timestamps_s, dtype=np.float32),
+                    "tokens": encoded.token_states[j],
+                    "token_text": list(encoded.tokens[j]),
+                }
+        t.text_s += time.perf_counter() - started
+
+        started = time.perf_counter()
+        label_ids = set(self.label_map.disease_ids)
+        for i in to_encode:
+            self._cache_put(keys[i], parts[i])  # type: ignore[arg-type]
+        for i, entry in enumerate(entries):
+            if results[i] is not None:
+                continue
+            p = parts[i]
+            assert p is not None
+            try:
+                results[i] = VideoFeatures(
+                    video_id=entry.id,
+                    frames=p["frames"],
+                    frame_times=p["frame_times"],
+                    tokens=p["tokens"],
+                    token_text=p["token_text"],
+                    entities=enriched[i].gnn_embeddings.reshape(-1, GNN_DIM),
+                    entity_ids=enriched[i].entity_ids,
+                    metadata=metadata_vector(duration_s=entry.duration_s, platform=entry.platform,
+                                             published_hour=_published_hour(entry), author_followers=entry.author_followers),
+                    diseases=[d for d in entry.diseases if d in label_ids] if entry.diseases is not None else None,
+                    popularity=entry.popularity,
+                    quality=entry.quality,
+                    synthetic=entry.synthetic,
+                )
+            except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
+                results[i] = FeatureFailure(entry.id, str(exc))
+        t.assemble_s += time.perf_counter() - started
+
+        failures = [r for r in results if isinstance(r, FeatureFailure)]
+        t.videos += len(entries)
+        t.failures += len(failures)
+        for f in failures:
+            logger.warning("video %s: no features (%s)", f.video_id, f.reason)
+        logger.info("features for %d videos (%d from cache, %d failed)", len(entries), hits, len(failures))
+        return results  # type: ignore[return-value]

@@ -1,0 +1,99 @@
+"""Features of a tiny SYNTHETIC demo set (ResNet-18 with random weights, K = 4) against the real graph: shapes, labels,
+a corrupt video as a FeatureFailure that does not stop the batch, the per-video cache, and the split."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.enrichment import GNN_DIM
+from fusion.ablation import DataSplit, split_ids
+from fusion.demo_data import generate_demo_set
+from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings, compose_text
+from fusion.manifest import read_manifest
+from fusion.records import METADATA_DIM, VideoFeatures
+from ovp.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo_set(out, videos=6, seed=3, corrupt=2)
+    return out / "manifest.jsonl"
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return dataclasses.replace(Settings.from_env(), home=tmp_path_factory.mktemp("home"), resnet_arch="resnet18",
+                               resnet_weights="none", keyframes=4, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def extractor(graph, built_kg, settings: Settings):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield FeatureExtractor(graph, settings)
+    torch.set_num_threads(previous)
+
+
+def test_compose_text_adds_only_hashtags_the_caption_lacks(demo: Path) -> None:
+    entry = dataclasses.replace(read_manifest(demo)[0], title="T", caption="c #a", hashtags=("a", "#b"))
+    assert compose_text(entry) == "T\nc #a\n#b"
+
+
+def test_features_shapes_labels_failures_and_cache(extractor: FeatureExtractor, demo: Path) -> None:
+    entries = read_manifest(demo)
+    results = extractor.extract(entries)
+    assert [r.video_id for r in results] == [e.id for e in entries]
+    failures = [r for r in results if isinstance(r, FeatureFailure)]
+    items = [r for r in results if isinstance(r, VideoFeatures)]
+    assert {f.video_id for f in failures} == {e.id for e in entries if "corrupt" in e.id} and len(failures) == 2
+    assert all(f.reason for f in failures)
+    assert len(items) == 6
+    labels = set(extractor.label_map.disease_ids)
+    for it, entry in zip(items, [e for e in entries if "corrupt" not in e.id]):
+        assert 1 <= it.frames.shape[0] <= 4 and it.frames.shape[1] == 512
+        assert it.tokens.shape[1] == 384 and 2 <= it.tokens.shape[0] <= extractor.features.text_max_length
+        assert it.tokens.shape[0] == len(it.token_text)
+        assert it.entities.shape == (len(it.entity_ids), GNN_DIM)
+        assert it.metadata.shape == (METADATA_DIM,)
+        assert it.synthetic and it.quality == entry.quality and it.popularity == pytest.approx(entry.popularity)
+        assert set(it.diseases or []) <= labels and set(it.diseases or []) == set(entry.diseases or []) & labels
+    assert "[SEP]" in "".join(items[0].token_text).upper() or any("[SEP]" in t for it in items for t in it.token_text)
+    first = extractor.timings.cache_hits
+    again = extractor.extract(entries)
+    assert extractor.timings.cache_hits - first == 6  # every readable video from the cache
+    for a, b in zip(items, [r for r in again if isinstance(r, VideoFeatures)]):
+        np.testing.assert_array_equal(a.frames, b.frames)
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+
+
+def test_caption_only_text_is_a_different_cache_entry(extractor: FeatureExtractor, demo: Path) -> None:
+    entries = [e for e in read_manifest(demo) if "corrupt" not in e.id][:2]
+    enriched = extractor.extract(entries)
+    extractor.features = dataclasses.replace(extractor.features, enrich=False)
+    try:
+        caption = extractor.extract(entries)
+    finally:
+        extractor.features = dataclasses.replace(extractor.features, enrich=True)
+    for a, b in zip(enriched, caption):
+        np.testing.assert_array_equal(a.frames, b.frames)  # the same video
+        assert len(b.tokens) < len(a.tokens)  # the annotations are gone
+    assert FeatureSettings.from_dict(extractor.features.to_dict()) == extractor.features
+
+
+def test_split_is_deterministic_disjoint_and_stable_under_growth() -> None:
+    ids = [f"v{i:03d}" for i in range(400)]
+    split = split_ids(ids, seed=1)
+    assert split == split_ids(list(reversed(ids)), seed=1)
+    assert sorted(split.ids("all")) == ids and len(set(split.ids("all"))) == 400
+    assert 240 <= len(split.train) <= 320 and 35 <= len(split.test) <= 85
+    assert split_ids(ids, seed=2).test != split.test
+    grown = split_ids(ids + ["v999"], seed=1)
+    assert set(split.test) <= set(grown.test)
+    assert DataSplit.from_dict(split.to_dict()) == split
+    with pytest.raises(ValueError):
+        split_ids(ids, seed=0, fractions=(0.5, 0.5, 0.5))
