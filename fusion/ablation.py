@@ -1,0 +1,566 @@
+"""Experiments on one deterministic split: the train/validation/test split by id hash, the ablation study, and the
+library functions behind ``ovp train`` / ``ovp evaluate`` / ``ovp ablate`` (manifest → features → model → metrics).
+
+The split depends only on ``(seed, video id)`` (SHA-256 → a number in [0, 1)), so the same manifest and seed give the
+same split in ``ovp train``, ``ovp evaluate`` and ``ovp ablate``, and adding videos never moves the others.
+
+Ablation variants (:data:`VARIANTS`), each trained on the same training split with the same seed and scored on the same
+test split:
+
+=================  =====================================================================================================
+``full``           cross-modal attention over keyframes, enriched-caption tokens, entity GNN embeddings and metadata
+``no_enrichment``  the same model, text = caption only (no graph annotations)
+``no_gnn``         the same model, every video's entity set emptied (E = 0)
+``no_visual``      no keyframes (cross-attention needs frames, so this one fuses by concatenation)
+``no_text``        no token states
+``concat``         concatenation of pooled modalities instead of cross-attention
+``single_task``    one model per task instead of the three jointly trained heads
+=================  =====================================================================================================
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from fusion.config import TASKS, FusionConfig
+from fusion.evaluation import evaluate
+from fusion.metrics import validation_score
+from fusion.records import LabelMap, VideoFeatures
+from ovp.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SPLITS",
+    "DEFAULT_FRACTIONS",
+    "HEADLINE",
+    "VARIANTS",
+    "DataSplit",
+    "split_ids",
+    "headline",
+    "VariantResult",
+    "AblationReport",
+    "variant_config",
+    "run_ablation",
+    "ManifestFeatures",
+    "manifest_features",
+    "TrainOutcome",
+    "train_manifest",
+    "evaluate_manifest",
+    "ablate_manifest",
+]
+
+SPLITS = ("train", "val", "test")
+DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
+#: The one metric per task every table reports: (task, metric key in ``score_predictions``' output).
+HEADLINE: tuple[tuple[str, str], ...] = (("disease", "macro_f1"), ("popularity", "spearman"), ("quality", "qwk"))
+
+VARIANTS: dict[str, str] = {
+    "full": "cross-attention over visual + enriched text + GNN entities + metadata, three joint heads",
+    "no_enrichment": "text = caption only, no graph annotations",
+    "no_gnn": "entity set emptied (E = 0)",
+    "no_visual": "no keyframes (concat fusion: cross-attention needs frames)",
+    "no_text": "no token states",
+    "concat": "concatenation of pooled modalities instead of cross-attention",
+    "single_task": "one model per task instead of joint heads",
+}
+
+
+# --- the split -------------------------------------------------------------------------------------------------------
+
+
+def _unit_hash(seed: int, video_id: str) -> float:
+    digest = hashlib.sha256(f"ovp-split|{seed}|{video_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """Video ids per split (each list sorted), with the seed and fractions that made them (saved as ``split.json``)."""
+
+    seed: int
+    fractions: tuple[float, float, float]
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def ids(self, name: str) -> tuple[str, ...]:
+        """The ids of split ``name`` (``train``, ``val``, ``test``) or of all three (``all``)."""
+        if name == "all":
+            return self.train + self.val + self.test
+        if name not in SPLITS:
+            raise ValueError(f"split {name!r} is not one of {SPLITS + ('all',)}")
+        return getattr(self, name)
+
+    def select(self, items: Sequence[VideoFeatures], name: str) -> list[VideoFeatures]:
+        """The items of split ``name``, in the order of ``items``."""
+        wanted = set(self.ids(name))
+        return [it for it in items if it.video_id in wanted]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "fractions": list(self.fractions), "method": "sha256(ovp-split|seed|id)",
+                **{name: list(getattr(self, name)) for name in SPLITS}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DataSplit":
+        return cls(int(data["seed"]), tuple(data["fractions"]), *(tuple(data[name]) for name in SPLITS))  # type: ignore[arg-type]
+
+
+def split_ids(ids: Sequence[str], seed: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> DataSplit:
+    """Assign each id to train / val / test by a seeded hash of the id (deterministic, order-independent).
+
+    Raises:
+        ValueError: the fractions are negative or do not sum to 1, or an id appears twice.
+    """
+    if any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
+        raise ValueError(f"split fractions {fractions} must be ≥ 0 and sum to 1")
+    if len(set(ids)) != len(ids):
+        raise ValueError("video ids must be unique to split them")
+    cut_train, cut_val = fractions[0], fractions[0] + fractions[1]
+    parts: dict[str, list[str]] = {name: [] for name in SPLITS}
+    for vid in ids:
+        u = _unit_hash(seed, vid)
+        parts["train" if u < cut_train else "val" if u < cut_val else "test"].append(vid)
+    return DataSplit(seed, tuple(fractions), *(tuple(sorted(parts[name])) for name in SPLITS))  # type: ignore[arg-type]
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """``{"disease_macro_f1", "popularity_spearman", "quality_qwk"}`` from a ``score_predictions`` dict (None = n/a)."""
+    out: dict[str, float | None] = {}
+    for task, key in HEADLINE:
+        value = metrics.get(task, {}).get(key)
+        out[f"{task}_{key}"] = float(value) if value is not None and math.isfinite(value) else None
+    return out
+
+
+# --- ablation --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VariantResult:
+    """One variant's test metrics (``score_predictions`` output), headline numbers and seconds."""
+
+    name: str
+    description: str
+    metrics: dict[str, Any]
+    headline: dict[str, float | None]
+    train_s: float
+    eval_s: float
+    best_epochs: list[int]
+    seeds: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class AblationReport:
+    """Every variant on one split; ``synthetic`` is True when any item is synthetic (every rendering then says so)."""
+
+    seed: int
+    seeds: list[int]
+    synthetic: bool
+    sizes: dict[str, int]
+    variants: list[VariantResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": "SYNTHETIC (ovp demo-data): says nothing about real videos" if self.synthetic else "operator-supplied",
+            "synthetic": self.synthetic,
+            "seed": self.seed,
+            "seeds": self.seeds,
+            "sizes": self.sizes,
+            "variants": {v.name: v.to_dict() for v in self.variants},
+            "full_wins": self.full_wins(),
+        }
+
+    def full_wins(self) -> dict[str, bool | None]:
+        """Per headline metric: whether ``full`` is at least as good as every other variant (None when not comparable)."""
+        full = next((v for v in self.variants if v.name == "full"), None)
+        out: dict[str, bool | None] = {}
+        for task, key in HEADLINE:
+            name = f"{task}_{key}"
+            mine = full.headline.get(name) if full else None
+            others = [v.headline.get(name) for v in self.variants if v.name != "full"]
+            others = [o for o in others if o is not None]
+            out[name] = None if mine is None or not others else all(mine >= o for o in others)
+        return out
+
+    def table(self) -> str:
+        """A plain-text table: one row per variant, the headline metrics on the test split, and seconds."""
+        title = ("SYNTHETIC data — " if self.synthetic else "") + (
+            f"ablation on the test split ({self.sizes.get('test', 0)} videos; trained on {self.sizes.get('train', 0)}, "
+            f"validated on {self.sizes.get('val', 0)}; seeds {','.join(map(str, self.seeds))})"
+        )
+        header = f"{'variant':<15} {'disease macro-F1':>17} {'popularity Spearman':>20} {'quality QWK':>12} {'train s':>8}"
+        lines = [title, header, "-" * len(header)]
+        for v in self.variants:
+            cells = [f"{v.headline[f'{t}_{k}']:.3f}" if v.headline.get(f"{t}_{k}") is not None else "n/a" for t, k in HEADLINE]
+            lines.append(f"{v.name:<15} {cells[0]:>17} {cells[1]:>20} {cells[2]:>12} {v.train_s:>8.1f}")
+        return "\n".join(lines)
+
+
+def variant_config(name: str, base: FusionConfig) -> list[FusionConfig]:
+    """The config(s) variant ``name`` trains (one per task for ``single_task``), derived from ``base``.
+
+    Raises:
+        ValueError: unknown variant.
+    """
+    if name in ("full", "no_enrichment", "no_gnn"):
+        return [base]
+    if name == "no_visual":
+        return [base.replace(use_visual=False, fusion="concat")]
+    if name == "no_text":
+        return [base.replace(use_text=False)]
+    if name == "concat":
+        return [base.replace(fusion="concat")]
+    if name == "single_task":
+        return [base.replace(tasks=(task,)) for task in TASKS if base.has(task)]
+    raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
+
+
+def _without_entities(items: Sequence[VideoFeatures]) -> list[VideoFeatures]:
+    return [dataclasses.replace(it, entities=it.entities[:0], entity_ids=[]) for it in items]
+
+
+def _mean_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Average the numeric leaves of several ``score_predictions`` dicts (same structure); lists come from the first."""
+    if len(runs) == 1:
+        return runs[0]
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            out[key] = _mean_metrics([r.get(key, {}) for r in runs])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            vals = [float(r[key]) for r in runs if isinstance(r.get(key), (int, float))]
+            out[key] = float(sum(vals) / len(vals)) if vals else value
+        else:
+            out[key] = value
+    return out
+
+
+def run_ablation(
+    items: Sequence[VideoFeatures],
+    caption_only_items: Sequence[VideoFeatures],
+    label_map: LabelMap,
+    split: DataSplit,
+    base: FusionConfig,
+    *,
+    variants: Sequence[str] = tuple(VARIANTS),
+    seeds: Sequence[int] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    on_variant: Callable[[VariantResult], None] | None = None,
+) -> AblationReport:
+    """Train every variant on ``split``'s train part (early stopping on val) and score it on its test part.
+
+    Args:
+        items: features with enriched text; ``caption_only_items``: the same videos with caption-only text (used by
+            ``no_enrichment`` only).
+        base: the ``full`` model's config (widths matching ``items``); variants are derived from it.
+        seeds: training seeds; each variant's metrics are averaged over them (default ``[base.seed]``).
+        on_variant: called with each variant's result as soon as it is done (progress lines).
+
+    Returns:
+        An :class:`AblationReport` with the variants in the order given.
+
+    Raises:
+        ValueError: an unknown variant, or an empty train or test split.
+    """
+    from fusion.training import train
+
+    seeds = list(seeds) if seeds else [base.seed]
+    for name in variants:
+        if name not in VARIANTS:
+            raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
+    data = {
+        "enriched": {s: split.select(items, s) for s in SPLITS},
+        "caption": {s: split.select(caption_only_items, s) for s in SPLITS},
+    }
+    data["no_gnn"] = {s: _without_entities(data["enriched"][s]) for s in SPLITS}
+    if not data["enriched"]["train"] or not data["enriched"]["test"]:
+        raise ValueError(f"the split leaves {len(data['enriched']['train'])} training and "
+                         f"{len(data['enriched']['test'])} test videos; both must be non-empty")
+    report = AblationReport(
+        seed=base.seed, seeds=seeds, synthetic=any(it.synthetic for it in items),
+        sizes={s: len(data["enriched"][s]) for s in SPLITS},
+    )
+    for name in variants:
+        source = data["caption" if name == "no_enrichment" else "no_gnn" if name == "no_gnn" else "enriched"]
+        runs: list[dict[str, Any]] = []
+        train_s = eval_s = 0.0
+        best_epochs: list[int] = []
+        for seed in seeds:
+            merged: dict[str, Any] = {}
+            for config in variant_config(name, base.replace(seed=seed)):
+                started = time.perf_counter()
+                result = train(source["train"], source["val"], config, label_map, progress=progress, device=device)
+                train_s += time.perf_counter() - started
+                started = time.perf_counter()
+                metrics = evaluate(result.predictor, source["test"])
+                eval_s += time.perf_counter() - started
+                best_epochs.append(result.best_epoch)
+                merged.update({task: metrics[task] for task in config.tasks if task in metrics})
+            merged["score"] = validation_score(merged)
+            runs.append(merged)
+        metrics = _mean_metrics(runs)
+        variant = VariantResult(name, VARIANTS[name], metrics, headline(metrics), train_s, eval_s, best_epochs, seeds)
+        report.variants.append(variant)
+        logger.info("ablation %s: %s (train %.1f s)", name, variant.headline, train_s)
+        if on_variant is not None:
+            on_variant(variant)
+    return report
+
+
+# --- manifest → experiment (what `ovp train`, `ovp evaluate` and `ovp ablate` call) ----------------------------------
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, restoring the previous count afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def encoder_threads() -> int:
+    """Intra-op threads for the encoders: every core up to 2 (the ResNet and BERT passes scale; more contend)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+#: The fusion model is small: on a shared CPU one intra-op thread trains it faster than two (thread hand-offs cost
+#: more than the matrix products they split), and results stay bit-identical across machines with different cores.
+TRAIN_THREADS = 1
+
+
+@dataclass
+class ManifestFeatures:
+    """Features of a manifest's videos (enriched, and caption-only when asked), with failures and stage timings."""
+
+    items: list[VideoFeatures]
+    caption_only: list[VideoFeatures]
+    failures: list[Any]  # FeatureFailure
+    label_map: LabelMap
+    timings: dict[str, Any]
+    seconds: float
+
+    @property
+    def synthetic(self) -> bool:
+        return any(it.synthetic for it in self.items)
+
+
+def manifest_features(
+    manifest: Path,
+    settings: Settings,
+    feature_settings: Any | None = None,
+    *,
+    caption_only: bool = False,
+    progress: bool = True,
+) -> ManifestFeatures:
+    """Read ``manifest`` and extract its videos' features (through the feature cache) with one ``FeatureExtractor``.
+
+    Raises:
+        ManifestError: the manifest is malformed.
+        GraphUnavailable: Neo4j cannot be reached.
+        ValueError: no video of the manifest could be read.
+    """
+    from dataclasses import replace
+
+    from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings
+    from fusion.manifest import read_manifest
+    from kg_builder.graph import Graph
+
+    started = time.perf_counter()
+    entries = read_manifest(manifest)
+    fs = feature_settings or FeatureSettings.from_settings(settings)
+    with Graph.connect(settings) as graph, torch_threads(encoder_threads()):
+        extractor = FeatureExtractor(graph, settings, fs)
+        results = extractor.extract(entries, progress=progress)
+        caption: list[Any] = []
+        if caption_only:
+            extractor.features = replace(fs, enrich=False)
+            caption = extractor.extract(entries, progress=progress)
+    items = [r for r in results if isinstance(r, VideoFeatures)]
+    failures = [r for r in results if isinstance(r, FeatureFailure)]
+    if not items:
+        raise ValueError(f"no video of {manifest} could be read ({len(failures)} failures; first: {failures[0].reason})")
+    return ManifestFeatures(
+        items=items,
+        caption_only=[r for r in caption if isinstance(r, VideoFeatures)],
+        failures=failures,
+        label_map=extractor.label_map,
+        timings=extractor.timings.to_dict(),
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train_manifest` did: the model directory, the split, the training result and the features' story."""
+
+    model_dir: Path
+    split: DataSplit
+    result: Any  # fusion.training.TrainResult
+    features: ManifestFeatures
+    train_s: float
+
+
+def train_manifest(
+    manifest: Path,
+    out_dir: Path,
+    settings: Settings,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> TrainOutcome:
+    """Extract features, split by id hash (70/15/15, ``seed``), train with early stopping on val, save to ``out_dir``.
+
+    Besides ``save_model``'s files, ``out_dir`` gets ``split.json`` (the ids of each split and how they were drawn),
+    ``features.json`` (the feature settings, so evaluation extracts the same) and ``failures.json`` (videos without
+    features and why). ``overrides`` are ``FusionConfig`` fields (``width``, ``lr`` …).
+
+    Raises:
+        ManifestError, GraphUnavailable, ModelNotFound: from the steps above.
+        ValueError: no video could be read, or the training split is empty.
+    """
+    from fusion.features import FeatureSettings
+    from fusion.training import train
+
+    settings = dataclasses.replace(settings, device=device) if device else settings
+    fs = FeatureSettings.from_settings(settings)
+    feats = manifest_features(manifest, settings, fs, progress=progress)
+    split = split_ids([it.video_id for it in feats.items], seed)
+    train_items, val_items = split.select(feats.items, "train"), split.select(feats.items, "val")
+    if not train_items:
+        raise ValueError(f"the split of {len(feats.items)} videos leaves none for training; add videos")
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    config = FusionConfig.from_items(feats.items, feats.label_map, seed=seed, **overrides)
+    started = time.perf_counter()
+    with torch_threads(TRAIN_THREADS):
+        result = train(train_items, val_items, config, feats.label_map, out_dir=out_dir, progress=progress,
+                       device=settings.device)
+    train_s = time.perf_counter() - started
+    out_dir = Path(out_dir)
+    _write_json(out_dir / "split.json", split.to_dict())
+    _write_json(out_dir / "features.json", fs.to_dict())
+    _write_json(out_dir / "failures.json", [dataclasses.asdict(f) for f in feats.failures])
+    return TrainOutcome(out_dir, split, result, feats, train_s)
+
+
+def evaluate_manifest(
+    manifest: Path,
+    model_dir: Path,
+    settings: Settings,
+    *,
+    split: str = "test",
+    out_dir: Path | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a trained model on a manifest's videos: the test split recorded at training (``split="test"``), or every
+    readable video (``"all"``). Writes ``metrics.json`` and the plots into ``out_dir`` (default
+    ``<model_dir>/evaluation/<split>``) and returns the metrics dict (``score_predictions``' keys plus ``synthetic``,
+    ``split``, ``n_videos``, ``n_failed``, ``model_version``, ``headline``, ``metrics_file``).
+
+    Raises:
+        ModelNotFound: the model directory is incomplete.
+        ValueError: ``split="test"`` but the model has no ``split.json`` or none of its test ids is in the manifest.
+    """
+    from fusion.evaluation import write_plots
+    from fusion.features import FeatureSettings
+    from fusion.training import _json_safe, load_model
+
+    if split not in ("test", "all"):
+        raise ValueError(f"split must be 'test' or 'all', got {split!r}")
+    settings = dataclasses.replace(settings, device=device) if device else settings
+    model = load_model(model_dir, device=settings.device)
+    model_dir = Path(model_dir)
+    fs_file = model_dir / "features.json"
+    fs = FeatureSettings.from_dict(json.loads(fs_file.read_text(encoding="utf-8"))) if fs_file.is_file() else None
+    feats = manifest_features(manifest, settings, fs, progress=progress)
+    items = feats.items
+    if split == "test":
+        split_file = model_dir / "split.json"
+        if not split_file.is_file():
+            raise ValueError(f"{model_dir} has no split.json (not trained by `ovp train`): evaluate with --split all")
+        items = DataSplit.from_dict(json.loads(split_file.read_text(encoding="utf-8"))).select(items, "test")
+        if not items:
+            raise ValueError(f"none of the model's test videos is in {manifest}: evaluate with --split all")
+    with torch_threads(TRAIN_THREADS):
+        metrics = evaluate(model, items)
+    synthetic = any(it.synthetic for it in items)
+    out = {
+        "data": "SYNTHETIC (ovp demo-data): says nothing about real videos" if synthetic else "operator-supplied",
+        "synthetic": synthetic,
+        "split": split,
+        "n_videos": len(items),
+        "n_failed": len(feats.failures),
+        "model_version": model.model_version,
+        "headline": headline(metrics),
+        **metrics,
+    }
+    out_dir = Path(out_dir) if out_dir is not None else model_dir / "evaluation" / split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = out_dir / "metrics.json"
+    out["metrics_file"] = str(metrics_file)
+    out = _json_safe(out)
+    _write_json(metrics_file, out)
+    write_plots(out_dir, metrics=metrics, title_note="SYNTHETIC data" if synthetic else "")
+    return out
+
+
+def ablate_manifest(
+    manifest: Path,
+    settings: Settings,
+    *,
+    seed: int = 0,
+    seeds: Sequence[int] | None = None,
+    epochs: int | None = None,
+    variants: Sequence[str] = tuple(VARIANTS),
+    device: str | None = None,
+    progress: bool = True,
+    on_variant: Callable[[VariantResult], None] | None = None,
+    **overrides: Any,
+) -> tuple[AblationReport, ManifestFeatures]:
+    """Extract features (enriched and caption-only), split by ``seed`` and run :func:`run_ablation`.
+
+    Raises:
+        ManifestError, GraphUnavailable, ModelNotFound, ValueError: as :func:`train_manifest`.
+    """
+    settings = dataclasses.replace(settings, device=device) if device else settings
+    feats = manifest_features(manifest, settings, caption_only="no_enrichment" in variants, progress=progress)
+    caption = feats.caption_only or feats.items
+    common = {it.video_id for it in feats.items} & {it.video_id for it in caption}
+    items = [it for it in feats.items if it.video_id in common]
+    caption = [it for it in caption if it.video_id in common]
+    split = split_ids(sorted(common), seed)
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    base = FusionConfig.from_items(items, feats.label_map, seed=seed, **overrides)
+    with torch_threads(TRAIN_THREADS):
+        report = run_ablation(items, caption, feats.label_map, split, base, variants=variants, seeds=seeds,
+                              device=settings.device, progress=progress, on_variant=on_variant)
+    return report, feats
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

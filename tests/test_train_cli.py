@@ -1,0 +1,70 @@
+"""`ovp train` and `ovp evaluate --json` end to end through click's CliRunner on a tiny SYNTHETIC demo set and the
+real graph (ResNet-18 with random weights, K = 4, two epochs: this pins the files and keys, not the learning, which
+tests/test_fusion_training.py pins)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fusion.ablation import VARIANTS, AblationReport, VariantResult, variant_config
+from fusion.config import FusionConfig
+from fusion.demo_data import generate_demo_set
+from ovp.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo_set(out, videos=12, seed=5, corrupt=1)
+    return out / "manifest.jsonl"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return {"OVP_HOME": str(tmp_path_factory.mktemp("home")), "OVP_RESNET_ARCH": "resnet18", "OVP_RESNET_WEIGHTS": "none",
+            "OVP_KEYFRAMES": "4", "OVP_DEVICE": "cpu", "OVP_LOG_LEVEL": "WARNING"}
+
+
+def test_train_then_evaluate_json(graph, built_kg, demo: Path, env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    model = tmp_path / "model"
+    result = runner.invoke(main, ["train", str(demo), "--out", str(model), "--seed", "1", "--epochs", "2"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "SYNTHETIC" in result.stdout and "1 videos failed" in result.stdout
+    for name in ("model.pt", "config.json", "label_map.json", "metrics.json", "model_card.md", "learning_curves.png",
+                 "split.json", "features.json", "failures.json"):
+        assert (model / name).is_file(), name
+    split = json.loads((model / "split.json").read_text())
+    assert split["seed"] == 1 and len(split["train"]) + len(split["val"]) + len(split["test"]) == 12
+    assert json.loads((model / "failures.json").read_text())[0]["video_id"].startswith("synthetic_corrupt")
+
+    result = runner.invoke(main, ["evaluate", str(demo), "--model", str(model), "--json", "--split", "all"], env=env)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["synthetic"] is True and metrics["n_videos"] == 12 and metrics["split"] == "all"
+    assert set(metrics["headline"]) == {"disease_macro_f1", "popularity_spearman", "quality_qwk"}
+    assert {"disease", "popularity", "quality", "score"} <= set(metrics)
+    out_dir = Path(metrics["metrics_file"]).parent
+    assert (out_dir / "metrics.json").is_file() and (out_dir / "quality_confusion.png").is_file()
+
+    missing = runner.invoke(main, ["evaluate", str(demo), "--model", str(tmp_path), "--json"], env=env)
+    assert missing.exit_code == 1 and "ovp train" in missing.output  # ModelNotFound says what to do, in one line
+
+
+def test_ablation_variants_and_table() -> None:
+    base = FusionConfig(d_visual=8, d_text=8, d_graph=8, n_diseases=3)
+    assert variant_config("no_visual", base)[0].fusion == "concat" and not variant_config("no_visual", base)[0].use_visual
+    assert [c.tasks for c in variant_config("single_task", base)] == [("disease",), ("popularity",), ("quality",)]
+    with pytest.raises(ValueError):
+        variant_config("bogus", base)
+    report = AblationReport(seed=0, seeds=[0], synthetic=True, sizes={"train": 7, "val": 2, "test": 3})
+    for name, value in (("full", 0.6), ("no_text", 0.4), ("concat", None)):
+        h = {"disease_macro_f1": value, "popularity_spearman": 0.1, "quality_qwk": 0.2}
+        report.variants.append(VariantResult(name, VARIANTS[name], {}, h, 1.0, 0.1, [1], [0]))
+    table = report.table()
+    assert table.startswith("SYNTHETIC") and "n/a" in table and "no_text" in table
+    assert report.full_wins() == {"disease_macro_f1": True, "popularity_spearman": True, "quality_qwk": True}
+    assert report.to_dict()["synthetic"] is True
