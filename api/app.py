@@ -50,9 +50,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         OVP_SETTINGS=settings,
         MAX_CONTENT_LENGTH=settings.api_max_body_bytes,
-        # Keep non-ASCII (Chinese names) readable in responses.
-        JSON_AS_ASCII=False,
     )
+    # Keep non-ASCII (Chinese names) readable in responses.
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config.update(overrides)
