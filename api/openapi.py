@@ -171,10 +171,11 @@ PATHS: dict[str, Any] = {
                 ]}}}},
             "responses": {
                 "200": _json({"type": "object", "properties": {
+                    "text": {"type": "string"},
                     "mentions": {"type": "array", "items": _ref("Mention")},
                     "results": {"type": "array", "items": {"type": "object", "properties": {
-                        "mentions": {"type": "array", "items": _ref("Mention")}}}}}},
-                    "mentions for text, or results (one per text) for texts"),
+                        "text": {"type": "string"}, "mentions": {"type": "array", "items": _ref("Mention")}}}}}},
+                    "{text, mentions} for text, or results (one {text, mentions} per text) for texts"),
                 "400": _error("body is not {text} or {texts}"),
                 "413": _error("body larger than OVP_API_MAX_BODY_BYTES"),
                 **_COMMON_ERRORS,

@@ -1,5 +1,5 @@
 """``POST /link``: entity mentions in one text (``{"text": ...}``) or several (``{"texts": [...]}``), in the JSON
-that ``ovp link`` prints (:meth:`encoders.linker.Mention.to_json`).
+that ``ovp link --json`` prints: ``{"text": ..., "mentions": [...]}`` per text (:meth:`encoders.linker.Mention.to_json`).
 
 The knowledge base is read from the graph once per process, on the first request, and kept: building the dictionary
 over ~8,000 entities takes seconds, linking a caption takes milliseconds. The API links with the dictionary and the
@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from api.app import get_graph, get_settings
 from api.validation import RequestValidationError, check_str, json_object
-from encoders.linker import EntityLinker, KnowledgeBase, link_mentions
+from encoders.linker import EntityLinker, link_mentions
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,27 @@ def get_linker() -> EntityLinker:
         with _lock:
             linker = app.extensions.get(_LINKER_KEY)
             if linker is None:
-                kb = KnowledgeBase.from_graph(get_graph())
-                linker = EntityLinker(kb, max_text_chars=get_settings().max_text_chars)
+                linker = build_linker()
                 app.extensions[_LINKER_KEY] = linker
-                log.info("entity linker ready: %d entities", len(kb))
+                log.info("entity linker ready: %d entities", len(linker.kb))
     return linker
+
+
+def build_linker() -> EntityLinker:
+    """A dictionary-only linker over the graph, built the way every part of OVP builds it (``load_linker``)."""
+    try:
+        from encoders.linker import load_linker
+    except ImportError:
+        # Older encoders.linker without load_linker: the same dictionary-only linker, assembled here.
+        from encoders.linker import KnowledgeBase
+
+        return EntityLinker(KnowledgeBase.from_graph(get_graph()), max_text_chars=get_settings().max_text_chars)
+    return load_linker(get_settings(), get_graph(), semantic=False)
 
 
 @bp.post("/link")
 def link() -> Any:
-    """``{"text": str}`` → ``{"mentions": [...]}``; ``{"texts": [str, ...]}`` → ``{"results": [{"mentions": [...]}, ...]}``."""
+    """``{"text": str}`` → ``{"text", "mentions": [...]}``; ``{"texts": [...]}`` → ``{"results": [{"text", "mentions"}, ...]}``."""
     body = json_object(request)
     max_chars = get_settings().max_text_chars
     if ("text" in body) == ("texts" in body):
@@ -53,10 +64,10 @@ def link() -> Any:
     if "text" in body:
         text = check_str("text", body["text"], max_len=max_chars)
         mentions = link_mentions([text], get_linker())[0]
-        return jsonify({"mentions": [m.to_json() for m in mentions]})
+        return jsonify({"text": text, "mentions": [m.to_json() for m in mentions]})
     texts = body["texts"]
     if not isinstance(texts, list) or not 1 <= len(texts) <= MAX_TEXTS:
         raise RequestValidationError(f"texts must be a list of 1 to {MAX_TEXTS} strings")
     checked = [check_str(f"texts[{i}]", t, max_len=max_chars) for i, t in enumerate(texts)]
     results = link_mentions(checked, get_linker())
-    return jsonify({"results": [{"mentions": [m.to_json() for m in mentions]} for mentions in results]})
+    return jsonify({"results": [{"text": t, "mentions": [m.to_json() for m in ms]} for t, ms in zip(checked, results)]})
