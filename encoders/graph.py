@@ -5,7 +5,7 @@ The pipeline :func:`kg_embed` runs, step by step (each step is a public function
 1. :func:`export_graph` — two Cypher reads: every ``Entity`` (id, kind, name, definition) and every IS_A,
    HAS_PHENOTYPE and MAPS_TO edge between entities.
 2. :func:`node_features` — the text encoder's pooled 384-d vector of ``"name. definition"`` per node, cached in
-   ``<OVP_HOME>/cache/gnn_inputs_<hash>.npy`` keyed by the texts and the encoder.
+   ``<OVP_HOME>/cache/entity_vectors_<hash>.npy`` keyed by the texts and the encoder (:mod:`encoders.entity_vectors`).
 3. :func:`split_triples` — a seeded hold-out of 10 % (test) and 5 % (validation) of each relation's edges; held-out
    edges, and their reverse duplicates, are removed from the message-passing graph and used only for evaluation.
 4. :func:`compare_variants` — trains the R-GCN (:mod:`encoders.graph_model`) with negative sampling and a DistMult
@@ -354,8 +354,8 @@ def node_features(
         chunk_size: texts per ``encode`` call (bounds the memory its token states take).
 
     Returns:
-        The matrix, read from ``<home>/cache/gnn_inputs_<hash>.npy`` when the same texts were encoded by the same
-        encoder before.
+        The matrix, read from ``<home>/cache/entity_vectors_<hash>.npy`` (:mod:`encoders.entity_vectors`) when the
+        same texts were encoded by the same encoder before.
 
     Raises:
         ValueError: unknown ``features``.
@@ -365,42 +365,10 @@ def node_features(
         return hashed_bow_features(texts)
     if features != "text":
         raise ValueError(f"features must be 'text' or 'hashed', got {features!r}")
-    from encoders.text import TextEncoder, TextEncoderConfig
+    from encoders.entity_vectors import entity_text_vectors
 
-    config = TextEncoderConfig.from_settings(settings)
-    encoder = TextEncoder(config)
-    key = hashlib.sha256()
-    key.update(json.dumps({"model": encoder.model_path, "max_length": config.max_length}, sort_keys=True).encode())
-    for text in texts:
-        key.update(text.encode("utf-8"))
-        key.update(b"\x00")
-    cache = settings.cache_dir / f"gnn_inputs_{key.hexdigest()[:16]}.npy"
-    if cache.exists():
-        cached = np.load(cache)
-        if cached.shape[0] == len(texts):
-            log.info("node inputs read from cache %s", cache)
-            return cached
-    # Sorting by length keeps padding (and so encoder time) small; rows are put back in input order below.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    pooled = np.zeros((len(texts), 0), dtype=np.float32)
-    parts: list[np.ndarray] = []
-    started = time.perf_counter()
-    with tqdm(total=len(texts), desc="gnn inputs", unit="text", disable=None) as bar:
-        for start in range(0, len(order), chunk_size):
-            chunk = [texts[i] for i in order[start : start + chunk_size]]
-            parts.append(encoder.encode(chunk, batch_size=batch_size).pooled)
-            bar.update(len(chunk))
-    if parts:
-        sorted_pooled = np.concatenate(parts)
-        pooled = np.empty_like(sorted_pooled)
-        pooled[np.asarray(order)] = sorted_pooled
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so a concurrent reader never sees half a file.
-    tmp = cache.with_suffix(f".tmp{time.monotonic_ns()}.npy")
-    np.save(tmp, pooled)
-    tmp.replace(cache)
-    log.info("encoded %d node texts in %.1fs; cached at %s", len(texts), time.perf_counter() - started, cache)
-    return pooled
+    # One cache of entity text vectors, shared with the linker's semantic fallback (same texts, same key).
+    return entity_text_vectors(texts, settings, batch_size=batch_size, chunk_size=chunk_size)
 
 
 # --- split and graph ------------------------------------------------------------------------------------------------
