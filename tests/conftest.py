@@ -39,3 +39,11 @@ def built_kg(graph: Graph) -> dict[str, Any]:
         build(graph, keys, reset=True, progress=False)
         report = stats(graph)
     return report
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    """The default text encoder (all-MiniLM-L6-v2 unless OVP_TEXT_MODEL says otherwise), loaded once per session."""
+    from encoders.text import TextEncoder, TextEncoderConfig
+
+    return TextEncoder(TextEncoderConfig.from_settings(Settings.from_env())).load()
