@@ -1,0 +1,18 @@
+# One image for the API and the workers. The CUDA build of torch from PyPI carries its own CUDA runtime, so a plain
+# Python base works on GPU hosts with the NVIDIA container toolkit; the worker service in docker-compose.yml reserves
+# the GPU. Weights: mount ImageNet ResNet weights and set OVP_RESNET_WEIGHTS, or the visual encoder runs randomly
+# initialised (it warns, and every profile records visual_weights="none").
+FROM python:3.11-slim-bookworm
+
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock
+COPY . .
+# Editable install: cypher/ and the lexicon are read from the source tree.
+RUN pip install --no-cache-dir --no-deps -e .
+
+ENV OVP_HOME=/data/ovp \
+    PYTHONUNBUFFERED=1
+EXPOSE 8000
+CMD ["gunicorn", "-c", "api/gunicorn.conf.py", "-b", "0.0.0.0:8000", "api.wsgi:app"]
