@@ -142,6 +142,7 @@ class EnrichedText:
         gnn_embeddings: ``len(entity_ids) × GNN_DIM`` float32 (0 rows until the R-GCN has written embeddings).
         linked_ids: every distinct linked id in order of first mention (affirmed or not, with or without embedding).
         negated_ids: the linked ids every mention of which is negated.
+        mentions: the mentions the caption was enriched from (what the worker writes as MENTIONS).
     """
 
     caption: str
@@ -151,6 +152,7 @@ class EnrichedText:
     gnn_embeddings: np.ndarray
     linked_ids: list[str] = field(default_factory=list)
     negated_ids: list[str] = field(default_factory=list)
+    mentions: list[Mention] = field(default_factory=list)
 
 
 def fetch_knowledge(graph: GraphReader, ids: Sequence[str], config: EnrichmentConfig | None = None) -> dict[str, EntityKnowledge]:
@@ -298,6 +300,7 @@ def enrich_text(
         gnn_embeddings=embeddings,
         linked_ids=order,
         negated_ids=negated_ids,
+        mentions=list(mentions),
     )
 
 

@@ -5,7 +5,7 @@ Both the linker's semantic fallback (:class:`encoders.linker.SemanticMatcher`) a
 every entity. Encoding the ~8,100 entities of the real graph takes about ten minutes on two shared CPU cores, so the
 matrix is computed once and kept on disk.
 
-Cache layout, in ``Settings.cache_dir`` (``<OVP_HOME>/cache``):
+Cache layout, in ``Settings.cache_dir`` (``OVP_CACHE_DIR``, default ``~/.cache/ovp/cache``):
 
 * ``entity_vectors_<key>.npy`` — ``N × D`` float32, one unit row per text, in the order the texts were given.
 * ``entity_vectors_<key>.digests.npy`` — ``N × 16`` uint8, a BLAKE2 digest per text. When the exact set of texts

@@ -353,13 +353,13 @@ def node_features(
 
     Args:
         texts: one per node.
-        settings: ``home`` (the cache lives in ``<home>/cache``), ``text_model`` and ``device`` for the encoder.
+        settings: ``cache_dir`` (``OVP_CACHE_DIR``), ``text_model`` and ``device`` for the encoder.
         features: 'text' — the text encoder's pooled, L2-normalised sentence vectors; 'hashed' — :func:`hashed_bow_features`.
         batch_size: texts per encoder forward pass.
         chunk_size: texts per ``encode`` call (bounds the memory its token states take).
 
     Returns:
-        The matrix, read from ``<home>/cache/entity_vectors_<hash>.npy`` (:mod:`encoders.entity_vectors`) when the
+        The matrix, read from ``<cache_dir>/entity_vectors_<hash>.npy`` (:mod:`encoders.entity_vectors`) when the
         same texts were encoded by the same encoder before.
 
     Raises:

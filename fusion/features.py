@@ -173,7 +173,7 @@ class FeatureExtractor:
         visual_seed: int = 0,
     ) -> None:
         from encoders.feature_cache import FeatureCache
-        from encoders.linker import EntityLinker, KnowledgeBase
+        from encoders.linker import load_linker
         from encoders.text import TextEncoder, TextEncoderConfig
         from encoders.visual import VisualEncoder, VisualEncoderConfig
 
@@ -188,7 +188,8 @@ class FeatureExtractor:
         self.text = TextEncoder(TextEncoderConfig(
             model=self.features.text_model, device=self.settings.device, max_length=self.features.text_max_length,
         ))
-        self.linker = EntityLinker(KnowledgeBase.from_graph(graph), max_text_chars=self.settings.max_text_chars)
+        # The same linker as the API, worker and CLI (dictionary + semantic fallback), sharing this text encoder.
+        self.linker = load_linker(self.settings, graph, semantic=True, encoder=self.text)
         self.enricher = KnowledgeEnricher(graph, self.features.enrichment)
         self.label_map = profile_label_map(graph)
         self.cache_root = self.settings.cache_dir / "features"
@@ -252,7 +253,14 @@ class FeatureExtractor:
     def extract(
         self, entries: Sequence[VideoEntry], *, progress: bool = False, text_batch_size: int = 32
     ) -> list[VideoFeatures | FeatureFailure]:
-        """One ``VideoFeatures`` (or ``FeatureFailure``) per entry, in order.
+        """Features only: see :meth:`extract_with_text`."""
+        return self.extract_with_text(entries, progress=progress, text_batch_size=text_batch_size)[0]
+
+    def extract_with_text(
+        self, entries: Sequence[VideoEntry], *, progress: bool = False, text_batch_size: int = 32
+    ) -> tuple[list[VideoFeatures | FeatureFailure], list[EnrichedText]]:
+        """One ``VideoFeatures`` (or ``FeatureFailure``) per entry, in order, and each entry's ``EnrichedText`` (which
+        carries its linked mentions, for the graph write-back).
 
         Shapes: ``frames`` K × D_v (K ≤ ``keyframes``), ``tokens`` L × D_t (L ≤ ``text_max_length``), ``entities``
         E × 64 (affirmed linked entities that have a GNN embedding; E = 0 before the R-GCN has run), ``metadata`` the
@@ -349,4 +357,4 @@ class FeatureExtractor:
         for f in failures:
             logger.warning("video %s: no features (%s)", f.video_id, f.reason)
         logger.info("features for %d videos (%d from cache, %d failed)", len(entries), hits, len(failures))
-        return results  # type: ignore[return-value]
+        return results, enriched  # type: ignore[return-value]

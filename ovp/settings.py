@@ -43,6 +43,7 @@ class Settings:
     keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
     decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on decoding one video"})
     max_text_chars: int = field(default=20_000, metadata={"env": "OVP_MAX_TEXT_CHARS", "doc": "captions longer than this are cut, with a warning"})
+    cache_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "cache", metadata={"env": "OVP_CACHE_DIR", "doc": "content-keyed caches (keyframe features, entity text vectors); shared by clones, safe to delete"})
     model_dir: str = field(default="", metadata={"env": "OVP_MODEL_DIR", "doc": "trained fusion model directory; empty = <OVP_HOME>/model"})
     chunk_size: int = field(default=8, metadata={"env": "OVP_CHUNK_SIZE", "doc": "videos per worker task (one forward pass)"})
     max_deliveries: int = field(default=3, metadata={"env": "OVP_MAX_DELIVERIES", "doc": "deliveries of one video before it is recorded as failed"})
@@ -78,10 +79,6 @@ class Settings:
         return urlparse(self.broker_url).port or 6379
 
     @property
-    def cache_dir(self) -> Path:
-        return self.home / "cache"
-
-    @property
     def model_path(self) -> Path:
         return Path(self.model_dir) if self.model_dir else self.home / "model"
 
@@ -106,6 +103,6 @@ def describe() -> list[tuple[str, str, str]]:
     for f in dataclasses.fields(Settings):
         default = f.default
         if isinstance(default, Path):
-            default = str(default).replace(str(PROJECT_ROOT), "<repo>")
+            default = str(default).replace(str(PROJECT_ROOT), "<repo>").replace(str(Path.home()), "~")
         rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
     return rows

@@ -74,3 +74,9 @@ def lookup_cmd(settings: Settings, text: str, limit: int, as_json: bool) -> None
         zh = f" / {hit.name_zh}" if hit.name_zh else ""
         xrefs = f"  → {', '.join(hit.xrefs)}" if hit.xrefs else ""
         click.echo(f"{hit.score:8.3f}  {hit.id}  [{hit.kind}] {hit.name}{zh}{xrefs}")
+
+
+# `ovp kg embed` lives with the graph encoder's CLI; it joins the kg group here.
+from ovp.cli.kg_embed_cmd import embed  # noqa: E402
+
+kg.add_command(embed)
