@@ -56,6 +56,10 @@ ORDER BY id
 """
 
 
+#: Written beside a trained model by ``ovp train``.
+MODEL_FEATURES_FILE = "features.json"
+
+
 @dataclass(frozen=True)
 class FeatureSettings:
     """What shapes the features (saved with a trained model as ``features.json`` so evaluation extracts the same).
@@ -92,6 +96,15 @@ class FeatureSettings:
         values = dict(data)
         values["enrichment"] = EnrichmentConfig(**values.get("enrichment", {}))
         return cls(**values)
+
+    @classmethod
+    def for_model(cls, model_dir: Path, settings: Settings) -> "FeatureSettings":
+        """The feature settings a trained model was trained with (``features.json`` beside it), so inference extracts
+        exactly what training saw; the current settings for a model directory without that file."""
+        file = Path(model_dir) / MODEL_FEATURES_FILE
+        if file.is_file():
+            return cls.from_dict(json.loads(file.read_text(encoding="utf-8")))
+        return cls.from_settings(settings)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def start_batch(
     *,
     chunk_size: int,
     enqueue: Callable[[str, list[dict[str, Any]]], None],
-) -> int:
+) -> list[list[VideoEntry]]:
     """Record the batch and its videos (status 'queued'), then hand each chunk to ``enqueue``; returns the chunks.
 
     Recording comes first, so a submitted video is in the graph before any worker touches it.
@@ -54,4 +54,4 @@ def start_batch(
     for chunk in chunks:
         enqueue(batch_id, entry_objects(chunk))
     log.info("batch %s: %d videos in %d chunks of up to %d", batch_id, len(entries), len(chunks), chunk_size)
-    return len(chunks)
+    return chunks

@@ -62,7 +62,7 @@ def profile_batch(batch_id: str, manifest: list[dict[str, Any]]) -> dict[str, An
             graph, batch_id, entries, chunk_size=_settings.chunk_size,
             enqueue=lambda bid, objs: profile_chunk.apply_async(args=[bid, objs]),
         )
-    return {"batch_id": batch_id, "videos": len(entries), "chunks": chunks}
+    return {"batch_id": batch_id, "videos": len(entries), "chunks": len(chunks)}
 
 
 @app.task(name="ovp.profile_chunk", **RETRY)

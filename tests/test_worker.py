@@ -1,0 +1,165 @@
+"""Profiling end to end: in-process (`ovp profile`) and through real Celery worker processes on the real Redis and
+Neo4j — corrupt videos recorded with reasons, repeats without duplicates, a SIGKILLed worker and a Neo4j outage
+mid-batch that lose nothing. The demo videos are SYNTHETIC; the model is tiny (this pins behaviour, not quality)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from fusion.ablation import train_manifest
+from fusion.demo_data import generate_demo_set
+from fusion.manifest import read_manifest, write_manifest
+from kg_builder.graph import Graph
+from ovp.services import neo4j_server
+from ovp.settings import Settings
+from worker.app import make_celery
+from worker.batches import entry_objects, new_batch_id
+from worker.pipeline import ProfilingPipeline, profile_in_process
+from worker.writeback import batch_status
+from worker_support import WorkerProcess, graph_counts, latest_profiles, wait_for, worker_env
+
+pytestmark = [pytest.mark.neo4j, pytest.mark.redis, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, graph: Graph, built_kg) -> Path:
+    """10 decodable SYNTHETIC videos and 2 corrupt files, with ids unique to this test run."""
+    out = tmp_path_factory.mktemp("worker-demo")
+    generate_demo_set(out, videos=10, seed=11, corrupt=2)
+    tag = uuid.uuid4().hex[:6]
+    entries = [dataclasses.replace(e, id=f"wt{tag}-{e.id}") for e in read_manifest(out / "manifest.jsonl")]
+    manifest = out / "batch.jsonl"
+    write_manifest(entries, manifest)
+    yield manifest
+    ids = [e.id for e in entries]
+    graph.write("MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile) WHERE v.id IN $ids DETACH DELETE p", {"ids": ids})
+    graph.write("MATCH (b:Batch)-[:CONTAINS]->(v:Video) WHERE v.id IN $ids DETACH DELETE b", {"ids": ids})
+    graph.write("MATCH (v:Video) WHERE v.id IN $ids DETACH DELETE v", {"ids": ids})
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("worker-home")
+
+
+@pytest.fixture(scope="module")
+def settings(home: Path) -> Settings:
+    env = worker_env(home / "model", home)
+    return Settings.from_env({k: v for k, v in env.items() if k.startswith("OVP_")})
+
+
+@pytest.fixture(scope="module")
+def model_dir(demo: Path, settings: Settings) -> Path:
+    """A tiny model trained on the batch itself (3 epochs): enough to produce profiles, and its features are cached."""
+    train_manifest(demo, settings.model_path, settings, seed=0, epochs=3, progress=False)
+    return settings.model_path
+
+
+@pytest.fixture(scope="module")
+def entries(demo: Path):
+    return read_manifest(demo)
+
+
+def good_ids(entries) -> list[str]:
+    return [e.id for e in entries if "corrupt" not in e.id]
+
+
+def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings: Settings, model_dir: Path, entries) -> None:
+    pipeline = ProfilingPipeline.load(settings, model_dir, graph)
+    batch_id = f"local-{new_batch_id()}"
+    profile_in_process(graph, settings, entries, batch_id=batch_id, pipeline=pipeline)
+    status = batch_status(graph, batch_id)
+    assert (status["total"], status["done"], status["failed"], status["status"]) == (12, 10, 2, "finished")
+    assert all("synthetic_corrupt" in f["video_id"] and f["reason"] for f in status["failures"])
+    assert set(latest_profiles(graph, good_ids(entries)).values()) == {1}
+    profile = graph.read(
+        "MATCH (v:Video {id: $id})-[:HAS_PROFILE]->(p:Profile {latest: true}) RETURN p", {"id": good_ids(entries)[0]}
+    )[0]["p"]
+    assert 1 <= profile["quality"] <= 5 and len(profile["quality_probs"]) == 5
+    assert profile["model_version"] == pipeline.model_version and profile["visual_weights"] == "none"
+    assert len(profile["top_keyframe_times"]) >= 1 and '"keyframes"' in profile["explanation"]
+
+
+@pytest.fixture()
+def celery_app(settings: Settings):
+    app = make_celery(settings)
+    with app.connection_for_write() as conn:  # start from empty queues in the test database
+        for queue in ("batches", "profiles"):
+            conn.default_channel.queue_purge(queue)
+    return app
+
+
+def submit(app, entries) -> str:  # type: ignore[no-untyped-def]
+    batch_id = new_batch_id()
+    app.send_task("ovp.profile_batch", args=[batch_id, entry_objects(entries)])
+    return batch_id
+
+
+def finished(graph: Graph, batch_id: str):  # type: ignore[no-untyped-def]
+    status = batch_status(graph, batch_id)
+    return status if status and status["status"] == "finished" else None
+
+
+def test_worker_batch_records_failures_then_repeat_adds_nothing(
+    graph: Graph, celery_app, model_dir: Path, home: Path, entries, tmp_path: Path
+) -> None:
+    worker = WorkerProcess(worker_env(model_dir, home), tmp_path / "worker.log", "w1")
+    try:
+        worker.wait_ready()
+        batch_id = submit(celery_app, entries)
+        status = wait_for(lambda: finished(graph, batch_id), 600, "the first batch to finish")
+        assert (status["done"], status["failed"]) == (10, 2)
+        reasons = {f["video_id"]: f["reason"] for f in status["failures"]}
+        assert all("synthetic_corrupt" in vid for vid in reasons) and all(reasons.values())
+        ids = [e.id for e in entries]
+        before = graph_counts(graph, ids)
+        assert before["latest"] == 10
+
+        again = submit(celery_app, entries)
+        wait_for(lambda: finished(graph, again), 600, "the repeated batch to finish")
+        assert graph_counts(graph, ids) == before  # no duplicate nodes or relationships
+    finally:
+        worker.stop()
+
+
+def test_sigkilled_worker_mid_batch_loses_nothing(
+    graph: Graph, celery_app, model_dir: Path, home: Path, entries, tmp_path: Path
+) -> None:
+    env = worker_env(model_dir, home, OVP_CHUNK_SIZE="1")
+    first = WorkerProcess(env, tmp_path / "worker1.log", "w2a")
+    first.wait_ready()
+    batch_id = submit(celery_app, entries)
+    wait_for(lambda: (batch_status(graph, batch_id) or {}).get("done", 0) >= 2, 300, "two videos done", 0.2)
+    first.kill()
+    assert batch_status(graph, batch_id)["status"] == "running"
+    second = WorkerProcess(env, tmp_path / "worker2.log", "w2b")
+    try:
+        second.wait_ready()
+        status = wait_for(lambda: finished(graph, batch_id), 600, "the batch to finish after the kill")
+        assert (status["done"], status["failed"]) == (10, 2)
+        assert latest_profiles(graph, good_ids(entries)) == {vid: 1 for vid in good_ids(entries)}
+    finally:
+        second.stop()
+
+
+def test_neo4j_outage_mid_batch_is_retried(graph: Graph, celery_app, model_dir: Path, home: Path, entries, tmp_path: Path) -> None:
+    shared = Settings.from_env()
+    worker = WorkerProcess(worker_env(model_dir, home, OVP_CHUNK_SIZE="1"), tmp_path / "worker.log", "w3")
+    try:
+        worker.wait_ready()
+        batch_id = submit(celery_app, entries)
+        wait_for(lambda: (batch_status(graph, batch_id) or {}).get("done", 0) >= 1, 300, "a first video done", 0.2)
+        neo4j_server.stop(shared)
+        try:
+            time.sleep(5)  # a few seconds without a graph, as in a restart or failover
+        finally:
+            neo4j_server.start(shared)
+        status = wait_for(lambda: finished(graph, batch_id), 600, "the batch to finish after the outage")
+        assert (status["done"], status["failed"]) == (10, 2)
+        assert b"Retry in" in (tmp_path / "worker.log").read_bytes()  # the tasks did meet the outage and retried
+    finally:
+        worker.stop()

@@ -1,0 +1,147 @@
+"""The profiling pipeline: keyframes → linking → enrichment → text states → fusion → profile records.
+
+One :class:`ProfilingPipeline` per process holds the loaded encoders and the fusion model (built once, in
+``worker_process_init`` for Celery workers). ``profile`` turns a chunk of manifest entries into one outcome per entry
+with one forward pass for the chunk; :func:`profile_in_process` is ``ovp profile`` without Celery: the same batch
+records and chunk runner, in this process.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from encoders.enrichment import EnrichedText
+from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings
+from fusion.manifest import VideoEntry
+from fusion.records import Prediction, VideoFeatures
+from fusion.training import LoadedModel, load_model
+from kg_builder.graph import Graph
+from ovp.settings import Settings
+from worker.batches import start_batch
+from worker.chunks import ChunkReport, VideoOutcome, run_chunk, video_meta
+from worker.records import DiseasePrediction, Explanation, MentionRecord, ProfileRecord
+
+log = logging.getLogger(__name__)
+
+#: How much of the explanation a profile keeps: the keyframes and entities with the largest attention weights.
+TOP_KEYFRAMES = 3
+TOP_ENTITIES = 5
+
+
+@dataclass
+class PipelineTimings:
+    """Seconds spent in the fusion forward pass and in record assembly (the extractor times the earlier stages)."""
+
+    fusion_s: float = 0.0
+    records_s: float = 0.0
+    videos: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class ProfilingPipeline:
+    """Encoders and fusion model, loaded once; profiles chunks of videos.
+
+    Args:
+        settings: device, caches, prediction threshold.
+        extractor: features exactly as the model was trained on them.
+        model: the trained fusion model.
+    """
+
+    def __init__(self, settings: Settings, extractor: FeatureExtractor, model: LoadedModel) -> None:
+        self.settings = settings
+        self.extractor = extractor
+        self.model = model
+        self.timings = PipelineTimings()
+
+    @classmethod
+    def load(cls, settings: Settings, model_dir: Path | None = None, graph: Graph | None = None) -> "ProfilingPipeline":
+        """Load the fusion model from ``model_dir`` (default ``settings.model_path``) and the encoders it was trained
+        with (``features.json`` beside the model).
+
+        Raises:
+            ModelNotFound: the model directory is missing or incomplete (train one with ``ovp train``).
+            GraphUnavailable: the linker's knowledge base cannot be read.
+        """
+        model_dir = Path(model_dir) if model_dir else settings.model_path
+        model = load_model(model_dir, device=settings.device)
+        extractor = FeatureExtractor(graph or Graph(settings), settings, FeatureSettings.for_model(model_dir, settings))
+        log.info("profiling pipeline ready: model %s from %s", model.model_version, model_dir)
+        return cls(settings, extractor, model)
+
+    @property
+    def model_version(self) -> str:
+        return self.model.model_version
+
+    def profile(self, entries: Sequence[VideoEntry]) -> list[VideoOutcome]:
+        """One outcome per entry, in order: a profile record, or the reason (bad input) there is none."""
+        if not entries:
+            return []
+        results, enriched = self.extractor.extract_with_text(entries)
+        usable = [(i, r) for i, r in enumerate(results) if isinstance(r, VideoFeatures)]
+        started = time.perf_counter()
+        predictions = self.model.predict([features for _, features in usable]) if usable else []
+        self.timings.fusion_s += time.perf_counter() - started
+
+        started = time.perf_counter()
+        outcomes: list[VideoOutcome | None] = [None] * len(entries)
+        for i, result in enumerate(results):
+            if isinstance(result, FeatureFailure):
+                outcomes[i] = VideoOutcome(entries[i].id, error=result.reason)
+        for (i, _), prediction in zip(usable, predictions):
+            outcomes[i] = VideoOutcome(entries[i].id, record=self.record(entries[i], prediction, enriched[i]))
+        self.timings.records_s += time.perf_counter() - started
+        self.timings.videos += len(entries)
+        return outcomes  # type: ignore[return-value]
+
+    def record(self, entry: VideoEntry, prediction: Prediction, enriched: EnrichedText) -> ProfileRecord:
+        """The profile record of one video: predictions above the threshold, mentions, the explanation."""
+        ranked = prediction.ranked_diseases(self.settings.predict_threshold)
+        return ProfileRecord(
+            video=video_meta(entry),
+            model_version=self.model_version,
+            popularity=float(prediction.popularity or 0.0),
+            popularity_pct=float(prediction.popularity_pct or 0.0),
+            quality=int(prediction.quality or 0),
+            quality_probs=tuple(float(p) for p in (prediction.quality_probs or ())),
+            predictions=tuple(DiseasePrediction(d, float(p), rank) for rank, (d, p) in enumerate(ranked, start=1)),
+            # Offsets point into the linked text: title, caption and hashtags as fusion.features.compose_text joins them.
+            mentions=tuple(MentionRecord(m.id, m.surface, m.start, m.end, float(m.score), bool(m.negated)) for m in enriched.mentions),
+            explanation=Explanation(
+                keyframes=tuple(_top(prediction.frame_attention, TOP_KEYFRAMES)),
+                entities=tuple(_top(prediction.entity_attention, TOP_ENTITIES)),
+            ),
+            embedding=tuple(float(x) for x in prediction.embedding),
+            visual_weights=self.extractor.visual.weights_tag,
+        )
+
+
+def _top(pairs: Sequence[tuple[object, float]], n: int) -> list[tuple]:
+    return [(key, round(float(weight), 4)) for key, weight in sorted(pairs, key=lambda kv: -kv[1])[:n]]
+
+
+def profile_in_process(
+    graph: Graph,
+    settings: Settings,
+    entries: Sequence[VideoEntry],
+    *,
+    batch_id: str,
+    model_dir: Path | None = None,
+    progress: bool = False,
+    pipeline: ProfilingPipeline | None = None,
+) -> list[ChunkReport]:
+    """``ovp profile`` without Celery: record the batch, then run its chunks here, one after another."""
+    from tqdm.auto import tqdm
+
+    pipeline = pipeline or ProfilingPipeline.load(settings, model_dir, graph)
+    # No queue here: the chunks are run below, in this process.
+    chunks = start_batch(graph, batch_id, entries, chunk_size=settings.chunk_size, enqueue=lambda _b, _objs: None)
+    reports = []
+    for chunk in tqdm(chunks, desc="profiling", unit="chunk", disable=not progress):
+        reports.append(run_chunk(graph, pipeline, batch_id, chunk, max_deliveries=settings.max_deliveries))
+    done = sum(len(r.done) for r in reports)
+    failed = sum(len(r.failed) for r in reports)
+    log.info("batch %s: %d profiled, %d failed, model %s", batch_id, done, failed, pipeline.model_version)
+    return reports
