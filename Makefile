@@ -8,7 +8,7 @@ VENV ?= $(HOME)/.cache/ovp/venv-$(VENV_KEY)
 OVP := $(VENV)/bin/ovp
 PYTEST_ARGS ?=
 
-.PHONY: venv services stop demo test bench clean-data
+.PHONY: venv services stop demo test bench serve
 
 venv: $(VENV)/.installed
 	@# The editable install points at this clone; refresh it cheaply each time (another clone may share the venv).
@@ -31,10 +31,14 @@ stop:
 	-$(OVP) redis stop
 
 demo: services
-	@echo "OVP is up: Neo4j at $$($(OVP) neo4j status), Redis at $$($(OVP) redis status)"
+	OVP=$(OVP) bash scripts/demo.sh
 
 test: services
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: services
-	$(VENV)/bin/python bench/graph_write.py
+	for b in graph_write kg_build linking keyframes resnet gnn profile_throughput api_latency fusion_demo; do \
+	  echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py || exit 1; done
+
+serve: services
+	$(OVP) serve

@@ -25,7 +25,6 @@ def profile(settings: Settings, manifest: Path, model_dir: Path | None, submit: 
     from fusion.manifest import read_manifest
     from kg_builder.graph import Graph
     from worker.batches import entry_objects, new_batch_id
-    from worker.writeback import batch_status
 
     entries = read_manifest(manifest)  # ManifestError lists every bad line before anything is queued
     batch_id = batch_id or new_batch_id()
@@ -36,27 +35,39 @@ def profile(settings: Settings, manifest: Path, model_dir: Path | None, submit: 
 
         app.send_task("ovp.profile_batch", args=[batch_id, entry_objects(entries)])
         click.echo(f"submitted batch {batch_id}: {len(entries)} videos", err=True)
-        status = None
-        if wait_s > 0:
-            status = _wait_for_batch(settings, batch_id, wait_s)
-        _print_status(status or {"id": batch_id, "status": "submitted", "total": len(entries)}, as_json)
+        if wait_s <= 0:
+            _print_status({"id": batch_id, "status": "submitted", "total": len(entries)}, as_json)
+            return
+        _wait_for_batch(settings, batch_id, wait_s)
+        _report(settings, batch_id, [e.id for e in entries], as_json)
         return
 
     from worker.pipeline import profile_in_process
 
     with Graph.connect(settings) as graph:
         profile_in_process(graph, settings, entries, batch_id=batch_id, model_dir=model_dir, progress=sys.stderr.isatty())
-        status = batch_status(graph, batch_id)
-        table = _profile_table(graph, [e.id for e in entries])
+    _report(settings, batch_id, [e.id for e in entries], as_json)
+
+
+def _report(settings: Settings, batch_id: str, video_ids: list[str], as_json: bool) -> None:
+    """The batch's status and a table of the latest profiles of its videos."""
+    from kg_builder.graph import Graph
+    from worker.writeback import batch_status
+
+    with Graph.connect(settings) as graph:
+        status = batch_status(graph, batch_id) or {"id": batch_id, "status": "unknown"}
+        table = _profile_table(graph, video_ids)
     if as_json:
         click.echo(json.dumps({"batch": status, "profiles": table}, ensure_ascii=False, indent=2))
-    else:
-        _print_status(status, False)
-        for row in table:
-            click.echo("  ".join(f"{row[k]}" for k in row))
+        return
+    _print_status(status, False)
+    click.echo(f"{'video':<24} {'GQS':>3} {'pop.%':>6}  predicted diseases (prob)")
+    for row in table:
+        click.echo(f"{row['video']:<24} {row['quality']:>3} {row['popularity_pct']:>6}  {', '.join(row['diseases']) or '-'}")
 
 
 def _wait_for_batch(settings: Settings, batch_id: str, wait_s: float) -> dict | None:
+    """Poll the batch until it is finished (or rejected) or ``wait_s`` passes."""
     from kg_builder.graph import Graph
     from worker.writeback import batch_status
 
