@@ -68,17 +68,17 @@ DEFAULT_SOURCE_PRIORITY: tuple[str, ...] = ("OVP", "HP", "ICD10", "ORPHA", "OMIM
 #: one of Scotoma. Non-exact synonyms stay on the KB entry (and in the graph) for other uses.
 DICTIONARY_SYNONYM_SCOPES: frozenset[str] = frozenset({"EXACT"})
 
-#: Surfaces (normalised) that name an eye concept but, in everyday captions, more often mean something else: a school
-#: pupil, a person called Iris, phone specs, "tearing up" at a wedding, "avoid it like the plague", 感动到流泪 (moved to
-#: tears), a photo's 光晕 (halo), a monitor's 重影 (ghosting), AMD the chip maker, PVD (peripheral vascular disease), camera
-#: flashes and hot flashes, a pool floater, 热敷 on a sore back or with a face mask, a shouted SMILE, the IPL cricket
-#: league, ICL (Imperial College London). The dictionary links them only when the caption shows ocular context
-#: elsewhere: another unambiguous dictionary mention, or one of :data:`OCULAR_CONTEXT_WORDS`. This is the one list of
-#: such words; add to it, never special-case a caption.
+#: Surfaces (normalised) that name an eye concept but, in everyday captions, more often mean something else:
+#: a school pupil, a person called Iris, phone specs, "tearing up" at a wedding, "avoid it like the
+#: plague", 感动到流泪 (moved to tears), a photo's 光晕 (halo), a monitor's 重影 (ghosting), AMD the chip maker, PVD
+#: (peripheral vascular disease), camera flashes and hot flashes, a pool floater, 热敷 on a sore
+#: back or with a face mask. The dictionary links them only when the caption shows ocular context elsewhere: another
+#: unambiguous dictionary mention, or one of :data:`OCULAR_CONTEXT_WORDS`. This is the one list of such words; add
+#: to it, never special-case a caption.
 AMBIGUOUS_SURFACES: frozenset[str] = frozenset({
     "specs", "pupil", "pupils", "iris", "tearing", "plague",
-    "amd", "pvd", "flashes", "floater", "smile", "ipl", "icl",
-    "流泪", "流眼泪", "光晕", "重影", "热敷",
+    "amd", "pvd", "flashes", "floater",
+    "流泪", "光晕", "重影", "热敷",
 })
 
 #: Words whose presence outside an ambiguous match shows the caption is about eyes (matched as normalised units:
