@@ -600,7 +600,12 @@ DEFAULT_NEGATION_CUES: tuple[str, ...] = (
     "free of", "rule out", "ruled out", "negative for", "denies", "absence of",
 )
 #: Phrases that contain a cue but do not negate what follows (无法 "unable", 无痛 "painless", 无创 "non-invasive").
-DEFAULT_PSEUDO_CUES: tuple[str, ...] = ("无法", "无痛", "无创", "没想到", "not only", "not just", "no doubt", "no longer")
+# Phrases that contain a cue but do not negate: "无法" (cannot), painless/non-invasive, "没想到" (unexpectedly), and the
+# A-not-A question forms "是不是"/"有没有"/"要不要" ("is it …?", "does it have …?") that ask rather than deny.
+DEFAULT_PSEUDO_CUES: tuple[str, ...] = (
+    "无法", "无痛", "无创", "没想到", "是不是", "有没有", "要不要", "会不会", "能不能",
+    "not only", "not just", "no doubt", "no longer",
+)
 #: Words that end a negation's scope inside a clause ("no glaucoma but myopia": myopia is not negated).
 DEFAULT_SCOPE_TERMINATORS: tuple[str, ...] = ("but", "however", "although", "though", "但", "但是", "可是", "不过", "而是")
 

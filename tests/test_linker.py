@@ -383,3 +383,14 @@ def test_entity_matrix_is_cached(kb: KnowledgeBase, text_encoder: TextEncoder) -
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
     assert len(counting.seen) == len(kb)
     assert build_pipeline(EntityLinker(kb, semantic=matcher, max_text_chars=100)).pipe_names == ["ovp_entity_linker"]
+
+
+def test_a_not_a_questions_do_not_negate() -> None:
+    # "是不是要戴…?" asks a question; it contains 不是 but denies nothing.
+    from encoders.linker import NegationDetector
+
+    detector = NegationDetector()
+    text = "孩子近视了，是不是要戴OK镜？"
+    start = text.index("OK镜")
+    assert detector.is_negated(text, start, start + 3) is False
+    assert detector.is_negated("不是青光眼", 2, 5) is True
