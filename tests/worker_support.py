@@ -8,13 +8,19 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 from kg_builder.graph import Graph
-from ovp.settings import PROJECT_ROOT
+from ovp.settings import PROJECT_ROOT, Settings
 
-#: A Redis database of its own, so the tests never see (or purge) messages of a running service.
-TEST_BROKER = "redis://127.0.0.1:6379/7"
-TEST_BACKEND = "redis://127.0.0.1:6379/8"
+def _redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
+
+
+#: Redis databases of their own on the configured server, so the tests never see (or purge) a service's messages.
+TEST_BROKER = _redis_db(Settings.from_env().broker_url, 7)
+TEST_BACKEND = _redis_db(Settings.from_env().broker_url, 8)
 
 
 def worker_env(model_dir: Path, home: Path, **extra: str) -> dict[str, str]:
