@@ -15,7 +15,9 @@ venv: $(VENV)/.installed
 	@$(VENV)/bin/python -P -c "import ovp, pathlib, sys; sys.exit(pathlib.Path(ovp.__file__).resolve().parents[1] != pathlib.Path('$(CURDIR)').resolve())" 2>/dev/null \
 	  || $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 
-$(VENV)/.installed: $(LOCK)
+# No prerequisite: the path already encodes the lock's content (a changed lock means another venv), and a fresh
+# clone's file times say nothing about it.
+$(VENV)/.installed:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip wheel setuptools
 	$(VENV)/bin/pip install -q -r $(LOCK)
