@@ -6,14 +6,17 @@ LOCK := requirements.lock
 VENV_KEY := $(shell (cat $(LOCK); $(PYTHON) --version) 2>/dev/null | sha256sum | cut -c1-12)
 VENV ?= $(HOME)/.cache/ovp/venv-$(VENV_KEY)
 OVP := $(VENV)/bin/ovp
+# Every process started from here (ovp, pytest, celery workers) imports this clone's code, even where clones share the
+# venv and its editable install points at another one.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST_ARGS ?=
 
 .PHONY: venv services stop demo test bench serve
 
 venv: $(VENV)/.installed
-	@# The editable install points at this clone; refresh it cheaply each time (another clone may share the venv).
-	@$(VENV)/bin/python -P -c "import ovp, pathlib, sys; sys.exit(pathlib.Path(ovp.__file__).resolve().parents[1] != pathlib.Path('$(CURDIR)').resolve())" 2>/dev/null \
-	  || $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	@# The `ovp` console script comes from an editable install (of the first clone that made the venv); which clone's
+	@# code runs is decided by PYTHONPATH above.
+	@[ -x $(VENV)/bin/ovp ] || $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 
 # No prerequisite: the path already encodes the lock's content (a changed lock means another venv), and a fresh
 # clone's file times say nothing about it.
