@@ -274,8 +274,11 @@ def train(
 ) -> TrainResult:
     """Train a fusion model with AdamW and early stopping on the validation score (macro-F1 + Spearman + QWK).
 
-    Same ``config.seed``, data and device → the same weights and metrics. Without ``val_items`` every epoch runs and
-    the last one is kept. When ``out_dir`` is given the model is saved there (``save_model``) with its plots.
+    The checkpoint kept is the epoch whose validation score averaged over the last ``config.score_window`` epochs is
+    highest; training stops once that average has not improved for ``config.patience`` epochs, but not before
+    ``config.min_epochs``. Same ``config.seed``, data and device → the same weights and metrics. Without ``val_items``
+    every epoch runs and the one with the lowest (window-averaged) training loss is kept. When ``out_dir`` is given the
+    model is saved there (``save_model``) with its plots.
     ``device`` is a device setting (``Settings.device``: auto, cpu, cuda, cuda:N).
 
     Raises:
@@ -348,12 +351,17 @@ def train(
             history.append(record)
             epochs.set_postfix(loss=f"{record['train_loss']:.3f}", score=f"{score:.3f}")
             logger.debug("epoch %d: loss %.4f score %.4f", epoch, record["train_loss"], score)
-            if score > best_score:
-                best_score, best_epoch, best_val, stale = score, epoch, val, 0
+            # Select on the trailing mean of the last ``score_window`` scores (fewer in the first epochs), so one lucky
+            # epoch of a noisy metric does not win; the weights kept are those of the window's last epoch.
+            recent = [h.get("val_score", -h["train_loss"]) for h in history[-config.score_window :]]
+            smoothed = float(np.mean(recent))
+            record["smoothed_score"] = smoothed
+            if smoothed > best_score:
+                best_score, best_epoch, best_val, stale = smoothed, epoch, val, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
-                if val_items and stale >= config.patience:
+                if val_items and stale >= config.patience and epoch >= config.min_epochs:
                     break
         epochs.close()
         assert best_state is not None  # at least one epoch ran (config.epochs > 0)
@@ -362,8 +370,8 @@ def train(
 
     stopped_early = len(history) < config.epochs
     logger.info(
-        "trained %d epochs on %d items (best epoch %d, validation score %.3f%s)",
-        len(history), len(train_items), best_epoch, best_score, ", stopped early" if stopped_early else "",
+        "trained %d epochs on %d items (best epoch %d, validation score %.3f averaged over %d epochs%s)",
+        len(history), len(train_items), best_epoch, best_score, config.score_window, ", stopped early" if stopped_early else "",
     )
     result = TrainResult(
         predictor=predictor,

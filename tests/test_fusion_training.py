@@ -129,6 +129,27 @@ def test_same_seed_gives_same_metrics_and_another_seed_does_not() -> None:
     assert runs[0].history[-1]["train_loss"] != runs[2].history[-1]["train_loss"]
 
 
+def test_no_early_stop_before_min_epochs_and_best_is_the_best_window_average() -> None:
+    # Patience 1 would stop at epoch 2 or 3 on its own; min_epochs holds it to 6 at least.
+    result = train(TRAIN[:48], VAL[:16], small_config(epochs=8, patience=1, min_epochs=6, score_window=3), LABELS,
+                   progress=False, device="cpu")
+    assert len(result.history) >= 6
+    scores = [h["val_score"] for h in result.history]
+    averages = [float(np.mean(scores[max(0, i - 2) : i + 1])) for i in range(len(scores))]
+    assert [h["smoothed_score"] for h in result.history] == pytest.approx(averages)
+    assert result.best_epoch == int(np.argmax(averages)) + 1
+    assert result.val_metrics["score"] == scores[result.best_epoch - 1]
+
+
+def test_stopping_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="score_window"):
+        small_config(score_window=0)
+    with pytest.raises(ValueError, match="min_epochs"):
+        small_config(min_epochs=-1)
+    assert FusionConfig.from_dict({k: v for k, v in small_config().to_dict().items()
+                                   if k not in ("min_epochs", "score_window")}).min_epochs == FusionConfig.min_epochs
+
+
 def test_save_load_round_trip_gives_identical_predictions(trained: tuple[TrainResult, Path]) -> None:
     result, out_dir = trained
     for name in ("model.pt", "config.json", "label_map.json", "metrics.json", "model_card.md",
