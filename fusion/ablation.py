@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,11 @@ def headline(metrics: dict[str, Any]) -> dict[str, float | None]:
 
 @dataclass
 class VariantResult:
-    """One variant's test metrics (``score_predictions`` output), headline numbers and seconds."""
+    """One variant's test metrics (``score_predictions`` output, averaged over ``seeds``), headline numbers and seconds.
+
+    ``headline`` is the mean over seeds; ``seed_headlines`` holds each seed's headline numbers (same order as
+    ``seeds``), from which :meth:`spread` is computed. ``train_s`` and ``eval_s`` are summed over seeds.
+    """
 
     name: str
     description: str
@@ -157,9 +162,18 @@ class VariantResult:
     eval_s: float
     best_epochs: list[int]
     seeds: list[int]
+    seed_headlines: list[dict[str, float | None]] = field(default_factory=list)
+
+    def spread(self) -> dict[str, float | None]:
+        """Per headline metric, the sample standard deviation over seeds (None with fewer than two seeds or values)."""
+        out: dict[str, float | None] = {}
+        for key in self.headline:
+            values = [h[key] for h in self.seed_headlines if h.get(key) is not None]
+            out[key] = float(statistics.stdev(values)) if len(values) > 1 else None
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "spread": self.spread()}
 
 
 @dataclass
@@ -184,7 +198,11 @@ class AblationReport:
         }
 
     def full_wins(self) -> dict[str, bool | None]:
-        """Per headline metric: whether ``full`` is at least as good as every other variant (None when not comparable)."""
+        """Per headline metric: whether ``full`` is at least as good as every other variant (None when not comparable).
+
+        With several seeds the comparison is between the means over seeds (``VariantResult.headline``); the spread is
+        reported beside them by :meth:`table` and ``to_dict`` so a win or loss smaller than it can be read as noise.
+        """
         full = next((v for v in self.variants if v.name == "full"), None)
         out: dict[str, bool | None] = {}
         for task, key in HEADLINE:
@@ -196,16 +214,31 @@ class AblationReport:
         return out
 
     def table(self) -> str:
-        """A plain-text table: one row per variant, the headline metrics on the test split, and seconds."""
+        """A plain-text table: one row per variant, the headline metrics on the test split (mean ± standard deviation
+        over seeds when there are several), disease mAP and popularity MAE, and seconds."""
         title = ("SYNTHETIC data — " if self.synthetic else "") + (
             f"ablation on the test split ({self.sizes.get('test', 0)} videos; trained on {self.sizes.get('train', 0)}, "
-            f"validated on {self.sizes.get('val', 0)}; seeds {','.join(map(str, self.seeds))})"
+            f"validated on {self.sizes.get('val', 0)}; seeds {','.join(map(str, self.seeds))}"
+            + ("; mean ± sd over seeds" if len(self.seeds) > 1 else "") + ")"
         )
-        header = f"{'variant':<15} {'disease macro-F1':>17} {'popularity Spearman':>20} {'quality QWK':>12} {'train s':>8}"
+        header = (f"{'variant':<15} {'disease macro-F1':>17} {'popularity Spearman':>20} {'quality QWK':>14} "
+                  f"{'mAP':>6} {'pop MAE':>8} {'train s':>8}")
         lines = [title, header, "-" * len(header)]
+
+        def cell(value: float | None, sd: float | None) -> str:
+            if value is None:
+                return "n/a"
+            return f"{value:.3f}" + (f"±{sd:.3f}" if sd is not None else "")
+
+        def extra(v: VariantResult, task: str, key: str) -> str:
+            value = v.metrics.get(task, {}).get(key)
+            return f"{value:.3f}" if isinstance(value, float) and math.isfinite(value) else "n/a"
+
         for v in self.variants:
-            cells = [f"{v.headline[f'{t}_{k}']:.3f}" if v.headline.get(f"{t}_{k}") is not None else "n/a" for t, k in HEADLINE]
-            lines.append(f"{v.name:<15} {cells[0]:>17} {cells[1]:>20} {cells[2]:>12} {v.train_s:>8.1f}")
+            sd = v.spread()
+            cells = [cell(v.headline.get(f"{t}_{k}"), sd.get(f"{t}_{k}")) for t, k in HEADLINE]
+            lines.append(f"{v.name:<15} {cells[0]:>17} {cells[1]:>20} {cells[2]:>14} {extra(v, 'disease', 'mAP'):>6} "
+                         f"{extra(v, 'popularity', 'mae'):>8} {v.train_s:>8.1f}")
         return "\n".join(lines)
 
 
@@ -313,7 +346,8 @@ def run_ablation(
             merged["score"] = validation_score(merged)
             runs.append(merged)
         metrics = _mean_metrics(runs)
-        variant = VariantResult(name, VARIANTS[name], metrics, headline(metrics), train_s, eval_s, best_epochs, seeds)
+        variant = VariantResult(name, VARIANTS[name], metrics, headline(metrics), train_s, eval_s, best_epochs, seeds,
+                                [headline(run) for run in runs])
         report.variants.append(variant)
         logger.info("ablation %s: %s (train %.1f s)", name, variant.headline, train_s)
         if on_variant is not None:

@@ -68,3 +68,18 @@ def test_ablation_variants_and_table() -> None:
     assert table.startswith("SYNTHETIC") and "n/a" in table and "no_text" in table
     assert report.full_wins() == {"disease_macro_f1": True, "popularity_spearman": True, "quality_qwk": True}
     assert report.to_dict()["synthetic"] is True
+
+
+def test_ablation_report_gives_mean_and_spread_over_seeds() -> None:
+    report = AblationReport(seed=0, seeds=[0, 1], synthetic=True, sizes={"train": 7, "val": 2, "test": 3})
+    for name, runs in (("full", (0.5, 0.7)), ("no_gnn", (0.62, 0.62))):
+        per_seed = [{"disease_macro_f1": f1, "popularity_spearman": 0.1, "quality_qwk": None} for f1 in runs]
+        mean = {"disease_macro_f1": sum(runs) / 2, "popularity_spearman": 0.1, "quality_qwk": None}
+        report.variants.append(VariantResult(name, VARIANTS[name], {}, mean, 2.0, 0.2, [1, 1], [0, 1], per_seed))
+    full = report.variants[0]
+    assert full.spread()["disease_macro_f1"] == pytest.approx(0.1414, abs=1e-4)
+    assert full.spread()["quality_qwk"] is None and report.variants[1].spread()["disease_macro_f1"] == 0.0
+    assert "0.600±0.141" in report.table() and "mean ± sd over seeds" in report.table()
+    # The decision is on the means (0.60 < 0.62), however wide the spread.
+    assert report.full_wins()["disease_macro_f1"] is False
+    assert report.to_dict()["variants"]["full"]["spread"]["disease_macro_f1"] == pytest.approx(0.1414, abs=1e-4)
