@@ -37,18 +37,33 @@ def _progress() -> bool:
     return sys.stderr.isatty()
 
 
+PATIENCE = click.option(
+    "--patience", type=click.IntRange(min=1), default=None,
+    help="Epochs without a better (3-epoch averaged) validation score before stopping; never before epoch 20 "
+         "[default: 8].",
+)
+
+
+def _stopping(patience: int | None) -> dict[str, int]:
+    # Only what was given, so FusionConfig's defaults stay the one source of the defaults.
+    return {"patience": patience} if patience is not None else {}
+
+
 @click.command("train")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Model directory to write.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Split and training seed: same seed → same model.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Most epochs (early stopping on val) [default: 40].")
+@PATIENCE
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: OVP_DEVICE].")
 @click.pass_obj
-def train(settings, manifest: Path, out: Path, seed: int, epochs: int | None, device: str | None) -> None:
+def train(settings, manifest: Path, out: Path, seed: int, epochs: int | None, patience: int | None,
+          device: str | None) -> None:
     """Train the fusion model on MANIFEST (split 70/15/15 by id hash and --seed) and save it to --out."""
     from fusion.ablation import train_manifest
 
-    outcome = train_manifest(manifest, out, settings, seed=seed, epochs=epochs, device=device, progress=_progress())
+    outcome = train_manifest(manifest, out, settings, seed=seed, epochs=epochs, device=device, progress=_progress(),
+                             **_stopping(patience))
     result = outcome.result
     label = "SYNTHETIC data — " if result.synthetic else ""
     click.echo(
@@ -93,12 +108,13 @@ def evaluate(settings, manifest: Path, model_dir: Path, split: str, out: Path | 
 @click.option("--seed", type=int, default=0, show_default=True, help="Split seed (and training seed unless --seeds).")
 @click.option("--seeds", default=None, help="Comma-separated training seeds to average each variant over, e.g. 0,1,2.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Most epochs per model [default: 40].")
+@PATIENCE
 @click.option("--variant", "variants", multiple=True, help="Only these variants (repeatable) [default: all].")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of the table.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: OVP_DEVICE].")
 @click.pass_obj
-def ablate(settings, manifest: Path, seed: int, seeds: str | None, epochs: int | None, variants: tuple[str, ...],
-           as_json: bool, device: str | None) -> None:
+def ablate(settings, manifest: Path, seed: int, seeds: str | None, epochs: int | None, patience: int | None,
+           variants: tuple[str, ...], as_json: bool, device: str | None) -> None:
     """Train the full model and each ablation on one split of MANIFEST and print one table of test metrics."""
     import json
 
@@ -114,7 +130,7 @@ def ablate(settings, manifest: Path, seed: int, seeds: str | None, epochs: int |
     show = _progress()
     report, feats = ablate_manifest(
         manifest, settings, seed=seed, seeds=seed_list, epochs=epochs, variants=variants or tuple(VARIANTS),
-        device=device, progress=show,
+        device=device, progress=show, **_stopping(patience),
         on_variant=(lambda v: click.echo(f"{v.name}: {v.headline} ({v.train_s:.0f} s)", err=True)) if show else None,
     )
     if as_json:
