@@ -177,13 +177,14 @@ def test_unreadable_cache_entry_is_a_miss(tmp_path: Path, clip: Path, encoder: V
 
 def test_cli_visual_features(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "features.npy"
-    env = {"OVP_HOME": str(tmp_path / "home"), "OVP_RESNET_WEIGHTS": "", "OVP_DEVICE": "cpu", "OVP_KEYFRAMES": "4"}
+    env = {"OVP_HOME": str(tmp_path / "home"), "OVP_CACHE_DIR": str(tmp_path / "cache"), "OVP_RESNET_WEIGHTS": "",
+           "OVP_DEVICE": "cpu", "OVP_KEYFRAMES": "4"}
     result = CliRunner().invoke(main, ["visual-features", str(clip), "--out", str(out), "--arch", "resnet18"], env=env)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{") :])
     assert summary["shape"] == [4, 512] and summary["arch"] == "resnet18"
     assert np.load(out).shape == (4, 512)
-    assert list((tmp_path / "home" / "cache" / "visual").glob("*.npz"))
+    assert list((tmp_path / "cache" / "visual").glob("*.npz"))
 
 
 def test_cli_visual_features_bad_file(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ mid-batch that lose nothing. The demo videos are SYNTHETIC; the model is tiny (t
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -153,13 +155,17 @@ def test_neo4j_outage_mid_batch_is_retried(graph: Graph, celery_app, model_dir: 
         worker.wait_ready()
         batch_id = submit(celery_app, entries)
         wait_for(lambda: (batch_status(graph, batch_id) or {}).get("done", 0) >= 1, 300, "a first video done", 0.2)
-        neo4j_server.stop(shared)
+        # An abrupt outage (as in a crash or a failover): gone at once, back a few seconds later.
+        done_at_outage = batch_status(graph, batch_id)["done"]
+        os.kill(neo4j_server.status(shared).pid, signal.SIGKILL)
         try:
-            time.sleep(5)  # a few seconds without a graph, as in a restart or failover
+            time.sleep(5)
         finally:
             neo4j_server.start(shared)
+        assert done_at_outage < 10  # the outage really fell in the middle of the batch
         status = wait_for(lambda: finished(graph, batch_id), 600, "the batch to finish after the outage")
         assert (status["done"], status["failed"]) == (10, 2)
+        assert latest_profiles(graph, good_ids(entries)) == {vid: 1 for vid in good_ids(entries)}
         assert b"Retry in" in (tmp_path / "worker.log").read_bytes()  # the tasks did meet the outage and retried
     finally:
         worker.stop()
