@@ -22,6 +22,15 @@ log = logging.getLogger(__name__)
 _settings = Settings.from_env()
 _pipeline = None  # one per worker process: models load once
 
+#: How long the driver itself retries a transaction in a worker. Short outages are bridged there; longer ones raise
+#: GraphUnavailable, and Celery's retry with backoff takes over, which puts the task back on the queue (with a
+#: countdown) instead of keeping the worker busy while Neo4j restarts.
+GRAPH_RETRY_S = 5.0
+
+
+def _graph() -> Graph:
+    return Graph(_settings, retry_time_s=GRAPH_RETRY_S)
+
 
 def pipeline():  # -> worker.pipeline.ProfilingPipeline
     """The process's profiling pipeline, loaded on first use (eagerly in prefork children, see below)."""
@@ -29,7 +38,7 @@ def pipeline():  # -> worker.pipeline.ProfilingPipeline
     if _pipeline is None:
         from worker.pipeline import ProfilingPipeline  # heavy: torch, transformers
 
-        _pipeline = ProfilingPipeline.load(_settings)
+        _pipeline = ProfilingPipeline.load(_settings, graph=_graph())
     return _pipeline
 
 
@@ -51,13 +60,13 @@ def profile_batch(batch_id: str, manifest: list[dict[str, Any]]) -> dict[str, An
         entries = parse_batch_manifest(manifest, batch_id)
     except ManifestError as exc:
         log.error("batch %s rejected: %s", batch_id, exc)
-        with Graph(_settings) as graph:
+        with _graph() as graph:
             graph.write(
                 "MERGE (b:Batch {id: $id}) SET b.status = 'rejected', b.reason = $reason, b.problems = $problems",
                 {"id": batch_id, "reason": str(exc), "problems": exc.problems[:100]},
             )
         return {"batch_id": batch_id, "status": "rejected"}
-    with Graph(_settings) as graph:
+    with _graph() as graph:
         chunks = start_batch(
             graph, batch_id, entries, chunk_size=_settings.chunk_size,
             enqueue=lambda bid, objs: profile_chunk.apply_async(args=[bid, objs]),
@@ -69,6 +78,6 @@ def profile_batch(batch_id: str, manifest: list[dict[str, Any]]) -> dict[str, An
 def profile_chunk(batch_id: str, entry_objects: list[dict[str, Any]]) -> dict[str, Any]:
     """Profile one chunk of a batch and write every outcome back (see worker.chunks.run_chunk)."""
     entries = parse_batch_manifest(entry_objects, batch_id)
-    with Graph(_settings) as graph:
+    with _graph() as graph:
         report = run_chunk(graph, pipeline(), batch_id, entries, max_deliveries=_settings.max_deliveries)
     return {"batch_id": batch_id, "done": report.done, "failed": report.failed, "skipped": report.skipped}
