@@ -187,3 +187,15 @@ def test_stop_ignores_a_stale_pid_file_pointing_at_someone_else(tmp_path: Path) 
     result = redis_server.stop(own)
     assert not result.stopped and "stale pid file" in result.detail
     assert not paths.pid_file.exists()
+
+
+@pytest.mark.neo4j
+@pytest.mark.redis
+def test_stop_with_settings_for_another_port_leaves_our_servers_running() -> None:
+    # Settings that name another port (another clone, another service) must never stop the servers of this home.
+    settings = Settings.from_env()
+    other = dataclasses.replace(settings, neo4j_uri="bolt://127.0.0.1:17688", broker_url="redis://127.0.0.1:16380/0")
+    for server in (neo4j_server, redis_server):
+        result = server.stop(other)
+        assert not result.stopped and result.detail.startswith("not stopped")
+        assert server.status(settings).up

@@ -14,9 +14,9 @@ import os
 import signal
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +170,58 @@ def wait_for_exit(pid: int, timeout_s: float) -> bool:
     return True
 
 
-def stop_recorded(service: str, pid_file: Path, our_pid: int | None, port: int, *, timeout_s: float) -> StopResult:
-    """Stop ``our_pid`` (the live process behind ``pid_file`` that ``start`` launched, or ``None``) and remove the
-    pid file. A process that ovp did not start is left alone and named in the result, whatever port it holds."""
+def probe_status(
+    service: str,
+    *,
+    port: int,
+    our_pid: int | None,
+    running_port: int | None,
+    home: Path,
+    log_file: Path,
+    login: Callable[[], tuple[str, str | None]],
+    refused: str,
+    protocol: str,
+) -> ServerStatus:
+    """Whether the server on 127.0.0.1:``port`` answers ``login()`` (``("up" | "refused" | "unreachable", version)``).
+
+    ``our_pid`` is the live process ``start`` launched from ``home`` (or ``None``) and ``running_port`` the port its
+    last config gave it; a server of ours on another port says nothing about this one. Never raises for a server
+    that is down.
+    """
     began = time.monotonic()
+    address = f"{'bolt' if service == 'neo4j' else service}://127.0.0.1:{port}"
+    pid, detail = our_pid, ""
+    if pid is not None and running_port != port:
+        detail = f"the {service} started from {home} (pid {pid}) listens on port {running_port}"
+        pid = None
+    result = ServerStatus(service, False, address, pid=pid, ours=pid is not None, detail=detail)
+    if not port_accepts(port):
+        if pid is not None:
+            detail = f"pid {pid} is running but {protocol} does not answer yet; starting, or see {log_file}"
+        return replace(result, detail=detail, elapsed_s=time.monotonic() - began)
+    if pid is None:
+        result = replace(result, pid=listening_pid(port))
+    state, version = login()
+    detail = {
+        "up": "",
+        "refused": refused,
+        "unreachable": f"port {port} is open but does not answer {protocol} (held by {describe_process(result.pid)})",
+    }[state]
+    return replace(result, up=state == "up", version=version, detail=detail, elapsed_s=time.monotonic() - began)
+
+
+def stop_recorded(
+    service: str, pid_file: Path, our_pid: int | None, port: int, *, running_port: int | None, timeout_s: float
+) -> StopResult:
+    """Stop ``our_pid`` (the live process behind ``pid_file`` that ``start`` launched, or ``None``) and remove the
+    pid file. A process that ovp did not start is left alone and named in the result, whatever port it holds; so is
+    a server of ours that runs on ``running_port`` when ``port`` was asked for (settings that name another server).
+    """
+    began = time.monotonic()
+    if our_pid is not None and running_port is not None and running_port != port:
+        detail = (f"not stopped: the {service} started from {pid_file.parent} (pid {our_pid}) runs on port "
+                  f"{running_port}, and the settings name port {port}")
+        return StopResult(service, False, None, detail, time.monotonic() - began)
     recorded = read_pid(pid_file)
     pid_file.unlink(missing_ok=True)
     if our_pid is None:

@@ -40,6 +40,7 @@ from ovp.services import (
     is_alive,
     listening_pid,
     port_accepts,
+    probe_status,
     read_pid,
     stop_recorded,
     tail,
@@ -351,33 +352,13 @@ def status(settings: Settings) -> ServerStatus:
 
     Never raises for a server that is down; ``up`` is ``True`` only when a login succeeds.
     """
-    started = time.monotonic()
     paths = Neo4jPaths.of(settings)
-    address = f"bolt://127.0.0.1:{settings.neo4j_bolt_port}"
-    pid = _our_pid(paths)
-    detail = ""
-    running_port = _configured_bolt_port(paths)
-    if pid is not None and running_port != settings.neo4j_bolt_port:
-        # Our server from this home runs, but with other settings: it says nothing about the port asked for.
-        detail = f"the Neo4j started from {paths.root} (pid {pid}) listens on bolt port {running_port}"
-        pid = None
-    result = ServerStatus("neo4j", False, address, pid=pid, ours=pid is not None, detail=detail)
-    if not port_accepts(settings.neo4j_bolt_port):
-        if pid is not None:
-            detail = f"pid {pid} is running but Bolt does not answer yet; starting, or see {paths.console_log}"
-        return dataclasses.replace(result, detail=detail, elapsed_s=time.monotonic() - started)
-    if pid is None:
-        result = dataclasses.replace(result, pid=listening_pid(settings.neo4j_bolt_port))
-    state, version = _bolt_login(settings)
-    detail = {
-        "up": "",
-        "refused": f"Neo4j refuses user {settings.neo4j_user!r} with the configured password "
-                   "(check OVP_NEO4J_PASSWORD; it was set when the data folder was created)",
-        "unreachable": f"port {settings.neo4j_bolt_port} is open but does not answer Bolt "
-                       f"(held by {describe_process(result.pid)})",
-    }[state]
-    return dataclasses.replace(result, up=state == "up", version=version, detail=detail,
-                               elapsed_s=time.monotonic() - started)
+    return probe_status(
+        "neo4j", port=settings.neo4j_bolt_port, our_pid=_our_pid(paths), running_port=_configured_bolt_port(paths),
+        home=paths.root, log_file=paths.console_log, login=lambda: _bolt_login(settings), protocol="Bolt",
+        refused=f"Neo4j refuses user {settings.neo4j_user!r} with the configured password "
+                "(check OVP_NEO4J_PASSWORD; it was set when the data folder was created)",
+    )
 
 
 def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerStatus:
@@ -439,7 +420,8 @@ def stop(settings: Settings, *, timeout_s: float = STOP_TIMEOUT_S) -> StopResult
 
 def _stop(settings: Settings, timeout_s: float) -> StopResult:
     paths = Neo4jPaths.of(settings)
-    return stop_recorded("neo4j", paths.pid_file, _our_pid(paths), settings.neo4j_bolt_port, timeout_s=timeout_s)
+    return stop_recorded("neo4j", paths.pid_file, _our_pid(paths), settings.neo4j_bolt_port,
+                         running_port=_configured_bolt_port(paths), timeout_s=timeout_s)
 
 
 def _our_pid(paths: Neo4jPaths) -> int | None:

@@ -32,6 +32,7 @@ from ovp.services import (
     is_alive,
     listening_pid,
     port_accepts,
+    probe_status,
     read_pid,
     stop_recorded,
     tail,
@@ -157,31 +158,12 @@ def _ping(settings: Settings) -> tuple[str, str | None]:
 
 def status(settings: Settings) -> ServerStatus:
     """Whether Redis answers PING on ``127.0.0.1:<redis_port>``. Never raises for a server that is down."""
-    began = time.monotonic()
     paths = RedisPaths.of(settings)
-    address = f"redis://127.0.0.1:{settings.redis_port}"
-    pid = _our_pid(paths)
-    detail = ""
-    running_port = _configured_port(paths)
-    if pid is not None and running_port != settings.redis_port:
-        detail = f"the Redis started from {paths.root} (pid {pid}) listens on port {running_port}"
-        pid = None
-    result = ServerStatus("redis", False, address, pid=pid, ours=pid is not None, detail=detail)
-    if not port_accepts(settings.redis_port):
-        if pid is not None:
-            detail = f"pid {pid} is running but does not answer; see {paths.log_file}"
-        return dataclasses.replace(result, detail=detail, elapsed_s=time.monotonic() - began)
-    if pid is None:
-        result = dataclasses.replace(result, pid=listening_pid(settings.redis_port))
-    state, version = _ping(settings)
-    detail = {
-        "up": "",
-        "refused": "Redis refuses the password in OVP_BROKER_URL",
-        "unreachable": f"port {settings.redis_port} is open but does not answer PING "
-                       f"(held by {describe_process(result.pid)})",
-    }[state]
-    return dataclasses.replace(result, up=state == "up", version=version, detail=detail,
-                               elapsed_s=time.monotonic() - began)
+    return probe_status(
+        "redis", port=settings.redis_port, our_pid=_our_pid(paths), running_port=_configured_port(paths),
+        home=paths.root, log_file=paths.log_file, login=lambda: _ping(settings), protocol="PING",
+        refused="Redis refuses the password in OVP_BROKER_URL",
+    )
 
 
 def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerStatus:
@@ -238,7 +220,8 @@ def stop(settings: Settings, *, timeout_s: float = STOP_TIMEOUT_S) -> StopResult
 
 def _stop(settings: Settings, timeout_s: float) -> StopResult:
     paths = RedisPaths.of(settings)
-    return stop_recorded("redis", paths.pid_file, _our_pid(paths), settings.redis_port, timeout_s=timeout_s)
+    return stop_recorded("redis", paths.pid_file, _our_pid(paths), settings.redis_port,
+                         running_port=_configured_port(paths), timeout_s=timeout_s)
 
 
 def _our_pid(paths: RedisPaths) -> int | None:
