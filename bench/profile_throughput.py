@@ -91,7 +91,7 @@ def main() -> None:
     print(json.dumps({
         "bench": "profile_throughput",
         "data": "SYNTHETIC (ovp demo-data), 160x160 H.264, 4-8 s",
-        "device": pipeline.extractor.visual.device if hasattr(pipeline.extractor.visual, "device") else settings.device,
+        "device": str(getattr(pipeline.extractor.visual, "device", settings.device)),
         "visual_encoder": f"{args.arch}, K={args.keyframes}, weights={pipeline.extractor.visual.weights_tag}",
         "decode_only_s_per_video_median": round(statistics.median(decode), 3),
         "runs": runs,
