@@ -10,6 +10,7 @@ from fusion.records import METADATA_DIM, LabelMap, VideoFeatures
 TASKS = ("disease", "popularity", "quality")
 FUSIONS = ("cross_attention", "concat")
 TASK_WEIGHTINGS = ("uncertainty", "equal")
+DISEASE_REDUCTIONS = ("mean", "sum")
 QUALITY_HEADS = ("ordinal", "softmax")
 
 
@@ -40,6 +41,13 @@ class FusionConfig:
     tasks: tuple[str, ...] = TASKS
     task_weighting: str = "uncertainty"
     quality_head: str = "ordinal"
+    # How the disease BCE is reduced over the labels ('mean' or 'sum'; always a mean over items). With 20 labels the
+    # mean is ~20× smaller than the other tasks' losses; 'sum' puts it on their scale (each label counts like a task).
+    disease_loss: str = "mean"
+    # Stop the popularity loss's gradient at the fused embedding (the head still learns, the shared trunk does not
+    # follow it): engagement is mostly noise, and fitting it can pull the trunk away from disease and quality.
+    # Ignored when popularity is the only task (the trunk would then never train).
+    detach_popularity: bool = False
     # Optimisation
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -62,6 +70,7 @@ class FusionConfig:
             ("fusion", self.fusion, FUSIONS),
             ("task_weighting", self.task_weighting, TASK_WEIGHTINGS),
             ("quality_head", self.quality_head, QUALITY_HEADS),
+            ("disease_loss", self.disease_loss, DISEASE_REDUCTIONS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {allowed}")

@@ -2,7 +2,7 @@ r"""Multi-task loss for the fusion model, with items' missing labels masked out.
 
 Per task (each averaged over the items of the batch that carry that label):
 
-- disease: binary cross-entropy with logits, averaged over labels;
+- disease: binary cross-entropy with logits, averaged (``config.disease_loss='mean'``) or summed (``'sum'``) over labels;
 - popularity: Smooth-L1 on the standardised log1p engagement (robust to the heavy tail of viral videos);
 - quality: ordinal — the CORAL loss, binary cross-entropy on the four "y > k" events — or cross-entropy over 5 levels.
 
@@ -63,7 +63,9 @@ class MultiTaskLoss(nn.Module):
         losses: dict[str, Tensor] = {}
         if "disease" in self.tasks and y.disease_mask.any():
             m = y.disease_mask
-            losses["disease"] = F.binary_cross_entropy_with_logits(out.disease_logits[m].float(), y.diseases[m])
+            bce = F.binary_cross_entropy_with_logits(out.disease_logits[m].float(), y.diseases[m], reduction="none")
+            per_item = bce.sum(dim=1) if self.config.disease_loss == "sum" else bce.mean(dim=1)
+            losses["disease"] = per_item.mean()
         if "popularity" in self.tasks and y.popularity_mask.any():
             m = y.popularity_mask
             losses["popularity"] = F.smooth_l1_loss(out.popularity[m].float(), y.popularity[m])

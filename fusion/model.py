@@ -277,7 +277,11 @@ class FusionModel(nn.Module):
 
         # 4. Heads.
         disease_logits = self.disease_head(embedding) if self.disease_head is not None else None
-        popularity = self.popularity_head(embedding).squeeze(-1) if self.popularity_head is not None else None
+        popularity = None
+        if self.popularity_head is not None:
+            # Optionally a stop-gradient: the popularity head reads the embedding without training the trunk.
+            detach = cfg.detach_popularity and len(cfg.tasks) > 1
+            popularity = self.popularity_head(embedding.detach() if detach else embedding).squeeze(-1)
         quality_logits = quality_probs = None
         if isinstance(self.quality_head, OrdinalHead):
             quality_logits, quality_probs = self.quality_head(embedding)

@@ -142,6 +142,7 @@ def test_disabled_tasks_have_no_heads_and_no_outputs() -> None:
         (dict(d_meta=0), ("use_metadata", "d_meta")),
         (dict(fusion="sum"), ("fusion",)),
         (dict(tasks=("disease", "views")), ("tasks",)),
+        (dict(disease_loss="max"), ("disease_loss",)),
     ],
 )
 def test_conflicting_config_is_rejected_naming_both_options(overrides: dict, names: tuple[str, ...]) -> None:
@@ -182,6 +183,30 @@ def test_loss_masks_missing_labels_and_weights_by_uncertainty() -> None:
     equal = MultiTaskLoss(config(task_weighting="equal"))
     assert not equal.log_vars.requires_grad
     assert float(equal(out, batch.targets)[0].detach()) == pytest.approx(parts["disease"] + parts["popularity"], rel=1e-5)
+
+
+def test_disease_loss_sum_is_the_mean_times_the_number_of_labels() -> None:
+    items = [item("a", 2, 3, 1, seed=1, diseases=["ICD10:H10"]), item("b", 2, 3, 0, seed=2, diseases=[])]
+    out, batch = run(config(), items)
+    mean = MultiTaskLoss(config()).task_losses(out, batch.targets)["disease"]
+    summed = MultiTaskLoss(config(disease_loss="sum")).task_losses(out, batch.targets)["disease"]
+    assert float(summed) == pytest.approx(len(LABELS) * float(mean), rel=1e-5)
+
+
+@pytest.mark.parametrize("tasks, trunk_trains", [(("disease", "popularity"), False), (("popularity",), True)])
+def test_detach_popularity_stops_its_gradient_at_the_embedding(tasks: tuple[str, ...], trunk_trains: bool) -> None:
+    cfg = config(tasks=tasks, detach_popularity=True)
+    items = [item("a", 2, 3, 1, seed=1, diseases=[], popularity=2.0), item("b", 2, 3, 1, seed=2, diseases=[], popularity=1.0)]
+    torch.manual_seed(0)
+    model = FusionModel(cfg)
+    batch = collate(items, cfg, LABELS)
+    out = model(*batch.inputs())
+    losses = MultiTaskLoss(cfg).task_losses(out, batch.targets)
+    losses["popularity"].backward()
+    assert model.popularity_head[0].weight.grad is not None  # the head itself still learns
+    trunk_grad = model.visual_proj[0].weight.grad
+    # With other tasks the trunk ignores popularity; alone, detaching would leave the trunk untrained, so it does not.
+    assert (trunk_grad is not None and bool(trunk_grad.abs().sum() > 0)) == trunk_trains
 
 
 def test_metrics_on_perfect_and_undefined_inputs() -> None:
