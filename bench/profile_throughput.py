@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -55,6 +56,11 @@ def main() -> None:
     with Graph.connect(settings) as graph:
         for chunk_size in [int(c) for c in args.chunk_sizes.split(",")]:
             run_settings = dataclasses.replace(settings, chunk_size=chunk_size, cache_dir=work / f"cache-{chunk_size}")
+            # Empty keyframe/feature caches (every video is decoded), but the entity vectors of the graph are a
+            # per-machine asset a worker loads at start, not per-video work: bring them along.
+            run_settings.cache_dir.mkdir(parents=True, exist_ok=True)
+            for vectors in base.cache_dir.glob("entity_vectors_*"):
+                shutil.copy2(vectors, run_settings.cache_dir / vectors.name)
             pipeline = ProfilingPipeline.load(run_settings, settings.model_path, graph)
             load_s = pipeline.extractor.timings.load_s
             started = time.perf_counter()

@@ -1188,4 +1188,7 @@ def load_linker(
             encoder, kb, entity_vectors=vectors, defined_only=True, sentence_vectors=True,
             threshold=REAL_KB_SEMANTIC_THRESHOLD if threshold is None else threshold,
         )
+        # Read (or, the first time on a machine, compute) the entity vectors now, while loading, so that the first
+        # caption of a worker or request does not pay for them.
+        matcher.entity_matrix()
     return EntityLinker(kb, semantic=matcher, max_text_chars=settings.max_text_chars)
