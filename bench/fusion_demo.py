@@ -53,9 +53,15 @@ log = logging.getLogger("bench.fusion_demo")
               help="Keyframes per video, K (overrides OVP_KEYFRAMES).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Demo set folder [default: .ovp/bench/demo<videos>].")
+@click.option("--select-on", "select_on", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="Split the variants are scored on: 'val' while choosing training options (the test split is "
+                   "then never scored), 'test' for the reported table.")
+@click.option("--set", "settings_overrides", multiple=True, metavar="FIELD=JSON",
+              help="A FusionConfig field for every variant, e.g. --set task_weighting=equal or "
+                   "--set detach_popularity=true (repeatable; the value is JSON, a bare word is read as a string).")
 def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience: int | None, width: int,
          dropout: float, lr: float, variants: tuple[str, ...], resnet_arch: str, keyframes: int,
-         out: Path | None) -> None:
+         out: Path | None, select_on: str, settings_overrides: tuple[str, ...]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("neo4j").setLevel(logging.ERROR)
     from fusion.ablation import VARIANTS, ablate_manifest
@@ -70,11 +76,14 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
         summary = generate_demo_set(out, videos=videos, seed=seed)
         generate_s = time.perf_counter() - started
         log.info("%s", summary.line())
+    overrides = _parse_overrides(settings_overrides)
+    if patience:
+        overrides["patience"] = patience
     started = time.perf_counter()
     report, feats = ablate_manifest(
         manifest, settings, seed=seed, seeds=[int(s) for s in seeds.split(",")] if seeds else None, epochs=epochs,
         variants=variants or tuple(VARIANTS), width=width, dropout=dropout, lr=lr,
-        progress=sys.stderr.isatty(), **({"patience": patience} if patience else {}),
+        progress=sys.stderr.isatty(), eval_split=select_on, **overrides,
         on_variant=lambda v: log.info("%s: %s (train %.0f s, eval %.1f s)", v.name, v.headline, v.train_s, v.eval_s),
     )
     total_s = time.perf_counter() - started
@@ -87,7 +96,8 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     full_s = (full.train_s + full.eval_s) / len(full.seeds) if full else None
     result = {
         "benchmark": "fusion ablation on the demo set",
-        "model": {"width": width, "dropout": dropout, "lr": lr, "epochs": epochs, "patience": patience},
+        "model": {"width": width, "dropout": dropout, "lr": lr, "epochs": epochs, "patience": patience,
+                  "overrides": {k: v for k, v in overrides.items() if k != "patience"}},
         **report.to_dict(),
         "manifest": str(manifest),
         "videos": videos,
@@ -111,6 +121,20 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
         "failed_videos": len(feats.failures),
     }
     print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, object]:
+    """``FIELD=JSON`` pairs → a dict (a value that is not JSON is kept as a string)."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="--set")
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
 
 
 if __name__ == "__main__":

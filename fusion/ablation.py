@@ -185,6 +185,7 @@ class AblationReport:
     synthetic: bool
     sizes: dict[str, int]
     variants: list[VariantResult] = field(default_factory=list)
+    eval_split: str = "test"  # "val" while choosing training options (see ``run_ablation``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,6 +194,7 @@ class AblationReport:
             "seed": self.seed,
             "seeds": self.seeds,
             "sizes": self.sizes,
+            "eval_split": self.eval_split,
             "variants": {v.name: v.to_dict() for v in self.variants},
             "full_wins": self.full_wins(),
         }
@@ -217,8 +219,8 @@ class AblationReport:
         """A plain-text table: one row per variant, the headline metrics on the test split (mean ± standard deviation
         over seeds when there are several), disease mAP and popularity MAE, and seconds."""
         title = ("SYNTHETIC data — " if self.synthetic else "") + (
-            f"ablation on the test split ({self.sizes.get('test', 0)} videos; trained on {self.sizes.get('train', 0)}, "
-            f"validated on {self.sizes.get('val', 0)}; seeds {','.join(map(str, self.seeds))}"
+            f"ablation on the {self.eval_split} split ({self.sizes.get(self.eval_split, 0)} videos; trained on "
+            f"{self.sizes.get('train', 0)}, validated on {self.sizes.get('val', 0)}; seeds {','.join(map(str, self.seeds))}"
             + ("; mean ± sd over seeds" if len(self.seeds) > 1 else "") + ")"
         )
         header = (f"{'variant':<15} {'disease macro-F1':>17} {'popularity Spearman':>20} {'quality QWK':>14} "
@@ -293,6 +295,7 @@ def run_ablation(
     device: str = "cpu",
     progress: bool = True,
     on_variant: Callable[[VariantResult], None] | None = None,
+    eval_split: str = "test",
 ) -> AblationReport:
     """Train every variant on ``split``'s train part (early stopping on val) and score it on its test part.
 
@@ -302,14 +305,19 @@ def run_ablation(
         base: the ``full`` model's config (widths matching ``items``); variants are derived from it.
         seeds: training seeds; each variant's metrics are averaged over them (default ``[base.seed]``).
         on_variant: called with each variant's result as soon as it is done (progress lines).
+        eval_split: the split scored, ``"test"`` (the report) or ``"val"`` (for choosing training options without
+            looking at the test split; the numbers are then the validation set's, the one early stopping also used).
 
     Returns:
-        An :class:`AblationReport` with the variants in the order given.
+        An :class:`AblationReport` with the variants in the order given (``report.eval_split`` says which split).
 
     Raises:
-        ValueError: an unknown variant, or an empty train or test split.
+        ValueError: an unknown variant or ``eval_split``, or an empty train or test split.
     """
     from fusion.training import train
+
+    if eval_split not in ("test", "val"):
+        raise ValueError(f"eval_split must be 'test' or 'val', got {eval_split!r}")
 
     seeds = list(seeds) if seeds else [base.seed]
     for name in variants:
@@ -325,7 +333,7 @@ def run_ablation(
                          f"{len(data['enriched']['test'])} test videos; both must be non-empty")
     report = AblationReport(
         seed=base.seed, seeds=seeds, synthetic=any(it.synthetic for it in items),
-        sizes={s: len(data["enriched"][s]) for s in SPLITS},
+        sizes={s: len(data["enriched"][s]) for s in SPLITS}, eval_split=eval_split,
     )
     for name in variants:
         source = data["caption" if name == "no_enrichment" else "no_gnn" if name == "no_gnn" else "enriched"]
@@ -339,7 +347,7 @@ def run_ablation(
                 result = train(source["train"], source["val"], config, label_map, progress=progress, device=device)
                 train_s += time.perf_counter() - started
                 started = time.perf_counter()
-                metrics = evaluate(result.predictor, source["test"])
+                metrics = evaluate(result.predictor, source[eval_split])
                 eval_s += time.perf_counter() - started
                 best_epochs.append(result.best_epoch)
                 merged.update({task: metrics[task] for task in config.tasks if task in metrics})
@@ -572,6 +580,7 @@ def ablate_manifest(
     device: str | None = None,
     progress: bool = True,
     on_variant: Callable[[VariantResult], None] | None = None,
+    eval_split: str = "test",
     **overrides: Any,
 ) -> tuple[AblationReport, ManifestFeatures]:
     """Extract features (enriched and caption-only), split by ``seed`` and run :func:`run_ablation`.
@@ -591,7 +600,7 @@ def ablate_manifest(
     base = FusionConfig.from_items(items, feats.label_map, seed=seed, **overrides)
     with torch_threads(TRAIN_THREADS):
         report = run_ablation(items, caption, feats.label_map, split, base, variants=variants, seeds=seeds,
-                              device=settings.device, progress=progress, on_variant=on_variant)
+                              device=settings.device, progress=progress, on_variant=on_variant, eval_split=eval_split)
     return report, feats
 
 

@@ -83,3 +83,14 @@ def test_ablation_report_gives_mean_and_spread_over_seeds() -> None:
     # The decision is on the means (0.60 < 0.62), however wide the spread.
     assert report.full_wins()["disease_macro_f1"] is False
     assert report.to_dict()["variants"]["full"]["spread"]["disease_macro_f1"] == pytest.approx(0.1414, abs=1e-4)
+
+
+def test_validation_only_report_names_its_split_and_bad_split_is_rejected() -> None:
+    from fusion.ablation import run_ablation, split_ids
+    from fusion.records import LabelMap
+
+    report = AblationReport(seed=0, seeds=[0], synthetic=True, sizes={"train": 7, "val": 2, "test": 3}, eval_split="val")
+    assert "ablation on the val split (2 videos" in report.table() and report.to_dict()["eval_split"] == "val"
+    base = FusionConfig(d_visual=8, d_text=8, d_graph=8, n_diseases=3)
+    with pytest.raises(ValueError, match="eval_split"):
+        run_ablation([], [], LabelMap(("a", "b", "c")), split_ids([], 0), base, eval_split="train")
