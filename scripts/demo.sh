@@ -8,7 +8,7 @@ OVP="${OVP:?path of the ovp command}"
 CELERY="$(dirname "$OVP")/celery"
 DEMO="${OVP_DEMO_DIR:-.ovp/demo}"
 MODEL="${OVP_MODEL_DIR:-.ovp/model}"
-VIDEOS="${OVP_DEMO_VIDEOS:-120}"
+VIDEOS="${OVP_DEMO_VIDEOS:-240}"
 # Small, fast encoders for the demo on a CPU (ResNet-50 with K=8 is the default for real use).
 export OVP_RESNET_ARCH="${OVP_RESNET_ARCH:-resnet18}" OVP_KEYFRAMES="${OVP_KEYFRAMES:-4}" OVP_MODEL_DIR="$MODEL"
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
