@@ -8,10 +8,10 @@ Per task (each averaged over the items of the batch that carry that label):
 
 Weighting (``config.task_weighting``):
 
-- ``'uncertainty'`` (default; Kendall, Gal & Cipolla, CVPR 2018): one learned log-variance :math:`s_t` per task,
+- ``'uncertainty'`` (Kendall, Gal & Cipolla, CVPR 2018): one learned log-variance :math:`s_t` per task,
   :math:`\mathcal{L} = \sum_t e^{-s_t} \mathcal{L}_t + s_t`. The :math:`s_t` term stops the trivial solution of
   infinite variance; the same form is used for every task (the regression-specific factor ½ is absorbed into :math:`s_t`).
-- ``'equal'``: :math:`\mathcal{L} = \sum_t \mathcal{L}_t`.
+- ``'equal'`` (default, chosen on validation — see ``FusionConfig.task_weighting``): :math:`\mathcal{L} = \sum_t \mathcal{L}_t`.
 
 A task with no labelled item in a batch contributes nothing (not even its :math:`s_t` term, which would otherwise drift).
 """

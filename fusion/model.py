@@ -2,8 +2,9 @@ r"""The OVP fusion model: keyframes × knowledge-enriched text × graph entities
 
 Approach (the OVP paper): ResNet keyframe features and knowledge-graph-enriched BERT token states are fused by
 cross-modal attention, and three heads are trained jointly; the GNN embeddings of the linked entities join the text side.
-Task losses are combined with learned homoscedastic uncertainty (Kendall, Gal & Cipolla, "Multi-Task Learning Using
-Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018) — see ``fusion.losses``.
+Task losses are summed with equal weights by default, or combined with learned homoscedastic uncertainty (Kendall, Gal &
+Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018), which on
+the demo set's validation split did worse — see ``fusion.losses`` and ``FusionConfig.task_weighting``.
 
 The math, for one video with frames :math:`F \in \mathbb{R}^{K\times D_v}`, tokens :math:`T \in \mathbb{R}^{L\times D_t}`,
 entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d` is ``config.width``:

@@ -165,7 +165,7 @@ def test_config_json_round_trip() -> None:
 
 
 def test_loss_masks_missing_labels_and_weights_by_uncertainty() -> None:
-    cfg = config()
+    cfg = config(task_weighting="uncertainty")
     items = [
         item("a", 2, 3, 1, seed=1, diseases=["ICD10:H10"], popularity=2.0),
         item("b", 2, 3, 0, seed=2, diseases=[], popularity=1.0),
