@@ -12,7 +12,6 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -20,6 +19,7 @@ from schemathesis.checks import not_a_server_error
 from api.app import close_graph, create_app
 from kg_builder.graph import Graph
 from ovp.settings import Settings
+from test_api import purge_test_queue
 
 TOKEN = "schemathesis-token"
 #: Examples per operation: enough to hit the validation edges, small enough to keep the file under a minute.
@@ -45,13 +45,7 @@ def clean_up(graph: Graph, built_kg: dict[str, Any]) -> Iterator[None]:
             "MATCH (v:Video) WHERE v.id IN $ids AND NOT (v)--() DELETE v",
             {"ids": video_ids},
         )
-    client = redis.Redis.from_url(_BROKER)
-    try:
-        keys = [k for pattern in ("batches*", "_kombu.*batches*") for k in client.scan_iter(pattern)]
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    purge_test_queue(_BROKER)
     close_graph(APP)
 
 
