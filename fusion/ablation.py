@@ -482,7 +482,7 @@ def train_manifest(
         ManifestError, GraphUnavailable, ModelNotFound: from the steps above.
         ValueError: no video could be read, or the training split is empty.
     """
-    from fusion.features import FeatureSettings
+    from fusion.features import MODEL_FEATURES_FILE, FeatureSettings
     from fusion.training import train
 
     settings = dataclasses.replace(settings, device=device) if device else settings
@@ -502,7 +502,7 @@ def train_manifest(
     train_s = time.perf_counter() - started
     out_dir = Path(out_dir)
     _write_json(out_dir / "split.json", split.to_dict())
-    _write_json(out_dir / "features.json", fs.to_dict())
+    _write_json(out_dir / MODEL_FEATURES_FILE, fs.to_dict())
     _write_json(out_dir / "failures.json", [dataclasses.asdict(f) for f in feats.failures])
     return TrainOutcome(out_dir, split, result, feats, train_s)
 
@@ -535,8 +535,7 @@ def evaluate_manifest(
     settings = dataclasses.replace(settings, device=device) if device else settings
     model = load_model(model_dir, device=settings.device)
     model_dir = Path(model_dir)
-    fs_file = model_dir / "features.json"
-    fs = FeatureSettings.from_dict(json.loads(fs_file.read_text(encoding="utf-8"))) if fs_file.is_file() else None
+    fs = FeatureSettings.for_model(model_dir, settings)
     feats = manifest_features(manifest, settings, fs, progress=progress)
     items = feats.items
     if split == "test":
