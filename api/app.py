@@ -13,7 +13,7 @@ import atexit
 import dataclasses
 import logging
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from flask import Flask, current_app, g
 
@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 #: suits batch jobs; an API caller is better served by a quick 503 when Neo4j is down.
 API_RETRY_TIME_S = 2.0
 _GRAPH_KEY = "ovp_graph"
-_LOCK_KEY = "ovp_graph_lock"
+_LOCK_KEY = "ovp_graph_lock"  # guards every lazily built per-app resource (app_resource)
+
+T = TypeVar("T")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -91,21 +93,29 @@ def get_settings() -> Settings:
     return current_app.config["OVP_SETTINGS"]
 
 
+def app_resource(key: str, build: Callable[[], T]) -> T:
+    """The current app's object under ``key``, built by ``build()`` on first use in this process.
+
+    Thread-safe: concurrent first requests build it once (gthread workers serve several requests at a time).
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    resource = app.extensions.get(key)
+    if resource is None:
+        with app.extensions[_LOCK_KEY]:
+            resource = app.extensions.get(key)
+            if resource is None:
+                resource = build()
+                app.extensions[key] = resource
+    return resource
+
+
 def get_graph() -> Graph:
     """The current app's Graph, bound to this app context (created on first use in this process).
 
     Creating it opens no connection; the first query does, and raises GraphUnavailable (503) if Neo4j is down.
     """
     if "graph" not in g:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        graph = app.extensions.get(_GRAPH_KEY)
-        if graph is None:
-            with app.extensions[_LOCK_KEY]:
-                graph = app.extensions.get(_GRAPH_KEY)
-                if graph is None:
-                    graph = Graph(get_settings(), retry_time_s=API_RETRY_TIME_S)
-                    app.extensions[_GRAPH_KEY] = graph
-        g.graph = graph
+        g.graph = app_resource(_GRAPH_KEY, lambda: Graph(get_settings(), retry_time_s=API_RETRY_TIME_S))
     return g.graph
 
 

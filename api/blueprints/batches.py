@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import uuid
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, abort, jsonify, request, url_for
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-from api.app import get_graph, get_settings
+from api.app import app_resource, get_graph, get_settings
 from api.errors import BrokerUnavailable
 from api.validation import RequestValidationError, check_id, json_body
 from fusion.manifest import VideoEntry, parse_manifest_objects
@@ -34,7 +33,6 @@ MAX_VIDEOS = 10_000
 #: Publishing retries when the broker hiccups; a broker that is down answers 503 within about a second.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.0, "interval_step": 0.25, "interval_max": 0.5}
 _CELERY_KEY = "ovp_celery"
-_lock = threading.Lock()
 
 
 def require_token() -> None:
@@ -74,17 +72,9 @@ def video_meta(entry: VideoEntry) -> VideoMeta:
 
 def get_celery() -> Any:
     """This app's Celery client (configured from the app's settings, so tests can point it at another broker)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    client = app.extensions.get(_CELERY_KEY)
-    if client is None:
-        with _lock:
-            client = app.extensions.get(_CELERY_KEY)
-            if client is None:
-                from worker.app import make_celery
+    from worker.app import make_celery
 
-                client = make_celery(get_settings())
-                app.extensions[_CELERY_KEY] = client
-    return client
+    return app_resource(_CELERY_KEY, lambda: make_celery(get_settings()))
 
 
 @bp.post("/batches")

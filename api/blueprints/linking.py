@@ -9,12 +9,11 @@ every web worker. Restart the API after rebuilding the knowledge graph to see ne
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
-from api.app import get_graph, get_settings
+from api.app import app_resource, get_graph, get_settings
 from api.validation import RequestValidationError, check_str, json_object
 from encoders.linker import EntityLinker, link_mentions
 
@@ -25,33 +24,20 @@ bp = Blueprint("linking", __name__)
 #: Texts per request: a batch of captions, not a corpus.
 MAX_TEXTS = 100
 _LINKER_KEY = "ovp_linker"
-_lock = threading.Lock()
 
 
 def get_linker() -> EntityLinker:
     """This app's linker, built from the graph on first use (thread-safe: concurrent first requests build it once)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    linker = app.extensions.get(_LINKER_KEY)
-    if linker is None:
-        with _lock:
-            linker = app.extensions.get(_LINKER_KEY)
-            if linker is None:
-                linker = build_linker()
-                app.extensions[_LINKER_KEY] = linker
-                log.info("entity linker ready: %d entities", len(linker.kb))
-    return linker
+    return app_resource(_LINKER_KEY, build_linker)
 
 
 def build_linker() -> EntityLinker:
     """A dictionary-only linker over the graph, built the way every part of OVP builds it (``load_linker``)."""
-    try:
-        from encoders.linker import load_linker
-    except ImportError:
-        # Older encoders.linker without load_linker: the same dictionary-only linker, assembled here.
-        from encoders.linker import KnowledgeBase
+    from encoders.linker import load_linker
 
-        return EntityLinker(KnowledgeBase.from_graph(get_graph()), max_text_chars=get_settings().max_text_chars)
-    return load_linker(get_settings(), get_graph(), semantic=False)
+    linker = load_linker(get_settings(), get_graph(), semantic=False)
+    log.info("entity linker ready: %d entities", len(linker.kb))
+    return linker
 
 
 @bp.post("/link")
