@@ -6,7 +6,8 @@ Pipeline, per caption (modelled on scispaCy's ``linking.py`` / ``candidate_gener
 2. :class:`DictionaryMatcher` — every name and synonym (English and Chinese) of the :class:`KnowledgeBase`, found by
    walking a character trie; longest match wins.
 3. :class:`SemanticMatcher` (optional, injected) — for clauses the dictionary left uncovered, cosine similarity
-   between the span's sentence vector and each entity's "name. definition" vector.
+   between the span's sentence vector and each entity's "name. definition" vector. Chinese clauses are embedded
+   through their word-by-word English reading (:mod:`encoders.zh_gloss`), the encoder being English-only.
 4. :class:`NegationDetector` — a NegEx-style look-back for cues (不是, 没有, not, no, rule out …) in the same clause.
 
 The result is a list of :class:`Mention` records, offsets into the original text. Everything else calls
@@ -28,6 +29,7 @@ from encoders.normalize import NormalizedText, is_cjk, is_latin_word_char, norma
 
 if TYPE_CHECKING:
     from encoders.text import TextEncoder, TextFeatures
+    from encoders.zh_gloss import GlossedWord
     from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,12 @@ OCULAR_CONTEXT_WORDS: frozenset[str] = frozenset({
 #: of 0.35…0.70 on the tuning half of ``tests/data/captions_gold.jsonl`` (0.891 at 0.60, 0.887 at 0.55, 0.843 at
 #: 0.40); the other half is only reported. Lower it to trade precision for more descriptive links.
 REAL_KB_SEMANTIC_THRESHOLD = 0.60
+
+#: Threshold for Chinese spans read through their English gloss (:mod:`encoders.zh_gloss`) on the real graph. Chosen
+#: by ``bench/linking.py`` together with the one above, F1-best on the same tuning half (with 0.60 for English spans:
+#: 0.933 at 0.70, 0.931 at 0.75, 0.929 at 0.65, 0.926 at 0.60; 0.932 with no glossed spans at all). Glossed spans
+#: add recall (0.884 → 0.906 on that half, with the English fallback 0.893) for some precision (0.976 → 0.962).
+REAL_KB_GLOSS_THRESHOLD = 0.70
 
 #: A treatment or exam named after a condition ("cataract surgery", "IPL for dry eye", "color blind test", 白内障手术)
 #: is about that condition too: a dictionary match of one of these kinds also yields the condition surfaces nested
@@ -263,7 +271,7 @@ class Mention:
         score: dictionary: 1.0 name, 0.95 synonym; semantic: the cosine similarity.
         negated: a negation cue precedes it in its clause ("不是青光眼", "not pink eye").
         xrefs: the entity's equivalents in other sources.
-        method: ``"dictionary"`` or ``"semantic"``.
+        method: ``"dictionary"``, ``"semantic"``, or ``"gloss"`` (semantic, through the English reading of Chinese).
         alternatives: other entity ids with the same surface (ranked), not in the JSON contract.
     """
 
@@ -600,10 +608,12 @@ DEFAULT_NEGATION_CUES: tuple[str, ...] = (
     "free of", "rule out", "ruled out", "negative for", "denies", "absence of",
 )
 #: Phrases that contain a cue but do not negate what follows (无法 "unable", 无痛 "painless", 无创 "non-invasive").
-# Phrases that contain a cue but do not negate: "无法" (cannot), painless/non-invasive, "没想到" (unexpectedly), and the
-# A-not-A question forms "是不是"/"有没有"/"要不要" ("is it …?", "does it have …?") that ask rather than deny.
+# Phrases that contain a cue but do not negate: "无法" (cannot), painless/non-invasive, "没想到" (unexpectedly), the
+# A-not-A question forms "是不是"/"有没有"/"要不要" ("is it …?", "does it have …?") that ask rather than deny, and
+# everyday words built on a cue character: 非常 (very), 无论 (no matter), 未来 (future). They matter most inside a
+# glossed Chinese span, where a cue anywhere in the span negates it ("眼睛非常疼" is not denied).
 DEFAULT_PSEUDO_CUES: tuple[str, ...] = (
-    "无法", "无痛", "无创", "没想到", "是不是", "有没有", "要不要", "会不会", "能不能",
+    "无法", "无痛", "无创", "没想到", "是不是", "有没有", "要不要", "会不会", "能不能", "非常", "无论", "未来",
     "not only", "not just", "no doubt", "no longer",
 )
 #: Words that end a negation's scope inside a clause ("no glaucoma but myopia": myopia is not negated).
@@ -691,16 +701,28 @@ class SentenceEncoder(Protocol):
     def encode(self, texts: list[str], batch_size: int = 32) -> "TextFeatures": ...
 
 
+class Glosser(Protocol):
+    """Reads Chinese text as English words (:class:`encoders.zh_gloss.ChineseGlosser`)."""
+
+    def segment(self, text: str) -> "Sequence[GlossedWord]": ...
+
+
 @dataclass(frozen=True)
 class _SemanticMatch:
     entry: KBEntry
     start: int
     end: int
     score: float
+    glossed: bool = False  # embedded through its English reading (a Chinese span)
 
 
 _WORD = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+
+
+def _reading(glosser: Glosser, text: str) -> str:
+    """The English reading of ``text``: its content words' glosses, joined with spaces."""
+    return " ".join(w.gloss for w in glosser.segment(text))
 
 
 def _clauses(text: str) -> list[tuple[int, int]]:
@@ -760,7 +782,20 @@ class SemanticMatcher:
         window_words, stride_words: window size and step (defaults 8 and 4).
         min_latin_ratio: share of Latin letters among letters a span needs (default 0.5), because the default model
             has an English vocabulary and places Chinese text almost at random; set 0 with a Chinese/multilingual
-            model.
+            model. With a ``glosser``, pieces holding Chinese go to the glossed path instead.
+        glosser: reads Chinese as English words (default None: Chinese pieces are skipped).
+            :class:`encoders.zh_gloss.ChineseGlosser` cuts a piece into words and reads each through CC-CEDICT; the
+            reading (看东西还是模糊 → "see look at read thing stuff still had better unexpectedly vague indistinct
+            fuzzy") is embedded in place of the piece, windowed over its words like English, and the match keeps
+            the original piece's offsets (method ``"gloss"``). Latin words in such a piece are kept as written.
+        gloss_threshold: minimum cosine similarity of a glossed span (default: ``threshold``). A word-by-word
+            reading is noisier than a sentence, and sits at its own distance from the entity texts.
+        gloss_min_words: glossed pieces with fewer content words are not embedded (default 3, as ``min_words``:
+            "做了个" or "换个" reads as two words and lands near any short surgery name).
+        gloss_surfaces: a glossed span also scores against the readings of each entity's Chinese surfaces (name and
+            exact synonyms), an entity taking its best row (default True). 看东西还是模糊 reads almost like the
+            reading of 看东西模糊, a synonym of Blurred vision, while its similarity to the English "Blurred vision.
+            Loss of sharpness of vision …" is diluted by the reading's noise ("see look at read thing stuff").
         batch_size: texts per encoder call.
         entity_vectors: computes (or reads) the ``E × D`` matrix for a list of entity texts; default: encode them
             with ``encoder`` in memory. :func:`load_linker` passes the persisted cache of
@@ -791,9 +826,17 @@ class SemanticMatcher:
         stride_words: int = 4,
         min_latin_ratio: float = 0.5,
         batch_size: int = 32,
+        glosser: Glosser | None = None,
+        gloss_threshold: float | None = None,
+        gloss_min_words: int = 3,
+        gloss_surfaces: bool = True,
     ) -> None:
         if not -1.0 <= threshold <= 1.0:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+        if gloss_threshold is not None and not -1.0 <= gloss_threshold <= 1.0:
+            raise ValueError(f"gloss_threshold is a cosine similarity in [-1, 1], got {gloss_threshold}")
+        if gloss_threshold is not None and glosser is None:
+            raise ValueError("gloss_threshold was given without a glosser; pass glosser= or leave gloss_threshold out")
         if window_words > max_span_words:
             raise ValueError(f"window_words ({window_words}) must not exceed max_span_words ({max_span_words})")
         if not 1 <= stride_words <= window_words:
@@ -806,10 +849,15 @@ class SemanticMatcher:
         self.stride_words = stride_words
         self.min_latin_ratio = min_latin_ratio
         self.batch_size = batch_size
+        self.glosser = glosser
+        self.gloss_threshold = threshold if gloss_threshold is None else gloss_threshold
+        self.gloss_min_words = gloss_min_words
         self.entity_vectors = entity_vectors
         self.defined_only = defined_only
         self.sentence_vectors = sentence_vectors
         self._sentences: tuple[np.ndarray, np.ndarray] | None = None  # (entity index per row, R × D rows)
+        self._readings: tuple[np.ndarray, np.ndarray] | None = None  # the same, for readings of Chinese surfaces
+        self.gloss_surfaces = gloss_surfaces
         self.kb: KnowledgeBase | None = None
         self._matrix: np.ndarray | None = None
         if kb is not None:
@@ -821,6 +869,7 @@ class SemanticMatcher:
             self.kb = kb
             self._matrix = None
             self._sentences = None
+            self._readings = None
 
     @staticmethod
     def entity_text(entry: KBEntry) -> str:
@@ -877,18 +926,59 @@ class SemanticMatcher:
             log.info("semantic matcher: %d definition sentences ready", len(texts))
         return self._sentences
 
-    def similarities(self, texts: Sequence[str]) -> np.ndarray:
-        """``len(texts) × E`` cosine similarities to every entity; ineligible entities (see ``defined_only``) get -inf."""
+    def reading_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(entity index per row, R × D unit rows)`` of the English readings of every entity's Chinese surfaces
+        (preferred name and exact synonyms; see ``gloss_surfaces``); empty without a glosser."""
+        if self.kb is None:
+            raise ValueError("SemanticMatcher has no knowledge base; pass kb= or call set_kb()")
+        if self._readings is None:
+            owners: list[int] = []
+            texts: list[str] = []
+            if self.glosser is not None and self.gloss_surfaces:
+                for k, entry in enumerate(self.kb):
+                    exact = [x for i, x in enumerate(entry.synonyms) if entry.scope_of(i) == "EXACT"]
+                    surfaces = [entry.name_zh, *exact]
+                    readings = {_reading(self.glosser, x) for x in surfaces if x and any(is_cjk(c) for c in x)}
+                    for reading in sorted(r for r in readings if r):
+                        owners.append(k)
+                        texts.append(reading)
+            if not texts:
+                rows = np.zeros((0, self.entity_matrix().shape[1]), dtype=np.float32)
+            elif self.entity_vectors is not None:
+                rows = np.asarray(self.entity_vectors(texts), dtype=np.float32)
+            else:
+                rows = np.asarray(self.encoder.encode(texts, batch_size=self.batch_size).pooled, dtype=np.float32)
+            self._readings = (np.asarray(owners, dtype=np.int64), rows)
+            log.info("semantic matcher: %d readings of Chinese surfaces ready", len(texts))
+        return self._readings
+
+    def similarities(self, texts: Sequence[str], glossed: Sequence[bool] | None = None) -> np.ndarray:
+        """``len(texts) × E`` cosine similarities to every entity; ineligible entities (see ``defined_only``) get -inf.
+
+        Args:
+            texts: what to embed.
+            glossed: per text, whether it is the English reading of Chinese (default: none is); such a text also
+                scores against the readings of the entities' Chinese surfaces (:meth:`reading_matrix`).
+        """
         if self.kb is None:
             raise ValueError("SemanticMatcher has no knowledge base; pass kb= or call set_kb()")
         matrix = self.entity_matrix()
-        pooled = self.encoder.encode(list(texts), batch_size=self.batch_size).pooled
-        sims = np.asarray(pooled, dtype=np.float32) @ matrix.T
+        pooled = np.asarray(self.encoder.encode(list(texts), batch_size=self.batch_size).pooled, dtype=np.float32)
+        sims = pooled @ matrix.T
         if self.sentence_vectors:
             owners, rows = self.sentence_matrix()
             if len(owners):
                 # an entity scores its best row: "name. definition" or one of its definition's sentences
-                np.maximum.at(sims.T, owners, (np.asarray(pooled, dtype=np.float32) @ rows.T).T)
+                np.maximum.at(sims.T, owners, (pooled @ rows.T).T)
+        picked = np.flatnonzero(np.asarray(glossed, dtype=bool)) if glossed is not None else np.zeros(0, dtype=np.int64)
+        if len(picked):
+            owners, rows = self.reading_matrix()
+            if len(owners):
+                # a reading of a description compared with the readings of the Chinese names people use for a concept:
+                # both carry the same word-by-word noise, which then cancels out
+                sub = sims[picked]
+                np.maximum.at(sub.T, owners, (pooled[picked] @ rows.T).T)
+                sims[picked] = sub
         if self.defined_only:
             eligible = np.fromiter((bool(e.definition) for e in self.kb), dtype=bool, count=len(self.kb))
             sims[:, ~eligible] = -np.inf
@@ -901,26 +991,54 @@ class SemanticMatcher:
         latin = sum(1 for c in letters if not is_cjk(c))
         return latin / len(letters) >= self.min_latin_ratio
 
-    def candidate_spans(self, text: str, covered: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
-        """Spans of ``text`` to embed: clause pieces not in ``covered``, windowed when long."""
-        spans: list[tuple[int, int]] = []
+    def _windows(self, n: int) -> list[tuple[int, int]]:
+        """Word windows ``[a, b)`` over a piece of ``n`` words: the whole piece, or overlapping windows when long."""
+        if n <= self.max_span_words:
+            return [(0, n)]
+        last = n - self.window_words
+        starts = list(range(0, last + 1, self.stride_words))
+        if starts[-1] != last:
+            starts.append(last)
+        return [(i, i + self.window_words) for i in starts]
+
+    def _pieces(self, text: str, covered: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int]]:
         for clause in _clauses(text):
-            for s, e in _subtract(clause, covered):
-                words = [(s + m.start(), s + m.end()) for m in _WORD.finditer(text[s:e])]
-                if len(words) < self.min_words:
-                    continue
-                if len(words) <= self.max_span_words:
-                    windows = [(0, len(words))]
-                else:
-                    last = len(words) - self.window_words
-                    starts = list(range(0, last + 1, self.stride_words))
-                    if starts[-1] != last:
-                        starts.append(last)
-                    windows = [(i, i + self.window_words) for i in starts]
-                for a, b in windows:
-                    span = (words[a][0], words[b - 1][1])
-                    if self._latin_enough(text[span[0] : span[1]]):
-                        spans.append(span)
+            yield from _subtract(clause, covered)
+
+    def _glossed(self, piece: str) -> bool:
+        return self.glosser is not None and any(is_cjk(c) for c in piece)
+
+    def candidate_spans(self, text: str, covered: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+        """Spans of ``text`` to embed as written: clause pieces not in ``covered``, windowed when long.
+
+        Pieces holding Chinese are left to :meth:`gloss_spans` when there is a glosser."""
+        spans: list[tuple[int, int]] = []
+        for s, e in self._pieces(text, covered):
+            if self._glossed(text[s:e]):
+                continue
+            words = [(s + m.start(), s + m.end()) for m in _WORD.finditer(text[s:e])]
+            if len(words) < self.min_words:
+                continue
+            for a, b in self._windows(len(words)):
+                span = (words[a][0], words[b - 1][1])
+                if self._latin_enough(text[span[0] : span[1]]):
+                    spans.append(span)
+        return spans
+
+    def gloss_spans(self, text: str, covered: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int, str]]:
+        """``(start, end, English reading)`` of the clause pieces holding Chinese, not in ``covered``, windowed over
+        their content words when long ([] without a glosser)."""
+        if self.glosser is None:
+            return []
+        spans: list[tuple[int, int, str]] = []
+        for s, e in self._pieces(text, covered):
+            if not self._glossed(text[s:e]):
+                continue
+            words = self.glosser.segment(text[s:e])
+            if len(words) < self.gloss_min_words:
+                continue
+            for a, b in self._windows(len(words)):
+                spans.append((s + words[a].start, s + words[b - 1].end, " ".join(w.gloss for w in words[a:b])))
         return spans
 
     def match_batch(
@@ -935,19 +1053,22 @@ class SemanticMatcher:
         covered = covered if covered is not None else [()] * len(texts)
         if self.kb is None or len(self.kb) == 0:
             return [[] for _ in texts]
-        per_text = [self.candidate_spans(t, c) for t, c in zip(texts, covered)]
-        flat = [(ti, s, e) for ti, spans in enumerate(per_text) for s, e in spans]
+        # (text index, start, end, what is embedded, glossed)
+        flat: list[tuple[int, int, int, str, bool]] = []
+        for ti, (text, done) in enumerate(zip(texts, covered)):
+            flat.extend((ti, s, e, text[s:e], False) for s, e in self.candidate_spans(text, done))
+            flat.extend((ti, s, e, reading, True) for s, e, reading in self.gloss_spans(text, done))
         results: list[list[_SemanticMatch]] = [[] for _ in texts]
         if not flat:
             return results
-        sims = self.similarities([texts[ti][s:e] for ti, s, e in flat])
+        sims = self.similarities([query for _, _, _, query, _ in flat], [glossed for *_, glossed in flat])
         best = sims.argmax(axis=1)
         entries = self.kb.entries
         raw: list[list[_SemanticMatch]] = [[] for _ in texts]
-        for row, (ti, s, e) in enumerate(flat):
+        for row, (ti, s, e, _, glossed) in enumerate(flat):
             score = float(sims[row, best[row]])
-            if score >= self.threshold:
-                raw[ti].append(_SemanticMatch(entries[int(best[row])], s, e, score))
+            if score >= (self.gloss_threshold if glossed else self.threshold):
+                raw[ti].append(_SemanticMatch(entries[int(best[row])], s, e, score, glossed))
         for ti, matches in enumerate(raw):
             kept: list[_SemanticMatch] = []
             seen: set[str] = set()
@@ -1044,7 +1165,8 @@ class EntityLinker:
             covered = [[(m.start, m.end) for m in ms] for ms in out]
             for mentions, text, sem in zip(out, prepared, self.semantic.match_batch(prepared, covered)):
                 for s in sem:
-                    mentions.append(self._mention(text, s.entry, s.start, s.end, s.score, "semantic", ()))
+                    method = "gloss" if s.glossed else "semantic"
+                    mentions.append(self._mention(text, s.entry, s.start, s.end, s.score, method, ()))
                 mentions.sort(key=lambda m: (m.start, m.end))
         return out
 
@@ -1053,7 +1175,7 @@ class EntityLinker:
     ) -> Mention:
         return Mention(
             id=entry.id, name=entry.name or entry.name_zh, kind=entry.kind, surface=text[start:end], start=start,
-            end=end, score=float(score), negated=self.negation.is_negated(text, start, end if method == "semantic" else None), xrefs=tuple(entry.xrefs),
+            end=end, score=float(score), negated=self.negation.is_negated(text, start, None if method == "dictionary" else end), xrefs=tuple(entry.xrefs),
             method=method, alternatives=alternatives,
         )
 
@@ -1153,13 +1275,15 @@ def load_linker(
     *,
     encoder: "TextEncoder | None" = None,
     threshold: float | None = None,
+    gloss_threshold: float | None = None,
 ) -> EntityLinker:
     """The one place that builds the linker over the real graph (API, worker, features and CLI call this).
 
     Reads the knowledge base from the graph (one query), builds the dictionary and, with ``semantic``, a
     :class:`SemanticMatcher` whose entity vectors come from the persisted cache in ``settings.cache_dir``
-    (:mod:`encoders.entity_vectors`; computed once, minutes on CPU, then read in well under a second). Build it once
-    per process and reuse it: construction costs a few seconds.
+    (:mod:`encoders.entity_vectors`; computed once, minutes on CPU, then read in well under a second) and which
+    reads Chinese pieces through a :class:`~encoders.zh_gloss.ChineseGlosser`. Build it once per process and reuse
+    it: construction costs a few seconds (the glosser's dictionaries alone about 3 s).
 
     Args:
         settings: text model, device, cache directory and ``max_text_chars``.
@@ -1167,6 +1291,8 @@ def load_linker(
         semantic: add the semantic fallback (loads the text encoder; False = dictionary only).
         encoder: a loaded text encoder to share (default: one from ``settings``, loaded on first use).
         threshold: semantic threshold (default :data:`REAL_KB_SEMANTIC_THRESHOLD`).
+        gloss_threshold: threshold for Chinese spans read through their English gloss (default
+            :data:`REAL_KB_GLOSS_THRESHOLD`).
 
     Raises:
         GraphUnavailable: Neo4j cannot be reached.
@@ -1177,6 +1303,7 @@ def load_linker(
     if semantic:
         from encoders.entity_vectors import entity_text_vectors
         from encoders.text import TextEncoder, TextEncoderConfig
+        from encoders.zh_gloss import ChineseGlosser
 
         encoder = encoder or TextEncoder(TextEncoderConfig.from_settings(settings))
         shared = encoder
@@ -1187,8 +1314,11 @@ def load_linker(
         matcher = SemanticMatcher(
             encoder, kb, entity_vectors=vectors, defined_only=True, sentence_vectors=True,
             threshold=REAL_KB_SEMANTIC_THRESHOLD if threshold is None else threshold,
+            glosser=ChineseGlosser().load(),
+            gloss_threshold=REAL_KB_GLOSS_THRESHOLD if gloss_threshold is None else gloss_threshold,
         )
         # Read (or, the first time on a machine, compute) the entity vectors now, while loading, so that the first
-        # caption of a worker or request does not pay for them.
+        # caption of a worker or request does not pay for them; and the readings of the Chinese surfaces.
         matcher.entity_matrix()
+        matcher.reading_matrix()
     return EntityLinker(kb, semantic=matcher, max_text_chars=settings.max_text_chars)

@@ -394,3 +394,68 @@ def test_a_not_a_questions_do_not_negate() -> None:
     start = text.index("OK镜")
     assert detector.is_negated(text, start, start + 3) is False
     assert detector.is_negated("不是青光眼", 2, 5) is True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Chinese descriptions through their English reading (encoders.zh_gloss)
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def glosser():
+    from encoders.zh_gloss import ChineseGlosser
+
+    return ChineseGlosser().load()
+
+
+def test_glosser_reads_content_words_with_offsets_into_the_text(glosser) -> None:
+    text = "那为什么看东西还是模糊吗？ itchy"
+    words = glosser.segment(text)
+    assert all(text[w.start : w.end] == w.word for w in words)
+    assert [w.word for w in words][-3:] == ["还是", "模糊", "itchy"]  # 吗 (modal), ？ and spaces are left out
+    assert "fuzzy" in glosser.word_gloss("模糊") and glosser.word_gloss("itchy") == "itchy"
+    assert glosser.word_gloss("还").startswith("still")  # the common reading (hái), not huán "to pay back"
+    assert glosser.segment("") == [] and glosser.gloss("👀!!") == ""
+    with pytest.raises(ValueError):
+        type(glosser)(senses=0)
+
+
+@pytest.fixture(scope="module")
+def gloss_linker(kb: KnowledgeBase, text_encoder: TextEncoder, glosser) -> EntityLinker:
+    return EntityLinker(kb, semantic=SemanticMatcher(text_encoder, glosser=glosser), max_text_chars=500)
+
+
+def test_chinese_description_reaches_its_entity_through_the_gloss(gloss_linker: EntityLinker) -> None:
+    text = "哎，我的眼睛一直很疼很难受！"
+    m = only(gloss_linker.link(text))
+    assert (m.id, m.method, m.negated) == ("OVP:0008", "gloss", False)  # Eye pain; no dictionary surface here
+    assert m.surface == "我的眼睛一直很疼很难受" and text[m.start : m.end] == m.surface  # offsets: the Chinese text
+    assert m.score >= gloss_linker.semantic.gloss_threshold  # type: ignore[union-attr]
+
+
+def test_glossed_mentions_keep_negation(gloss_linker: EntityLinker) -> None:
+    assert only(gloss_linker.link("我没有觉得眼睛一直很疼")).negated
+    assert not NegationDetector().is_negated("眼睛非常疼", 0, 5)  # 非常 "very" holds a cue character, denies nothing
+
+
+@pytest.mark.parametrize("caption", ["今天天气很好我们去公园玩", "我喜欢吃火锅和烤肉", "好的", ""])
+def test_off_topic_chinese_gets_no_glossed_link(gloss_linker: EntityLinker, caption: str) -> None:
+    assert gloss_linker.link(caption) == []
+
+
+def test_gloss_spans_skip_what_the_dictionary_covered_and_short_pieces(kb: KnowledgeBase, glosser) -> None:
+    matcher = SemanticMatcher(NoEncoder(), kb, glosser=glosser)
+    text = "青光眼，眼睛一直很疼很难受，好累"
+    spans = matcher.gloss_spans(text, covered=[(0, 3)])
+    assert [text[s:e] for s, e, _ in spans] == ["眼睛一直很疼很难受"]  # 好累 is two words, below gloss_min_words
+    assert "eye" in spans[0][2] and "sore" in spans[0][2]
+    assert matcher.candidate_spans(text) == []  # Chinese pieces are embedded through the gloss only
+    with pytest.raises(ValueError):
+        SemanticMatcher(NoEncoder(), gloss_threshold=0.5)  # a gloss threshold needs a glosser
+
+
+def test_huge_chinese_input_is_cut_and_linked(gloss_linker: EntityLinker) -> None:
+    text = "我的眼睛一直很疼很难受。" * 5_000
+    mentions = gloss_linker.link(text)
+    assert [m.id for m in mentions] == ["OVP:0008"]  # one entity per text, from the kept prefix
+    assert mentions[0].end <= gloss_linker.max_text_chars

@@ -100,8 +100,16 @@ def test_curtain_sentence_reaches_retinal_detachment(linker, classes) -> None:
     assert classes.of("OVP:retinal_detachment") in linked
 
 
+def test_chinese_description_links_through_its_english_reading(linker, classes) -> None:
+    text = "体检都正常，那为什么看东西还是模糊？"  # 看东西模糊 is a surface of Blurred vision; 还是 ("still") breaks it
+    (m,) = [m for m in linker.link(text) if m.method == "gloss"]
+    assert classes.of(m.id) == classes.of("OVP:blurred_vision"), m
+    assert m.surface == "那为什么看东西还是模糊" and text[m.start : m.end] == m.surface and not m.negated
+
+
 def test_off_topic_caption_gets_no_semantic_link(linker) -> None:
     assert linker.link("I love cooking pasta with my family on sunday") == []
+    assert linker.link("今天天气很好，我们一家人去公园野餐") == []
 
 
 def test_dictionary_precision_on_the_gold_captions(dictionary, classes) -> None:
