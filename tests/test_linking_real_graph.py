@@ -121,8 +121,9 @@ def test_dictionary_precision_on_the_gold_captions(dictionary, classes) -> None:
 
 def test_dictionary_recall_on_the_gold_captions(dictionary, classes) -> None:
     # A regression floor on the whole labelled set (measured 0.863). Lexicon surfaces were added from errors on the DEV
-    # half only (bench/linking.py: split_of); the held-out TEST half measures 0.844 — below the 0.85 target — and
-    # bench/linking.py reports both halves.
+    # half only (bench/linking.py: split_of); the held-out TEST half measures 0.844 with the dictionary alone — below
+    # the 0.85 target — and 0.857 with the semantic fallback (English spans, and Chinese ones read through their
+    # English gloss; thresholds chosen on DEV). bench/linking.py reports both halves.
     captions = read_gold(GOLD)
     scores = score_gold(captions, link_mentions([c.text for c in captions], dictionary), classes)
     assert scores["recall"] >= 0.85, scores
