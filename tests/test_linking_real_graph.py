@@ -13,7 +13,7 @@ from encoders.linker import EntityLinker, link_mentions, load_linker
 from ovp.settings import PROJECT_ROOT, Settings
 
 sys.path.insert(0, str(PROJECT_ROOT))
-from bench.linking import ConceptClasses, read_gold, score_gold  # noqa: E402
+from bench.linking import ConceptClasses, read_gold, score_gold, split_of  # noqa: E402
 
 pytestmark = pytest.mark.neo4j
 
@@ -127,3 +127,12 @@ def test_dictionary_recall_on_the_gold_captions(dictionary, classes) -> None:
     captions = read_gold(GOLD)
     scores = score_gold(captions, link_mentions([c.text for c in captions], dictionary), classes)
     assert scores["recall"] >= 0.85, scores
+
+
+def test_linker_meets_the_targets_on_the_held_out_test_half(linker, classes) -> None:
+    # The targets (recall and precision ≥ 0.85) on the TEST half, which no lexicon entry, threshold or glossing
+    # choice was made on (bench/linking.py: split_of). Measured with the fallback: P 0.985, R 0.857.
+    captions = [c for c in read_gold(GOLD) if split_of(c.id) == "test"]
+    assert len(captions) >= 100
+    scores = score_gold(captions, link_mentions([c.text for c in captions], linker), classes)
+    assert scores["recall"] >= 0.85 and scores["precision"] >= 0.85, scores
