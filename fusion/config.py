@@ -32,6 +32,10 @@ class FusionConfig:
     width: int = 256  # also the fused-embedding size, which the Neo4j vector index is declared with
     heads: int = 4
     dropout: float = 0.1
+    # Modality dropout: while training, each item's keyframes, tokens and entities are each hidden with this
+    # probability (never all three of an item at once), so the fused model cannot lean on one modality and still
+    # works when a modality is weak or missing (a video without readable frames, a caption that names nothing).
+    modality_dropout: float = 0.0
     fusion: str = "cross_attention"
     use_visual: bool = True
     use_text: bool = True
@@ -51,6 +55,12 @@ class FusionConfig:
     # follow it): engagement is mostly noise, and fitting it can pull the trunk away from disease and quality.
     # Ignored when popularity is the only task (the trunk would then never train).
     detach_popularity: bool = False
+    # A linear path from the (standardised) metadata straight to the popularity output, beside the head on the fused
+    # embedding: the learnable part of engagement is mostly the author's audience and the platform, which the fused
+    # embedding otherwise has to carry through its gates and LayerNorm.
+    popularity_skip: bool = False
+    # Fixed multipliers of the task losses under 'equal' weighting, e.g. {"disease": 5.0}; a task not named gets 1.
+    task_weights: dict[str, float] | None = None
     # Optimisation
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -77,6 +87,14 @@ class FusionConfig:
         ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {allowed}")
+        if self.task_weights is not None:
+            object.__setattr__(self, "task_weights", {str(k): float(v) for k, v in self.task_weights.items()})
+            odd = sorted(k for k, v in self.task_weights.items() if k not in TASKS or not v > 0)
+            if odd:
+                raise ValueError(f"task_weights {self.task_weights} names {odd}: keys must be tasks {TASKS}, values > 0")
+            if self.task_weighting != "equal":
+                raise ValueError(f"task_weights={self.task_weights} conflicts with task_weighting={self.task_weighting!r}: "
+                                 "fixed weights apply to 'equal' weighting only")
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"tasks={self.tasks!r} must be a non-empty set drawn from {TASKS}")
@@ -102,6 +120,8 @@ class FusionConfig:
             raise ValueError(f"min_epochs={self.min_epochs} must be ≥ 0 (0: stop as soon as patience runs out)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout={self.modality_dropout} must be in [0, 1)")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be positive")
 

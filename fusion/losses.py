@@ -11,7 +11,8 @@ Weighting (``config.task_weighting``):
 - ``'uncertainty'`` (Kendall, Gal & Cipolla, CVPR 2018): one learned log-variance :math:`s_t` per task,
   :math:`\mathcal{L} = \sum_t e^{-s_t} \mathcal{L}_t + s_t`. The :math:`s_t` term stops the trivial solution of
   infinite variance; the same form is used for every task (the regression-specific factor ½ is absorbed into :math:`s_t`).
-- ``'equal'`` (default, chosen on validation — see ``FusionConfig.task_weighting``): :math:`\mathcal{L} = \sum_t \mathcal{L}_t`.
+- ``'equal'`` (default, chosen on validation — see ``FusionConfig.task_weighting``): :math:`\mathcal{L} = \sum_t w_t \mathcal{L}_t`
+  with fixed :math:`w_t` from ``config.task_weights`` (1 for a task it does not name).
 
 A task with no labelled item in a batch contributes nothing (not even its :math:`s_t` term, which would otherwise drift).
 """
@@ -57,6 +58,7 @@ class MultiTaskLoss(nn.Module):
         self.tasks = tuple(config.tasks)
         learn = config.task_weighting == "uncertainty"
         self.log_vars = nn.Parameter(torch.zeros(len(self.tasks)), requires_grad=learn)
+        self.fixed = [float((config.task_weights or {}).get(task, 1.0)) for task in self.tasks]
 
     def task_losses(self, out: FusionOutput, y: LossTargets) -> dict[str, Tensor]:
         """Unweighted loss per enabled task that has at least one labelled item in the batch."""
@@ -88,9 +90,11 @@ class MultiTaskLoss(nn.Module):
             if self.config.task_weighting == "uncertainty":
                 total = total + torch.exp(-self.log_vars[i]) * losses[task] + self.log_vars[i]
             else:
-                total = total + losses[task]
+                total = total + self.fixed[i] * losses[task]
         return total, {k: float(v.detach()) for k, v in losses.items()}
 
     def weights(self) -> dict[str, float]:
-        """Current effective weight :math:`e^{-s_t}` per task (1.0 each under equal weighting)."""
-        return {t: float(torch.exp(-self.log_vars[i].detach())) for i, t in enumerate(self.tasks)}
+        """Current effective weight per task: :math:`e^{-s_t}` under uncertainty weighting, else the fixed weight."""
+        if self.config.task_weighting == "uncertainty":
+            return {t: float(torch.exp(-self.log_vars[i].detach())) for i, t in enumerate(self.tasks)}
+        return dict(zip(self.tasks, self.fixed))

@@ -18,7 +18,8 @@ entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d
    :math:`\alpha = \mathrm{softmax}_{valid}(w^\top \tanh(W h_i))`, :math:`s = \sum_i \alpha_i h_i`; metadata gives
    :math:`s_m = \mathrm{MLP}(m)`. Each summary gets a learned gate :math:`g = \sigma(W_g s)` and the fused embedding is
    :math:`z = \mathrm{LN}(\sum_{present} g \odot s)` (:math:`d`-dimensional; stored in the Neo4j vector index).
-4. Heads on :math:`z`: disease logits (multi-label, sigmoid), popularity (standardised log1p engagement),
+4. Heads on :math:`z`: disease logits (multi-label, sigmoid), popularity (standardised log1p engagement; with
+   ``popularity_skip`` plus a linear function of the standardised metadata :math:`\tilde m`),
    quality: ordinal — cumulative logits :math:`P(y > k) = \sigma(f(z) - \theta_k)`, :math:`k=1..4`, thresholds kept
    ordered by construction (:math:`\theta_{k+1} = \theta_k + \mathrm{softplus}(\delta_k)`) — or softmax over 5 levels.
 
@@ -179,6 +180,10 @@ class FusionModel(nn.Module):
         self.popularity_head = (
             nn.Sequential(nn.Linear(d, d // 2), nn.GELU(), nn.Linear(d // 2, 1)) if config.has("popularity") else None
         )
+        # Popularity's linear path from the standardised metadata (``config.popularity_skip``).
+        self.popularity_skip = (
+            nn.Linear(config.d_meta, 1) if config.popularity_skip and config.use_metadata and config.has("popularity") else None
+        )
         if config.has("quality"):
             self.quality_head: nn.Module | None = OrdinalHead(d) if config.quality_head == "ordinal" else nn.Linear(d, 5)
         else:
@@ -188,6 +193,9 @@ class FusionModel(nn.Module):
         self.register_buffer("pop_mean", torch.zeros(()))
         self.register_buffer("pop_std", torch.ones(()))
         self.register_buffer("pop_quantiles", torch.zeros(101))
+        # Metadata standardisation (training-set mean and standard deviation per slot; identity until training sets it).
+        self.register_buffer("meta_mean", torch.zeros(config.d_meta))
+        self.register_buffer("meta_std", torch.ones(config.d_meta))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -227,11 +235,14 @@ class FusionModel(nn.Module):
         token_valid = token_valid & cfg.use_text
         entity_valid = entity_valid & cfg.use_graph
         batch = frames.shape[0]
+        if self.training and cfg.modality_dropout > 0:
+            frame_valid, token_valid, entity_valid = self._drop_modalities(frame_valid, token_valid, entity_valid)
 
         # 1. Projections.
         v = self.input_drop(self.visual_proj(frames)) * frame_valid[..., None]
         t = self.input_drop(self.text_proj(tokens) + self.type_embedding[0]) * token_valid[..., None]
         g = self.input_drop(self.graph_proj(entities) + self.type_embedding[1]) * entity_valid[..., None]
+        metadata = (metadata - self.meta_mean) / self.meta_std
         meta = self.meta_mlp(metadata) if self.meta_mlp is not None else frames.new_zeros(batch, cfg.width)
         meta_present = frames.new_full((batch,), 1.0 if self.meta_mlp is not None else 0.0)
 
@@ -283,6 +294,8 @@ class FusionModel(nn.Module):
             # Optionally a stop-gradient: the popularity head reads the embedding without training the trunk.
             detach = cfg.detach_popularity and len(cfg.tasks) > 1
             popularity = self.popularity_head(embedding.detach() if detach else embedding).squeeze(-1)
+            if self.popularity_skip is not None:
+                popularity = popularity + self.popularity_skip(metadata).squeeze(-1)
         quality_logits = quality_probs = None
         if isinstance(self.quality_head, OrdinalHead):
             quality_logits, quality_probs = self.quality_head(embedding)
@@ -300,6 +313,14 @@ class FusionModel(nn.Module):
             entity_attention=entity_att,
             gates=gates,
         )
+
+    def _drop_modalities(self, *valid: Tensor) -> tuple[Tensor, ...]:
+        """Hide each item's sequences with probability ``modality_dropout``; an item keeps all of them when every
+        sequence it has would be hidden (metadata alone is not a video)."""
+        has = torch.stack([v.any(dim=-1) for v in valid], dim=1)  # B × 3
+        keep = torch.rand(has.shape, device=has.device) >= self.config.modality_dropout
+        keep = torch.where((keep & has).any(dim=1, keepdim=True), keep, torch.ones_like(keep))
+        return tuple(v & keep[:, i : i + 1] for i, v in enumerate(valid))
 
     def popularity_value(self, standardised: Tensor) -> Tensor:
         """Standardised head output → log1p engagement, with the statistics of the training set."""

@@ -252,6 +252,16 @@ def _popularity_stats(items: Sequence[VideoFeatures]) -> tuple[float, float, np.
     return float(values.mean()), std if std > 1e-6 else 1.0, np.quantile(values, np.linspace(0.0, 1.0, 101))
 
 
+def _metadata_stats(items: Sequence[VideoFeatures], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Per-slot mean and standard deviation of the training metadata; a constant slot (std 0) keeps std 1.
+    if width == 0:
+        return torch.zeros(0), torch.ones(0)
+    values = np.stack([np.asarray(it.metadata, dtype=np.float64).reshape(-1) for it in items])
+    std = values.std(axis=0)
+    std[std < 1e-6] = 1.0
+    return torch.as_tensor(values.mean(axis=0), dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+
+
 @contextlib.contextmanager
 def _deterministic() -> Iterator[None]:
     # A process-wide switch: restore the caller's setting so training does not change behaviour elsewhere.
@@ -301,6 +311,9 @@ def train(
         model.pop_mean.fill_(pop_mean)
         model.pop_std.fill_(pop_std)
         model.pop_quantiles.copy_(torch.as_tensor(pop_quantiles, dtype=torch.float32))
+        meta_mean, meta_std = _metadata_stats(train_items, config.d_meta)
+        model.meta_mean.copy_(meta_mean)
+        model.meta_std.copy_(meta_std)
         model.to(torch_device)
         loss_fn = MultiTaskLoss(config).to(torch_device)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
@@ -498,6 +511,9 @@ def load_model(model_dir: Path, device: str = "auto") -> LoadedModel:
         label_map = LabelMap.load(model_dir / "label_map.json")
         state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
         model = FusionModel(config)
+        # Models saved before metadata standardisation existed ran on raw metadata: the identity buffers reproduce that.
+        for name in ("meta_mean", "meta_std"):
+            state.setdefault(name, getattr(model, name))
         model.load_state_dict(state)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         raise ModelNotFound(f"model directory {model_dir} cannot be loaded: {exc}", hint="retrain the model") from exc

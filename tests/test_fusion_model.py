@@ -209,6 +209,67 @@ def test_detach_popularity_stops_its_gradient_at_the_embedding(tasks: tuple[str,
     assert (trunk_grad is not None and bool(trunk_grad.abs().sum() > 0)) == trunk_trains
 
 
+def test_modality_dropout_hides_whole_modalities_in_training_only_and_never_all_of_an_item() -> None:
+    cfg = config(modality_dropout=0.6)
+    model = FusionModel(cfg)
+    items = [item(f"v{i}", k=3, l=4, e=2, seed=i) for i in range(64)] + [item("text-only", k=0, l=4, e=0, seed=99)]
+    batch = collate(items, cfg, LABELS)
+    torch.manual_seed(0)
+    frame, token, entity = model._drop_modalities(batch.frame_valid, batch.token_valid, batch.entity_valid)
+    kept = torch.stack([frame.any(-1), token.any(-1), entity.any(-1)], dim=1)
+    assert kept.any(dim=1).all()  # every item keeps at least one modality …
+    assert not kept[:64].all(dim=1).all() and (~kept[:64]).any(dim=0).all()  # … but each modality is hidden sometimes
+    assert token[-1].all()  # an item whose only sequence would be hidden keeps it
+    # A hidden modality is hidden entirely (all its positions), a kept one keeps its mask unchanged.
+    for new, old in ((frame, batch.frame_valid), (token, batch.token_valid), (entity, batch.entity_valid)):
+        assert all(bool((row == old[i]).all()) or not row.any() for i, row in enumerate(new))
+    model.eval()
+    with torch.no_grad():
+        first = model(*batch.inputs()).embedding
+        assert torch.equal(first, model(*batch.inputs()).embedding)  # no dropout at inference
+    with pytest.raises(ValueError, match="modality_dropout"):
+        config(modality_dropout=1.0)
+
+
+def test_fixed_task_weights_scale_their_task_losses() -> None:
+    items = [item("a", 2, 3, 1, seed=1, diseases=["ICD10:H10"], popularity=2.0, quality=4)]
+    out, batch = run(config(), items)
+    parts = MultiTaskLoss(config()).task_losses(out, batch.targets)
+    weighted = MultiTaskLoss(config(task_weights={"disease": 4.0}))
+    total, _ = weighted(out, batch.targets)
+    assert float(total) == pytest.approx(4 * float(parts["disease"]) + float(parts["popularity"] + parts["quality"]), rel=1e-5)
+    assert weighted.weights() == {"disease": 4.0, "popularity": 1.0, "quality": 1.0}
+    for bad in ({"virality": 2.0}, {"disease": 0.0}):
+        with pytest.raises(ValueError, match="task_weights"):
+            config(task_weights=bad)
+    with pytest.raises(ValueError, match="task_weighting"):
+        config(task_weights={"disease": 2.0}, task_weighting="uncertainty")
+    assert FusionConfig.from_dict(json.loads(json.dumps(config(task_weights={"disease": 4}).to_dict()))).task_weights == {
+        "disease": 4.0
+    }
+
+
+def test_popularity_skip_reads_the_standardised_metadata() -> None:
+    assert FusionModel(config()).popularity_skip is None
+    assert FusionModel(config(popularity_skip=True, tasks=("disease",))).popularity_skip is None
+    cfg = config(popularity_skip=True)
+    model = FusionModel(cfg).eval()
+    small = item("a", 2, 3, 1, seed=1)
+    big = VideoFeatures(**{**small.__dict__, "metadata": metadata_vector(
+        duration_s=60, platform="bilibili", published_hour=20, author_followers=10**6)})
+    with torch.no_grad():
+        model.popularity_head[-1].weight.zero_()  # the head on the fused embedding says 0: only the skip path speaks
+        model.popularity_head[-1].bias.zero_()
+        model.popularity_skip.weight.zero_()
+        model.popularity_skip.weight[0, -1] = 1.0  # the log-followers slot
+        model.popularity_skip.bias.zero_()
+        model.meta_mean[-1] = math.log1p(1000)
+        model.meta_std[-1] = 2.0
+        small_pop, big_pop = (float(model(*collate([it], cfg, LABELS).inputs()).popularity) for it in (small, big))
+    assert small_pop == pytest.approx(0.0, abs=1e-6)
+    assert big_pop == pytest.approx((math.log1p(10**6) - math.log1p(1000)) / 2.0, rel=1e-5)
+
+
 def test_metrics_on_perfect_and_undefined_inputs() -> None:
     y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]])
     perfect = M.disease_metrics(y, y.astype(float))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,25 @@ def test_save_load_round_trip_gives_identical_predictions(trained: tuple[TrainRe
         (p.popularity, p.popularity_pct, p.quality, p.quality_probs) for p in after
     ]
     assert [p.embedding for p in before] == [p.embedding for p in after]
+
+
+def test_metadata_is_standardised_with_training_statistics_and_old_models_still_load(
+    trained: tuple[TrainResult, Path], tmp_path: Path
+) -> None:
+    result, out_dir = trained
+    values = np.stack([it.metadata for it in TRAIN]).astype(np.float64)
+    model = result.predictor.model
+    assert np.allclose(model.meta_mean.numpy(), values.mean(axis=0), atol=1e-5)
+    std = values.std(axis=0)
+    assert np.allclose(model.meta_std.numpy(), np.where(std < 1e-6, 1.0, std), atol=1e-5)
+    # A model saved before the buffers existed (raw metadata) loads with identity statistics.
+    old_dir = tmp_path / "old"
+    shutil.copytree(out_dir, old_dir)
+    state = torch.load(old_dir / "model.pt", weights_only=True)
+    del state["meta_mean"], state["meta_std"]
+    torch.save(state, old_dir / "model.pt")
+    old = load_model(old_dir, device="cpu").model
+    assert torch.equal(old.meta_mean, torch.zeros_like(old.meta_mean)) and torch.equal(old.meta_std, torch.ones_like(old.meta_std))
 
 
 def test_predictions_carry_explanations(trained: tuple[TrainResult, Path]) -> None:
