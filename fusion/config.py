@@ -12,6 +12,7 @@ FUSIONS = ("cross_attention", "concat")
 TASK_WEIGHTINGS = ("uncertainty", "equal")
 DISEASE_REDUCTIONS = ("mean", "sum")
 QUALITY_HEADS = ("ordinal", "softmax")
+POPULARITY_HEADS = ("mlp", "linear")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class FusionConfig:
     # embedding: the learnable part of engagement is mostly the author's audience and the platform, which the fused
     # embedding otherwise has to carry through its gates and LayerNorm.
     popularity_skip: bool = False
+    # 'mlp' (one hidden layer) or 'linear' on the fused embedding: a linear head has less room to fit engagement noise.
+    popularity_head: str = "mlp"
     # Fixed multipliers of the task losses under 'equal' weighting, e.g. {"disease": 5.0}; a task not named gets 1.
     task_weights: dict[str, float] | None = None
     # Optimisation
@@ -83,6 +86,7 @@ class FusionConfig:
             ("fusion", self.fusion, FUSIONS),
             ("task_weighting", self.task_weighting, TASK_WEIGHTINGS),
             ("quality_head", self.quality_head, QUALITY_HEADS),
+            ("popularity_head", self.popularity_head, POPULARITY_HEADS),
             ("disease_loss", self.disease_loss, DISEASE_REDUCTIONS),
         ):
             if value not in allowed:

@@ -177,9 +177,12 @@ class FusionModel(nn.Module):
             self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
         # 4. Heads.
         self.disease_head = nn.Linear(d, config.n_diseases) if config.has("disease") else None
-        self.popularity_head = (
-            nn.Sequential(nn.Linear(d, d // 2), nn.GELU(), nn.Linear(d // 2, 1)) if config.has("popularity") else None
-        )
+        if not config.has("popularity"):
+            self.popularity_head: nn.Module | None = None
+        elif config.popularity_head == "linear":
+            self.popularity_head = nn.Sequential(nn.Linear(d, 1))
+        else:
+            self.popularity_head = nn.Sequential(nn.Linear(d, d // 2), nn.GELU(), nn.Linear(d // 2, 1))
         # Popularity's linear path from the standardised metadata (``config.popularity_skip``).
         self.popularity_skip = (
             nn.Linear(config.d_meta, 1) if config.popularity_skip and config.use_metadata and config.has("popularity") else None

@@ -94,3 +94,47 @@ def test_validation_only_report_names_its_split_and_bad_split_is_rejected() -> N
     base = FusionConfig(d_visual=8, d_text=8, d_graph=8, n_diseases=3)
     with pytest.raises(ValueError, match="eval_split"):
         run_ablation([], [], LabelMap(("a", "b", "c")), split_ids([], 0), base, eval_split="train")
+
+
+def test_split_per_seed_gives_each_seed_its_own_split_shared_by_every_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Which videos each (variant, seed) trains and is scored on; the models themselves are not the point here.
+    import types
+
+    import numpy as np
+
+    import fusion.ablation as ablation
+    import fusion.training as training
+    from fusion.records import LabelMap, VideoFeatures, metadata_vector
+
+    items = [
+        VideoFeatures(video_id=f"v{i:03d}", frames=np.zeros((1, 8)), frame_times=np.zeros(1), tokens=np.zeros((1, 8)),
+                      token_text=["t"], entities=np.zeros((1, 8)), entity_ids=["HP:1"], diseases=["a"],
+                      metadata=metadata_vector(duration_s=1, platform="other", published_hour=0, author_followers=1))
+        for i in range(60)
+    ]
+    seen: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
+    fake_predictor = types.SimpleNamespace()
+
+    def fake_train(train_items, val_items, config, label_map, **_):
+        seen.append((config.seed, tuple(it.video_id for it in train_items), ()))
+        return types.SimpleNamespace(predictor=fake_predictor, best_epoch=1)
+
+    def fake_evaluate(predictor, eval_items):
+        seed, train_ids, _ = seen[-1]
+        seen[-1] = (seed, train_ids, tuple(it.video_id for it in eval_items))
+        return {"disease": {"macro_f1": 0.5}, "popularity": {"spearman": 0.1}, "quality": {"qwk": 0.2}}
+
+    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(ablation, "evaluate", fake_evaluate)
+    base = FusionConfig(d_visual=8, d_text=8, d_graph=8, n_diseases=1)
+    ids = [it.video_id for it in items]
+    for per_seed in (False, True):
+        seen.clear()
+        report = ablation.run_ablation(items, items, LabelMap(("a",)), ablation.split_ids(ids, 0), base,
+                                       variants=("full", "concat"), seeds=[0, 1], split_per_seed=per_seed)
+        assert report.split_per_seed is per_seed and ("each seed its own split" in report.table()) is per_seed
+        by_seed = {seed: {(tr, te) for s, tr, te in seen if s == seed} for seed in (0, 1)}
+        assert all(len(v) == 1 for v in by_seed.values())  # both variants of a seed saw the same split
+        for seed in (0, 1):
+            want = ablation.split_ids(ids, seed if per_seed else 0)
+            assert by_seed[seed] == {(want.train, want.test)}
