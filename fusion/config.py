@@ -38,6 +38,11 @@ class FusionConfig:
     # works when a modality is weak or missing (a video without readable frames, a caption that names nothing).
     modality_dropout: float = 0.0
     fusion: str = "cross_attention"
+    # One readout per task (its own attention pools over keyframes, tokens and entities, gates and LayerNorm) on the
+    # shared cross-modal attention, instead of one readout all heads share: disease needs the frames that show a cue,
+    # quality how much of the video is clinical, and one set of pooling weights has to serve both. Cross-attention
+    # fusion only ('concat' has no pools; the option is ignored there).
+    task_readout: bool = False
     use_visual: bool = True
     use_text: bool = True
     use_graph: bool = True

@@ -18,6 +18,8 @@ entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d
    :math:`\alpha = \mathrm{softmax}_{valid}(w^\top \tanh(W h_i))`, :math:`s = \sum_i \alpha_i h_i`; metadata gives
    :math:`s_m = \mathrm{MLP}(m)`. Each summary gets a learned gate :math:`g = \sigma(W_g s)` and the fused embedding is
    :math:`z = \mathrm{LN}(\sum_{present} g \odot s)` (:math:`d`-dimensional; stored in the Neo4j vector index).
+   With ``task_readout`` each task has its own pools, gates and LayerNorm over the same cross-attended sequences and
+   its head reads its own :math:`z_t`; the stored embedding and the reported weights are the means over tasks.
 4. Heads on :math:`z`: disease logits (multi-label, sigmoid), popularity (standardised log1p engagement; with
    ``popularity_skip`` plus a linear function of the standardised metadata :math:`\tilde m`),
    quality: ordinal — cumulative logits :math:`P(y > k) = \sigma(f(z) - \theta_k)`, :math:`k=1..4`, thresholds kept
@@ -118,6 +120,34 @@ class AttentionPool(nn.Module):
         return torch.einsum("bn,bnd->bd", weights, h), weights
 
 
+class Readout(nn.Module):
+    """Gated pooling of the cross-attended sequences into one embedding: an attention pool per sequence, a sigmoid gate
+    per modality summary (metadata included), their gated sum, LayerNorm."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.pools = nn.ModuleDict({m: AttentionPool(width) for m in ("visual", "text", "graph")})
+        self.gates = nn.ModuleDict({m: nn.Linear(width, width) for m in MODALITIES})
+        self.norm = nn.LayerNorm(width)
+
+    def forward(
+        self, v: Tensor, v_valid: Tensor, t: Tensor, t_valid: Tensor, g: Tensor, g_valid: Tensor, meta: Tensor,
+        present: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(embedding B×d, frame weights B×K, token weights B×L, entity weights B×E, mean gate per modality B×4)."""
+        s_v, frame_att = self.pools["visual"](v, v_valid)
+        s_t, token_att = self.pools["text"](t, t_valid)
+        s_g, entity_att = self.pools["graph"](g, g_valid)
+        summaries = {"visual": s_v, "text": s_t, "graph": s_g, "metadata": meta}
+        fused = torch.zeros_like(s_v)
+        gate_means = []
+        for i, name in enumerate(MODALITIES):
+            gate = torch.sigmoid(self.gates[name](summaries[name])) * present[:, i : i + 1]
+            fused = fused + gate * summaries[name]
+            gate_means.append(gate.mean(dim=-1))
+        return self.norm(fused), frame_att, token_att, entity_att, torch.stack(gate_means, dim=1)
+
+
 class OrdinalHead(nn.Module):
     """Cumulative-logit (CORAL-style) head: one score f(z), four ordered thresholds, P(y > k) = σ(f(z) − θ_k)."""
 
@@ -170,9 +200,8 @@ class FusionModel(nn.Module):
         if config.fusion == "cross_attention":
             self.context_over_frames = CrossModalBlock(d, config.heads, config.dropout)
             self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
-            self.pools = nn.ModuleDict({m: AttentionPool(d) for m in ("visual", "text", "graph")})
-            self.gates = nn.ModuleDict({m: nn.Linear(d, d) for m in MODALITIES})
-            self.fuse_norm = nn.LayerNorm(d)
+            readouts = config.tasks if config.task_readout else ("shared",)
+            self.readouts = nn.ModuleDict({name: Readout(d) for name in readouts})
         else:
             self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
         # 4. Heads.
@@ -217,9 +246,10 @@ class FusionModel(nn.Module):
         nn.init.normal_(self.type_embedding, std=0.02)
         if self.config.fusion == "cross_attention":
             # Gates start half-open (σ(0)=0.5) for every modality instead of at a random preference.
-            for gate in self.gates.values():
-                nn.init.zeros_(gate.weight)
-                nn.init.zeros_(gate.bias)
+            for readout in self.readouts.values():
+                for gate in readout.gates.values():
+                    nn.init.zeros_(gate.weight)
+                    nn.init.zeros_(gate.bias)
 
     def forward(
         self,
@@ -263,19 +293,16 @@ class FusionModel(nn.Module):
             n_tokens = t.shape[1]
             t_new, g_new = context_new[:, :n_tokens], context_new[:, n_tokens:]
 
-            # 3. Gated pooling.
-            s_v, frame_att = self.pools["visual"](v_new, frame_valid)
-            s_t, token_att = self.pools["text"](t_new, token_valid)
-            s_g, entity_att = self.pools["graph"](g_new, entity_valid)
-            summaries = {"visual": s_v, "text": s_t, "graph": s_g, "metadata": meta}
-            fused = torch.zeros_like(s_v)
-            gate_means = []
-            for i, name in enumerate(MODALITIES):
-                gate = torch.sigmoid(self.gates[name](summaries[name])) * present[:, i : i + 1]
-                fused = fused + gate * summaries[name]
-                gate_means.append(gate.mean(dim=-1))
-            embedding = self.fuse_norm(fused)
-            gates = torch.stack(gate_means, dim=1)
+            # 3. Gated pooling, once, or once per task (``task_readout``): then each head reads its own embedding,
+            # and the embedding, attention weights and gates reported are the means over the tasks' readouts.
+            reads = {
+                name: readout(v_new, frame_valid, t_new, token_valid, g_new, entity_valid, meta, present)
+                for name, readout in self.readouts.items()
+            }
+            per_task = {task: reads[task][0] for task in cfg.tasks} if cfg.task_readout else None
+            embedding, frame_att, token_att, entity_att, gates = (
+                torch.stack([r[j] for r in reads.values()]).mean(dim=0) for j in range(5)
+            )
         else:
             # Ablation baseline: mean pooling is attention with uniform weights over the valid positions.
             frame_att = masked_softmax(torch.zeros_like(frame_valid, dtype=v.dtype), frame_valid)
@@ -289,21 +316,25 @@ class FusionModel(nn.Module):
             ]
             embedding = self.concat_proj(torch.cat(pooled, dim=-1))
             gates = present
+            per_task = None
+
+        def z(task: str) -> Tensor:
+            return per_task[task] if per_task is not None else embedding
 
         # 4. Heads.
-        disease_logits = self.disease_head(embedding) if self.disease_head is not None else None
+        disease_logits = self.disease_head(z("disease")) if self.disease_head is not None else None
         popularity = None
         if self.popularity_head is not None:
             # Optionally a stop-gradient: the popularity head reads the embedding without training the trunk.
             detach = cfg.detach_popularity and len(cfg.tasks) > 1
-            popularity = self.popularity_head(embedding.detach() if detach else embedding).squeeze(-1)
+            popularity = self.popularity_head(z("popularity").detach() if detach else z("popularity")).squeeze(-1)
             if self.popularity_skip is not None:
                 popularity = popularity + self.popularity_skip(metadata).squeeze(-1)
         quality_logits = quality_probs = None
         if isinstance(self.quality_head, OrdinalHead):
-            quality_logits, quality_probs = self.quality_head(embedding)
+            quality_logits, quality_probs = self.quality_head(z("quality"))
         elif self.quality_head is not None:
-            quality_logits = self.quality_head(embedding)
+            quality_logits = self.quality_head(z("quality"))
             quality_probs = torch.softmax(quality_logits, dim=-1)
         return FusionOutput(
             disease_logits=disease_logits,

@@ -493,6 +493,22 @@ def save_model(result: TrainResult, out_dir: Path) -> Path:
     return out_dir
 
 
+#: Parameter names of the one shared readout before ``task_readout`` existed → their names now.
+_OLD_READOUT = (("pools.", "readouts.shared.pools."), ("gates.", "readouts.shared.gates."),
+                ("fuse_norm.", "readouts.shared.norm."))
+
+
+def _renamed_readout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    renamed = {}
+    for key, value in state.items():
+        for old, new in _OLD_READOUT:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        renamed[key] = value
+    return renamed
+
+
 def load_model(model_dir: Path, device: str = "auto") -> LoadedModel:
     """Load a model directory written by ``save_model`` onto ``device`` (a device setting), ready to predict.
 
@@ -514,6 +530,7 @@ def load_model(model_dir: Path, device: str = "auto") -> LoadedModel:
         # Models saved before metadata standardisation existed ran on raw metadata: the identity buffers reproduce that.
         for name in ("meta_mean", "meta_std"):
             state.setdefault(name, getattr(model, name))
+        state = _renamed_readout(state)
         model.load_state_dict(state)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         raise ModelNotFound(f"model directory {model_dir} cannot be loaded: {exc}", hint="retrain the model") from exc

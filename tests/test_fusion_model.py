@@ -270,6 +270,45 @@ def test_popularity_skip_reads_the_standardised_metadata() -> None:
     assert big_pop == pytest.approx((math.log1p(10**6) - math.log1p(1000)) / 2.0, rel=1e-5)
 
 
+def test_task_readouts_give_each_head_its_own_pooling_and_report_their_mean() -> None:
+    cfg = config(task_readout=True)
+    torch.manual_seed(0)
+    model = FusionModel(cfg)
+    assert set(model.readouts) == {"disease", "popularity", "quality"}
+    with torch.no_grad():
+        # Make the quality readout's frame pool prefer other frames than the other readouts.
+        model.readouts["quality"].pools["visual"].score.weight.mul_(-25.0)
+    model.eval()
+    batch = collate(EDGE_ITEMS, cfg, LABELS)
+    with torch.no_grad():
+        out = model(*batch.inputs())
+        reads = {t: r(*_readout_inputs(model, batch)) for t, r in model.readouts.items()}
+    valid = batch.frame_valid
+    assert torch.allclose(out.frame_attention.sum(-1), valid.any(-1).float(), atol=1e-5)
+    assert not torch.allclose(reads["quality"][1], reads["disease"][1])  # different frames attended
+    assert torch.allclose(out.frame_attention, torch.stack([r[1] for r in reads.values()]).mean(0), atol=1e-6)
+    assert torch.allclose(out.embedding, torch.stack([r[0] for r in reads.values()]).mean(0), atol=1e-6)
+    assert torch.allclose(out.disease_logits, model.disease_head(reads["disease"][0]), atol=1e-6)
+    assert FusionModel(config(task_readout=True, fusion="concat")).concat_proj is not None  # ignored by concat
+    assert set(FusionModel(config(task_readout=True, tasks=("quality",))).readouts) == {"quality"}
+
+
+def _readout_inputs(model: FusionModel, batch):
+    # The cross-attended sequences the readouts pool, recomputed as in FusionModel.forward (eval mode, no dropout).
+    v = model.visual_proj(batch.frames) * batch.frame_valid[..., None]
+    t = (model.text_proj(batch.tokens) + model.type_embedding[0]) * batch.token_valid[..., None]
+    g = (model.graph_proj(batch.entities) + model.type_embedding[1]) * batch.entity_valid[..., None]
+    meta = model.meta_mlp((batch.metadata - model.meta_mean) / model.meta_std)
+    present = torch.stack([batch.frame_valid.any(-1).float(), batch.token_valid.any(-1).float(),
+                           batch.entity_valid.any(-1).float(), torch.ones(len(v))], dim=1)
+    context, context_valid = torch.cat([t, g], 1), torch.cat([batch.token_valid, batch.entity_valid], 1)
+    context_new = model.context_over_frames(context, context_valid, v, batch.frame_valid)
+    v_new = model.frames_over_context(v, batch.frame_valid, context, context_valid)
+    n = t.shape[1]
+    return (v_new, batch.frame_valid, context_new[:, :n], batch.token_valid, context_new[:, n:], batch.entity_valid,
+            meta, present)
+
+
 def test_metrics_on_perfect_and_undefined_inputs() -> None:
     y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]])
     perfect = M.disease_metrics(y, y.astype(float))

@@ -189,6 +189,25 @@ def test_metadata_is_standardised_with_training_statistics_and_old_models_still_
     assert torch.equal(old.meta_mean, torch.zeros_like(old.meta_mean)) and torch.equal(old.meta_std, torch.ones_like(old.meta_std))
 
 
+def test_a_model_saved_with_the_old_readout_names_loads_unchanged(trained: tuple[TrainResult, Path], tmp_path: Path) -> None:
+    # Before per-task readouts, the one readout's parameters were pools.*, gates.* and fuse_norm.* on the model.
+    result, out_dir = trained
+    old_dir = tmp_path / "old"
+    shutil.copytree(out_dir, old_dir)
+    state = torch.load(old_dir / "model.pt", weights_only=True)
+    prefix = {"readouts.shared.pools.": "pools.", "readouts.shared.gates.": "gates.", "readouts.shared.norm.": "fuse_norm."}
+    old_state = {}
+    for key, value in state.items():
+        for new, old in prefix.items():
+            if key.startswith(new):
+                key = old + key[len(new):]
+        old_state[key] = value
+    assert any(k.startswith("fuse_norm.") for k in old_state)
+    torch.save(old_state, old_dir / "model.pt")
+    before, after = result.predictor.predict(TEST), load_model(old_dir, device="cpu").predict(TEST)
+    assert [p.embedding for p in before] == [p.embedding for p in after]
+
+
 def test_predictions_carry_explanations(trained: tuple[TrainResult, Path]) -> None:
     prediction = trained[0].predictor.predict(TEST[:1])[0]
     item = TEST[0]
