@@ -15,6 +15,11 @@ QUALITY_HEADS = ("ordinal", "softmax")
 POPULARITY_HEADS = ("mlp", "linear")
 
 
+#: Options added after models were first saved, with the value that reproduces a model saved without them.
+LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": False, "task_weights": None,
+                                   "popularity_skip": False, "popularity_head": "mlp"}
+
+
 @dataclass(frozen=True)
 class FusionConfig:
     """Hyperparameters the model, the loss and the training loop read from; saved as ``config.json`` with the model.
@@ -36,13 +41,13 @@ class FusionConfig:
     # Modality dropout: while training, each item's keyframes, tokens and entities are each hidden with this
     # probability (never all three of an item at once), so the fused model cannot lean on one modality and still
     # works when a modality is weak or missing (a video without readable frames, a caption that names nothing).
-    modality_dropout: float = 0.0
+    modality_dropout: float = 0.2
     fusion: str = "cross_attention"
     # One readout per task (its own attention pools over keyframes, tokens and entities, gates and LayerNorm) on the
     # shared cross-modal attention, instead of one readout all heads share: disease needs the frames that show a cue,
     # quality how much of the video is clinical, and one set of pooling weights has to serve both. Cross-attention
     # fusion only ('concat' has no pools; the option is ignored there).
-    task_readout: bool = False
+    task_readout: bool = True
     use_visual: bool = True
     use_text: bool = True
     use_graph: bool = True
@@ -67,8 +72,10 @@ class FusionConfig:
     popularity_skip: bool = False
     # 'mlp' (one hidden layer) or 'linear' on the fused embedding: a linear head has less room to fit engagement noise.
     popularity_head: str = "mlp"
-    # Fixed multipliers of the task losses under 'equal' weighting, e.g. {"disease": 5.0}; a task not named gets 1.
-    task_weights: dict[str, float] | None = None
+    # Fixed multipliers of the task losses, e.g. {"disease": 4.0}; a task not named gets 1 (under 'uncertainty' the
+    # learned weighting then acts on the multiplied losses). Disease ×4: its BCE is a mean over ~20 labels, most of
+    # them 0, so unweighted it is several times smaller than the other two losses and the shared trunk follows them.
+    task_weights: dict[str, float] | None = dataclasses.field(default_factory=lambda: {"disease": 4.0})
     # Optimisation
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -101,9 +108,6 @@ class FusionConfig:
             odd = sorted(k for k, v in self.task_weights.items() if k not in TASKS or not v > 0)
             if odd:
                 raise ValueError(f"task_weights {self.task_weights} names {odd}: keys must be tasks {TASKS}, values > 0")
-            if self.task_weighting != "equal":
-                raise ValueError(f"task_weights={self.task_weights} conflicts with task_weighting={self.task_weighting!r}: "
-                                 "fixed weights apply to 'equal' weighting only")
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"tasks={self.tasks!r} must be a non-empty set drawn from {TASKS}")
@@ -154,7 +158,8 @@ class FusionConfig:
         extra = sorted(set(data) - names)
         if extra:
             raise ValueError(f"unknown FusionConfig keys {extra}")
-        return cls(**data)
+        # A config saved before an option existed was trained without it: its old behaviour, not today's default.
+        return cls(**{**LEGACY_DEFAULTS, **data})
 
     @classmethod
     def from_items(cls, items: Sequence[VideoFeatures], label_map: LabelMap, **overrides: Any) -> "FusionConfig":

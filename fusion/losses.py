@@ -9,7 +9,7 @@ Per task (each averaged over the items of the batch that carry that label):
 Weighting (``config.task_weighting``):
 
 - ``'uncertainty'`` (Kendall, Gal & Cipolla, CVPR 2018): one learned log-variance :math:`s_t` per task,
-  :math:`\mathcal{L} = \sum_t e^{-s_t} \mathcal{L}_t + s_t`. The :math:`s_t` term stops the trivial solution of
+  :math:`\mathcal{L} = \sum_t e^{-s_t} w_t \mathcal{L}_t + s_t`. The :math:`s_t` term stops the trivial solution of
   infinite variance; the same form is used for every task (the regression-specific factor ½ is absorbed into :math:`s_t`).
 - ``'equal'`` (default, chosen on validation — see ``FusionConfig.task_weighting``): :math:`\mathcal{L} = \sum_t w_t \mathcal{L}_t`
   with fixed :math:`w_t` from ``config.task_weights`` (1 for a task it does not name).
@@ -88,13 +88,12 @@ class MultiTaskLoss(nn.Module):
             if task not in losses:
                 continue
             if self.config.task_weighting == "uncertainty":
-                total = total + torch.exp(-self.log_vars[i]) * losses[task] + self.log_vars[i]
+                total = total + torch.exp(-self.log_vars[i]) * self.fixed[i] * losses[task] + self.log_vars[i]
             else:
                 total = total + self.fixed[i] * losses[task]
         return total, {k: float(v.detach()) for k, v in losses.items()}
 
     def weights(self) -> dict[str, float]:
-        """Current effective weight per task: :math:`e^{-s_t}` under uncertainty weighting, else the fixed weight."""
-        if self.config.task_weighting == "uncertainty":
-            return {t: float(torch.exp(-self.log_vars[i].detach())) for i, t in enumerate(self.tasks)}
-        return dict(zip(self.tasks, self.fixed))
+        """Current effective weight per task: the fixed weight :math:`w_t`, times :math:`e^{-s_t}` under uncertainty."""
+        learned = torch.exp(-self.log_vars.detach()) if self.config.task_weighting == "uncertainty" else None
+        return {t: self.fixed[i] * (float(learned[i]) if learned is not None else 1.0) for i, t in enumerate(self.tasks)}

@@ -165,7 +165,7 @@ def test_config_json_round_trip() -> None:
 
 
 def test_loss_masks_missing_labels_and_weights_by_uncertainty() -> None:
-    cfg = config(task_weighting="uncertainty")
+    cfg = config(task_weighting="uncertainty", task_weights=None)
     items = [
         item("a", 2, 3, 1, seed=1, diseases=["ICD10:H10"], popularity=2.0),
         item("b", 2, 3, 0, seed=2, diseases=[], popularity=1.0),
@@ -180,7 +180,7 @@ def test_loss_masks_missing_labels_and_weights_by_uncertainty() -> None:
     weighted, _ = loss_fn(out, batch.targets)
     expected = math.exp(-1.0) * (parts["disease"] + parts["popularity"]) + 2.0
     assert float(weighted.detach()) == pytest.approx(expected, rel=1e-5)
-    equal = MultiTaskLoss(config(task_weighting="equal"))
+    equal = MultiTaskLoss(config(task_weighting="equal", task_weights=None))
     assert not equal.log_vars.requires_grad
     assert float(equal(out, batch.targets)[0].detach()) == pytest.approx(parts["disease"] + parts["popularity"], rel=1e-5)
 
@@ -242,8 +242,16 @@ def test_fixed_task_weights_scale_their_task_losses() -> None:
     for bad in ({"virality": 2.0}, {"disease": 0.0}):
         with pytest.raises(ValueError, match="task_weights"):
             config(task_weights=bad)
-    with pytest.raises(ValueError, match="task_weighting"):
-        config(task_weights={"disease": 2.0}, task_weighting="uncertainty")
+    # Under uncertainty weighting the learned factor multiplies the fixed one.
+    uncertain = MultiTaskLoss(config(task_weights={"disease": 2.0}, task_weighting="uncertainty"))
+    with torch.no_grad():
+        uncertain.log_vars.fill_(1.0)
+    assert uncertain.weights()["disease"] == pytest.approx(2.0 * math.exp(-1.0))
+    assert config().task_weights == {"disease": 4.0}  # the default (see FusionConfig.task_weights)
+    # A config saved before these options existed loads with the behaviour it was trained with.
+    legacy = {k: v for k, v in config().to_dict().items() if k not in ("task_weights", "task_readout", "modality_dropout")}
+    old = FusionConfig.from_dict(legacy)
+    assert old.task_weights is None and old.task_readout is False and old.modality_dropout == 0.0
     assert FusionConfig.from_dict(json.loads(json.dumps(config(task_weights={"disease": 4}).to_dict()))).task_weights == {
         "disease": 4.0
     }

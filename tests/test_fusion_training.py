@@ -11,8 +11,9 @@ import torch
 
 from fusion.config import FusionConfig
 from fusion.evaluation import evaluate
+from fusion.model import FusionModel
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
-from fusion.training import TrainResult, load_model, train
+from fusion.training import LoadedModel, TrainResult, load_model, train
 from ovp.errors import ModelNotFound
 
 DV, DT, DG = 32, 24, 16
@@ -190,22 +191,29 @@ def test_metadata_is_standardised_with_training_statistics_and_old_models_still_
 
 
 def test_a_model_saved_with_the_old_readout_names_loads_unchanged(trained: tuple[TrainResult, Path], tmp_path: Path) -> None:
-    # Before per-task readouts, the one readout's parameters were pools.*, gates.* and fuse_norm.* on the model.
-    result, out_dir = trained
+    # Before per-task readouts, the one readout's parameters were pools.*, gates.* and fuse_norm.* on the model, and
+    # config.json had no task_readout key.
+    _, out_dir = trained
     old_dir = tmp_path / "old"
     shutil.copytree(out_dir, old_dir)
-    state = torch.load(old_dir / "model.pt", weights_only=True)
+    config = small_config(task_readout=False)
+    torch.manual_seed(3)
+    model = FusionModel(config).eval()
     prefix = {"readouts.shared.pools.": "pools.", "readouts.shared.gates.": "gates.", "readouts.shared.norm.": "fuse_norm."}
     old_state = {}
-    for key, value in state.items():
+    for key, value in model.state_dict().items():
         for new, old in prefix.items():
             if key.startswith(new):
                 key = old + key[len(new):]
         old_state[key] = value
     assert any(k.startswith("fuse_norm.") for k in old_state)
     torch.save(old_state, old_dir / "model.pt")
-    before, after = result.predictor.predict(TEST), load_model(old_dir, device="cpu").predict(TEST)
-    assert [p.embedding for p in before] == [p.embedding for p in after]
+    legacy = {k: v for k, v in config.to_dict().items() if k not in ("task_readout", "modality_dropout", "task_weights")}
+    (old_dir / "config.json").write_text(json.dumps(legacy))
+    loaded = load_model(old_dir, device="cpu")
+    assert loaded.config.task_readout is False
+    before = LoadedModel(model, config, LABELS, torch.device("cpu")).predict(TEST)
+    assert [p.embedding for p in before] == [p.embedding for p in loaded.predict(TEST)]
 
 
 def test_predictions_carry_explanations(trained: tuple[TrainResult, Path]) -> None:
