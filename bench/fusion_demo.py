@@ -31,8 +31,10 @@ equal + ``disease_loss=sum`` (seed 0 only)         0.681  0.159  0.445  1.286
 equal + sum + ``detach_popularity`` (seed 0 only)  0.667  0.188  0.376  1.231
 =================================================  =====  =====  =====  ==================================
 
-A second round (2026-11-23; the full model on the same validation split, seeds 0, 1, 2, width 64 unless stated;
-``bench`` runs of ``.ovp/bench/exp/exp.py``, which calls ``run_ablation(..., eval_split="val")`` on cached features):
+A second round (2026-11-23; the full model on the same validation split, seeds 0, 1, 2, width 64 unless stated),
+made by a scratch script calling ``run_ablation(..., eval_split="val")`` on features pickled once, extracted before
+the linker's glossed-Chinese fallback existed; ``--select-on val --variant full --set modality_dropout=0.2 …`` runs
+the same comparison on today's features:
 
 =====================================================================  =====  =====  =====  =====
 equal weighting (the default above)                                    0.623  0.148  0.490  1.261
