@@ -17,7 +17,7 @@ POPULARITY_HEADS = ("mlp", "linear")
 
 #: Options added after models were first saved, with the value that reproduces a model saved without them.
 LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": False, "task_weights": None,
-                                   "popularity_skip": False, "popularity_head": "mlp"}
+                                   "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class FusionConfig:
     # quality how much of the video is clinical, and one set of pooling weights has to serve both. Cross-attention
     # fusion only ('concat' has no pools; the option is ignored there).
     task_readout: bool = True
+    # Readout summaries add the plain mean of the sequence to its attention-weighted sum: attention picks a few
+    # positions and so loses proportions (how much of a video is clinical footage), which the mean keeps.
+    mean_pool: bool = False
     use_visual: bool = True
     use_text: bool = True
     use_graph: bool = True

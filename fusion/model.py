@@ -124,20 +124,27 @@ class Readout(nn.Module):
     """Gated pooling of the cross-attended sequences into one embedding: an attention pool per sequence, a sigmoid gate
     per modality summary (metadata included), their gated sum, LayerNorm."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, mean_pool: bool = False) -> None:
         super().__init__()
         self.pools = nn.ModuleDict({m: AttentionPool(width) for m in ("visual", "text", "graph")})
         self.gates = nn.ModuleDict({m: nn.Linear(width, width) for m in MODALITIES})
         self.norm = nn.LayerNorm(width)
+        self.mean_pool = mean_pool
+
+    def _pool(self, name: str, h: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        summary, weights = self.pools[name](h, valid)
+        if self.mean_pool:
+            summary = summary + torch.einsum("bn,bnd->bd", masked_softmax(torch.zeros_like(weights), valid), h)
+        return summary, weights
 
     def forward(
         self, v: Tensor, v_valid: Tensor, t: Tensor, t_valid: Tensor, g: Tensor, g_valid: Tensor, meta: Tensor,
         present: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(embedding B×d, frame weights B×K, token weights B×L, entity weights B×E, mean gate per modality B×4)."""
-        s_v, frame_att = self.pools["visual"](v, v_valid)
-        s_t, token_att = self.pools["text"](t, t_valid)
-        s_g, entity_att = self.pools["graph"](g, g_valid)
+        s_v, frame_att = self._pool("visual", v, v_valid)
+        s_t, token_att = self._pool("text", t, t_valid)
+        s_g, entity_att = self._pool("graph", g, g_valid)
         summaries = {"visual": s_v, "text": s_t, "graph": s_g, "metadata": meta}
         fused = torch.zeros_like(s_v)
         gate_means = []
@@ -201,7 +208,7 @@ class FusionModel(nn.Module):
             self.context_over_frames = CrossModalBlock(d, config.heads, config.dropout)
             self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
             readouts = config.tasks if config.task_readout else ("shared",)
-            self.readouts = nn.ModuleDict({name: Readout(d) for name in readouts})
+            self.readouts = nn.ModuleDict({name: Readout(d, config.mean_pool) for name in readouts})
         else:
             self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
         # 4. Heads.

@@ -301,6 +301,28 @@ def test_task_readouts_give_each_head_its_own_pooling_and_report_their_mean() ->
     assert set(FusionModel(config(task_readout=True, tasks=("quality",))).readouts) == {"quality"}
 
 
+def test_mean_pool_keeps_proportions_that_attention_pooling_loses() -> None:
+    from fusion.model import Readout
+
+    d = 8
+    a, b = torch.zeros(d), torch.zeros(d)
+    a[0], b[1] = 1.0, 1.0
+    frames = torch.stack([torch.stack([a, b, b, b]), torch.stack([a, a, a, b])])  # 1/4 vs 3/4 of the frames are "a"
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    summaries = {}
+    for mean_pool in (False, True):
+        torch.manual_seed(0)
+        readout = Readout(d, mean_pool=mean_pool)
+        with torch.no_grad():  # attention that looks only at "a" frames, and the identity elsewhere
+            pool = readout.pools["visual"]
+            pool.proj.weight.copy_(torch.eye(d) * 50.0)
+            pool.proj.bias.zero_()
+            pool.score.weight.copy_(a[None] * 50.0)
+        summaries[mean_pool] = readout._pool("visual", frames, valid)[0]
+    assert torch.allclose(summaries[False][0], summaries[False][1], atol=1e-4)  # attention alone: both look like "a"
+    assert torch.allclose(summaries[True][1] - summaries[True][0], torch.tensor([0.5, -0.5] + [0.0] * (d - 2)), atol=1e-4)
+
+
 def _readout_inputs(model: FusionModel, batch):
     # The cross-attended sequences the readouts pool, recomputed as in FusionModel.forward (eval mode, no dropout).
     v = model.visual_proj(batch.frames) * batch.frame_valid[..., None]
