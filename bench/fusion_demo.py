@@ -46,6 +46,8 @@ equal weighting (the default above)                                    0.623  0.
 + modality dropout 0.2, disease ×4, ``task_readout``                   0.619  0.172  0.545  1.336
 + modality dropout 0.2, disease ×4, ``task_readout``, width 128        0.659  0.108  0.632  1.399
 single-task heads, modality dropout 0.2, disease ×4 (for comparison)   0.681  0.147  0.594  1.422
+defaults, width 128, today's features (glossed-Chinese linking)        0.648  0.156  0.626  1.430
+the same + ``mean_pool`` (tried after the first test run, below)       0.651  0.155  0.573  1.379
 =====================================================================  =====  =====  =====  =====
 
 The last full-model row became the defaults (``FusionConfig``: modality dropout 0.2, disease loss ×4, per-task

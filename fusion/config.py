@@ -49,7 +49,8 @@ class FusionConfig:
     # fusion only ('concat' has no pools; the option is ignored there).
     task_readout: bool = True
     # Readout summaries add the plain mean of the sequence to its attention-weighted sum: attention picks a few
-    # positions and so loses proportions (how much of a video is clinical footage), which the mean keeps.
+    # positions and so loses proportions (how much of a video is clinical footage), which the mean keeps. Off: on the
+    # demo set's validation split it lowered quality QWK (0.573 against 0.626; bench/fusion_demo.py's docstring).
     mean_pool: bool = False
     use_visual: bool = True
     use_text: bool = True
