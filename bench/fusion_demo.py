@@ -50,7 +50,11 @@ defaults, width 128, today's features (glossed-Chinese linking)        0.648  0.
 the same + ``mean_pool`` (tried after the first test run, below)       0.651  0.155  0.573  1.379
 =====================================================================  =====  =====  =====  =====
 
-The last full-model row became the defaults (``FusionConfig``: modality dropout 0.2, disease loss ×4, per-task
+After the first test run with ``--split-per-seed`` (README), on the validation splits of seeds 0, 1, 2 each drawn
+by its seed, full model at the defaults with width 128: 0.620 / 0.159 / 0.608 (sum 1.387, best epochs 23, 9, 10);
+with ``score_window=6``: 0.633 / 0.151 / 0.547 (1.331, best epochs 38, 11, 13) — not adopted.
+
+The last full-model row of the table became the defaults (``FusionConfig``: modality dropout 0.2, disease loss ×4, per-task
 readouts; ``--width 128`` here). Popularity Spearman on these 89 videos is mostly noise: a least-squares fit on the
 metadata alone reaches 0.12 on this validation split and 0.30 on the test split. Single-task numbers on validation
 are optimistic, each head being selected on its own metric of the same split.
