@@ -903,6 +903,14 @@ class SemanticMatcher:
         parts = [p.strip() for p in _SENTENCE_END.split(entry.definition or "") if p.strip()]
         return [p for p in parts if len(p.split()) >= 4] if len(parts) > 1 else []
 
+    def _rows(self, texts: list[str]) -> np.ndarray:
+        """``len(texts) × D`` unit vectors of extra entity texts, through the persisted cache when there is one."""
+        if not texts:
+            return np.zeros((0, self.entity_matrix().shape[1]), dtype=np.float32)
+        if self.entity_vectors is not None:
+            return np.asarray(self.entity_vectors(texts), dtype=np.float32)
+        return np.asarray(self.encoder.encode(texts, batch_size=self.batch_size).pooled, dtype=np.float32)
+
     def sentence_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(entity index per row, R × D unit rows)`` of every definition sentence (see ``sentence_vectors``)."""
         if self.kb is None:
@@ -916,12 +924,7 @@ class SemanticMatcher:
                 for sentence in self.definition_sentences(entry):
                     owners.append(k)
                     texts.append(sentence)
-            if not texts:
-                rows = np.zeros((0, self.entity_matrix().shape[1]), dtype=np.float32)
-            elif self.entity_vectors is not None:
-                rows = np.asarray(self.entity_vectors(texts), dtype=np.float32)
-            else:
-                rows = np.asarray(self.encoder.encode(texts, batch_size=self.batch_size).pooled, dtype=np.float32)
+            rows = self._rows(texts)
             self._sentences = (np.asarray(owners, dtype=np.int64), rows)
             log.info("semantic matcher: %d definition sentences ready", len(texts))
         return self._sentences
@@ -942,12 +945,7 @@ class SemanticMatcher:
                     for reading in sorted(r for r in readings if r):
                         owners.append(k)
                         texts.append(reading)
-            if not texts:
-                rows = np.zeros((0, self.entity_matrix().shape[1]), dtype=np.float32)
-            elif self.entity_vectors is not None:
-                rows = np.asarray(self.entity_vectors(texts), dtype=np.float32)
-            else:
-                rows = np.asarray(self.encoder.encode(texts, batch_size=self.batch_size).pooled, dtype=np.float32)
+            rows = self._rows(texts)
             self._readings = (np.asarray(owners, dtype=np.int64), rows)
             log.info("semantic matcher: %d readings of Chinese surfaces ready", len(texts))
         return self._readings
