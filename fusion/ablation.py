@@ -270,6 +270,25 @@ def _without_entities(items: Sequence[VideoFeatures]) -> list[VideoFeatures]:
     return [dataclasses.replace(it, entities=it.entities[:0], entity_ids=[]) for it in items]
 
 
+def _split_data(
+    split: DataSplit, items: Sequence[VideoFeatures], caption_only_items: Sequence[VideoFeatures]
+) -> dict[str, dict[str, list[VideoFeatures]]]:
+    """Per feature kind ("enriched", "caption", "no_gnn"), the items of each split part.
+
+    Raises:
+        ValueError: the split leaves no training or no test item.
+    """
+    data = {
+        "enriched": {s: split.select(items, s) for s in SPLITS},
+        "caption": {s: split.select(caption_only_items, s) for s in SPLITS},
+    }
+    data["no_gnn"] = {s: _without_entities(data["enriched"][s]) for s in SPLITS}
+    if not data["enriched"]["train"] or not data["enriched"]["test"]:
+        raise ValueError(f"the split leaves {len(data['enriched']['train'])} training and "
+                         f"{len(data['enriched']['test'])} test videos; both must be non-empty")
+    return data
+
+
 def _mean_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Average the numeric leaves of several ``score_predictions`` dicts (same structure); lists come from the first."""
     if len(runs) == 1:
@@ -331,19 +350,12 @@ def run_ablation(
     for name in variants:
         if name not in VARIANTS:
             raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
-    splits = {seed: split_ids([it.video_id for it in items], seed, split.fractions) if split_per_seed else split
-              for seed in seeds}
-    datasets: dict[int, dict[str, dict[str, list[VideoFeatures]]]] = {}
-    for seed, seed_split in splits.items():
-        data = {
-            "enriched": {s: seed_split.select(items, s) for s in SPLITS},
-            "caption": {s: seed_split.select(caption_only_items, s) for s in SPLITS},
-        }
-        data["no_gnn"] = {s: _without_entities(data["enriched"][s]) for s in SPLITS}
-        if not data["enriched"]["train"] or not data["enriched"]["test"]:
-            raise ValueError(f"the split leaves {len(data['enriched']['train'])} training and "
-                             f"{len(data['enriched']['test'])} test videos; both must be non-empty")
-        datasets[seed] = data
+    if split_per_seed:
+        ids = [it.video_id for it in items]
+        datasets = {seed: _split_data(split_ids(ids, seed, split.fractions), items, caption_only_items) for seed in seeds}
+    else:
+        shared = _split_data(split, items, caption_only_items)
+        datasets = {seed: shared for seed in seeds}
     first = datasets[seeds[0]]["enriched"]
     report = AblationReport(
         seed=base.seed, seeds=seeds, synthetic=any(it.synthetic for it in items),
