@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from fusion.config import TASKS, FusionConfig
 from fusion.evaluation import evaluate
-from fusion.metrics import validation_score
+from fusion.metrics import HEADLINE_METRICS, validation_score
 from fusion.records import LabelMap, VideoFeatures
 from ovp.settings import Settings
 
@@ -63,7 +63,7 @@ __all__ = [
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 #: The one metric per task every table reports: (task, metric key in ``score_predictions``' output).
-HEADLINE: tuple[tuple[str, str], ...] = (("disease", "macro_f1"), ("popularity", "spearman"), ("quality", "qwk"))
+HEADLINE: tuple[tuple[str, str], ...] = tuple(HEADLINE_METRICS.items())
 
 VARIANTS: dict[str, str] = {
     "full": "cross-attention over visual + enriched text + GNN entities + metadata, three joint heads",

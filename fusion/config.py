@@ -17,7 +17,8 @@ POPULARITY_HEADS = ("mlp", "linear")
 
 #: Options added after models were first saved, with the value that reproduces a model saved without them.
 LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": False, "task_weights": None,
-                                   "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False}
+                                   "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False,
+                                   "head_refit_epochs": 0}
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ class FusionConfig:
     min_epochs: int = 20
     score_window: int = 3
     grad_clip: float = 1.0
+    # Per-task head refit (``fusion.training.refit_heads``), after joint training has chosen the shared trunk's epoch by
+    # the summed validation score: the trunk is frozen and each task's own parameters (its head, and its readout when
+    # ``task_readout``) train further on that task's loss alone, each task keeping the epoch of its own best
+    # validation metric (the joint checkpoint included, so refitting never lowers a task's validation metric). At most
+    # this many epochs; 0 switches the stage off. Joint selection picks one epoch for three tasks whose best epochs differ.
+    head_refit_epochs: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -133,6 +140,8 @@ class FusionConfig:
         for name in ("d_visual", "d_text", "d_graph", "width", "heads", "epochs", "batch_size", "patience", "score_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        if self.head_refit_epochs < 0:
+            raise ValueError(f"head_refit_epochs={self.head_refit_epochs} must be ≥ 0 (0: no refit stage)")
         if self.min_epochs < 0:
             raise ValueError(f"min_epochs={self.min_epochs} must be ≥ 0 (0: stop as soon as patience runs out)")
         if not 0.0 <= self.dropout < 1.0:

@@ -93,14 +93,19 @@ def quality_confusion(y_true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return matrix
 
 
+#: Each task's headline metric (the key in ``evaluate``'s output): what early stopping, head refits and tables use.
+HEADLINE_METRICS: dict[str, str] = {"disease": "macro_f1", "popularity": "spearman", "quality": "qwk"}
+
+
+def task_score(metrics: dict[str, dict[str, float]], task: str) -> float:
+    """``task``'s headline metric from ``metrics`` (keyed by task, as ``evaluate`` returns); nan or absent counts as 0."""
+    value = metrics.get(task, {}).get(HEADLINE_METRICS[task], math.nan)
+    return 0.0 if value is None or not math.isfinite(value) else float(value)
+
+
 def validation_score(metrics: dict[str, dict[str, float]]) -> float:
     """The early-stopping score: disease macro-F1 + popularity Spearman + quality QWK, for the tasks present.
 
     ``metrics`` is keyed by task ("disease", "popularity", "quality") as ``evaluate`` returns; nan counts as 0.
     """
-    parts = (("disease", "macro_f1"), ("popularity", "spearman"), ("quality", "qwk"))
-    total = 0.0
-    for task, key in parts:
-        value = metrics.get(task, {}).get(key, math.nan)
-        total += 0.0 if value is None or not math.isfinite(value) else float(value)
-    return total
+    return sum(task_score(metrics, task) for task in HEADLINE_METRICS)

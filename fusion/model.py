@@ -355,6 +355,18 @@ class FusionModel(nn.Module):
             gates=gates,
         )
 
+    def task_modules(self, task: str) -> list[nn.Module]:
+        """The modules only ``task`` reads: its head (popularity: with its metadata path), and its readout when each
+        task has its own (``task_readout`` under cross-attention). Empty for a task the model does not predict."""
+        if not self.config.has(task):
+            return []
+        heads = {"disease": [self.disease_head], "popularity": [self.popularity_head, self.popularity_skip],
+                 "quality": [self.quality_head]}[task]
+        modules = [m for m in heads if m is not None]
+        if self.config.fusion == "cross_attention" and self.config.task_readout:
+            modules.append(self.readouts[task])
+        return modules
+
     def _drop_modalities(self, *valid: Tensor) -> tuple[Tensor, ...]:
         """Hide each item's sequences with probability ``modality_dropout``; an item keeps all of them when every
         sequence it has would be hidden (metadata alone is not a video)."""

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from encoders.device import resolve_device
 from fusion.config import FusionConfig, check_compatible
 from fusion.evaluation import score_predictions, write_plots
+from fusion.metrics import task_score
 from fusion.losses import LossTargets, MultiTaskLoss
 from fusion.model import MODALITIES, FusionModel, FusionOutput
 from fusion.records import LabelMap, Prediction, VideoFeatures
@@ -234,6 +235,9 @@ class TrainResult:
     n_val: int
     synthetic: bool
     stopped_early: bool
+    # The head-refit stage (``refit_heads``; empty when it did not run): per task the refit epoch kept (0 = the joint
+    # checkpoint's head), and one record per refit epoch with each task's validation metric.
+    refit: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> FusionConfig:
@@ -326,32 +330,14 @@ def train(
         best_score, best_epoch, best_state, best_val = -math.inf, 0, None, {}
         stale = 0
         show = _show_progress(progress)
-        n_batches = math.ceil(len(train_items) / config.batch_size)
+        batches = _Batcher(config, label_map, pop_mean, pop_std, torch_device)
         epochs = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not show, leave=False)
         for epoch in epochs:
             started = time.perf_counter()
-            model.train()
-            order = rng.permutation(len(train_items))
-            total, task_sums, task_counts = 0.0, {}, {}
-            for b in tqdm(range(n_batches), desc=f"epoch {epoch}", disable=not show, leave=False):
-                chunk = [train_items[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
-                batch = collate(chunk, config, label_map, pop_mean, pop_std).to(torch_device)
-                with _autocast(torch_device):
-                    out = model(*batch.inputs())
-                loss, parts = loss_fn(out, batch.targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                total += float(loss.detach()) * len(chunk)
-                for task, value in parts.items():
-                    task_sums[task] = task_sums.get(task, 0.0) + value * len(chunk)
-                    task_counts[task] = task_counts.get(task, 0) + len(chunk)
             record: dict[str, Any] = {
                 "epoch": epoch,
-                "train_loss": total / len(train_items),
-                "task_losses": {t: task_sums[t] / task_counts[t] for t in task_sums},
+                **_train_epoch(model, loss_fn, optimizer, [list(model.parameters())], train_items, rng, batches,
+                               f"epoch {epoch}", show),
                 "task_weights": loss_fn.weights(),
             }
             if val_items:
@@ -379,6 +365,10 @@ def train(
         epochs.close()
         assert best_state is not None  # at least one epoch ran (config.epochs > 0)
         model.load_state_dict(best_state)
+        refit: dict[str, Any] = {}
+        if config.head_refit_epochs > 0 and val_items:
+            refit = refit_heads(model, loss_fn, train_items, val_items, config, label_map, rng, batches, predictor, show)
+            best_val = refit.pop("val_metrics")
         model.eval()
 
     stopped_early = len(history) < config.epochs
@@ -396,10 +386,128 @@ def train(
         n_val=len(val_items),
         synthetic=any(it.synthetic for it in list(train_items) + list(val_items)),
         stopped_early=stopped_early,
+        refit=refit,
     )
     if out_dir is not None:
         save_model(result, out_dir)
     return result
+
+
+
+class _Batcher:
+    """Collates training chunks on the training device, with the training set's popularity standardisation."""
+
+    def __init__(self, config: FusionConfig, label_map: LabelMap, pop_mean: float, pop_std: float,
+                 device: torch.device) -> None:
+        self.config, self.label_map, self.pop_mean, self.pop_std, self.device = config, label_map, pop_mean, pop_std, device
+
+    def __call__(self, chunk: Sequence[VideoFeatures]) -> FeatureBatch:
+        return collate(chunk, self.config, self.label_map, self.pop_mean, self.pop_std).to(self.device)
+
+
+def _train_epoch(
+    model: FusionModel,
+    loss_fn: MultiTaskLoss,
+    optimizer: torch.optim.Optimizer,
+    clip_groups: list[list[torch.nn.Parameter]],
+    items: Sequence[VideoFeatures],
+    rng: np.random.Generator,
+    batches: _Batcher,
+    desc: str,
+    show: bool,
+) -> dict[str, Any]:
+    """One pass over ``items`` in a fresh random order; each of ``clip_groups`` has its gradient norm clipped on its
+    own (``config.grad_clip``). Returns ``{train_loss, task_losses}``, means over items."""
+    config = batches.config
+    model.train()
+    order = rng.permutation(len(items))
+    total, task_sums, task_counts = 0.0, {}, {}
+    for b in tqdm(range(math.ceil(len(items) / config.batch_size)), desc=desc, disable=not show, leave=False):
+        chunk = [items[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
+        batch = batches(chunk)
+        with _autocast(batches.device):
+            out = model(*batch.inputs())
+        loss, parts = loss_fn(out, batch.targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            for group in clip_groups:
+                torch.nn.utils.clip_grad_norm_(group, config.grad_clip)
+        optimizer.step()
+        total += float(loss.detach()) * len(chunk)
+        for task, value in parts.items():
+            task_sums[task] = task_sums.get(task, 0.0) + value * len(chunk)
+            task_counts[task] = task_counts.get(task, 0) + len(chunk)
+    return {"train_loss": total / len(items), "task_losses": {t: task_sums[t] / task_counts[t] for t in task_sums}}
+
+
+def refit_heads(
+    model: FusionModel,
+    loss_fn: MultiTaskLoss,
+    train_items: Sequence[VideoFeatures],
+    val_items: Sequence[VideoFeatures],
+    config: FusionConfig,
+    label_map: LabelMap,
+    rng: np.random.Generator,
+    batches: _Batcher,
+    predictor: LoadedModel,
+    show: bool = False,
+) -> dict[str, Any]:
+    """Train each task's own parameters (``FusionModel.task_modules``) with everything else frozen, for at most
+    ``config.head_refit_epochs`` epochs, keeping per task the epoch of its best validation headline metric.
+
+    The shared trunk (projections, cross-modal attention, metadata MLP) stays as joint training left it, so the model
+    keeps one trunk and one fused embedding. The task groups share no parameter and a task's loss reaches only its own
+    group, so the refits are independent; each group's gradient norm is clipped on its own. Epoch 0 — the joint
+    checkpoint — is a candidate, so no task's validation metric ends below where joint training left it. Stops when no
+    task has improved for ``config.patience`` epochs. On return ``model`` holds every task's chosen parameters.
+
+    Returns:
+        ``{"epochs": [...], "kept": {task: epoch}, "val_metrics": the final model's validation metrics}``.
+    """
+    groups = {task: [p for m in model.task_modules(task) for p in m.parameters()] for task in config.tasks}
+    groups = {task: params for task, params in groups.items() if params}
+    trainable = {id(p) for params in groups.values() for p in params}
+    frozen = [p for p in model.parameters() if id(p) not in trainable and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+
+    def snapshot(task: str) -> list[dict[str, torch.Tensor]]:
+        return [copy.deepcopy(m.state_dict()) for m in model.task_modules(task)]
+
+    val = score_predictions(val_items, predictor.predict(val_items), label_map)
+    best = {task: (task_score(val, task), 0, snapshot(task)) for task in groups}
+    records: list[dict[str, Any]] = []
+    try:
+        optimizer = torch.optim.AdamW([p for params in groups.values() for p in params], lr=config.lr,
+                                      weight_decay=config.weight_decay)
+        stale = 0
+        for epoch in range(1, config.head_refit_epochs + 1):
+            started = time.perf_counter()
+            record = {"epoch": epoch, **_train_epoch(model, loss_fn, optimizer, list(groups.values()), train_items,
+                                                     rng, batches, f"refit {epoch}", show)}
+            val = score_predictions(val_items, predictor.predict(val_items), label_map)
+            record["val_metrics"] = {task: task_score(val, task) for task in groups}
+            improved = False
+            for task in groups:
+                if record["val_metrics"][task] > best[task][0]:
+                    best[task] = (record["val_metrics"][task], epoch, snapshot(task))
+                    improved = True
+            record["seconds"] = time.perf_counter() - started
+            records.append(record)
+            stale = 0 if improved else stale + 1
+            if stale >= config.patience:
+                break
+        for task, (_, _, states) in best.items():
+            for module, state in zip(model.task_modules(task), states):
+                module.load_state_dict(state)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    kept = {task: epoch for task, (_, epoch, _) in best.items()}
+    logger.info("head refit: %d epochs; kept per task %s", len(records), kept)
+    final = score_predictions(val_items, predictor.predict(val_items), label_map)
+    return {"epochs": records, "kept": kept, "val_metrics": final}
 
 
 # --- saving and loading ----------------------------------------------------------------------------------------------
@@ -483,6 +591,7 @@ def save_model(result: TrainResult, out_dir: Path) -> Path:
         "validation": result.val_metrics,
         "task_weights": result.task_weights,
         "history": result.history,
+        "head_refit": result.refit,
     }
     (out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", encoding="utf-8")
     (out_dir / "model_card.md").write_text(_model_card(result, version), encoding="utf-8")

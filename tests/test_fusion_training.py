@@ -152,6 +152,46 @@ def test_stopping_options_are_validated() -> None:
                                    if k not in ("min_epochs", "score_window")}).min_epochs == FusionConfig.min_epochs
 
 
+def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validation_metric() -> None:
+    from fusion.losses import MultiTaskLoss
+    from fusion.metrics import task_score
+    from fusion.training import _Batcher, refit_heads, score_predictions
+
+    config = small_config(epochs=6, min_epochs=0)
+    joint = train(TRAIN, VAL, config, LABELS, progress=False, device="cpu")
+    model = joint.predictor.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    val_before = score_predictions(VAL, joint.predictor.predict(VAL), LABELS)
+    refit_config = config.replace(head_refit_epochs=8)
+    batches = _Batcher(refit_config, LABELS, float(model.pop_mean), float(model.pop_std), torch.device("cpu"))
+    report = refit_heads(model, MultiTaskLoss(refit_config), TRAIN, VAL, refit_config, LABELS,
+                         np.random.default_rng(0), batches, joint.predictor)
+    after = model.state_dict()
+    own = {f"{prefix}." for prefix in ("disease_head", "popularity_head", "quality_head")}
+    own |= {f"readouts.{task}." for task in config.tasks}
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert changed, "the refit kept every task's joint head: nothing trained"
+    assert all(any(k.startswith(p) for p in own) for k in changed), sorted(changed)  # the trunk is untouched
+    assert all(p.requires_grad for p in model.parameters())  # the frozen trunk is trainable again afterwards
+    assert len(report["epochs"]) <= 8 and set(report["kept"]) == set(config.tasks)
+    for task in config.tasks:
+        assert task_score(report["val_metrics"], task) >= task_score(val_before, task) - 1e-9, task
+        if report["kept"][task] == 0:  # kept the joint head: its parameters are exactly the joint ones
+            prefixes = [p for p in own if task in p]
+            assert all(torch.equal(before[k], after[k]) for k in after if any(k.startswith(p) for p in prefixes))
+
+
+def test_train_with_head_refit_records_it_and_saves_it(tmp_path: Path) -> None:
+    result = train(TRAIN, VAL, small_config(epochs=4, min_epochs=0, head_refit_epochs=3), LABELS, out_dir=tmp_path,
+                   progress=False, device="cpu")
+    assert 1 <= len(result.refit["epochs"]) <= 3 and set(result.refit["kept"]) == {"disease", "popularity", "quality"}
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["head_refit"]["kept"] == result.refit["kept"]
+    assert load_model(tmp_path, device="cpu").config.head_refit_epochs == 3
+    with pytest.raises(ValueError, match="head_refit_epochs"):
+        small_config(head_refit_epochs=-1)
+
+
 def test_save_load_round_trip_gives_identical_predictions(trained: tuple[TrainResult, Path]) -> None:
     result, out_dir = trained
     for name in ("model.pt", "config.json", "label_map.json", "metrics.json", "model_card.md",
