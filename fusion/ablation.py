@@ -163,6 +163,8 @@ class VariantResult:
     best_epochs: list[int]
     seeds: list[int]
     seed_headlines: list[dict[str, float | None]] = field(default_factory=list)
+    # Per trained model (same order as ``best_epochs``), the head-refit epoch kept per task ({} without a refit stage).
+    refit_kept: list[dict[str, int]] = field(default_factory=list)
 
     def spread(self) -> dict[str, float | None]:
         """Per headline metric, the sample standard deviation over seeds (None with fewer than two seeds or values)."""
@@ -366,6 +368,7 @@ def run_ablation(
         runs: list[dict[str, Any]] = []
         train_s = eval_s = 0.0
         best_epochs: list[int] = []
+        refit_kept: list[dict[str, int]] = []
         for seed in seeds:
             source = datasets[seed][kind]
             merged: dict[str, Any] = {}
@@ -377,12 +380,13 @@ def run_ablation(
                 metrics = evaluate(result.predictor, source[eval_split])
                 eval_s += time.perf_counter() - started
                 best_epochs.append(result.best_epoch)
+                refit_kept.append(dict(result.refit.get("kept", {})))
                 merged.update({task: metrics[task] for task in config.tasks if task in metrics})
             merged["score"] = validation_score(merged)
             runs.append(merged)
         metrics = _mean_metrics(runs)
         variant = VariantResult(name, VARIANTS[name], metrics, headline(metrics), train_s, eval_s, best_epochs, seeds,
-                                [headline(run) for run in runs])
+                                [headline(run) for run in runs], refit_kept)
         report.variants.append(variant)
         logger.info("ablation %s: %s (train %.1f s)", name, variant.headline, train_s)
         if on_variant is not None:

@@ -13,6 +13,7 @@ TASK_WEIGHTINGS = ("uncertainty", "equal")
 DISEASE_REDUCTIONS = ("mean", "sum")
 QUALITY_HEADS = ("ordinal", "softmax")
 POPULARITY_HEADS = ("mlp", "linear")
+REFIT_INITS = ("continue", "fresh")
 
 
 #: Options added after models were first saved, with the value that reproduces a model saved without them.
@@ -101,6 +102,10 @@ class FusionConfig:
     # validation metric (the joint checkpoint included, so refitting never lowers a task's validation metric). At most
     # this many epochs; 0 switches the stage off. Joint selection picks one epoch for three tasks whose best epochs differ.
     head_refit_epochs: int = 0
+    # Where each task's refit starts: 'continue' from the joint checkpoint's head and readout, or 'fresh' from newly
+    # initialised ones (the joint head stays a candidate either way). A fresh start lets a task whose joint head has
+    # already overfit — popularity, mostly noise — be stopped early, as its single-task model would be.
+    head_refit_init: str = "continue"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -111,6 +116,7 @@ class FusionConfig:
             ("quality_head", self.quality_head, QUALITY_HEADS),
             ("popularity_head", self.popularity_head, POPULARITY_HEADS),
             ("disease_loss", self.disease_loss, DISEASE_REDUCTIONS),
+            ("head_refit_init", self.head_refit_init, REFIT_INITS),
         ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {allowed}")

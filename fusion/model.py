@@ -183,6 +183,28 @@ class OrdinalHead(nn.Module):
         return logits, probs.clamp_min(0.0)
 
 
+def _initialise(modules: list[nn.Module]) -> None:
+    """The initial values of ``modules``' own parameters: Xavier-uniform linear weights with zero biases, default
+    LayerNorm and attention, ordinal thresholds spread over the levels, and readout gates at zero — half-open
+    (σ(0)=0.5) for every modality instead of at a random preference."""
+    for module in modules:
+        if isinstance(module, OrdinalHead):
+            module.reset_parameters()
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.MultiheadAttention):
+            module._reset_parameters()
+        elif isinstance(module, nn.LayerNorm):
+            module.reset_parameters()
+    for module in modules:
+        if isinstance(module, Readout):
+            for gate in module.gates.values():
+                nn.init.zeros_(gate.weight)
+                nn.init.zeros_(gate.bias)
+
+
 class FusionModel(nn.Module):
     """Cross-modal attention fusion with gated pooling and three task heads; see the module docstring for the math.
 
@@ -239,24 +261,12 @@ class FusionModel(nn.Module):
 
     def reset_parameters(self) -> None:
         """(Re)initialise every learned parameter; buffers (popularity statistics) are left alone."""
-        for module in self.modules():
-            if module is self:
-                continue
-            if isinstance(module, OrdinalHead):
-                module.reset_parameters()
-            elif isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, (nn.LayerNorm, nn.MultiheadAttention)):
-                module._reset_parameters() if isinstance(module, nn.MultiheadAttention) else module.reset_parameters()
+        _initialise([m for m in self.modules() if m is not self])
         nn.init.normal_(self.type_embedding, std=0.02)
-        if self.config.fusion == "cross_attention":
-            # Gates start half-open (σ(0)=0.5) for every modality instead of at a random preference.
-            for readout in self.readouts.values():
-                for gate in readout.gates.values():
-                    nn.init.zeros_(gate.weight)
-                    nn.init.zeros_(gate.bias)
+
+    def reset_task(self, task: str) -> None:
+        """Initialise ``task``'s own modules (``task_modules``) afresh, exactly as a new model's; the rest is untouched."""
+        _initialise([sub for m in self.task_modules(task) for sub in m.modules()])
 
     def forward(
         self,

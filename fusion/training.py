@@ -454,7 +454,8 @@ def refit_heads(
     show: bool = False,
 ) -> dict[str, Any]:
     """Train each task's own parameters (``FusionModel.task_modules``) with everything else frozen, for at most
-    ``config.head_refit_epochs`` epochs, keeping per task the epoch of its best validation headline metric.
+    ``config.head_refit_epochs`` epochs, keeping per task the epoch of its best validation headline metric. They start
+    from the joint checkpoint's values or, with ``config.head_refit_init='fresh'``, from a new initialisation.
 
     The shared trunk (projections, cross-modal attention, metadata MLP) stays as joint training left it, so the model
     keeps one trunk and one fused embedding. The task groups share no parameter and a task's loss reaches only its own
@@ -477,6 +478,9 @@ def refit_heads(
 
     val = score_predictions(val_items, predictor.predict(val_items), label_map)
     best = {task: (task_score(val, task), 0, snapshot(task)) for task in groups}
+    if config.head_refit_init == "fresh":
+        for task in groups:
+            model.reset_task(task)
     records: list[dict[str, Any]] = []
     try:
         optimizer = torch.optim.AdamW([p for params in groups.values() for p in params], lr=config.lr,
@@ -541,12 +545,17 @@ def _model_card(result: TrainResult, version: str) -> str:
                 rows.append(f"| {task} | {key} | {value:.3f} |" if math.isfinite(value) else f"| {task} | {key} | n/a |")
     metrics_table = "\n".join(["| task | metric | validation |", "|---|---|---|", *rows]) if rows else "No validation set."
     modalities = ", ".join(m for m in ("visual", "text", "graph", "metadata") if getattr(cfg, f"use_{m}"))
+    refit_line = ""
+    if result.refit:
+        kept = ", ".join(f"{task} {epoch}" for task, epoch in result.refit["kept"].items())
+        refit_line = (f"\nPer-task head refit on the frozen trunk: {len(result.refit['epochs'])} epochs; refit epoch kept per task "
+                      f"(0 = the joint head): {kept}.")
     return f"""# OVP fusion model {version}
 
 ## Model
 Fusion `{cfg.fusion}` over {modalities}; width {cfg.width}; tasks: {", ".join(cfg.tasks)}
 (weighting: {cfg.task_weighting}; quality head: {cfg.quality_head}); {len(result.label_map)} disease labels.
-Best epoch {result.best_epoch} of {len(result.history)}.
+Best epoch {result.best_epoch} of {len(result.history)}.{refit_line}
 
 ## Data
 {data_line}

@@ -126,6 +126,25 @@ def test_reset_parameters_reinitialises_but_keeps_popularity_statistics() -> Non
     assert float(model.pop_mean) == 3.0
 
 
+@pytest.mark.parametrize("task_readout", [True, False])
+def test_reset_task_reinitialises_only_that_task_s_own_modules(task_readout: bool) -> None:
+    model = FusionModel(config(task_readout=task_readout))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # every parameter moved away from its initial value
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.reset_task("quality")
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+    own = ("quality_head.", "readouts.quality.") if task_readout else ("quality_head.",)
+    assert changed and all(k.startswith(own) for k in changed), sorted(changed)
+    assert any(k.startswith("quality_head.") for k in changed)
+    assert any(k.startswith("readouts.quality.") for k in changed) == task_readout
+    if task_readout:  # gates start half-open again, as in a new model
+        assert all(float(g.weight.abs().sum()) == 0.0 for g in model.readouts["quality"].gates.values())
+    assert [type(m).__name__ for m in model.task_modules("disease")] == (["Linear", "Readout"] if task_readout else ["Linear"])
+    assert FusionModel(config(tasks=("disease",))).task_modules("quality") == []
+
+
 def test_disabled_tasks_have_no_heads_and_no_outputs() -> None:
     out, _ = run(config(tasks=("quality",), n_diseases=0), EDGE_ITEMS[:2])
     assert out.disease_logits is None and out.popularity is None

@@ -152,7 +152,8 @@ def test_stopping_options_are_validated() -> None:
                                    if k not in ("min_epochs", "score_window")}).min_epochs == FusionConfig.min_epochs
 
 
-def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validation_metric() -> None:
+@pytest.mark.parametrize("init", ["continue", "fresh"])
+def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validation_metric(init: str) -> None:
     from fusion.losses import MultiTaskLoss
     from fusion.metrics import task_score
     from fusion.training import _Batcher, refit_heads, score_predictions
@@ -162,7 +163,7 @@ def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validat
     model = joint.predictor.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     val_before = score_predictions(VAL, joint.predictor.predict(VAL), LABELS)
-    refit_config = config.replace(head_refit_epochs=8)
+    refit_config = config.replace(head_refit_epochs=8, head_refit_init=init)
     batches = _Batcher(refit_config, LABELS, float(model.pop_mean), float(model.pop_std), torch.device("cpu"))
     report = refit_heads(model, MultiTaskLoss(refit_config), TRAIN, VAL, refit_config, LABELS,
                          np.random.default_rng(0), batches, joint.predictor)
@@ -187,9 +188,15 @@ def test_train_with_head_refit_records_it_and_saves_it(tmp_path: Path) -> None:
     assert 1 <= len(result.refit["epochs"]) <= 3 and set(result.refit["kept"]) == {"disease", "popularity", "quality"}
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["head_refit"]["kept"] == result.refit["kept"]
+    assert "Per-task head refit on the frozen trunk" in (tmp_path / "model_card.md").read_text()
     assert load_model(tmp_path, device="cpu").config.head_refit_epochs == 3
     with pytest.raises(ValueError, match="head_refit_epochs"):
         small_config(head_refit_epochs=-1)
+    with pytest.raises(ValueError, match="head_refit_init"):
+        small_config(head_refit_init="warm")
+    # A model saved before the refit stage existed was trained without one, whatever today's default is.
+    legacy = {k: v for k, v in small_config(head_refit_epochs=3).to_dict().items() if k != "head_refit_epochs"}
+    assert FusionConfig.from_dict(legacy).head_refit_epochs == 0
 
 
 def test_save_load_round_trip_gives_identical_predictions(trained: tuple[TrainResult, Path]) -> None:
