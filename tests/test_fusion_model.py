@@ -266,7 +266,7 @@ def test_fixed_task_weights_scale_their_task_losses() -> None:
     with torch.no_grad():
         uncertain.log_vars.fill_(1.0)
     assert uncertain.weights()["disease"] == pytest.approx(2.0 * math.exp(-1.0))
-    assert config().task_weights == {"disease": 4.0}  # the default (see FusionConfig.task_weights)
+    assert config().task_weights == {"disease": 4.0, "popularity": 0.25}  # the default (see FusionConfig.task_weights)
     # A config saved before these options existed loads with the behaviour it was trained with.
     legacy = {k: v for k, v in config().to_dict().items() if k not in ("task_weights", "task_readout", "modality_dropout")}
     old = FusionConfig.from_dict(legacy)

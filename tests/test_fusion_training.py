@@ -132,9 +132,10 @@ def test_same_seed_gives_same_metrics_and_another_seed_does_not() -> None:
 
 
 def test_no_early_stop_before_min_epochs_and_best_is_the_best_window_average() -> None:
-    # Patience 1 would stop at epoch 2 or 3 on its own; min_epochs holds it to 6 at least.
-    result = train(TRAIN[:48], VAL[:16], small_config(epochs=8, patience=1, min_epochs=6, score_window=3), LABELS,
-                   progress=False, device="cpu")
+    # Patience 1 would stop at epoch 2 or 3 on its own; min_epochs holds it to 6 at least. No head refit: the
+    # validation metrics compared are the joint checkpoint's.
+    result = train(TRAIN[:48], VAL[:16], small_config(epochs=8, patience=1, min_epochs=6, score_window=3,
+                                                      head_refit_epochs=0), LABELS, progress=False, device="cpu")
     assert len(result.history) >= 6
     scores = [h["val_score"] for h in result.history]
     averages = [float(np.mean(scores[max(0, i - 2) : i + 1])) for i in range(len(scores))]
@@ -158,7 +159,7 @@ def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validat
     from fusion.metrics import task_score
     from fusion.training import _Batcher, refit_heads, score_predictions
 
-    config = small_config(epochs=6, min_epochs=0)
+    config = small_config(epochs=6, min_epochs=0, head_refit_epochs=0)
     joint = train(TRAIN, VAL, config, LABELS, progress=False, device="cpu")
     model = joint.predictor.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -171,7 +172,10 @@ def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validat
     own = {f"{prefix}." for prefix in ("disease_head", "popularity_head", "quality_head")}
     own |= {f"readouts.{task}." for task in config.tasks}
     changed = {k for k in after if not torch.equal(before[k], after[k])}
-    assert changed, "the refit kept every task's joint head: nothing trained"
+    if init == "continue":
+        assert changed, "the refit kept every task's joint head: nothing trained"
+    else:  # fresh heads on a tiny set may not beat the joint ones on validation, but they must have learnt
+        assert len(report["epochs"]) >= 2 and report["epochs"][-1]["train_loss"] < report["epochs"][0]["train_loss"]
     assert all(any(k.startswith(p) for p in own) for k in changed), sorted(changed)  # the trunk is untouched
     assert all(p.requires_grad for p in model.parameters())  # the frozen trunk is trainable again afterwards
     assert len(report["epochs"]) <= 8 and set(report["kept"]) == set(config.tasks)

@@ -117,7 +117,7 @@ def test_split_per_seed_gives_each_seed_its_own_split_shared_by_every_variant(mo
 
     def fake_train(train_items, val_items, config, label_map, **_):
         seen.append((config.seed, tuple(it.video_id for it in train_items), ()))
-        return types.SimpleNamespace(predictor=fake_predictor, best_epoch=1)
+        return types.SimpleNamespace(predictor=fake_predictor, best_epoch=1, refit={})
 
     def fake_evaluate(predictor, eval_items):
         seed, train_ids, _ = seen[-1]
