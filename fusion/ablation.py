@@ -201,6 +201,7 @@ class AblationReport:
             "split_per_seed": self.split_per_seed,
             "variants": {v.name: v.to_dict() for v in self.variants},
             "full_wins": self.full_wins(),
+            "full_minus_variant_per_seed": self.paired(),
         }
 
     def full_wins(self) -> dict[str, bool | None]:
@@ -217,6 +218,31 @@ class AblationReport:
             others = [v.headline.get(name) for v in self.variants if v.name != "full"]
             others = [o for o in others if o is not None]
             out[name] = None if mine is None or not others else all(mine >= o for o in others)
+        return out
+
+    def paired(self) -> dict[str, dict[str, dict[str, float | int | None]]]:
+        """Per other variant and headline metric, ``full`` minus that variant seed by seed (each seed is one split both
+        were trained and scored on, so the difference is paired): ``{"mean", "sd", "full_ahead", "seeds"}`` —
+        ``full_ahead`` counts the seeds where ``full`` is at least as good. Empty without a ``full`` variant or
+        per-seed numbers; a metric missing on either side for a seed leaves that seed out."""
+        full = next((v for v in self.variants if v.name == "full"), None)
+        if full is None or not full.seed_headlines:
+            return {}
+        out: dict[str, dict[str, dict[str, float | int | None]]] = {}
+        for v in self.variants:
+            if v is full or len(v.seed_headlines) != len(full.seed_headlines):
+                continue
+            out[v.name] = {}
+            for task, key in HEADLINE:
+                name = f"{task}_{key}"
+                diffs = [a[name] - b[name] for a, b in zip(full.seed_headlines, v.seed_headlines)
+                         if a.get(name) is not None and b.get(name) is not None]
+                out[v.name][name] = {
+                    "mean": float(statistics.fmean(diffs)) if diffs else None,
+                    "sd": float(statistics.stdev(diffs)) if len(diffs) > 1 else None,
+                    "full_ahead": sum(d >= 0 for d in diffs),
+                    "seeds": len(diffs),
+                }
         return out
 
     def table(self) -> str:
@@ -246,6 +272,18 @@ class AblationReport:
             cells = [cell(v.headline.get(f"{t}_{k}"), sd.get(f"{t}_{k}")) for t, k in HEADLINE]
             lines.append(f"{v.name:<15} {cells[0]:>17} {cells[1]:>20} {cells[2]:>14} {extra(v, 'disease', 'mAP'):>6} "
                          f"{extra(v, 'popularity', 'mae'):>8} {v.train_s:>8.1f}")
+        paired = self.paired() if len(self.seeds) > 1 else {}
+        if paired:
+            lines += ["", "full − variant, seed by seed (mean ± sd; seeds where full is at least as good)"]
+
+            def diff(d: dict[str, Any]) -> str:
+                if d["mean"] is None:
+                    return "n/a"
+                return f"{d['mean']:+.3f}" + (f"±{d['sd']:.3f}" if d["sd"] is not None else "") + f" ({d['full_ahead']}/{d['seeds']})"
+
+            for name, metrics in paired.items():
+                cells = [diff(metrics[f"{t}_{k}"]) for t, k in HEADLINE]
+                lines.append(f"{name:<15} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
         return "\n".join(lines)
 
 

@@ -82,6 +82,13 @@ def test_ablation_report_gives_mean_and_spread_over_seeds() -> None:
     assert "0.600±0.141" in report.table() and "mean ± sd over seeds" in report.table()
     # The decision is on the means (0.60 < 0.62), however wide the spread.
     assert report.full_wins()["disease_macro_f1"] is False
+    # Seed by seed the same split: full − no_gnn is −0.12 then +0.08.
+    paired = report.paired()["no_gnn"]
+    assert paired["disease_macro_f1"]["mean"] == pytest.approx(-0.02)
+    assert paired["disease_macro_f1"]["sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert paired["disease_macro_f1"]["full_ahead"] == 1 and paired["disease_macro_f1"]["seeds"] == 2
+    assert paired["quality_qwk"] == {"mean": None, "sd": None, "full_ahead": 0, "seeds": 0}
+    assert "-0.020±0.141 (1/2)" in report.table()
     assert report.to_dict()["variants"]["full"]["spread"]["disease_macro_f1"] == pytest.approx(0.1414, abs=1e-4)
 
 
