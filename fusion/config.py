@@ -19,7 +19,7 @@ REFIT_INITS = ("continue", "fresh")
 #: Options added after models were first saved, with the value that reproduces a model saved without them.
 LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": False, "task_weights": None,
                                    "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False,
-                                   "head_refit_epochs": 0}
+                                   "head_refit_epochs": 0, "task_attention": False}
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ class FusionConfig:
     # quality how much of the video is clinical, and one set of pooling weights has to serve both. Cross-attention
     # fusion only ('concat' has no pools; the option is ignored there).
     task_readout: bool = True
+    # One pair of cross-modal attention blocks per task (needs ``task_readout``; ignored by 'concat'): the projections,
+    # type embeddings and metadata MLP are shared and trained by all three losses, each task attends and pools with
+    # its own blocks, and the head refit (below) trains a task's blocks with its readout and head.
+    task_attention: bool = False
     # Readout summaries add the plain mean of the sequence to its attention-weighted sum: attention picks a few
     # positions and so loses proportions (how much of a video is clinical footage), which the mean keeps. Off: on the
     # demo set's validation split it lowered quality QWK (0.573 against 0.626; bench/fusion_demo.py's docstring).
@@ -140,6 +144,8 @@ class FusionConfig:
                 "fusion='cross_attention' needs use_visual=True and use_text or use_graph True; "
                 f"got use_visual={self.use_visual}, use_text={self.use_text}, use_graph={self.use_graph} — use fusion='concat'"
             )
+        if self.fusion == "cross_attention" and self.task_attention and not self.task_readout:
+            raise ValueError("task_attention=True needs task_readout=True (each task's blocks feed its own readout)")
         if self.fusion == "cross_attention" and self.width % self.heads:
             raise ValueError(f"width={self.width} is not divisible by heads={self.heads}")
         if self.use_metadata and self.d_meta <= 0:

@@ -227,8 +227,18 @@ class FusionModel(nn.Module):
         self.input_drop = nn.Dropout(config.dropout)
         # 2.–3. Fusion.
         if config.fusion == "cross_attention":
-            self.context_over_frames = CrossModalBlock(d, config.heads, config.dropout)
-            self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
+            if config.task_attention and config.task_readout:
+                # One pair of blocks per task (``config.task_attention``); the projections below them stay shared.
+                self.task_blocks = nn.ModuleDict({
+                    task: nn.ModuleDict({
+                        "context_over_frames": CrossModalBlock(d, config.heads, config.dropout),
+                        "frames_over_context": CrossModalBlock(d, config.heads, config.dropout),
+                    })
+                    for task in config.tasks
+                })
+            else:
+                self.context_over_frames = CrossModalBlock(d, config.heads, config.dropout)
+                self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
             readouts = config.tasks if config.task_readout else ("shared",)
             self.readouts = nn.ModuleDict({name: Readout(d, config.mean_pool) for name in readouts})
         else:
@@ -302,20 +312,28 @@ class FusionModel(nn.Module):
         )  # B × 4
 
         if cfg.fusion == "cross_attention":
-            # 2. Cross-modal attention in both directions, from the same (pre-update) inputs.
+            # 2. Cross-modal attention in both directions, from the same (pre-update) inputs: one pair of blocks, or
+            # one per task (``task_attention``).
             context = torch.cat([t, g], dim=1)
             context_valid = torch.cat([token_valid, entity_valid], dim=1)
-            context_new = self.context_over_frames(context, context_valid, v, frame_valid)
-            v_new = self.frames_over_context(v, frame_valid, context, context_valid)
             n_tokens = t.shape[1]
-            t_new, g_new = context_new[:, :n_tokens], context_new[:, n_tokens:]
+
+            def attend(context_over_frames: nn.Module, frames_over_context: nn.Module) -> tuple[Tensor, ...]:
+                context_new = context_over_frames(context, context_valid, v, frame_valid)
+                v_new = frames_over_context(v, frame_valid, context, context_valid)
+                t_new, g_new = context_new[:, :n_tokens], context_new[:, n_tokens:]
+                return v_new, frame_valid, t_new, token_valid, g_new, entity_valid, meta, present
+
+            if hasattr(self, "task_blocks"):
+                attended = {task: attend(b["context_over_frames"], b["frames_over_context"])
+                            for task, b in self.task_blocks.items()}
+            else:
+                shared = attend(self.context_over_frames, self.frames_over_context)
+                attended = {name: shared for name in self.readouts}
 
             # 3. Gated pooling, once, or once per task (``task_readout``): then each head reads its own embedding,
             # and the embedding, attention weights and gates reported are the means over the tasks' readouts.
-            reads = {
-                name: readout(v_new, frame_valid, t_new, token_valid, g_new, entity_valid, meta, present)
-                for name, readout in self.readouts.items()
-            }
+            reads = {name: readout(*attended[name]) for name, readout in self.readouts.items()}
             per_task = {task: reads[task][0] for task in cfg.tasks} if cfg.task_readout else None
             embedding, frame_att, token_att, entity_att, gates = (
                 torch.stack([r[j] for r in reads.values()]).mean(dim=0) for j in range(5)
@@ -366,8 +384,9 @@ class FusionModel(nn.Module):
         )
 
     def task_modules(self, task: str) -> list[nn.Module]:
-        """The modules only ``task`` reads: its head (popularity: with its metadata path), and its readout when each
-        task has its own (``task_readout`` under cross-attention). Empty for a task the model does not predict."""
+        """The modules only ``task`` reads: its head (popularity: with its metadata path), its readout when each task
+        has its own (``task_readout`` under cross-attention) and its cross-modal blocks when each task has its own
+        (``task_attention``). Empty for a task the model does not predict."""
         if not self.config.has(task):
             return []
         heads = {"disease": [self.disease_head], "popularity": [self.popularity_head, self.popularity_skip],
@@ -375,6 +394,8 @@ class FusionModel(nn.Module):
         modules = [m for m in heads if m is not None]
         if self.config.fusion == "cross_attention" and self.config.task_readout:
             modules.append(self.readouts[task])
+        if hasattr(self, "task_blocks"):
+            modules.append(self.task_blocks[task])
         return modules
 
     def _drop_modalities(self, *valid: Tensor) -> tuple[Tensor, ...]:

@@ -406,3 +406,35 @@ def test_same_model_runs_on_gpu_with_matching_outputs() -> None:
         gpu_out = model(*batch.to(torch.device("cuda")).inputs())
     assert torch.allclose(cpu_out.embedding, gpu_out.embedding.cpu(), atol=1e-4)
     assert torch.allclose(cpu_out.frame_attention, gpu_out.frame_attention.cpu(), atol=1e-4)
+
+
+def test_task_attention_gives_each_task_its_own_blocks_and_keeps_the_projections_shared() -> None:
+    cfg = config(task_attention=True)
+    torch.manual_seed(0)
+    model = FusionModel(cfg)
+    assert set(model.task_blocks) == {"disease", "popularity", "quality"}
+    assert not hasattr(model, "context_over_frames")
+    batch = collate(EDGE_ITEMS, cfg, LABELS)
+    model.eval()
+    with torch.no_grad():
+        before = model(*batch.inputs())
+        # Changing the quality task's blocks moves the quality output only.
+        for p in model.task_blocks["quality"].parameters():
+            p.add_(0.5)
+        after = model(*batch.inputs())
+    assert torch.equal(before.disease_logits, after.disease_logits)
+    assert torch.equal(before.popularity, after.popularity)
+    assert not torch.allclose(before.quality_logits, after.quality_logits)
+    for name in ("context_over_frames", "frames_over_context"):
+        assert name not in dict(model.named_children())
+    assert model.task_blocks["quality"] in model.task_modules("quality")
+    assert model.task_blocks["quality"] not in model.task_modules("disease")
+    # A task's reset reaches its blocks and nothing shared.
+    shared = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("task_blocks.quality.", "readouts.quality.", "quality_head."))}
+    model.reset_task("quality")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in shared.items())
+    # One task: one pair of blocks; concat ignores the option; it needs per-task readouts.
+    assert set(FusionModel(config(task_attention=True, tasks=("quality",))).task_blocks) == {"quality"}
+    assert FusionModel(config(task_attention=True, fusion="concat")).concat_proj is not None
+    with pytest.raises(ValueError, match="task_attention=True needs task_readout=True"):
+        config(task_attention=True, task_readout=False)

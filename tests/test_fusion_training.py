@@ -153,13 +153,14 @@ def test_stopping_options_are_validated() -> None:
                                    if k not in ("min_epochs", "score_window")}).min_epochs == FusionConfig.min_epochs
 
 
-@pytest.mark.parametrize("init", ["continue", "fresh"])
-def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validation_metric(init: str) -> None:
+@pytest.mark.parametrize(("init", "attention"), [("continue", False), ("fresh", False), ("continue", True)])
+def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validation_metric(init: str,
+                                                                                          attention: bool) -> None:
     from fusion.losses import MultiTaskLoss
     from fusion.metrics import task_score
     from fusion.training import _Batcher, refit_heads, score_predictions
 
-    config = small_config(epochs=6, min_epochs=0, head_refit_epochs=0)
+    config = small_config(epochs=6, min_epochs=0, head_refit_epochs=0, task_attention=attention)
     joint = train(TRAIN, VAL, config, LABELS, progress=False, device="cpu")
     model = joint.predictor.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -171,9 +172,12 @@ def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validat
     after = model.state_dict()
     own = {f"{prefix}." for prefix in ("disease_head", "popularity_head", "quality_head")}
     own |= {f"readouts.{task}." for task in config.tasks}
+    own |= {f"task_blocks.{task}." for task in config.tasks}  # task_attention: each task's cross-modal blocks
     changed = {k for k in after if not torch.equal(before[k], after[k])}
     if init == "continue":
         assert changed, "the refit kept every task's joint head: nothing trained"
+    if attention and changed:  # a task that kept a refit epoch moved its own attention blocks with its head
+        assert any(k.startswith("task_blocks.") for k in changed), sorted(changed)
     else:  # fresh heads on a tiny set may not beat the joint ones on validation, but they must have learnt
         assert len(report["epochs"]) >= 2 and report["epochs"][-1]["train_loss"] < report["epochs"][0]["train_loss"]
     assert all(any(k.startswith(p) for p in own) for k in changed), sorted(changed)  # the trunk is untouched
@@ -201,6 +205,8 @@ def test_train_with_head_refit_records_it_and_saves_it(tmp_path: Path) -> None:
     # A model saved before the refit stage existed was trained without one, whatever today's default is.
     legacy = {k: v for k, v in small_config(head_refit_epochs=3).to_dict().items() if k != "head_refit_epochs"}
     assert FusionConfig.from_dict(legacy).head_refit_epochs == 0
+    legacy = {k: v for k, v in small_config(task_attention=True).to_dict().items() if k != "task_attention"}
+    assert FusionConfig.from_dict(legacy).task_attention is False  # saved before per-task blocks existed
 
 
 def test_save_load_round_trip_gives_identical_predictions(trained: tuple[TrainResult, Path]) -> None:
