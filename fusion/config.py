@@ -52,7 +52,9 @@ class FusionConfig:
     task_readout: bool = True
     # One pair of cross-modal attention blocks per task (needs ``task_readout``; ignored by 'concat'): the projections,
     # type embeddings and metadata MLP are shared and trained by all three losses, each task attends and pools with
-    # its own blocks, and the head refit (below) trains a task's blocks with its readout and head.
+    # its own blocks, and the head refit (below) trains a task's blocks with its readout and head. Off: it raised
+    # quality QWK on the demo set's validation splits (0.652 -> 0.673) but lowered it on the development set
+    # (0.621 -> 0.556), and trains ~2.7x slower (bench/fusion_demo.py's docstring, fourth round).
     task_attention: bool = False
     # Readout summaries add the plain mean of the sequence to its attention-weighted sum: attention picks a few
     # positions and so loses proportions (how much of a video is clinical footage), which the mean keeps. Off: on the
