@@ -227,7 +227,7 @@ class FusionModel(nn.Module):
         self.input_drop = nn.Dropout(config.dropout)
         # 2.–3. Fusion.
         if config.fusion == "cross_attention":
-            if config.task_attention and config.task_readout:
+            if config.task_attention:  # FusionConfig has checked task_readout is on
                 # One pair of blocks per task (``config.task_attention``); the projections below them stay shared.
                 self.task_blocks = nn.ModuleDict({
                     task: nn.ModuleDict({

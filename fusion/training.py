@@ -459,8 +459,9 @@ def refit_heads(
 
     The shared trunk (projections, cross-modal attention, metadata MLP) stays as joint training left it, so the model
     keeps one trunk and one fused embedding; with ``config.task_attention`` each task's cross-modal blocks are its own
-    and refit with its readout and head, and only the projections and metadata MLP stay frozen. The task groups share no parameter and a task's loss reaches only its own
-    group, so the refits are independent; each group's gradient norm is clipped on its own. Epoch 0 — the joint
+    and refit with its readout and head, and only the projections and metadata MLP stay frozen. The task groups share
+    no parameter and a task's loss reaches only its own group, so the refits are independent; each group's gradient
+    norm is clipped on its own. Epoch 0 — the joint
     checkpoint — is a candidate, so no task's validation metric ends below where joint training left it. Stops when no
     task has improved for ``config.patience`` epochs. On return ``model`` holds every task's chosen parameters.
 
