@@ -14,12 +14,14 @@ DISEASE_REDUCTIONS = ("mean", "sum")
 QUALITY_HEADS = ("ordinal", "softmax")
 POPULARITY_HEADS = ("mlp", "linear")
 REFIT_INITS = ("continue", "fresh")
+GRADIENT_SURGERIES = ("none", "pcgrad")
 
 
 #: Options added after models were first saved, with the value that reproduces a model saved without them.
 LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": False, "task_weights": None,
                                    "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False,
-                                   "head_refit_epochs": 0, "task_attention": False}
+                                   "head_refit_epochs": 0, "task_attention": False,
+                                   "gradient_surgery": "none"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,12 @@ class FusionConfig:
     min_epochs: int = 20
     score_window: int = 3
     grad_clip: float = 1.0
+    # How the tasks' gradients on the shared trunk are combined in joint training: 'none' sums them (the weighted loss's
+    # gradient); 'pcgrad' is gradient surgery (Yu et al., "Gradient Surgery for Multi-Task Learning", NeurIPS 2020):
+    # each task's trunk gradient has its component along any other task's gradient it conflicts with (negative dot
+    # product) projected away, in a random task order per step, before they are summed. Task-specific parameters get
+    # their own task's gradient either way. Costs one backward pass per task instead of one in all.
+    gradient_surgery: str = "none"
     # Per-task head refit (``fusion.training.refit_heads``), after joint training has chosen the shared trunk's epoch by
     # the summed validation score: the trunk is frozen and each task's own parameters (its head, and its readout when
     # ``task_readout``) train further on that task's loss alone, each task keeping the epoch of its own best
@@ -126,6 +134,7 @@ class FusionConfig:
             ("popularity_head", self.popularity_head, POPULARITY_HEADS),
             ("disease_loss", self.disease_loss, DISEASE_REDUCTIONS),
             ("head_refit_init", self.head_refit_init, REFIT_INITS),
+            ("gradient_surgery", self.gradient_surgery, GRADIENT_SURGERIES),
         ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not one of {allowed}")

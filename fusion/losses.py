@@ -80,18 +80,27 @@ class MultiTaskLoss(nn.Module):
                 losses["quality"] = F.cross_entropy(logits, y.quality[m] - 1)
         return losses
 
-    def forward(self, out: FusionOutput, y: LossTargets) -> tuple[Tensor, dict[str, float]]:
-        """(total loss to back-propagate, per-task unweighted loss values for logging)."""
+    def weighted_terms(self, out: FusionOutput, y: LossTargets) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """({task: its weighted term of the total loss}, per-task unweighted loss values for logging); the total loss is
+        the sum of the terms (under 'uncertainty' a term includes its task's :math:`s_t`)."""
         losses = self.task_losses(out, y)
-        total = out.embedding.new_zeros((), dtype=torch.float32)
+        terms: dict[str, Tensor] = {}
         for i, task in enumerate(self.tasks):
             if task not in losses:
                 continue
             if self.config.task_weighting == "uncertainty":
-                total = total + torch.exp(-self.log_vars[i]) * self.fixed[i] * losses[task] + self.log_vars[i]
+                terms[task] = torch.exp(-self.log_vars[i]) * self.fixed[i] * losses[task] + self.log_vars[i]
             else:
-                total = total + self.fixed[i] * losses[task]
-        return total, {k: float(v.detach()) for k, v in losses.items()}
+                terms[task] = self.fixed[i] * losses[task]
+        return terms, {k: float(v.detach()) for k, v in losses.items()}
+
+    def forward(self, out: FusionOutput, y: LossTargets) -> tuple[Tensor, dict[str, float]]:
+        """(total loss to back-propagate, per-task unweighted loss values for logging)."""
+        terms, parts = self.weighted_terms(out, y)
+        total = out.embedding.new_zeros((), dtype=torch.float32)
+        for term in terms.values():
+            total = total + term
+        return total, parts
 
     def weights(self) -> dict[str, float]:
         """Current effective weight per task: the fixed weight :math:`w_t`, times :math:`e^{-s_t}` under uncertainty."""

@@ -398,6 +398,11 @@ class FusionModel(nn.Module):
             modules.append(self.task_blocks[task])
         return modules
 
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters more than one task's loss reaches: everything outside every ``task_modules``."""
+        own = {id(p) for task in self.config.tasks for m in self.task_modules(task) for p in m.parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in own]
+
     def _drop_modalities(self, *valid: Tensor) -> tuple[Tensor, ...]:
         """Hide each item's sequences with probability ``modality_dropout``; an item keeps all of them when every
         sequence it has would be hidden (metadata alone is not a video)."""

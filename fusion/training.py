@@ -337,7 +337,7 @@ def train(
             record: dict[str, Any] = {
                 "epoch": epoch,
                 **_train_epoch(model, loss_fn, optimizer, [list(model.parameters())], train_items, rng, batches,
-                               f"epoch {epoch}", show),
+                               f"epoch {epoch}", show, surgery=config.gradient_surgery == "pcgrad"),
                 "task_weights": loss_fn.weights(),
             }
             if val_items:
@@ -415,9 +415,11 @@ def _train_epoch(
     batches: _Batcher,
     desc: str,
     show: bool,
+    surgery: bool = False,
 ) -> dict[str, Any]:
     """One pass over ``items`` in a fresh random order; each of ``clip_groups`` has its gradient norm clipped on its
-    own (``config.grad_clip``). Returns ``{train_loss, task_losses}``, means over items."""
+    own (``config.grad_clip``). With ``surgery`` the shared trunk's gradient is combined by ``config.gradient_surgery``
+    (``pcgrad_backward``) instead of summed. Returns ``{train_loss, task_losses}``, means over items."""
     config = batches.config
     model.train()
     order = rng.permutation(len(items))
@@ -427,9 +429,13 @@ def _train_epoch(
         batch = batches(chunk)
         with _autocast(batches.device):
             out = model(*batch.inputs())
-        loss, parts = loss_fn(out, batch.targets)
+        terms, parts = loss_fn.weighted_terms(out, batch.targets)
+        loss = sum(terms.values(), out.embedding.new_zeros((), dtype=torch.float32))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if surgery and len(terms) > 1:
+            pcgrad_backward(terms, model.shared_parameters(), _trainable(model, loss_fn), rng)
+        else:
+            loss.backward()
         if config.grad_clip > 0:
             for group in clip_groups:
                 torch.nn.utils.clip_grad_norm_(group, config.grad_clip)
@@ -439,6 +445,51 @@ def _train_epoch(
             task_sums[task] = task_sums.get(task, 0.0) + value * len(chunk)
             task_counts[task] = task_counts.get(task, 0) + len(chunk)
     return {"train_loss": total / len(items), "task_losses": {t: task_sums[t] / task_counts[t] for t in task_sums}}
+
+
+def _trainable(model: FusionModel, loss_fn: MultiTaskLoss) -> list[torch.nn.Parameter]:
+    return [p for p in list(model.parameters()) + list(loss_fn.parameters()) if p.requires_grad]
+
+
+def pcgrad_backward(terms: dict[str, torch.Tensor], shared: Sequence[torch.nn.Parameter],
+                    params: Sequence[torch.nn.Parameter], rng: np.random.Generator) -> None:
+    """Set ``.grad`` of ``params`` from the task loss ``terms`` by PCGrad (Yu et al., NeurIPS 2020).
+
+    On the ``shared`` parameters (flattened into one vector per task) each task's gradient g_i, visiting the other tasks
+    in a random order, loses its projection on every original g_j it conflicts with: if g_i·g_j < 0,
+    g_i ← g_i − (g_i·g_j / ‖g_j‖²) g_j; the projected gradients are then summed. Every other parameter gets the plain sum
+    of the tasks' gradients (a task-specific one receives only its own task's). One backward pass per task.
+    """
+    shared_ids = {id(p) for p in shared}
+    params = list(params)
+    grads = []
+    names = list(terms)
+    for i, task in enumerate(names):
+        g = torch.autograd.grad(terms[task], params, retain_graph=i < len(names) - 1, allow_unused=True)
+        grads.append([torch.zeros_like(p) if gi is None else gi for p, gi in zip(params, g)])
+    on_trunk = [k for k, p in enumerate(params) if id(p) in shared_ids]
+    flat = [torch.cat([g[k].reshape(-1) for k in on_trunk]) if on_trunk else None for g in grads]
+    if on_trunk:
+        projected = []
+        for i, g_i in enumerate(flat):
+            g = g_i.clone()
+            for j in rng.permutation(len(flat)):
+                if j == i:
+                    continue
+                dot = torch.dot(g, flat[j])
+                norm2 = torch.dot(flat[j], flat[j])
+                if dot < 0 and norm2 > 0:
+                    g = g - dot / norm2 * flat[j]
+            projected.append(g)
+        combined = torch.stack(projected).sum(dim=0)
+    offset = 0
+    for k, p in enumerate(params):
+        if id(p) in shared_ids:
+            n = p.numel()
+            p.grad = combined[offset : offset + n].view_as(p).clone()
+            offset += n
+        else:
+            p.grad = torch.stack([g[k] for g in grads]).sum(dim=0)
 
 
 def refit_heads(

@@ -296,3 +296,34 @@ def test_training_runs_on_gpu_with_mixed_precision() -> None:
     assert result.predictor.device.type == "cuda"
     predictions = result.predictor.predict(TEST[:4])
     assert all(np.isfinite(p.embedding).all() for p in predictions)
+
+
+def test_pcgrad_removes_conflicts_on_the_trunk_and_leaves_task_parameters_their_own_gradient() -> None:
+    from fusion.training import pcgrad_backward
+
+    trunk = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    head_a, head_b = torch.nn.Parameter(torch.tensor(2.0)), torch.nn.Parameter(torch.tensor(3.0))
+    # Trunk gradients: task a (1, 0), task b (-1, 1) — they conflict (dot −1).
+    terms = {"a": trunk[0] * 1.0 + head_a ** 2, "b": -trunk[0] + trunk[1] + head_b}
+    pcgrad_backward(terms, [trunk], [trunk, head_a, head_b], np.random.default_rng(0))
+    # a loses its projection on b: (1,0) − (−1/2)(−1,1) = (0.5, 0.5); b loses its projection on a: (−1,1) − (−1)(1,0) = (0,1).
+    assert torch.allclose(trunk.grad, torch.tensor([0.5, 1.5]))
+    assert torch.allclose(head_a.grad, torch.tensor(4.0)) and torch.allclose(head_b.grad, torch.tensor(1.0))
+    # Without a conflict the trunk gradient is the plain sum.
+    trunk.grad = None
+    pcgrad_backward({"a": trunk[0] + trunk[1], "b": 2 * trunk[0]}, [trunk], [trunk], np.random.default_rng(0))
+    assert torch.allclose(trunk.grad, torch.tensor([3.0, 1.0]))
+
+
+def test_training_with_pcgrad_learns_is_deterministic_and_saves_the_option(tmp_path: Path) -> None:
+    cfg = small_config(epochs=8, min_epochs=8, head_refit_epochs=0, gradient_surgery="pcgrad")
+    runs = [train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path / str(i)) for i in range(2)]
+    plain = train(TRAIN, VAL, cfg.replace(gradient_surgery="none"), LABELS, progress=False, device="cpu")
+    first, last = runs[0].history[0], runs[0].history[-1]
+    for task in ("disease", "popularity", "quality"):
+        assert last["task_losses"][task] < 0.8 * first["task_losses"][task], task
+    assert runs[0].history[-1]["train_loss"] == runs[1].history[-1]["train_loss"]
+    assert runs[0].history[-1]["train_loss"] != plain.history[-1]["train_loss"]
+    assert load_model(tmp_path / "0", device="cpu").config.gradient_surgery == "pcgrad"
+    with pytest.raises(ValueError, match="gradient_surgery"):
+        small_config(gradient_surgery="mgda")
