@@ -302,7 +302,8 @@ def variant_config(name: str, base: FusionConfig) -> list[FusionConfig]:
     if name == "concat":
         return [base.replace(fusion="concat")]
     if name == "single_task":
-        return [base.replace(tasks=(task,)) for task in TASKS if base.has(task)]
+        # A single-task model selects its checkpoint on its own task's metric, whatever ``selection_tasks`` says.
+        return [base.replace(tasks=(task,), selection_tasks=None) for task in TASKS if base.has(task)]
     raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
 
 

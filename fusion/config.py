@@ -21,7 +21,7 @@ GRADIENT_SURGERIES = ("none", "pcgrad")
 LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": False, "task_weights": None,
                                    "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False,
                                    "head_refit_epochs": 0, "task_attention": False,
-                                   "gradient_surgery": "none"}
+                                   "gradient_surgery": "none", "selection_tasks": None}
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,10 @@ class FusionConfig:
     # set jumps by ±0.1 between epochs, and the floor because disease macro-F1 (at the 0.5 threshold) stays 0 for the
     # first ~10 epochs while the rare labels' probabilities climb — a short patience used to stop before it moved.
     patience: int = 8
+    # The tasks whose headline metrics are summed into the early-stopping score (None: every task trained). Leaving
+    # popularity out lets the noisiest validation metric (Spearman on ~100 videos moves ±0.1 between epochs) stop
+    # deciding which epoch of the shared trunk is kept; its head still refits on its own metric.
+    selection_tasks: tuple[str, ...] | None = None
     min_epochs: int = 20
     score_window: int = 3
     grad_clip: float = 1.0
@@ -143,6 +147,10 @@ class FusionConfig:
             odd = sorted(k for k, v in self.task_weights.items() if k not in TASKS or not v > 0)
             if odd:
                 raise ValueError(f"task_weights {self.task_weights} names {odd}: keys must be tasks {TASKS}, values > 0")
+        if self.selection_tasks is not None:
+            object.__setattr__(self, "selection_tasks", tuple(self.selection_tasks))
+            if not self.selection_tasks or any(t not in self.tasks for t in self.selection_tasks):
+                raise ValueError(f"selection_tasks={self.selection_tasks!r} must be a non-empty subset of tasks {self.tasks}")
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"tasks={self.tasks!r} must be a non-empty set drawn from {TASKS}")
@@ -188,6 +196,8 @@ class FusionConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["tasks"] = list(self.tasks)
+        if self.selection_tasks is not None:
+            data["selection_tasks"] = list(self.selection_tasks)
         return data
 
     @classmethod

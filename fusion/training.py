@@ -342,7 +342,8 @@ def train(
             }
             if val_items:
                 val = score_predictions(val_items, predictor.predict(val_items), label_map)
-                score = val["score"]
+                score = (val["score"] if config.selection_tasks is None
+                         else sum(task_score(val, task) for task in config.selection_tasks))
                 record.update(val_score=score, val_metrics=val)
             else:
                 val, score = {}, -record["train_loss"]

@@ -327,3 +327,17 @@ def test_training_with_pcgrad_learns_is_deterministic_and_saves_the_option(tmp_p
     assert load_model(tmp_path / "0", device="cpu").config.gradient_surgery == "pcgrad"
     with pytest.raises(ValueError, match="gradient_surgery"):
         small_config(gradient_surgery="mgda")
+
+
+def test_selection_tasks_choose_the_checkpoint_on_their_metrics_alone() -> None:
+    from fusion.metrics import task_score
+
+    cfg = small_config(epochs=8, patience=8, min_epochs=8, score_window=1, head_refit_epochs=0,
+                       selection_tasks=("quality",))
+    result = train(TRAIN[:48], VAL[:16], cfg, LABELS, progress=False, device="cpu")
+    quality = [task_score(h["val_metrics"], "quality") for h in result.history]
+    assert [h["val_score"] for h in result.history] == pytest.approx(quality)
+    assert result.best_epoch == int(np.argmax(quality)) + 1
+    assert FusionConfig.from_dict(cfg.to_dict()).selection_tasks == ("quality",)
+    with pytest.raises(ValueError, match="selection_tasks"):
+        small_config(tasks=("disease", "quality"), selection_tasks=("popularity",))

@@ -58,6 +58,9 @@ def test_ablation_variants_and_table() -> None:
     base = FusionConfig(d_visual=8, d_text=8, d_graph=8, n_diseases=3)
     assert variant_config("no_visual", base)[0].fusion == "concat" and not variant_config("no_visual", base)[0].use_visual
     assert [c.tasks for c in variant_config("single_task", base)] == [("disease",), ("popularity",), ("quality",)]
+    picky = base.replace(selection_tasks=("disease", "quality"))
+    assert [c.selection_tasks for c in variant_config("single_task", picky)] == [None, None, None]
+    assert variant_config("no_text", picky)[0].selection_tasks == ("disease", "quality")
     with pytest.raises(ValueError):
         variant_config("bogus", base)
     report = AblationReport(seed=0, seeds=[0], synthetic=True, sizes={"train": 7, "val": 2, "test": 3})
