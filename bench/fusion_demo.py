@@ -126,6 +126,22 @@ shows goes into the README beside seeds 5–9. It showed (test splits, full / si
 0.711 / 0.692, popularity Spearman 0.201 / 0.188, quality QWK 0.541 / 0.551; the full model was best on disease and
 popularity and behind single-task heads on quality only, as on seeds 5–9.
 
+A fifth round (2026-11-23, a later session), again on the reported set's **validation** splits only (training seeds
+0–4, each its own split; the same scratch-script route), the full model; disease macro-F1 / popularity Spearman /
+quality QWK, means over the five seeds:
+
+============================================================================  =====  =====  =====
+the defaults (fourth round)                                                   0.656  0.260  0.652
+``gradient_surgery=pcgrad`` (PCGrad on the shared trunk)                      0.648  0.193  0.649
+width 256 instead of 128                                                      0.645  0.228  0.662
+``selection_tasks=["disease", "quality"]`` (popularity left out of selection)  0.662  0.173  0.633
+single-task heads (fourth round, for comparison)                              0.665  0.276  0.684
+============================================================================  =====  =====  =====
+
+None comes near single-task heads on quality, and none was adopted or taken to the development set; PCGrad also
+trains about 1.4× slower (697 s against 485 s for the five seeds, one process beside another). Both new options stay
+in ``FusionConfig``, off, with tests.
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried:
