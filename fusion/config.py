@@ -21,7 +21,8 @@ GRADIENT_SURGERIES = ("none", "pcgrad")
 LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": False, "task_weights": None,
                                    "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False,
                                    "head_refit_epochs": 0, "task_attention": False,
-                                   "gradient_surgery": "none", "selection_tasks": None}
+                                   "gradient_surgery": "none", "selection_tasks": None,
+                                   "refit_attention": False}
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,12 @@ class FusionConfig:
     # initialised ones (the joint head stays a candidate either way). A fresh start lets a task whose joint head has
     # already overfit — popularity, mostly noise — be stopped early, as its single-task model would be.
     head_refit_init: str = "continue"
+    # Multi-task training, then per-task fine-tuning of the attention (as MT-DNN does with its shared encoder): joint
+    # training runs with the one shared pair of cross-modal blocks; the head refit then gives each task its own copy of
+    # that pair, starting from the joint checkpoint's weights, and trains it with the task's readout and head (the
+    # projections and metadata MLP stay frozen and shared). Needs ``task_readout`` and excludes ``task_attention``;
+    # ignored by 'concat'. Until a refit has run (no validation set) every task reads the shared blocks.
+    refit_attention: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -165,6 +172,9 @@ class FusionConfig:
             )
         if self.fusion == "cross_attention" and self.task_attention and not self.task_readout:
             raise ValueError("task_attention=True needs task_readout=True (each task's blocks feed its own readout)")
+        if self.fusion == "cross_attention" and self.refit_attention and (self.task_attention or not self.task_readout):
+            raise ValueError("refit_attention=True needs task_readout=True and task_attention=False "
+                             f"(got task_readout={self.task_readout}, task_attention={self.task_attention})")
         if self.fusion == "cross_attention" and self.width % self.heads:
             raise ValueError(f"width={self.width} is not divisible by heads={self.heads}")
         if self.use_metadata and self.d_meta <= 0:

@@ -259,6 +259,19 @@ class FusionModel(nn.Module):
             self.quality_head: nn.Module | None = OrdinalHead(d) if config.quality_head == "ordinal" else nn.Linear(d, 5)
         else:
             self.quality_head = None
+        # ``config.refit_attention``: per-task copies of the shared blocks, filled by ``untie_attention`` when the head
+        # refit starts. Built under a forked RNG and left out of ``reset_parameters``, so the joint phase draws the same
+        # random numbers as a model without them; ``attention_untied`` (saved) says whether the copies are in use.
+        if config.refit_attention and config.fusion == "cross_attention":
+            with torch.random.fork_rng(devices=[]):
+                self.refit_blocks = nn.ModuleDict({
+                    task: nn.ModuleDict({
+                        "context_over_frames": CrossModalBlock(d, config.heads, config.dropout),
+                        "frames_over_context": CrossModalBlock(d, config.heads, config.dropout),
+                    })
+                    for task in config.tasks
+                })
+            self.register_buffer("attention_untied", torch.zeros((), dtype=torch.bool))
         # Popularity standardisation and the training distribution's percentiles, set by training and saved in the
         # state dict, so a loaded model un-standardises and ranks exactly as it did when trained.
         self.register_buffer("pop_mean", torch.zeros(()))
@@ -271,12 +284,31 @@ class FusionModel(nn.Module):
 
     def reset_parameters(self) -> None:
         """(Re)initialise every learned parameter; buffers (popularity statistics) are left alone."""
-        _initialise([m for m in self.modules() if m is not self])
+        copies = {id(m) for m in self.refit_blocks.modules()} if hasattr(self, "refit_blocks") else set()
+        _initialise([m for m in self.modules() if m is not self and id(m) not in copies])
         nn.init.normal_(self.type_embedding, std=0.02)
 
     def reset_task(self, task: str) -> None:
-        """Initialise ``task``'s own modules (``task_modules``) afresh, exactly as a new model's; the rest is untouched."""
-        _initialise([sub for m in self.task_modules(task) for sub in m.modules()])
+        """Initialise ``task``'s own modules (``task_modules``) afresh, exactly as a new model's; the rest is untouched.
+        Its copy of the attention blocks (``refit_attention``) is taken again from the shared blocks instead."""
+        copies = {id(m) for m in self.refit_blocks.modules()} if hasattr(self, "refit_blocks") else set()
+        _initialise([sub for m in self.task_modules(task) for sub in m.modules() if id(sub) not in copies])
+        if hasattr(self, "refit_blocks") and task in self.refit_blocks:
+            self._copy_shared_blocks(task)
+
+    def untie_attention(self) -> None:
+        """``refit_attention``: give every task its own copy of the shared cross-modal blocks (their current weights)
+        and read them from now on. No-op for a model without the option."""
+        if not hasattr(self, "refit_blocks"):
+            return
+        for task in self.refit_blocks:
+            self._copy_shared_blocks(task)
+        self.attention_untied.fill_(True)
+
+    def _copy_shared_blocks(self, task: str) -> None:
+        blocks = self.refit_blocks[task]
+        blocks["context_over_frames"].load_state_dict(self.context_over_frames.state_dict())
+        blocks["frames_over_context"].load_state_dict(self.frames_over_context.state_dict())
 
     def forward(
         self,
@@ -324,9 +356,12 @@ class FusionModel(nn.Module):
                 t_new, g_new = context_new[:, :n_tokens], context_new[:, n_tokens:]
                 return v_new, frame_valid, t_new, token_valid, g_new, entity_valid, meta, present
 
-            if hasattr(self, "task_blocks"):
+            per_task_blocks = getattr(self, "task_blocks", None)
+            if per_task_blocks is None and hasattr(self, "refit_blocks") and bool(self.attention_untied):
+                per_task_blocks = self.refit_blocks
+            if per_task_blocks is not None:
                 attended = {task: attend(b["context_over_frames"], b["frames_over_context"])
-                            for task, b in self.task_blocks.items()}
+                            for task, b in per_task_blocks.items()}
             else:
                 shared = attend(self.context_over_frames, self.frames_over_context)
                 attended = {name: shared for name in self.readouts}
@@ -386,7 +421,8 @@ class FusionModel(nn.Module):
     def task_modules(self, task: str) -> list[nn.Module]:
         """The modules only ``task`` reads: its head (popularity: with its metadata path), its readout when each task
         has its own (``task_readout`` under cross-attention) and its cross-modal blocks when each task has its own
-        (``task_attention``). Empty for a task the model does not predict."""
+        (``task_attention``, or ``refit_attention``'s copies, which only the refit reads). Empty for a task the model
+        does not predict."""
         if not self.config.has(task):
             return []
         heads = {"disease": [self.disease_head], "popularity": [self.popularity_head, self.popularity_skip],
@@ -396,6 +432,8 @@ class FusionModel(nn.Module):
             modules.append(self.readouts[task])
         if hasattr(self, "task_blocks"):
             modules.append(self.task_blocks[task])
+        if hasattr(self, "refit_blocks"):
+            modules.append(self.refit_blocks[task])
         return modules
 
     def shared_parameters(self) -> list[nn.Parameter]:

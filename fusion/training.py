@@ -511,7 +511,9 @@ def refit_heads(
 
     The shared trunk (projections, cross-modal attention, metadata MLP) stays as joint training left it, so the model
     keeps one trunk and one fused embedding; with ``config.task_attention`` each task's cross-modal blocks are its own
-    and refit with its readout and head, and only the projections and metadata MLP stay frozen. The task groups share
+    and refit with its readout and head, and only the projections and metadata MLP stay frozen; with
+    ``config.refit_attention`` each task first gets its own copy of the joint blocks (``FusionModel.untie_attention``),
+    which then refits likewise. The task groups share
     no parameter and a task's loss reaches only its own group, so the refits are independent; each group's gradient
     norm is clipped on its own. Epoch 0 — the joint
     checkpoint — is a candidate, so no task's validation metric ends below where joint training left it. Stops when no
@@ -520,6 +522,7 @@ def refit_heads(
     Returns:
         ``{"epochs": [...], "kept": {task: epoch}, "val_metrics": the final model's validation metrics}``.
     """
+    model.untie_attention()  # ``refit_attention``: each task refits its own copy of the joint blocks
     groups = {task: [p for m in model.task_modules(task) for p in m.parameters()] for task in config.tasks}
     groups = {task: params for task, params in groups.items() if params}
     trainable = {id(p) for params in groups.values() for p in params}

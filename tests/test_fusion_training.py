@@ -341,3 +341,40 @@ def test_selection_tasks_choose_the_checkpoint_on_their_metrics_alone() -> None:
     assert FusionConfig.from_dict(cfg.to_dict()).selection_tasks == ("quality",)
     with pytest.raises(ValueError, match="selection_tasks"):
         small_config(tasks=("disease", "quality"), selection_tasks=("popularity",))
+
+
+def test_refit_attention_leaves_joint_training_alone_then_refits_each_task_s_own_copy_of_the_blocks(
+    tmp_path: Path,
+) -> None:
+    from fusion.metrics import task_score
+
+    cfg = small_config(epochs=6, min_epochs=0, head_refit_epochs=0)
+    plain = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu")
+    tied = train(TRAIN, VAL, cfg.replace(refit_attention=True), LABELS, progress=False, device="cpu")
+    # The copies are built under a forked RNG and only the refit reads them: joint training is bit for bit the same.
+    assert [h["train_loss"] for h in tied.history] == [h["train_loss"] for h in plain.history]
+    assert not bool(tied.predictor.model.attention_untied)
+    assert [p.quality_probs for p in tied.predictor.predict(TEST)] == [p.quality_probs for p in plain.predictor.predict(TEST)]
+
+    refit_cfg = cfg.replace(refit_attention=True, head_refit_epochs=6)
+    result = train(TRAIN, VAL, refit_cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
+    model = result.predictor.model
+    assert bool(model.attention_untied)
+    shared = {k: v for k, v in model.state_dict().items() if k.startswith(("context_over_frames.", "frames_over_context."))}
+    joint = plain.predictor.model.state_dict()
+    assert all(torch.equal(v, joint[k]) for k, v in shared.items())  # the shared blocks stay the joint checkpoint's
+    moved = set()
+    for task, epoch in result.refit["kept"].items():
+        copy = {k.split(".", 2)[2]: v for k, v in model.state_dict().items() if k.startswith(f"refit_blocks.{task}.")}
+        same = all(torch.equal(v, shared[k]) for k, v in copy.items())
+        assert same == (epoch == 0), (task, epoch)  # a task that kept a refit epoch trained its own copy
+        moved |= {task} if epoch else set()
+        assert task_score(result.val_metrics, task) >= task_score(plain.val_metrics, task) - 1e-9, task
+    assert moved, "no task kept a refit epoch: the copies never trained"
+    loaded = load_model(tmp_path, device="cpu")
+    assert loaded.config.refit_attention and bool(loaded.model.attention_untied)
+    assert [p.quality_probs for p in loaded.predict(TEST)] == [p.quality_probs for p in result.predictor.predict(TEST)]
+    legacy = {k: v for k, v in refit_cfg.to_dict().items() if k != "refit_attention"}
+    assert FusionConfig.from_dict(legacy).refit_attention is False  # saved before the option existed
+    with pytest.raises(ValueError, match="refit_attention=True needs task_readout=True and task_attention=False"):
+        small_config(refit_attention=True, task_attention=True)
