@@ -22,7 +22,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": Fals
                                    "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False,
                                    "head_refit_epochs": 0, "task_attention": False,
                                    "gradient_surgery": "none", "selection_tasks": None,
-                                   "refit_attention": False}
+                                   "refit_attention": False, "quality_skip": False}
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,14 @@ class FusionConfig:
     # embedding: the learnable part of engagement is mostly the author's audience and the platform, which the fused
     # embedding otherwise has to carry through its gates and LayerNorm.
     popularity_skip: bool = False
+    # A linear path to the quality score beside the head on the fused embedding: a ridge regression of GQS on the
+    # training videos' mean keyframe and mean token features (standardised; penalty ``quality_skip_ridge``), solved in
+    # closed form when training starts and then fixed, times a learned scale and shift. Quality shows in proportions
+    # (how much of a video is clinical footage, how many cue phrases the caption has), which means keep and attention
+    # pools lose; such a ridge alone reached QWK 0.65-0.68 on the demo sets. Ordinal quality head only. The fusion
+    # model then learns the remainder. Switched-off modalities are left out of the means, as everywhere else.
+    quality_skip: bool = False
+    quality_skip_ridge: float = 300.0
     # 'mlp' (one hidden layer) or 'linear' on the fused embedding: a linear head has less room to fit engagement noise.
     popularity_head: str = "mlp"
     # Fixed multipliers of the task losses, e.g. {"disease": 4.0}; a task not named gets 1 (under 'uncertainty' the
@@ -172,6 +180,10 @@ class FusionConfig:
             )
         if self.fusion == "cross_attention" and self.task_attention and not self.task_readout:
             raise ValueError("task_attention=True needs task_readout=True (each task's blocks feed its own readout)")
+        if self.quality_skip and self.has("quality") and self.quality_head != "ordinal":
+            raise ValueError(f"quality_skip=True needs quality_head='ordinal' (got {self.quality_head!r})")
+        if self.quality_skip_ridge <= 0:
+            raise ValueError(f"quality_skip_ridge={self.quality_skip_ridge} must be positive")
         if self.fusion == "cross_attention" and self.refit_attention and (self.task_attention or not self.task_readout):
             raise ValueError("refit_attention=True needs task_readout=True and task_attention=False "
                              f"(got task_readout={self.task_readout}, task_attention={self.task_attention})")

@@ -23,7 +23,9 @@ entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d
 4. Heads on :math:`z`: disease logits (multi-label, sigmoid), popularity (standardised log1p engagement; with
    ``popularity_skip`` plus a linear function of the standardised metadata :math:`\tilde m`),
    quality: ordinal — cumulative logits :math:`P(y > k) = \sigma(f(z) - \theta_k)`, :math:`k=1..4`, thresholds kept
-   ordered by construction (:math:`\theta_{k+1} = \theta_k + \mathrm{softplus}(\delta_k)`) — or softmax over 5 levels.
+   ordered by construction (:math:`\theta_{k+1} = \theta_k + \mathrm{softplus}(\delta_k)`) — or softmax over 5 levels;
+   with ``quality_skip`` the ordinal score is :math:`f(z) + a\,\tilde x^\top w + c`, :math:`\tilde x` the standardised
+   mean keyframe and mean token features, :math:`w` a ridge fitted in closed form before training and then fixed.
 
 ``fusion='concat'`` (the ablation baseline) replaces 2–3 by masked mean pooling of each projection, concatenated and
 projected to :math:`d`. Attention weights over keyframes, tokens and entities come back for explanations; an empty or
@@ -173,8 +175,10 @@ class OrdinalHead(nn.Module):
     def thresholds(self) -> Tensor:
         return torch.cat([self.first, self.first + torch.cumsum(F.softplus(self.gaps), dim=0)])
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        logits = self.score(z) - self.thresholds()  # B × 4: logit P(y > k)
+    def forward(self, z: Tensor, offset: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``offset`` (B, optional) is added to the score f(z) (the quality skip)."""
+        score = self.score(z) if offset is None else self.score(z) + offset[:, None]
+        logits = score - self.thresholds()  # B × 4: logit P(y > k)
         above = torch.sigmoid(logits)
         ones = torch.ones_like(above[:, :1])
         zeros = torch.zeros_like(above[:, :1])
@@ -183,12 +187,49 @@ class OrdinalHead(nn.Module):
         return logits, probs.clamp_min(0.0)
 
 
+class QualitySkip(nn.Module):
+    """A fixed ridge prediction of GQS from mean-pooled inputs (``fit``), mapped onto the ordinal score by a learned
+    scale and shift: a·(x̃·w) + c, x̃ the input standardised with the training statistics. Until fitted, w = 0."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("std", torch.ones(width))
+        self.register_buffer("weight", torch.zeros(width))
+        self.scale = nn.Parameter(torch.ones(()))
+        self.shift = nn.Parameter(torch.zeros(()))
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.scale)
+        nn.init.zeros_(self.shift)
+
+    def ridge(self, x: Tensor) -> Tensor:
+        """B: the ridge's prediction of GQS minus the training mean (no learned part)."""
+        return ((x - self.mean) / self.std) @ self.weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.scale * self.ridge(x) + self.shift
+
+    @torch.no_grad()
+    def fit(self, x: Tensor, y: Tensor, penalty: float) -> None:
+        """Solve min ‖ỹ − x̃w‖² + penalty·‖w‖² (ỹ centred, x̃ standardised) in float64 and store w and the statistics."""
+        x64, y64 = x.double(), y.double()
+        mean, std = x64.mean(dim=0), x64.std(dim=0, unbiased=False)
+        std = torch.where(std < 1e-6, torch.ones_like(std), std)
+        xs = (x64 - mean) / std
+        gram = xs.T @ xs + penalty * torch.eye(xs.shape[1], dtype=torch.float64)
+        w = torch.linalg.solve(gram, xs.T @ (y64 - y64.mean()))
+        self.mean.copy_(mean.to(self.mean.dtype))
+        self.std.copy_(std.to(self.std.dtype))
+        self.weight.copy_(w.to(self.weight.dtype))
+
+
 def _initialise(modules: list[nn.Module]) -> None:
     """The initial values of ``modules``' own parameters: Xavier-uniform linear weights with zero biases, default
     LayerNorm and attention, ordinal thresholds spread over the levels, and readout gates at zero — half-open
     (σ(0)=0.5) for every modality instead of at a random preference."""
     for module in modules:
-        if isinstance(module, OrdinalHead):
+        if isinstance(module, (OrdinalHead, QualitySkip)):
             module.reset_parameters()
         elif isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)
@@ -259,6 +300,9 @@ class FusionModel(nn.Module):
             self.quality_head: nn.Module | None = OrdinalHead(d) if config.quality_head == "ordinal" else nn.Linear(d, 5)
         else:
             self.quality_head = None
+        # ``config.quality_skip``: a fixed ridge on the mean keyframe and mean token features (buffers, fitted by
+        # ``fusion.training.fit_quality_skip``) and the learned scale and shift that put its prediction on the ordinal score's scale.
+        self.quality_skip = QualitySkip(config.d_visual + config.d_text) if config.quality_skip and config.has("quality") else None
         # ``config.refit_attention``: per-task copies of the shared blocks, filled by ``untie_attention`` when the head
         # refit starts. Built under a forked RNG and left out of ``reset_parameters``, so the joint phase draws the same
         # random numbers as a model without them; ``attention_untied`` (saved) says whether the copies are in use.
@@ -326,6 +370,7 @@ class FusionModel(nn.Module):
         frame_valid = frame_valid & cfg.use_visual
         token_valid = token_valid & cfg.use_text
         entity_valid = entity_valid & cfg.use_graph
+        frame_valid_all, token_valid_all = frame_valid, token_valid  # before modality dropout: the quality skip's view
         batch = frames.shape[0]
         if self.training and cfg.modality_dropout > 0:
             frame_valid, token_valid, entity_valid = self._drop_modalities(frame_valid, token_valid, entity_valid)
@@ -402,7 +447,10 @@ class FusionModel(nn.Module):
                 popularity = popularity + self.popularity_skip(metadata).squeeze(-1)
         quality_logits = quality_probs = None
         if isinstance(self.quality_head, OrdinalHead):
-            quality_logits, quality_probs = self.quality_head(z("quality"))
+            skip = None
+            if self.quality_skip is not None:
+                skip = self.quality_skip(self.quality_skip_inputs(frames, frame_valid_all, tokens, token_valid_all))
+            quality_logits, quality_probs = self.quality_head(z("quality"), skip)
         elif self.quality_head is not None:
             quality_logits = self.quality_head(z("quality"))
             quality_probs = torch.softmax(quality_logits, dim=-1)
@@ -418,6 +466,18 @@ class FusionModel(nn.Module):
             gates=gates,
         )
 
+    def quality_skip_inputs(self, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor) -> Tensor:
+        """B × (D_v + D_t): each item's mean keyframe and mean token feature over its valid positions (zeros for an
+        empty or switched-off sequence) — what the quality skip's ridge reads."""
+        cfg = self.config
+        frame_valid, token_valid = frame_valid & cfg.use_visual, token_valid & cfg.use_text
+
+        def mean(x: Tensor, valid: Tensor) -> Tensor:
+            w = valid.to(x.dtype)
+            return torch.einsum("bn,bnd->bd", w, x) / w.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+        return torch.cat([mean(frames, frame_valid), mean(tokens, token_valid)], dim=1)
+
     def task_modules(self, task: str) -> list[nn.Module]:
         """The modules only ``task`` reads: its head (popularity: with its metadata path), its readout when each task
         has its own (``task_readout`` under cross-attention) and its cross-modal blocks when each task has its own
@@ -426,7 +486,7 @@ class FusionModel(nn.Module):
         if not self.config.has(task):
             return []
         heads = {"disease": [self.disease_head], "popularity": [self.popularity_head, self.popularity_skip],
-                 "quality": [self.quality_head]}[task]
+                 "quality": [self.quality_head, self.quality_skip]}[task]
         modules = [m for m in heads if m is not None]
         if self.config.fusion == "cross_attention" and self.config.task_readout:
             modules.append(self.readouts[task])

@@ -319,6 +319,7 @@ def train(
         model.meta_mean.copy_(meta_mean)
         model.meta_std.copy_(meta_std)
         model.to(torch_device)
+        fit_quality_skip(model, train_items, label_map, torch_device)
         loss_fn = MultiTaskLoss(config).to(torch_device)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         if loss_fn.log_vars.requires_grad:
@@ -393,6 +394,25 @@ def train(
         save_model(result, out_dir)
     return result
 
+
+
+def fit_quality_skip(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap,
+                     device: torch.device) -> None:
+    """Fit ``model.quality_skip``'s ridge (``FusionConfig.quality_skip``) on the quality-labelled ``items``; a no-op
+    for a model without one or when no item has a quality label."""
+    if model.quality_skip is None:
+        return
+    labelled = [it for it in items if it.quality is not None]
+    if not labelled:
+        logger.warning("quality_skip: no training video has a quality label; the skip stays at zero")
+        return
+    pooled = []
+    with torch.no_grad():
+        for start in range(0, len(labelled), 64):
+            batch = collate(labelled[start : start + 64], model.config, label_map).to(device)
+            pooled.append(model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid))
+    y = torch.tensor([float(it.quality) for it in labelled], device=device)
+    model.quality_skip.fit(torch.cat(pooled), y, model.config.quality_skip_ridge)
 
 
 class _Batcher:

@@ -378,3 +378,48 @@ def test_refit_attention_leaves_joint_training_alone_then_refits_each_task_s_own
     assert FusionConfig.from_dict(legacy).refit_attention is False  # saved before the option existed
     with pytest.raises(ValueError, match="refit_attention=True needs task_readout=True and task_attention=False"):
         small_config(refit_attention=True, task_attention=True)
+
+
+def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_saving(tmp_path: Path) -> None:
+    cfg = small_config(epochs=4, min_epochs=0, head_refit_epochs=2, quality_skip=True, quality_skip_ridge=50.0)
+    result = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
+    skip = result.predictor.model.quality_skip
+    # The same ridge computed independently in numpy from the items' mean keyframe and mean token features.
+    labelled = [it for it in TRAIN if it.quality is not None]
+    x = np.stack([np.concatenate([it.frames.mean(axis=0), it.tokens.mean(axis=0)]) for it in labelled])
+    y = np.array([it.quality for it in labelled], dtype=float)
+    xs = (x - x.mean(axis=0)) / x.std(axis=0)
+    w = np.linalg.solve(xs.T @ xs + 50.0 * np.eye(xs.shape[1]), xs.T @ (y - y.mean()))
+    assert np.allclose(skip.weight.numpy(), w, atol=1e-4)
+    # The ridge alone ranks held-out quality (the planted quality direction is linear in the means).
+    test_x = np.stack([np.concatenate([it.frames.mean(axis=0), it.tokens.mean(axis=0)]) for it in TEST])
+    pred = ((test_x - x.mean(axis=0)) / x.std(axis=0)) @ w
+    truth = [(p, it.quality) for p, it in zip(pred, TEST) if it.quality is not None]
+    assert np.corrcoef([p for p, _ in truth], [q for _, q in truth])[0, 1] > 0.5
+    # The quality score is the head's plus the skip's: with the head's own score zeroed, only the skip is left.
+    model = result.predictor.model
+    with torch.no_grad():
+        model.quality_head.score.weight.zero_()
+        model.quality_head.score.bias.zero_()
+    from fusion.training import collate
+
+    batch = collate(TEST[:8], cfg, LABELS)
+    out = model(*batch.inputs())
+    inputs = model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid)
+    expected = skip(inputs)[:, None] - model.quality_head.thresholds()
+    assert torch.allclose(out.quality_logits, expected, atol=1e-5)
+    loaded = load_model(tmp_path, device="cpu")
+    assert loaded.config.quality_skip and torch.equal(loaded.model.quality_skip.weight, skip.weight)
+    assert [p.quality_probs for p in loaded.predict(TEST)] == [
+        p.quality_probs for p in load_model(tmp_path, device="cpu").predict(TEST)
+    ]
+    # A switched-off modality is left out of the means: its half of the ridge has zero weight.
+    no_visual = train(TRAIN, VAL, cfg.replace(use_visual=False, fusion="concat", head_refit_epochs=0, epochs=1),
+                      LABELS, progress=False, device="cpu")
+    assert torch.count_nonzero(no_visual.predictor.model.quality_skip.weight[:DV]) == 0
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "quality_skip"}
+    assert FusionConfig.from_dict(legacy).quality_skip is False  # saved before the option existed
+    with pytest.raises(ValueError, match="quality_skip=True needs quality_head='ordinal'"):
+        small_config(quality_skip=True, quality_head="softmax")
+    with pytest.raises(ValueError, match="quality_skip_ridge"):
+        small_config(quality_skip=True, quality_skip_ridge=0.0)
