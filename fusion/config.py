@@ -89,8 +89,11 @@ class FusionConfig:
     # training videos' mean keyframe and mean token features (standardised; penalty ``quality_skip_ridge``), solved in
     # closed form when training starts and then fixed, times a learned scale and shift. Quality shows in proportions
     # (how much of a video is clinical footage, how many cue phrases the caption has), which means keep and attention
-    # pools lose; such a ridge alone reached QWK 0.65-0.68 on the demo sets. Ordinal quality head only. The fusion
-    # model then learns the remainder. Switched-off modalities are left out of the means, as everywhere else.
+    # pools lose; such a ridge alone reached QWK 0.648 and 0.681 on the two demo sets' selection splits. Ordinal quality
+    # head only. The fusion model then learns the remainder. Switched-off modalities are left out of the means, as
+    # everywhere else. Off: it raised the full model's quality QWK on every seed of both selection sets (0.642 -> 0.696,
+    # 0.586 -> 0.651) but lowered popularity Spearman (0.228 -> 0.201, 0.245 -> 0.160), and single-task heads with it
+    # reach 0.708 and 0.670, so the gap to them stays (bench/fusion_demo.py's docstring, sixth round).
     quality_skip: bool = False
     quality_skip_ridge: float = 300.0
     # 'mlp' (one hidden layer) or 'linear' on the fused embedding: a linear head has less room to fit engagement noise.
@@ -140,7 +143,10 @@ class FusionConfig:
     # training runs with the one shared pair of cross-modal blocks; the head refit then gives each task its own copy of
     # that pair, starting from the joint checkpoint's weights, and trains it with the task's readout and head (the
     # projections and metadata MLP stay frozen and shared). Needs ``task_readout`` and excludes ``task_attention``;
-    # ignored by 'concat'. Until a refit has run (no validation set) every task reads the shared blocks.
+    # ignored by 'concat'. Until a refit has run (no validation set) every task reads the shared blocks. Off: against the
+    # defaults of the same session it raised quality QWK on the demo set's validation splits (0.642 -> 0.662) but
+    # lowered all three metrics on the development set's test splits (quality 0.586 -> 0.574, popularity Spearman
+    # 0.245 -> 0.181), and trains ~1.6x slower (bench/fusion_demo.py's docstring, sixth round).
     refit_attention: bool = False
     seed: int = 0
 
