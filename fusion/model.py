@@ -224,6 +224,17 @@ class QualitySkip(nn.Module):
         self.weight.copy_(w.to(self.weight.dtype))
 
 
+def _block_pairs(config: FusionConfig) -> nn.ModuleDict:
+    """One pair of cross-modal blocks (context over frames, frames over context) per task of ``config``."""
+    return nn.ModuleDict({
+        task: nn.ModuleDict({
+            "context_over_frames": CrossModalBlock(config.width, config.heads, config.dropout),
+            "frames_over_context": CrossModalBlock(config.width, config.heads, config.dropout),
+        })
+        for task in config.tasks
+    })
+
+
 def _initialise(modules: list[nn.Module]) -> None:
     """The initial values of ``modules``' own parameters: Xavier-uniform linear weights with zero biases, default
     LayerNorm and attention, ordinal thresholds spread over the levels, and readout gates at zero — half-open
@@ -270,13 +281,7 @@ class FusionModel(nn.Module):
         if config.fusion == "cross_attention":
             if config.task_attention:  # FusionConfig has checked task_readout is on
                 # One pair of blocks per task (``config.task_attention``); the projections below them stay shared.
-                self.task_blocks = nn.ModuleDict({
-                    task: nn.ModuleDict({
-                        "context_over_frames": CrossModalBlock(d, config.heads, config.dropout),
-                        "frames_over_context": CrossModalBlock(d, config.heads, config.dropout),
-                    })
-                    for task in config.tasks
-                })
+                self.task_blocks = _block_pairs(config)
             else:
                 self.context_over_frames = CrossModalBlock(d, config.heads, config.dropout)
                 self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
@@ -308,13 +313,7 @@ class FusionModel(nn.Module):
         # random numbers as a model without them; ``attention_untied`` (saved) says whether the copies are in use.
         if config.refit_attention and config.fusion == "cross_attention":
             with torch.random.fork_rng(devices=[]):
-                self.refit_blocks = nn.ModuleDict({
-                    task: nn.ModuleDict({
-                        "context_over_frames": CrossModalBlock(d, config.heads, config.dropout),
-                        "frames_over_context": CrossModalBlock(d, config.heads, config.dropout),
-                    })
-                    for task in config.tasks
-                })
+                self.refit_blocks = _block_pairs(config)
             self.register_buffer("attention_untied", torch.zeros((), dtype=torch.bool))
         # Popularity standardisation and the training distribution's percentiles, set by training and saved in the
         # state dict, so a loaded model un-standardises and ranks exactly as it did when trained.
