@@ -183,8 +183,9 @@ beats single-task heads on the selection sets. Both stay in ``FusionConfig``, of
 
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
-at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried:
-a saved model has one trunk, and its embedding is what the Neo4j vector index holds.
+at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried
+before the sixth round's scratch run above: a saved model has one trunk, and its embedding is what the Neo4j vector
+index holds.
 """
 from __future__ import annotations
 
