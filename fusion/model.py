@@ -327,17 +327,21 @@ class FusionModel(nn.Module):
 
     def reset_parameters(self) -> None:
         """(Re)initialise every learned parameter; buffers (popularity statistics) are left alone."""
-        copies = {id(m) for m in self.refit_blocks.modules()} if hasattr(self, "refit_blocks") else set()
+        copies = self._refit_copies()
         _initialise([m for m in self.modules() if m is not self and id(m) not in copies])
         nn.init.normal_(self.type_embedding, std=0.02)
 
     def reset_task(self, task: str) -> None:
         """Initialise ``task``'s own modules (``task_modules``) afresh, exactly as a new model's; the rest is untouched.
         Its copy of the attention blocks (``refit_attention``) is taken again from the shared blocks instead."""
-        copies = {id(m) for m in self.refit_blocks.modules()} if hasattr(self, "refit_blocks") else set()
+        copies = self._refit_copies()
         _initialise([sub for m in self.task_modules(task) for sub in m.modules() if id(sub) not in copies])
         if hasattr(self, "refit_blocks") and task in self.refit_blocks:
             self._copy_shared_blocks(task)
+
+    def _refit_copies(self) -> set[int]:
+        """Ids of the modules inside ``refit_attention``'s block copies (initialised by copying, never at random)."""
+        return {id(m) for m in self.refit_blocks.modules()} if hasattr(self, "refit_blocks") else set()
 
     def untie_attention(self) -> None:
         """``refit_attention``: give every task its own copy of the shared cross-modal blocks (their current weights)
@@ -366,10 +370,12 @@ class FusionModel(nn.Module):
         """Shapes: frames B×K×D_v, tokens B×L×D_t, entities B×E×D_g, metadata B×D_meta; ``*_valid`` B×K, B×L, B×E bool."""
         cfg = self.config
         # Ablation switches act through the masks, so the rest of the model needs no special cases.
+        # The quality skip reads every valid frame and token, before modality dropout hides any.
+        skip_inputs = (self.quality_skip_inputs(frames, frame_valid, tokens, token_valid)
+                       if self.quality_skip is not None else None)
         frame_valid = frame_valid & cfg.use_visual
         token_valid = token_valid & cfg.use_text
         entity_valid = entity_valid & cfg.use_graph
-        frame_valid_all, token_valid_all = frame_valid, token_valid  # before modality dropout: the quality skip's view
         batch = frames.shape[0]
         if self.training and cfg.modality_dropout > 0:
             frame_valid, token_valid, entity_valid = self._drop_modalities(frame_valid, token_valid, entity_valid)
@@ -446,9 +452,7 @@ class FusionModel(nn.Module):
                 popularity = popularity + self.popularity_skip(metadata).squeeze(-1)
         quality_logits = quality_probs = None
         if isinstance(self.quality_head, OrdinalHead):
-            skip = None
-            if self.quality_skip is not None:
-                skip = self.quality_skip(self.quality_skip_inputs(frames, frame_valid_all, tokens, token_valid_all))
+            skip = self.quality_skip(skip_inputs) if skip_inputs is not None else None
             quality_logits, quality_probs = self.quality_head(z("quality"), skip)
         elif self.quality_head is not None:
             quality_logits = self.quality_head(z("quality"))
@@ -472,8 +476,7 @@ class FusionModel(nn.Module):
         frame_valid, token_valid = frame_valid & cfg.use_visual, token_valid & cfg.use_text
 
         def mean(x: Tensor, valid: Tensor) -> Tensor:
-            w = valid.to(x.dtype)
-            return torch.einsum("bn,bnd->bd", w, x) / w.sum(dim=1, keepdim=True).clamp_min(1.0)
+            return torch.einsum("bn,bnd->bd", masked_softmax(torch.zeros_like(valid, dtype=x.dtype), valid), x)
 
         return torch.cat([mean(frames, frame_valid), mean(tokens, token_valid)], dim=1)
 
