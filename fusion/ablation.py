@@ -303,7 +303,8 @@ def variant_config(name: str, base: FusionConfig) -> list[FusionConfig]:
         return [base.replace(fusion="concat")]
     if name == "single_task":
         # A single-task model selects its checkpoint on its own task's metric, whatever ``selection_tasks`` says.
-        return [base.replace(tasks=(task,), selection_tasks=None) for task in TASKS if base.has(task)]
+        # They are also the teachers a ``distill`` config learns from, so ``run_ablation`` trains them once.
+        return [base.replace(tasks=(task,), selection_tasks=None, distill=False) for task in TASKS if base.has(task)]
     raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
 
 
@@ -402,6 +403,29 @@ def run_ablation(
         seed=base.seed, seeds=seeds, synthetic=any(it.synthetic for it in items),
         sizes={s: len(first[s]) for s in SPLITS}, eval_split=eval_split, split_per_seed=split_per_seed,
     )
+    # Single-task models are trained once per (seed, features, config): the single-task variant's models are the
+    # teachers of a ``distill`` config trained on the same features. A reused model's training time is counted again
+    # in every variant that uses it, so each variant's time is what it would cost alone.
+    trained: dict[str, tuple[Any, float]] = {}
+
+    def fit(config: FusionConfig, source: dict[str, list[VideoFeatures]], data: str) -> tuple[Any, float]:
+        key = data + json.dumps(config.to_dict(), sort_keys=True)
+        if key in trained:
+            return trained[key]
+        teachers, seconds = None, 0.0
+        if config.distill and len(config.tasks) > 1:
+            fitted = {task: fit(config.replace(tasks=(task,), selection_tasks=None, distill=False), source, data)
+                      for task in config.tasks}
+            teachers = {task: result for task, (result, _) in fitted.items()}
+            seconds = sum(s for _, s in fitted.values())
+        started = time.perf_counter()
+        result = train(source["train"], source["val"], config, label_map, progress=progress, device=device,
+                       teachers=teachers)
+        outcome = (result, seconds + time.perf_counter() - started)
+        if len(config.tasks) == 1:
+            trained[key] = outcome
+        return outcome
+
     for name in variants:
         kind = "caption" if name == "no_enrichment" else "no_gnn" if name == "no_gnn" else "enriched"
         runs: list[dict[str, Any]] = []
@@ -412,9 +436,8 @@ def run_ablation(
             source = datasets[seed][kind]
             merged: dict[str, Any] = {}
             for config in variant_config(name, base.replace(seed=seed)):
-                started = time.perf_counter()
-                result = train(source["train"], source["val"], config, label_map, progress=progress, device=device)
-                train_s += time.perf_counter() - started
+                result, seconds = fit(config, source, f"{seed}/{kind}/")
+                train_s += seconds
                 started = time.perf_counter()
                 metrics = evaluate(result.predictor, source[eval_split])
                 eval_s += time.perf_counter() - started

@@ -22,7 +22,8 @@ LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": Fals
                                    "popularity_skip": False, "popularity_head": "mlp", "mean_pool": False,
                                    "head_refit_epochs": 0, "task_attention": False,
                                    "gradient_surgery": "none", "selection_tasks": None,
-                                   "refit_attention": False, "quality_skip": False}
+                                   "refit_attention": False, "quality_skip": False,
+                                   "distill": False}
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,14 @@ class FusionConfig:
     # lowered all three metrics on the development set's test splits (quality 0.586 -> 0.574, popularity Spearman
     # 0.245 -> 0.181), and trains ~1.6x slower (bench/fusion_demo.py's docstring, sixth round).
     refit_attention: bool = False
+    # Born-again multi-task training (BAM; Clark et al., "BAM! Born-Again Multi-Task Networks for Natural Language
+    # Understanding", ACL 2019): first one single-task model per task is trained with this config (the teachers, what
+    # the single-task ablation trains); the joint model then learns from λ·label + (1 − λ)·teacher prediction on each
+    # training video, λ rising linearly from 0 at the first epoch to 1 at ``epochs`` (teacher annealing), so it starts
+    # by imitating the teachers and ends on the labels; the head refit uses the labels. Soft targets: the disease
+    # probabilities, the standardised popularity, the quality P(GQS > k) (ordinal) or level probabilities (softmax).
+    # Costs the teachers' training on top of the joint model's. Ignored with one task.
+    distill: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

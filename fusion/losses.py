@@ -14,6 +14,10 @@ Weighting (``config.task_weighting``):
 - ``'equal'`` (default, chosen on validation — see ``FusionConfig.task_weighting``): :math:`\mathcal{L} = \sum_t w_t \mathcal{L}_t`
   with fixed :math:`w_t` from ``config.task_weights`` (1 for a task it does not name).
 
+Targets may be soft (``FusionConfig.distill``: labels mixed with single-task teachers' predictions): disease
+probabilities and a real-valued popularity go into the same losses, and quality's ``LossTargets.quality_soft`` replaces
+the levels (P(y > k) for the ordinal head, level probabilities for cross-entropy).
+
 A task with no labelled item in a batch contributes nothing (not even its :math:`s_t` term, which would otherwise drift).
 """
 from __future__ import annotations
@@ -41,6 +45,9 @@ class LossTargets:
     popularity_mask: Tensor  # B
     quality: Tensor  # B long, levels 1..5 (anything where quality_mask is False)
     quality_mask: Tensor  # B
+    # Soft quality targets replacing the levels when set (``FusionConfig.distill``): B × 4 P(y > k) for the ordinal
+    # head, B × 5 level probabilities for the softmax head.
+    quality_soft: Tensor | None = None
 
 
 def quality_ordinal_targets(levels: Tensor) -> Tensor:
@@ -74,10 +81,12 @@ class MultiTaskLoss(nn.Module):
         if "quality" in self.tasks and y.quality_mask.any():
             m = y.quality_mask
             logits = out.quality_logits[m].float()
+            soft = y.quality_soft[m] if y.quality_soft is not None else None
             if self.config.quality_head == "ordinal":
-                losses["quality"] = F.binary_cross_entropy_with_logits(logits, quality_ordinal_targets(y.quality[m]))
+                target = soft if soft is not None else quality_ordinal_targets(y.quality[m])
+                losses["quality"] = F.binary_cross_entropy_with_logits(logits, target)
             else:
-                losses["quality"] = F.cross_entropy(logits, y.quality[m] - 1)
+                losses["quality"] = F.cross_entropy(logits, soft if soft is not None else y.quality[m] - 1)
         return losses
 
     def weighted_terms(self, out: FusionOutput, y: LossTargets) -> tuple[dict[str, Tensor], dict[str, float]]:

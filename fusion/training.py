@@ -22,13 +22,14 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from encoders.device import resolve_device
 from fusion.config import FusionConfig, check_compatible
 from fusion.evaluation import score_predictions, write_plots
 from fusion.metrics import task_score
-from fusion.losses import LossTargets, MultiTaskLoss
+from fusion.losses import LossTargets, MultiTaskLoss, quality_ordinal_targets
 from fusion.model import MODALITIES, FusionModel, FusionOutput
 from fusion.records import LabelMap, Prediction, VideoFeatures
 from ovp.errors import ModelNotFound
@@ -61,7 +62,10 @@ class FeatureBatch:
             for f in dataclasses.fields(self)
             if isinstance(getattr(self, f.name), torch.Tensor)
         }
-        targets = LossTargets(**{k: v.to(device, non_blocking=True) for k, v in dataclasses.asdict(self.targets).items()})
+        targets = LossTargets(**{
+            f.name: None if getattr(self.targets, f.name) is None else getattr(self.targets, f.name).to(device, non_blocking=True)
+            for f in dataclasses.fields(self.targets)
+        })
         return dataclasses.replace(self, **moved, targets=targets)
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
@@ -238,6 +242,8 @@ class TrainResult:
     # The head-refit stage (``refit_heads``; empty when it did not run): per task the refit epoch kept (0 = the joint
     # checkpoint's head), and one record per refit epoch with each task's validation metric.
     refit: dict[str, Any] = field(default_factory=dict)
+    # ``FusionConfig.distill``: each single-task teacher's validation headline metric on its own task (empty otherwise).
+    teachers: dict[str, float] = field(default_factory=dict)
 
     @property
     def config(self) -> FusionConfig:
@@ -285,6 +291,7 @@ def train(
     out_dir: Path | None = None,
     progress: bool = True,
     device: str = "auto",
+    teachers: dict[str, TrainResult] | None = None,
 ) -> TrainResult:
     """Train a fusion model with AdamW and early stopping on the validation score (macro-F1 + Spearman + QWK).
 
@@ -293,7 +300,10 @@ def train(
     ``config.min_epochs``. Same ``config.seed``, data and device → the same weights and metrics. Without ``val_items``
     every epoch runs and the one with the lowest (window-averaged) training loss is kept. When ``out_dir`` is given the
     model is saved there (``save_model``) with its plots.
-    ``device`` is a device setting (``Settings.device``: auto, cpu, cuda, cuda:N).
+    ``device`` is a device setting (``Settings.device``: auto, cpu, cuda, cuda:N). With ``config.distill`` (and more
+    than one task) the joint model learns from single-task ``teachers`` ({task: its single-task ``TrainResult``}, each
+    trained on these ``train_items``); without them ``train_teachers`` trains them first. Each epoch's record then
+    carries the teachers' share of the targets (``teacher_share``).
 
     Raises:
         ValueError: no training items, or items whose feature widths or label map disagree with ``config``.
@@ -305,6 +315,9 @@ def train(
     if unknown:
         logger.warning("%d disease ids in the training labels are not in the label map and are ignored: %s",
                        len(unknown), ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else ""))
+    distilling = config.distill and len(config.tasks) > 1
+    if distilling and teachers is None:
+        teachers = train_teachers(train_items, val_items, config, label_map, progress, device)
     torch_device = resolve_device(device)
     pop_mean, pop_std, pop_quantiles = _popularity_stats(train_items)
 
@@ -331,15 +344,21 @@ def train(
         best_score, best_epoch, best_state, best_val = -math.inf, 0, None, {}
         stale = 0
         show = _show_progress(progress)
-        batches = _Batcher(config, label_map, pop_mean, pop_std, torch_device)
+        soft = None
+        if distilling:
+            soft = soft_targets(teachers, train_items, config, pop_mean, pop_std)
+        batches = _Batcher(config, label_map, pop_mean, pop_std, torch_device, soft)
         epochs = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not show, leave=False)
         for epoch in epochs:
             started = time.perf_counter()
+            # Teacher annealing: all teacher at the first epoch, all label at the last.
+            batches.teacher_share = 1.0 - (epoch - 1) / max(1, config.epochs - 1) if distilling else 0.0
             record: dict[str, Any] = {
                 "epoch": epoch,
                 **_train_epoch(model, loss_fn, optimizer, [list(model.parameters())], train_items, rng, batches,
                                f"epoch {epoch}", show, surgery=config.gradient_surgery == "pcgrad"),
                 "task_weights": loss_fn.weights(),
+                **({"teacher_share": batches.teacher_share} if distilling else {}),
             }
             if val_items:
                 val = score_predictions(val_items, predictor.predict(val_items), label_map)
@@ -368,6 +387,7 @@ def train(
         assert best_state is not None  # at least one epoch ran (config.epochs > 0)
         model.load_state_dict(best_state)
         refit: dict[str, Any] = {}
+        batches.teacher_share = 0.0  # the refit learns from the labels
         if config.head_refit_epochs > 0 and val_items:
             refit = refit_heads(model, loss_fn, train_items, val_items, config, label_map, rng, batches, predictor, show)
             best_val = refit.pop("val_metrics")
@@ -389,6 +409,7 @@ def train(
         synthetic=any(it.synthetic for it in list(train_items) + list(val_items)),
         stopped_early=stopped_early,
         refit=refit,
+        teachers={task: task_score(t.val_metrics, task) for task, t in teachers.items()} if distilling else {},
     )
     if out_dir is not None:
         save_model(result, out_dir)
@@ -415,15 +436,94 @@ def fit_quality_skip(model: FusionModel, items: Sequence[VideoFeatures], label_m
     model.quality_skip.fit(torch.cat(pooled), y, model.config.quality_skip_ridge)
 
 
+@dataclass
+class SoftTargets:
+    """Teachers' predictions on training videos, in the loss's target units (``FusionConfig.distill``): per video id
+    the disease probabilities, the standardised popularity, and the quality targets (P(GQS > k) for the ordinal head,
+    level probabilities for softmax). A task no teacher predicts is absent."""
+
+    disease: dict[str, np.ndarray] = field(default_factory=dict)
+    popularity: dict[str, float] = field(default_factory=dict)
+    quality: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def train_teachers(
+    train_items: Sequence[VideoFeatures],
+    val_items: Sequence[VideoFeatures],
+    config: FusionConfig,
+    label_map: LabelMap,
+    progress: bool = False,
+    device: str = "auto",
+) -> dict[str, TrainResult]:
+    """One single-task model per task of ``config`` (its checkpoint chosen on its own task's metric), trained as the
+    single-task ablation trains them: the teachers of ``FusionConfig.distill``."""
+    return {
+        task: train(train_items, val_items, config.replace(tasks=(task,), selection_tasks=None, distill=False),
+                    label_map, progress=progress, device=device)
+        for task in config.tasks
+    }
+
+
+def soft_targets(teachers: dict[str, TrainResult], items: Sequence[VideoFeatures], config: FusionConfig,
+                 pop_mean: float, pop_std: float) -> SoftTargets:
+    """The teachers' predictions on ``items`` as ``SoftTargets`` for a student with ``config`` whose popularity is
+    standardised with ``pop_mean``/``pop_std``; a teacher for a task ``config`` does not train is ignored.
+
+    Raises:
+        ValueError: a teacher does not predict the task it is given for.
+    """
+    soft = SoftTargets()
+    for task, teacher in teachers.items():
+        if not config.has(task):
+            continue
+        if not teacher.config.has(task):
+            raise ValueError(f"the {task!r} teacher was trained for {teacher.config.tasks}, not {task!r}")
+        for it, p in zip(items, teacher.predictor.predict(items)):
+            if task == "disease":
+                soft.disease[it.video_id] = np.array([p.disease_probs[d] for d in teacher.label_map.disease_ids],
+                                                     dtype=np.float32)
+            elif task == "popularity":
+                soft.popularity[it.video_id] = (p.popularity - pop_mean) / pop_std
+            else:
+                probs = np.asarray(p.quality_probs, dtype=np.float32)
+                # P(y > k) for k = 1..4 is the mass above level k.
+                soft.quality[it.video_id] = (probs[::-1].cumsum()[::-1][1:].copy() if config.quality_head == "ordinal"
+                                             else probs)
+    return soft
+
+
 class _Batcher:
-    """Collates training chunks on the training device, with the training set's popularity standardisation."""
+    """Collates training chunks on the training device, with the training set's popularity standardisation. With
+    ``soft`` targets and ``teacher_share`` s > 0 each labelled target becomes (1 − s)·label + s·teacher."""
 
     def __init__(self, config: FusionConfig, label_map: LabelMap, pop_mean: float, pop_std: float,
-                 device: torch.device) -> None:
+                 device: torch.device, soft: SoftTargets | None = None) -> None:
         self.config, self.label_map, self.pop_mean, self.pop_std, self.device = config, label_map, pop_mean, pop_std, device
+        self.soft = soft
+        self.teacher_share = 0.0
 
     def __call__(self, chunk: Sequence[VideoFeatures]) -> FeatureBatch:
-        return collate(chunk, self.config, self.label_map, self.pop_mean, self.pop_std).to(self.device)
+        batch = collate(chunk, self.config, self.label_map, self.pop_mean, self.pop_std)
+        if self.soft is not None and self.teacher_share > 0:
+            batch = dataclasses.replace(batch, targets=self._mixed(batch.video_ids, batch.targets))
+        return batch.to(self.device)
+
+    def _mixed(self, ids: list[str], y: LossTargets) -> LossTargets:
+        s, soft = self.teacher_share, self.soft
+        diseases, popularity = y.diseases, y.popularity
+        if soft.disease:
+            teacher = torch.from_numpy(np.stack([soft.disease[i] for i in ids]))
+            diseases = (1 - s) * y.diseases + s * teacher
+        if soft.popularity:
+            teacher = torch.tensor([soft.popularity[i] for i in ids], dtype=torch.float32)
+            popularity = (1 - s) * y.popularity + s * teacher
+        quality_soft = None
+        if soft.quality:
+            teacher = torch.from_numpy(np.stack([soft.quality[i] for i in ids]))
+            gold = (quality_ordinal_targets(y.quality) if self.config.quality_head == "ordinal"
+                    else F.one_hot(y.quality.clamp(1, 5) - 1, 5).to(torch.float32))
+            quality_soft = (1 - s) * gold + s * teacher
+        return dataclasses.replace(y, diseases=diseases, popularity=popularity, quality_soft=quality_soft)
 
 
 def _train_epoch(
@@ -627,6 +727,10 @@ def _model_card(result: TrainResult, version: str) -> str:
         kept = ", ".join(f"{task} {epoch}" for task, epoch in result.refit["kept"].items())
         refit_line = (f"\nPer-task head refit on the frozen trunk: {len(result.refit['epochs'])} epochs; refit epoch kept per task "
                       f"(0 = the joint head): {kept}.")
+    if result.teachers:
+        scores = ", ".join(f"{task} {value:.3f}" for task, value in result.teachers.items())
+        refit_line += (f"\nDistilled from single-task teachers with teacher annealing (BAM); their validation headline "
+                       f"metrics: {scores}.")
     return f"""# OVP fusion model {version}
 
 ## Model
@@ -678,6 +782,7 @@ def save_model(result: TrainResult, out_dir: Path) -> Path:
         "task_weights": result.task_weights,
         "history": result.history,
         "head_refit": result.refit,
+        "teachers": result.teachers,
     }
     (out_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", encoding="utf-8")
     (out_dir / "model_card.md").write_text(_model_card(result, version), encoding="utf-8")

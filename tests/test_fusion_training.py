@@ -1,6 +1,7 @@
 """Training on a tiny SYNTHETIC tensor set with planted patterns: learning, determinism, saving and loading."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -423,3 +424,100 @@ def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_savin
         small_config(quality_skip=True, quality_head="softmax")
     with pytest.raises(ValueError, match="quality_skip_ridge"):
         small_config(quality_skip=True, quality_skip_ridge=0.0)
+
+
+def test_distillation_targets_are_the_teachers_predictions_mixed_with_the_labels_by_the_annealing_share() -> None:
+    from fusion.losses import MultiTaskLoss, quality_ordinal_targets
+    from fusion.training import _Batcher, _popularity_stats, collate, soft_targets, train_teachers
+
+    cfg = small_config(epochs=4, min_epochs=0, head_refit_epochs=0, distill=True)
+    items, val = TRAIN[:48], VAL[:16]
+    teachers = train_teachers(items, val, cfg, LABELS, device="cpu")
+    assert {task: t.config.tasks for task, t in teachers.items()} == {t: (t,) for t in cfg.tasks}
+    mean, std, _ = _popularity_stats(items)
+    soft = soft_targets(teachers, items, cfg, mean, std)
+    for it in items[:5]:
+        quality = teachers["quality"].predictor.predict([it])[0]
+        probs = quality.quality_probs
+        assert soft.quality[it.video_id] == pytest.approx([sum(probs[k:]) for k in range(1, 5)], abs=1e-6)
+        disease = teachers["disease"].predictor.predict([it])[0].disease_probs
+        assert soft.disease[it.video_id] == pytest.approx([disease[d] for d in DISEASES], abs=1e-6)
+        popularity = teachers["popularity"].predictor.predict([it])[0].popularity
+        assert soft.popularity[it.video_id] == pytest.approx((popularity - mean) / std, abs=1e-5)
+
+    batches = _Batcher(cfg, LABELS, mean, std, torch.device("cpu"), soft)
+    gold = collate(items[:8], cfg, LABELS, mean, std).targets
+    assert batches(items[:8]).targets.quality_soft is None  # share 0: the labels alone
+    batches.teacher_share = 0.25
+    mixed = batches(items[:8]).targets
+    ids = [it.video_id for it in items[:8]]
+    teacher_q = torch.tensor(np.stack([soft.quality[i] for i in ids]))
+    assert torch.allclose(mixed.quality_soft, 0.75 * quality_ordinal_targets(gold.quality) + 0.25 * teacher_q)
+    teacher_d = torch.tensor(np.stack([soft.disease[i] for i in ids]))
+    assert torch.allclose(mixed.diseases, 0.75 * gold.diseases + 0.25 * teacher_d)
+    teacher_p = torch.tensor([soft.popularity[i] for i in ids], dtype=torch.float32)
+    assert torch.allclose(mixed.popularity, 0.75 * gold.popularity + 0.25 * teacher_p)
+
+    # Soft targets that are the labels give the hard loss, for both quality heads.
+    for head in ("ordinal", "softmax"):
+        head_cfg = cfg.replace(quality_head=head)
+        model = FusionModel(head_cfg).eval()
+        batch = collate(items[:8], head_cfg, LABELS)
+        out = model(*batch.inputs())
+        hard = MultiTaskLoss(head_cfg).task_losses(out, batch.targets)["quality"]
+        one_hot = (quality_ordinal_targets(batch.targets.quality) if head == "ordinal"
+                   else torch.nn.functional.one_hot(batch.targets.quality - 1, 5).float())
+        as_soft = MultiTaskLoss(head_cfg).task_losses(out, dataclasses.replace(batch.targets, quality_soft=one_hot))
+        assert torch.allclose(as_soft["quality"], hard), head
+
+
+def test_distilled_training_anneals_from_teacher_to_labels_learns_and_reuses_given_teachers(tmp_path: Path) -> None:
+    from fusion.training import train_teachers
+
+    cfg = small_config(epochs=6, min_epochs=6, head_refit_epochs=2, distill=True)
+    teachers = train_teachers(TRAIN, VAL, cfg, LABELS, device="cpu")
+    given = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", teachers=teachers, out_dir=tmp_path)
+    own = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu")  # trains the same teachers itself
+    plain = train(TRAIN, VAL, cfg.replace(distill=False), LABELS, progress=False, device="cpu")
+    assert [h["teacher_share"] for h in given.history] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2, 0.0])
+    assert [h["train_loss"] for h in given.history] == [h["train_loss"] for h in own.history]
+    assert [h["train_loss"] for h in given.history] != [h["train_loss"] for h in plain.history]
+    assert "teacher_share" not in plain.history[0]
+    first, last = given.history[0]["task_losses"], given.history[-1]["task_losses"]
+    for task in ("disease", "popularity", "quality"):
+        assert last[task] < 0.8 * first[task], task
+    held_out = evaluate(given.predictor, TEST)
+    assert held_out["quality"]["qwk"] > 0.3 and held_out["popularity"]["spearman"] > 0.3
+    assert load_model(tmp_path, device="cpu").config.distill
+    assert set(given.teachers) == {"disease", "popularity", "quality"} and not plain.teachers
+    assert "Distilled from single-task teachers" in (tmp_path / "model_card.md").read_text()
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "distill"}
+    assert FusionConfig.from_dict(legacy).distill is False  # saved before the option existed
+    # One task: nothing to distil into, so the option changes nothing.
+    solo = cfg.replace(tasks=("quality",), head_refit_epochs=0, epochs=2, min_epochs=0)
+    assert (train(TRAIN, VAL, solo, LABELS, progress=False, device="cpu").history[-1]["train_loss"]
+            == train(TRAIN, VAL, solo.replace(distill=False), LABELS, progress=False, device="cpu").history[-1]["train_loss"])
+
+
+def test_ablation_trains_each_single_task_model_once_and_the_distilled_model_learns_from_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fusion.training
+    from fusion.ablation import run_ablation, split_ids
+
+    calls: list[tuple[str, ...]] = []
+    real = fusion.training.train
+
+    def counting(*args, **kwargs):
+        calls.append(tuple(args[2].tasks))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fusion.training, "train", counting)
+    items = TRAIN + VAL
+    split = split_ids([it.video_id for it in items], 0)
+    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=0, distill=True)
+    report = run_ablation(items, items, LABELS, split, cfg, variants=["single_task", "full"], seeds=[0], device="cpu",
+                          progress=False, eval_split="val")
+    assert sorted(calls) == sorted([("disease",), ("popularity",), ("quality",), tuple(cfg.tasks)])
+    single, full = report.variants
+    assert full.train_s > single.train_s  # the teachers' time is counted in the distilled model's too
