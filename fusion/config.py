@@ -23,7 +23,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": Fals
                                    "head_refit_epochs": 0, "task_attention": False,
                                    "gradient_surgery": "none", "selection_tasks": None,
                                    "refit_attention": False, "quality_skip": False,
-                                   "distill": False}
+                                   "distill": False, "distill_anneal_epochs": None}
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,8 @@ class FusionConfig:
     # probabilities, the standardised popularity, the quality P(GQS > k) (ordinal) or level probabilities (softmax).
     # Costs the teachers' training on top of the joint model's. Ignored with one task.
     distill: bool = False
+    # The epoch at which teacher annealing reaches the labels alone (None: ``epochs``); later epochs use the labels.
+    distill_anneal_epochs: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -211,6 +213,8 @@ class FusionConfig:
         for name in ("d_visual", "d_text", "d_graph", "width", "heads", "epochs", "batch_size", "patience", "score_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be positive")
+        if self.distill_anneal_epochs is not None and self.distill_anneal_epochs <= 0:
+            raise ValueError(f"distill_anneal_epochs={self.distill_anneal_epochs} must be positive (None: epochs)")
         if self.head_refit_epochs < 0:
             raise ValueError(f"head_refit_epochs={self.head_refit_epochs} must be ≥ 0 (0: no refit stage)")
         if self.min_epochs < 0:

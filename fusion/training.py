@@ -352,7 +352,8 @@ def train(
         for epoch in epochs:
             started = time.perf_counter()
             # Teacher annealing: all teacher at the first epoch, all label at the last.
-            batches.teacher_share = 1.0 - (epoch - 1) / max(1, config.epochs - 1) if distilling else 0.0
+            horizon = config.distill_anneal_epochs or config.epochs
+            batches.teacher_share = max(0.0, 1.0 - (epoch - 1) / max(1, horizon - 1)) if distilling else 0.0
             record: dict[str, Any] = {
                 "epoch": epoch,
                 **_train_epoch(model, loss_fn, optimizer, [list(model.parameters())], train_items, rng, batches,

@@ -483,6 +483,11 @@ def test_distilled_training_anneals_from_teacher_to_labels_learns_and_reuses_giv
     assert [h["train_loss"] for h in given.history] == [h["train_loss"] for h in own.history]
     assert [h["train_loss"] for h in given.history] != [h["train_loss"] for h in plain.history]
     assert "teacher_share" not in plain.history[0]
+    short = train(TRAIN, VAL, cfg.replace(distill_anneal_epochs=3), LABELS, progress=False, device="cpu",
+                  teachers=teachers)
+    assert [h["teacher_share"] for h in short.history] == pytest.approx([1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="distill_anneal_epochs"):
+        small_config(distill=True, distill_anneal_epochs=0)
     first, last = given.history[0]["task_losses"], given.history[-1]["task_losses"]
     for task in ("disease", "popularity", "quality"):
         assert last[task] < 0.8 * first[task], task
