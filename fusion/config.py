@@ -155,9 +155,13 @@ class FusionConfig:
     # training video, λ rising linearly from 0 at the first epoch to 1 at ``epochs`` (teacher annealing), so it starts
     # by imitating the teachers and ends on the labels; the head refit uses the labels. Soft targets: the disease
     # probabilities, the standardised popularity, the quality P(GQS > k) (ordinal) or level probabilities (softmax).
-    # Costs the teachers' training on top of the joint model's. Ignored with one task.
+    # Costs the teachers' training on top of the joint model's (about 3x the time). Ignored with one task. Off: alone it
+    # raised quality QWK on both selection sets (0.642 -> 0.671, 0.586 -> 0.622) but stayed behind single-task heads on
+    # quality on one; with ``quality_skip`` it is at parity with single-task heads on both, not ahead
+    # (bench/fusion_demo.py's docstring, seventh round, where a test run of it is declared).
     distill: bool = False
     # The epoch at which teacher annealing reaches the labels alone (None: ``epochs``); later epochs use the labels.
+    # 20 instead of 50 helped on one selection set and hurt on the other (seventh round).
     distill_anneal_epochs: int | None = None
     seed: int = 0
 
