@@ -158,8 +158,8 @@ class FusionConfig:
     # probabilities, the standardised popularity, the quality P(GQS > k) (ordinal) or level probabilities (softmax).
     # Costs the teachers' training on top of the joint model's (about 3x the time). Ignored with one task. Off: alone it
     # raised quality QWK on both selection sets (0.642 -> 0.671, 0.586 -> 0.622) but stayed behind single-task heads on
-    # quality on one; with ``quality_skip`` it is at parity with single-task heads on both, not ahead
-    # (bench/fusion_demo.py's docstring, seventh round, where a test run of it is declared).
+    # quality on one; with ``quality_skip`` it is at parity with single-task heads on both, and with the other
+    # ablations trained the same way, not ahead (bench/fusion_demo.py's docstring, seventh round).
     distill: bool = False
     # The epoch at which teacher annealing reaches the labels alone (None: ``epochs``); later epochs use the labels.
     # 20 instead of 50 helped on one selection set and hurt on the other (seventh round).
