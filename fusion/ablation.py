@@ -302,9 +302,8 @@ def variant_config(name: str, base: FusionConfig) -> list[FusionConfig]:
     if name == "concat":
         return [base.replace(fusion="concat")]
     if name == "single_task":
-        # A single-task model selects its checkpoint on its own task's metric, whatever ``selection_tasks`` says.
         # They are also the teachers a ``distill`` config learns from, so ``run_ablation`` trains them once.
-        return [base.replace(tasks=(task,), selection_tasks=None, distill=False) for task in TASKS if base.has(task)]
+        return [base.single_task(task) for task in TASKS if base.has(task)]
     raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
 
 
@@ -414,7 +413,7 @@ def run_ablation(
             return trained[key]
         teachers, seconds = None, 0.0
         if config.distill and len(config.tasks) > 1:
-            fitted = {task: fit(config.replace(tasks=(task,), selection_tasks=None, distill=False), source, data)
+            fitted = {task: fit(config.single_task(task), source, data)
                       for task in config.tasks}
             teachers = {task: result for task, (result, _) in fitted.items()}
             seconds = sum(s for _, s in fitted.values())

@@ -235,6 +235,11 @@ class FusionConfig:
         """Whether ``task`` is trained and predicted."""
         return task in self.tasks
 
+    def single_task(self, task: str) -> "FusionConfig":
+        """This config for ``task`` alone: what the single-task ablation trains and ``distill`` learns from. Its
+        checkpoint is chosen on its own task's metric, whatever ``selection_tasks`` says."""
+        return self.replace(tasks=(task,), selection_tasks=None, distill=False)
+
     def replace(self, **changes: Any) -> "FusionConfig":
         """A copy with ``changes`` applied (and validated again)."""
         return dataclasses.replace(self, **changes)

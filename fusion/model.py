@@ -84,6 +84,16 @@ def masked_softmax(scores: Tensor, valid: Tensor) -> Tensor:
     return torch.softmax(scores, dim=-1) * valid.to(scores.dtype)
 
 
+def uniform_weights(valid: Tensor, dtype: torch.dtype) -> Tensor:
+    """Equal weights over each row's ``valid`` positions (all zeros for a row with none): mean pooling as attention."""
+    return masked_softmax(torch.zeros_like(valid, dtype=dtype), valid)
+
+
+def masked_mean(x: Tensor, valid: Tensor) -> Tensor:
+    """B × N × D → B × D: the mean over each row's ``valid`` positions (zeros for a row with none)."""
+    return torch.einsum("bn,bnd->bd", uniform_weights(valid, x.dtype), x)
+
+
 class CrossModalBlock(nn.Module):
     """Queries from one modality attend over keys/values of the other; residual + LayerNorm + feed-forward."""
 
@@ -136,7 +146,7 @@ class Readout(nn.Module):
     def _pool(self, name: str, h: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         summary, weights = self.pools[name](h, valid)
         if self.mean_pool:
-            summary = summary + torch.einsum("bn,bnd->bd", masked_softmax(torch.zeros_like(weights), valid), h)
+            summary = summary + masked_mean(h, valid)
         return summary, weights
 
     def forward(
@@ -425,9 +435,9 @@ class FusionModel(nn.Module):
             )
         else:
             # Ablation baseline: mean pooling is attention with uniform weights over the valid positions.
-            frame_att = masked_softmax(torch.zeros_like(frame_valid, dtype=v.dtype), frame_valid)
-            token_att = masked_softmax(torch.zeros_like(token_valid, dtype=v.dtype), token_valid)
-            entity_att = masked_softmax(torch.zeros_like(entity_valid, dtype=v.dtype), entity_valid)
+            frame_att = uniform_weights(frame_valid, v.dtype)
+            token_att = uniform_weights(token_valid, v.dtype)
+            entity_att = uniform_weights(entity_valid, v.dtype)
             pooled = [
                 torch.einsum("bn,bnd->bd", frame_att, v),
                 torch.einsum("bn,bnd->bd", token_att, t),
@@ -473,12 +483,8 @@ class FusionModel(nn.Module):
         """B × (D_v + D_t): each item's mean keyframe and mean token feature over its valid positions (zeros for an
         empty or switched-off sequence) — what the quality skip's ridge reads."""
         cfg = self.config
-        frame_valid, token_valid = frame_valid & cfg.use_visual, token_valid & cfg.use_text
-
-        def mean(x: Tensor, valid: Tensor) -> Tensor:
-            return torch.einsum("bn,bnd->bd", masked_softmax(torch.zeros_like(valid, dtype=x.dtype), valid), x)
-
-        return torch.cat([mean(frames, frame_valid), mean(tokens, token_valid)], dim=1)
+        return torch.cat([masked_mean(frames, frame_valid & cfg.use_visual),
+                          masked_mean(tokens, token_valid & cfg.use_text)], dim=1)
 
     def task_modules(self, task: str) -> list[nn.Module]:
         """The modules only ``task`` reads: its head (popularity: with its metadata path), its readout when each task

@@ -62,10 +62,8 @@ class FeatureBatch:
             for f in dataclasses.fields(self)
             if isinstance(getattr(self, f.name), torch.Tensor)
         }
-        targets = LossTargets(**{
-            f.name: None if getattr(self.targets, f.name) is None else getattr(self.targets, f.name).to(device, non_blocking=True)
-            for f in dataclasses.fields(self.targets)
-        })
+        targets = LossTargets(**{k: v if v is None else v.to(device, non_blocking=True)
+                                 for k, v in vars(self.targets).items()})
         return dataclasses.replace(self, **moved, targets=targets)
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
@@ -348,11 +346,11 @@ def train(
         if distilling:
             soft = soft_targets(teachers, train_items, config, pop_mean, pop_std)
         batches = _Batcher(config, label_map, pop_mean, pop_std, torch_device, soft)
+        horizon = config.distill_anneal_epochs or config.epochs
         epochs = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not show, leave=False)
         for epoch in epochs:
             started = time.perf_counter()
-            # Teacher annealing: all teacher at the first epoch, all label at the last.
-            horizon = config.distill_anneal_epochs or config.epochs
+            # Teacher annealing: all teacher at the first epoch, all label from ``horizon`` on.
             batches.teacher_share = max(0.0, 1.0 - (epoch - 1) / max(1, horizon - 1)) if distilling else 0.0
             record: dict[str, Any] = {
                 "epoch": epoch,
@@ -459,8 +457,7 @@ def train_teachers(
     """One single-task model per task of ``config`` (its checkpoint chosen on its own task's metric), trained as the
     single-task ablation trains them: the teachers of ``FusionConfig.distill``."""
     return {
-        task: train(train_items, val_items, config.replace(tasks=(task,), selection_tasks=None, distill=False),
-                    label_map, progress=progress, device=device)
+        task: train(train_items, val_items, config.single_task(task), label_map, progress=progress, device=device)
         for task in config.tasks
     }
 
