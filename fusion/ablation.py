@@ -20,6 +20,7 @@ test split:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -32,8 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
+
+from fusion import metrics as M
 from fusion.config import TASKS, FusionConfig
-from fusion.evaluation import evaluate
+from fusion.evaluation import evaluate, score_predictions
 from fusion.metrics import HEADLINE_METRICS, validation_score
 from fusion.records import LabelMap, VideoFeatures
 from ovp.settings import Settings
@@ -47,7 +51,9 @@ __all__ = [
     "VARIANTS",
     "DataSplit",
     "split_ids",
+    "fold_splits",
     "headline",
+    "paired_bootstrap",
     "VariantResult",
     "AblationReport",
     "variant_config",
@@ -134,6 +140,34 @@ def split_ids(ids: Sequence[str], seed: int, fractions: tuple[float, float, floa
     return DataSplit(seed, tuple(fractions), *(tuple(sorted(parts[name])) for name in SPLITS))  # type: ignore[arg-type]
 
 
+def fold_splits(ids: Sequence[str], seed: int, folds: int) -> list[DataSplit]:
+    """K-fold cross-fitting: the ids, ordered by the seeded hash, are dealt into ``folds`` folds of equal size (±1);
+    split k tests fold k, validates (early stopping) on fold k + 1 (mod K) and trains on the other K − 2. Every id is
+    in exactly one test fold, so the K models' test predictions together cover every video once.
+
+    Raises:
+        ValueError: fewer than 3 folds, fewer ids than folds, or an id appears twice.
+    """
+    if folds < 3:
+        raise ValueError(f"cross-fitting needs at least 3 folds (test, validation, training), got {folds}")
+    if len(set(ids)) != len(ids):
+        raise ValueError("video ids must be unique to split them")
+    if len(ids) < folds:
+        raise ValueError(f"{len(ids)} videos cannot fill {folds} folds")
+    order = sorted(ids, key=lambda vid: (_unit_hash(seed, vid), vid))
+    fold_of = {vid: rank % folds for rank, vid in enumerate(order)}
+    fractions = ((folds - 2) / folds, 1 / folds, 1 / folds)
+    splits = []
+    for k in range(folds):
+        val_fold = (k + 1) % folds
+        parts = {name: sorted(vid for vid, f in fold_of.items()
+                              if (name == "test" and f == k) or (name == "val" and f == val_fold)
+                              or (name == "train" and f not in (k, val_fold)))
+                 for name in SPLITS}
+        splits.append(DataSplit(seed, fractions, *(tuple(parts[name]) for name in SPLITS)))  # type: ignore[arg-type]
+    return splits
+
+
 def headline(metrics: dict[str, Any]) -> dict[str, float | None]:
     """``{"disease_macro_f1", "popularity_spearman", "quality_qwk"}`` from a ``score_predictions`` dict (None = n/a)."""
     out: dict[str, float | None] = {}
@@ -165,6 +199,9 @@ class VariantResult:
     seed_headlines: list[dict[str, float | None]] = field(default_factory=list)
     # Per trained model (same order as ``best_epochs``), the head-refit epoch kept per task ({} without a refit stage).
     refit_kept: list[dict[str, int]] = field(default_factory=list)
+    # Per seed, every scored video's labels and predictions ({task: (video ids, truth, prediction)}, see
+    # ``_scored_arrays``): what :func:`paired_bootstrap` resamples. Not written to JSON.
+    scored: list[dict[str, tuple[list[str], Any, Any]]] = field(default_factory=list, repr=False)
 
     def spread(self) -> dict[str, float | None]:
         """Per headline metric, the sample standard deviation over seeds (None with fewer than two seeds or values)."""
@@ -175,7 +212,8 @@ class VariantResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "spread": self.spread()}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "scored"}
+        return {**copy.deepcopy(out), "spread": self.spread()}
 
 
 @dataclass
@@ -189,6 +227,7 @@ class AblationReport:
     variants: list[VariantResult] = field(default_factory=list)
     eval_split: str = "test"  # "val" while choosing training options (see ``run_ablation``)
     split_per_seed: bool = False  # each seed its own train/val/test split (``sizes`` are seed ``seeds[0]``'s)
+    folds: int | None = None  # K-fold cross-fitting: each seed's metrics are over all K test folds pooled
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,9 +239,18 @@ class AblationReport:
             "eval_split": self.eval_split,
             "split_per_seed": self.split_per_seed,
             "variants": {v.name: v.to_dict() for v in self.variants},
+            "folds": self.folds,
             "full_wins": self.full_wins(),
             "full_minus_variant_per_seed": self.paired(),
+            **({"full_minus_variant_bootstrap": self.bootstrap()} if self.folds else {}),
         }
+
+    def bootstrap(self, resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, dict[str, float | None]]]:
+        """Per other variant, :func:`paired_bootstrap` of ``full`` against it (empty without a ``full`` variant)."""
+        full = next((v for v in self.variants if v.name == "full"), None)
+        if full is None or not full.scored:
+            return {}
+        return {v.name: paired_bootstrap(full, v, resamples, seed) for v in self.variants if v is not full and v.scored}
 
     def full_wins(self) -> dict[str, bool | None]:
         """Per headline metric: whether ``full`` is at least as good as every other variant (None when not comparable).
@@ -248,10 +296,14 @@ class AblationReport:
     def table(self) -> str:
         """A plain-text table: one row per variant, the headline metrics on the test split (mean ± standard deviation
         over seeds when there are several), disease mAP and popularity MAE, and seconds."""
+        where = (f"{self.folds}-fold cross-fitting ({self.sizes.get('all', 0)} videos, each tested once per seed, pooled; "
+                 f"each fold trained on about {self.sizes.get('train', 0)} and validated on {self.sizes.get('val', 0)}"
+                 if self.folds else
+                 f"the {self.eval_split} split ({self.sizes.get(self.eval_split, 0)} videos; trained on "
+                 f"{self.sizes.get('train', 0)}, validated on {self.sizes.get('val', 0)}")
         title = ("SYNTHETIC data — " if self.synthetic else "") + (
-            f"ablation on the {self.eval_split} split ({self.sizes.get(self.eval_split, 0)} videos; trained on "
-            f"{self.sizes.get('train', 0)}, validated on {self.sizes.get('val', 0)}; seeds {','.join(map(str, self.seeds))}"
-            + ("; each seed its own split" if self.split_per_seed else "")
+            f"ablation on {where}; seeds {','.join(map(str, self.seeds))}"
+            + ("; each seed its own split" if self.split_per_seed and not self.folds else "")
             + ("; mean ± sd over seeds" if len(self.seeds) > 1 else "") + ")"
         )
         header = (f"{'variant':<15} {'disease macro-F1':>17} {'popularity Spearman':>20} {'quality QWK':>14} "
@@ -284,6 +336,19 @@ class AblationReport:
             for name, metrics in paired.items():
                 cells = [diff(metrics[f"{t}_{k}"]) for t, k in HEADLINE]
                 lines.append(f"{name:<15} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
+        boot = self.bootstrap() if self.folds else {}
+        if boot:
+            lines += ["", "full − variant on the pooled predictions, paired bootstrap over videos (difference [95 % "
+                          "interval]; share of resamples where full is at least as good)"]
+
+            def interval(d: dict[str, Any]) -> str:
+                if d["diff"] is None:
+                    return "n/a"
+                return f"{d['diff']:+.3f} [{d['lo']:+.3f},{d['hi']:+.3f}] {d['p_full_ahead']:.2f}"
+
+            for name, metrics in boot.items():
+                cells = [interval(metrics[f"{t}_{k}"]) for t, k in HEADLINE]
+                lines.append(f"{name:<15} {cells[0]:>28} {cells[1]:>28} {cells[2]:>28}")
         return "\n".join(lines)
 
 
@@ -346,6 +411,81 @@ def _mean_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _scored_arrays(items: Sequence[VideoFeatures], predictions: Sequence[Any], label_map: LabelMap,
+                   tasks: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+    """Per task in ``tasks``, (video ids, truth, prediction) over the items labelled for it: disease N×C labels and
+    probabilities, popularity targets and predictions, quality levels and predicted levels."""
+    out: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+    pairs = list(zip(items, predictions))
+    if "disease" in tasks:
+        rows = [(it, pr) for it, pr in pairs if it.diseases is not None and pr.disease_probs]
+        if rows and len(label_map):
+            out["disease"] = ([it.video_id for it, _ in rows],
+                              np.stack([label_map.encode(it.diseases or [])[0] for it, _ in rows]).astype(int),
+                              np.array([[pr.disease_probs[d] for d in label_map.disease_ids] for _, pr in rows]))
+    for task, truth, guess in (("popularity", "popularity", "popularity"), ("quality", "quality", "quality")):
+        if task in tasks:
+            rows = [(it, pr) for it, pr in pairs if getattr(it, truth) is not None and getattr(pr, guess) is not None]
+            if rows:
+                out[task] = ([it.video_id for it, _ in rows], np.array([getattr(it, truth) for it, _ in rows], float),
+                             np.array([getattr(pr, guess) for _, pr in rows], float))
+    return out
+
+
+def _headline_value(task: str, truth: np.ndarray, guess: np.ndarray) -> float:
+    """The task's headline metric, computed as ``score_predictions`` does (disease: macro-F1 at 0.5 over the labels
+    with a positive item, no division by zero since each such label has one); nan where undefined."""
+    if task == "disease":
+        pred = guess >= 0.5
+        scored = truth.sum(axis=0) > 0
+        if not scored.any():
+            return math.nan
+        tp = (pred & (truth == 1)).sum(axis=0)[scored]
+        wrong = (pred != (truth == 1)).sum(axis=0)[scored]
+        return float(np.mean(2 * tp / (2 * tp + wrong)))
+    if task == "popularity":
+        return float(M.popularity_metrics(truth, guess)["spearman"])
+    return float(M.quality_metrics(truth, guess)["qwk"])
+
+
+def paired_bootstrap(full: VariantResult, other: VariantResult, resamples: int = 1000,
+                     seed: int = 0) -> dict[str, dict[str, float | None]]:
+    """``full`` minus ``other`` on each headline metric of their pooled predictions, with a paired bootstrap over
+    videos: each resample draws the videos both variants predicted (with replacement; the same draw for every seed,
+    since with cross-fitting every seed predicts every video) and recomputes both metrics on them.
+
+    Returns per headline metric ``{"diff", "lo", "hi", "p_full_ahead"}``: the difference on the videos as they are
+    (averaged over seeds), the 2.5 and 97.5 percentiles of the resampled differences, and the share of resamples where
+    ``full`` is at least as good. None where a task is missing on either side.
+    """
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, float | None]] = {}
+    for task, key in HEADLINE:
+        name = f"{task}_{key}"
+        seeds = [(a[task], b[task]) for a, b in zip(full.scored, other.scored) if task in a and task in b]
+        if not seeds:
+            out[name] = {"diff": None, "lo": None, "hi": None, "p_full_ahead": None}
+            continue
+        common = sorted(set.intersection(*(set(a[0]) & set(b[0]) for a, b in seeds)))
+        aligned = []
+        for (ids_a, truth, guess_a), (ids_b, _, guess_b) in seeds:
+            ia, ib = {v: i for i, v in enumerate(ids_a)}, {v: i for i, v in enumerate(ids_b)}
+            rows_a, rows_b = [ia[v] for v in common], [ib[v] for v in common]
+            aligned.append((truth[rows_a], guess_a[rows_a], guess_b[rows_b]))
+
+        def diff(rows: np.ndarray) -> float:
+            return float(np.nanmean([_headline_value(task, t[rows], a[rows]) - _headline_value(task, t[rows], b[rows])
+                                     for t, a, b in aligned]))
+
+        draws = np.array([diff(rng.integers(0, len(common), len(common))) for _ in range(resamples)])
+        draws = draws[np.isfinite(draws)]
+        out[name] = {"diff": diff(np.arange(len(common))),
+                     "lo": float(np.percentile(draws, 2.5)) if len(draws) else None,
+                     "hi": float(np.percentile(draws, 97.5)) if len(draws) else None,
+                     "p_full_ahead": float(np.mean(draws >= 0)) if len(draws) else None}
+    return out
+
+
 def run_ablation(
     items: Sequence[VideoFeatures],
     caption_only_items: Sequence[VideoFeatures],
@@ -360,6 +500,7 @@ def run_ablation(
     on_variant: Callable[[VariantResult], None] | None = None,
     eval_split: str = "test",
     split_per_seed: bool = False,
+    folds: int | None = None,
 ) -> AblationReport:
     """Train every variant on ``split``'s train part (early stopping on val) and score it on its test part.
 
@@ -375,36 +516,50 @@ def run_ablation(
             the means over seeds average over several test sets instead of one: with ~80 test videos per split, which
             videos land in test moves disease macro-F1 and popularity Spearman by as much as the variants differ.
             Every variant of a seed still sees the same split. ``split`` then only gives the fractions.
+        folds: K-fold cross-fitting instead (``fold_splits(ids, seed, folds)`` for each seed; ``split`` is then not
+            used): every variant trains K models per seed, each scored on its own test fold, and a seed's metrics are
+            computed once over the K test folds' predictions pooled — every video is scored once per seed, so a
+            metric rests on all the videos instead of one test split's (on 600 videos, 5 positives of a rare disease
+            become 30). The report then also carries :meth:`AblationReport.bootstrap`. ``eval_split`` must be "test".
 
     Returns:
         An :class:`AblationReport` with the variants in the order given (``report.eval_split`` says which split).
 
     Raises:
-        ValueError: an unknown variant or ``eval_split``, or an empty train or test split.
+        ValueError: an unknown variant or ``eval_split``, ``folds`` with ``eval_split="val"``, or an empty train or
+            test split.
     """
     from fusion.training import train
 
     if eval_split not in ("test", "val"):
         raise ValueError(f"eval_split must be 'test' or 'val', got {eval_split!r}")
+    if folds is not None and eval_split != "test":
+        raise ValueError("cross-fitting scores the test folds: eval_split must be 'test' with folds")
 
     seeds = list(seeds) if seeds else [base.seed]
     for name in variants:
         if name not in VARIANTS:
             raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
-    if split_per_seed:
-        ids = [it.video_id for it in items]
-        datasets = {seed: _split_data(split_ids(ids, seed, split.fractions), items, caption_only_items) for seed in seeds}
+    ids = [it.video_id for it in items]
+    # Per seed, the splits its models are trained and scored on: one, or one per fold.
+    if folds is not None:
+        datasets = {seed: [_split_data(s, items, caption_only_items) for s in fold_splits(ids, seed, folds)]
+                    for seed in seeds}
+    elif split_per_seed:
+        datasets = {seed: [_split_data(split_ids(ids, seed, split.fractions), items, caption_only_items)]
+                    for seed in seeds}
     else:
         shared = _split_data(split, items, caption_only_items)
-        datasets = {seed: shared for seed in seeds}
-    first = datasets[seeds[0]]["enriched"]
+        datasets = {seed: [shared] for seed in seeds}
+    first = datasets[seeds[0]][0]["enriched"]
     report = AblationReport(
         seed=base.seed, seeds=seeds, synthetic=any(it.synthetic for it in items),
-        sizes={s: len(first[s]) for s in SPLITS}, eval_split=eval_split, split_per_seed=split_per_seed,
+        sizes={**{s: len(first[s]) for s in SPLITS}, **({"all": len(items)} if folds else {})},
+        eval_split=eval_split, split_per_seed=split_per_seed or folds is not None, folds=folds,
     )
-    # Single-task models are trained once per (seed, features, config): the single-task variant's models are the
-    # teachers of a ``distill`` config trained on the same features. A reused model's training time is counted again
-    # in every variant that uses it, so each variant's time is what it would cost alone.
+    # Single-task models are trained once per (seed, fold, features, config): the single-task variant's models are
+    # the teachers of a ``distill`` config trained on the same features. A reused model's training time is counted
+    # again in every variant that uses it, so each variant's time is what it would cost alone.
     trained: dict[str, tuple[Any, float]] = {}
 
     def fit(config: FusionConfig, source: dict[str, list[VideoFeatures]], data: str) -> tuple[Any, float]:
@@ -428,26 +583,36 @@ def run_ablation(
     for name in variants:
         kind = "caption" if name == "no_enrichment" else "no_gnn" if name == "no_gnn" else "enriched"
         runs: list[dict[str, Any]] = []
+        scored: list[dict[str, tuple[list[str], Any, Any]]] = []
         train_s = eval_s = 0.0
         best_epochs: list[int] = []
         refit_kept: list[dict[str, int]] = []
         for seed in seeds:
-            source = datasets[seed][kind]
             merged: dict[str, Any] = {}
+            arrays: dict[str, tuple[list[str], Any, Any]] = {}
             for config in variant_config(name, base.replace(seed=seed)):
-                result, seconds = fit(config, source, f"{seed}/{kind}/")
-                train_s += seconds
-                started = time.perf_counter()
-                metrics = evaluate(result.predictor, source[eval_split])
-                eval_s += time.perf_counter() - started
-                best_epochs.append(result.best_epoch)
-                refit_kept.append(dict(result.refit.get("kept", {})))
+                # Each fold's model predicts its own test part; the metrics are computed once over all of them.
+                pooled_items: list[VideoFeatures] = []
+                pooled: list[Any] = []
+                for fold, data in enumerate(datasets[seed]):
+                    source = data[kind]
+                    result, seconds = fit(config, source, f"{seed}/{fold}/{kind}/")
+                    train_s += seconds
+                    started = time.perf_counter()
+                    pooled += result.predictor.predict(source[eval_split])
+                    eval_s += time.perf_counter() - started
+                    pooled_items += source[eval_split]
+                    best_epochs.append(result.best_epoch)
+                    refit_kept.append(dict(result.refit.get("kept", {})))
+                metrics = score_predictions(pooled_items, pooled, label_map)
                 merged.update({task: metrics[task] for task in config.tasks if task in metrics})
+                arrays.update(_scored_arrays(pooled_items, pooled, label_map, config.tasks))
             merged["score"] = validation_score(merged)
             runs.append(merged)
+            scored.append(arrays)
         metrics = _mean_metrics(runs)
         variant = VariantResult(name, VARIANTS[name], metrics, headline(metrics), train_s, eval_s, best_epochs, seeds,
-                                [headline(run) for run in runs], refit_kept)
+                                [headline(run) for run in runs], refit_kept, scored)
         report.variants.append(variant)
         logger.info("ablation %s: %s (train %.1f s)", name, variant.headline, train_s)
         if on_variant is not None:
@@ -673,9 +838,11 @@ def ablate_manifest(
     on_variant: Callable[[VariantResult], None] | None = None,
     eval_split: str = "test",
     split_per_seed: bool = False,
+    folds: int | None = None,
     **overrides: Any,
 ) -> tuple[AblationReport, ManifestFeatures]:
-    """Extract features (enriched and caption-only), split by ``seed`` and run :func:`run_ablation`.
+    """Extract features (enriched and caption-only), split by ``seed`` (or cross-fit ``folds`` folds per seed) and run
+    :func:`run_ablation`.
 
     Raises:
         ManifestError, GraphUnavailable, ModelNotFound, ValueError: as :func:`train_manifest`.
@@ -693,7 +860,7 @@ def ablate_manifest(
     with torch_threads(TRAIN_THREADS):
         report = run_ablation(items, caption, feats.label_map, split, base, variants=variants, seeds=seeds,
                               device=settings.device, progress=progress, on_variant=on_variant, eval_split=eval_split,
-                              split_per_seed=split_per_seed)
+                              split_per_seed=split_per_seed, folds=folds)
     return report, feats
 
 

@@ -112,13 +112,17 @@ def evaluate(settings, manifest: Path, model_dir: Path, split: str, out: Path | 
 @click.option("--variant", "variants", multiple=True, help="Only these variants (repeatable) [default: all].")
 @click.option("--split-per-seed", is_flag=True,
               help="Each training seed draws its own train/val/test split, so the means average over several test sets.")
+@click.option("--folds", type=click.IntRange(min=3), default=None,
+              help="K-fold cross-fitting: K models per variant and seed, each tested on its own fold, metrics over all "
+                   "videos pooled, with a paired bootstrap of full − variant (K times the training).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of the table.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: OVP_DEVICE].")
 @click.pass_obj
 def ablate(settings, manifest: Path, seed: int, seeds: str | None, epochs: int | None, patience: int | None,
-           variants: tuple[str, ...], split_per_seed: bool, as_json: bool, device: str | None) -> None:
-    """Train the full model and each ablation on one split of MANIFEST (one per seed with --split-per-seed) and print
-    one table of test metrics."""
+           variants: tuple[str, ...], split_per_seed: bool, folds: int | None, as_json: bool,
+           device: str | None) -> None:
+    """Train the full model and each ablation on one split of MANIFEST (one per seed with --split-per-seed, K per
+    seed with --folds) and print one table of test metrics."""
     import json
 
     from fusion.ablation import VARIANTS, ablate_manifest
@@ -133,7 +137,7 @@ def ablate(settings, manifest: Path, seed: int, seeds: str | None, epochs: int |
     show = _progress()
     report, feats = ablate_manifest(
         manifest, settings, seed=seed, seeds=seed_list, epochs=epochs, variants=variants or tuple(VARIANTS),
-        device=device, progress=show, split_per_seed=split_per_seed, **_stopping(patience),
+        device=device, progress=show, split_per_seed=split_per_seed, folds=folds, **_stopping(patience),
         on_variant=(lambda v: click.echo(f"{v.name}: {v.headline} ({v.train_s:.0f} s)", err=True)) if show else None,
     )
     if as_json:

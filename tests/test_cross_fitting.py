@@ -1,0 +1,115 @@
+"""K-fold cross-fitting for the ablation: the folds, the pooled scores and the paired bootstrap (tiny SYNTHETIC set)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from sklearn.metrics import cohen_kappa_score, f1_score
+
+from fusion import metrics as M
+from fusion.ablation import _headline_value, fold_splits, paired_bootstrap, run_ablation, split_ids
+from test_fusion_training import LABELS, TEST, TRAIN, VAL, small_config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+IDS = [f"v{i:03d}" for i in range(53)]
+
+
+def test_every_video_is_tested_exactly_once_and_validates_the_fold_before() -> None:
+    splits = fold_splits(IDS, 3, 5)
+    tests = [set(s.test) for s in splits]
+    assert sorted(v for t in tests for v in t) == sorted(IDS)  # each id in exactly one test fold
+    assert max(map(len, tests)) - min(map(len, tests)) <= 1
+    for k, s in enumerate(splits):
+        assert set(s.val) == tests[(k + 1) % 5]
+        assert set(s.train) == set(IDS) - set(s.test) - set(s.val)
+        assert s.fractions == (0.6, 0.2, 0.2)
+    assert fold_splits(list(reversed(IDS)), 3, 5) == splits  # the order of the ids does not matter
+    assert fold_splits(IDS, 4, 5) != splits
+
+
+@pytest.mark.parametrize("ids, folds, message", [
+    (IDS, 2, "at least 3 folds"),
+    (IDS[:4], 5, "cannot fill 5 folds"),
+    (IDS + IDS[:1], 5, "unique"),
+])
+def test_fold_splits_refuse_what_they_cannot_do(ids: list[str], folds: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        fold_splits(ids, 0, folds)
+
+
+def test_disease_headline_matches_the_evaluation_metric() -> None:
+    rng = np.random.default_rng(0)
+    truth = (rng.random((40, 6)) < 0.2).astype(int)
+    truth[:, 5] = 0  # a label without a positive item is left out, as in the evaluation
+    guess = rng.random((40, 6))
+    guess[:, 2] = 0.1  # a label never predicted scores F1 0
+    assert _headline_value("disease", truth, guess) == pytest.approx(M.disease_metrics(truth, guess)["macro_f1"])
+
+
+@pytest.fixture(scope="module")
+def cross_fitted():
+    items = TRAIN + VAL + TEST
+    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=0)
+    return items, run_ablation(items, items, LABELS, split_ids([it.video_id for it in items], 0), cfg,
+                               variants=["full", "no_visual"], seeds=[0], device="cpu", progress=False, folds=3)
+
+
+def test_cross_fitted_scores_are_the_metrics_of_every_video_pooled(cross_fitted) -> None:
+    items, report = cross_fitted
+    assert report.folds == 3 and report.sizes["all"] == len(items)
+    by_id = {it.video_id: it for it in items}
+    for variant in report.variants:
+        assert len(variant.best_epochs) == 3  # one model per fold
+        (scored,) = variant.scored
+        ids, truth, probs = scored["disease"]
+        labelled = sorted(it.video_id for it in items if it.diseases is not None)
+        assert sorted(ids) == labelled  # every labelled video once, from the fold that tested it
+        scored_labels = truth.sum(axis=0) > 0
+        expected = f1_score(truth[:, scored_labels], (probs >= 0.5)[:, scored_labels], average="macro", zero_division=0)
+        assert variant.headline["disease_macro_f1"] == pytest.approx(expected)
+        ids, truth, guess = scored["popularity"]
+        assert np.allclose(truth, [by_id[v].popularity for v in ids])
+        assert variant.headline["popularity_spearman"] == pytest.approx(spearmanr(truth, guess).statistic)
+        ids, truth, guess = scored["quality"]
+        assert variant.headline["quality_qwk"] == pytest.approx(
+            cohen_kappa_score(truth.astype(int), guess.astype(int), labels=[1, 2, 3, 4, 5], weights="quadratic"))
+
+
+def test_paired_bootstrap_brackets_the_observed_difference(cross_fitted) -> None:
+    _, report = cross_fitted
+    full, other = report.variants
+    boot = paired_bootstrap(full, other, resamples=200)
+    for name, d in boot.items():
+        assert d["diff"] == pytest.approx(full.headline[name] - other.headline[name])
+        assert d["lo"] <= d["hi"] and 0.0 <= d["p_full_ahead"] <= 1.0
+        assert d["lo"] < d["hi"]  # resampling videos moves the difference
+    same = paired_bootstrap(full, full, resamples=50)
+    assert all(d["diff"] == 0 and d["lo"] == d["hi"] == 0 and d["p_full_ahead"] == 1.0 for d in same.values())
+    assert paired_bootstrap(full, other, resamples=200) == boot  # seeded
+
+
+def test_cross_fitted_report_renders_and_serialises(cross_fitted) -> None:
+    _, report = cross_fitted
+    text = report.table()
+    assert "3-fold cross-fitting" in text and "paired bootstrap" in text
+    data = json.loads(json.dumps(report.to_dict()))
+    assert set(data["full_minus_variant_bootstrap"]) == {"no_visual"}
+    assert "scored" not in data["variants"]["full"]
+
+
+def test_cross_fitting_scores_test_folds_only() -> None:
+    items = TRAIN[:30]
+    with pytest.raises(ValueError, match="eval_split must be 'test'"):
+        run_ablation(items, items, LABELS, split_ids([it.video_id for it in items], 0), small_config(),
+                     variants=["full"], device="cpu", progress=False, eval_split="val", folds=3)
