@@ -54,6 +54,20 @@ def test_train_then_evaluate_json(graph, built_kg, demo: Path, env: dict[str, st
     assert missing.exit_code == 1 and "ovp train" in missing.output  # ModelNotFound says what to do, in one line
 
 
+def test_ablate_cross_fitted_json(graph, built_kg, demo: Path, env: dict[str, str]) -> None:
+    runner = CliRunner()
+    args = ["ablate", str(demo), "--epochs", "1", "--variant", "full", "--variant", "no_visual", "--json"]
+    result = runner.invoke(main, args + ["--folds", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["synthetic"] is True and data["folds"] == 3 and data["sizes"]["all"] == 12  # the corrupt video is out
+    assert all(len(v["best_epochs"]) == 3 for v in data["variants"].values())  # one model per fold
+    assert set(data["full_minus_variant_bootstrap"]["no_visual"]) == {"disease_macro_f1", "popularity_spearman",
+                                                                     "quality_qwk"}
+    refused = runner.invoke(main, args + ["--folds", "2"], env=env)
+    assert refused.exit_code == 2 and "--folds" in refused.output
+
+
 def test_ablation_variants_and_table() -> None:
     base = FusionConfig(d_visual=8, d_text=8, d_graph=8, n_diseases=3)
     assert variant_config("no_visual", base)[0].fusion == "concat" and not variant_config("no_visual", base)[0].use_visual
