@@ -228,6 +228,7 @@ class AblationReport:
     eval_split: str = "test"  # "val" while choosing training options (see ``run_ablation``)
     split_per_seed: bool = False  # each seed its own train/val/test split (``sizes`` are seed ``seeds[0]``'s)
     folds: int | None = None  # K-fold cross-fitting: each seed's metrics are over all K test folds pooled
+    _bootstrap_memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -250,7 +251,11 @@ class AblationReport:
         full = next((v for v in self.variants if v.name == "full"), None)
         if full is None or not full.scored:
             return {}
-        return {v.name: paired_bootstrap(full, v, resamples, seed) for v in self.variants if v is not full and v.scored}
+        key = (resamples, seed, tuple(id(v) for v in self.variants))  # the table and the JSON ask for the same one
+        if key not in self._bootstrap_memo:
+            self._bootstrap_memo[key] = {v.name: paired_bootstrap(full, v, resamples, seed)
+                                         for v in self.variants if v is not full and v.scored}
+        return self._bootstrap_memo[key]
 
     def full_wins(self) -> dict[str, bool | None]:
         """Per headline metric: whether ``full`` is at least as good as every other variant (None when not comparable).
