@@ -304,15 +304,23 @@ log = logging.getLogger("bench.fusion_demo")
 @click.option("--folds", type=click.IntRange(min=3), default=None,
               help="K-fold cross-fitting per seed: every video is tested once, the metrics are over all of them pooled "
                    "and the report adds a paired bootstrap of full − variant (K models per variant and seed).")
+@click.option("--predictions", is_flag=True,
+              help="Put each variant's pooled test predictions in the JSON, so --merge can combine processes.")
+@click.option("--merge", "merge", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Train nothing: combine the JSON outputs of processes that ran different --variant sets of the "
+                   "same ablation with --predictions (repeatable) and print the one table and JSON.")
 @click.option("--set", "settings_overrides", multiple=True, metavar="FIELD=JSON",
               help="A FusionConfig field for every variant, e.g. --set task_weighting=equal or "
                    "--set detach_popularity=true (repeatable; the value is JSON, a bare word is read as a string).")
 def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience: int | None, width: int,
          dropout: float, lr: float, variants: tuple[str, ...], resnet_arch: str, keyframes: int,
-         out: Path | None, select_on: str, split_per_seed: bool, folds: int | None,
-         settings_overrides: tuple[str, ...]) -> None:
+         out: Path | None, select_on: str, split_per_seed: bool, folds: int | None, predictions: bool,
+         merge: tuple[Path, ...], settings_overrides: tuple[str, ...]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("neo4j").setLevel(logging.ERROR)
+    if merge:
+        _merge(merge)
+        return
     from fusion.ablation import VARIANTS, ablate_manifest
     from fusion.demo_data import generate_demo_set
 
@@ -348,7 +356,7 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
         "benchmark": "fusion ablation on the demo set",
         "model": {"width": width, "dropout": dropout, "lr": lr, "epochs": epochs, "patience": patience,
                   "overrides": {k: v for k, v in overrides.items() if k != "patience"}},
-        **report.to_dict(),
+        **report.to_dict(predictions=predictions),
         "manifest": str(manifest),
         "videos": videos,
         "encoders": {"resnet_arch": settings.resnet_arch, "keyframes": settings.keyframes,
@@ -371,6 +379,34 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
         "failed_videos": len(feats.failures),
     }
     print(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+def _merge(paths: tuple[Path, ...]) -> None:
+    """Print the table and JSON of one report made of several processes' ``--predictions`` outputs."""
+    from fusion.ablation import AblationReport
+
+    parts = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    missing = [str(path) for path, part in zip(paths, parts)
+               if any("scored" not in v for v in part.get("variants", {}).values())]
+    if missing:
+        raise click.BadParameter(f"{', '.join(missing)} lack predictions: run them with --predictions", param_hint="--merge")
+    try:
+        report = AblationReport.merged(parts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--merge") from None
+    print(report.table(), file=sys.stderr)
+    with_full = next((part for part in parts if "full" in part["variants"]), parts[0])
+    print(json.dumps({
+        "benchmark": "fusion ablation on the demo set",
+        "merged_from": [str(path) for path in paths],
+        "model": with_full.get("model"),
+        **report.to_dict(),
+        "manifest": with_full.get("manifest"),
+        "encoders": with_full.get("encoders"),
+        "seconds": {str(path): part.get("seconds") for path, part in zip(paths, parts)},
+        "targets": {**(with_full.get("targets") or {}),
+                    "full_at_least_every_ablation_on_means": all(v is not False for v in report.full_wins().values())},
+    }, ensure_ascii=False, indent=2))
 
 
 def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, object]:

@@ -211,9 +211,23 @@ class VariantResult:
             out[key] = float(statistics.stdev(values)) if len(values) > 1 else None
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "scored"}
-        return {**copy.deepcopy(out), "spread": self.spread()}
+    def to_dict(self, predictions: bool = False) -> dict[str, Any]:
+        """Plain JSON data; with ``predictions`` also ``scored`` (per seed and task: ids, truth, prediction lists),
+        which :meth:`from_dict` reads back so reports of several processes can be merged and bootstrapped."""
+        out = copy.deepcopy({f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "scored"})
+        if predictions:
+            out["scored"] = [{task: {"ids": list(ids), "truth": np.asarray(truth).tolist(),
+                                     "prediction": np.asarray(guess).tolist()}
+                              for task, (ids, truth, guess) in seed.items()} for seed in self.scored]
+        return {**out, "spread": self.spread()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VariantResult":
+        names = {f.name for f in dataclasses.fields(cls)} - {"scored"}
+        scored = [{task: (list(d["ids"]), np.asarray(d["truth"], dtype=float if task != "disease" else int),
+                          np.asarray(d["prediction"], dtype=float))
+                   for task, d in seed.items()} for seed in data.get("scored", [])]
+        return cls(**{k: v for k, v in data.items() if k in names}, scored=scored)
 
 
 @dataclass
@@ -230,7 +244,8 @@ class AblationReport:
     folds: int | None = None  # K-fold cross-fitting: each seed's metrics are over all K test folds pooled
     _bootstrap_memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, predictions: bool = False) -> dict[str, Any]:
+        """Plain JSON data (``predictions``: each variant's pooled predictions too, see ``VariantResult.to_dict``)."""
         return {
             "data": "SYNTHETIC (ovp demo-data): says nothing about real videos" if self.synthetic else "operator-supplied",
             "synthetic": self.synthetic,
@@ -239,12 +254,38 @@ class AblationReport:
             "sizes": self.sizes,
             "eval_split": self.eval_split,
             "split_per_seed": self.split_per_seed,
-            "variants": {v.name: v.to_dict() for v in self.variants},
+            "variants": {v.name: v.to_dict(predictions) for v in self.variants},
             "folds": self.folds,
             "full_wins": self.full_wins(),
             "full_minus_variant_per_seed": self.paired(),
             **({"full_minus_variant_bootstrap": self.bootstrap()} if self.folds else {}),
         }
+
+    @classmethod
+    def merged(cls, parts: Sequence[dict[str, Any]]) -> "AblationReport":
+        """One report from the ``to_dict(predictions=True)`` data of reports that trained different variants of the
+        same ablation (the same seeds, split or folds and features: two processes sharing the work), in the order
+        of :data:`VARIANTS`.
+
+        Raises:
+            ValueError: no part, the parts differ in seeds, folds, split or sizes, or a variant appears twice.
+        """
+        if not parts:
+            raise ValueError("nothing to merge")
+        keys = ("seed", "seeds", "sizes", "eval_split", "split_per_seed", "folds", "synthetic")
+        first = parts[0]
+        for part in parts[1:]:
+            differ = [k for k in keys if part.get(k) != first.get(k)]
+            if differ:
+                raise ValueError(f"the reports were not made on the same ablation: they differ in {', '.join(differ)}")
+        names = [name for part in parts for name in part["variants"]]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"variant(s) {', '.join(twice)} appear in more than one report")
+        report = cls(**{k: first[k] for k in keys})
+        found = {name: VariantResult.from_dict(data) for part in parts for name, data in part["variants"].items()}
+        report.variants = [found[name] for name in VARIANTS if name in found]
+        return report
 
     def bootstrap(self, resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, dict[str, float | None]]]:
         """Per other variant, :func:`paired_bootstrap` of ``full`` against it (empty without a ``full`` variant)."""

@@ -113,3 +113,19 @@ def test_cross_fitting_scores_test_folds_only() -> None:
     with pytest.raises(ValueError, match="eval_split must be 'test'"):
         run_ablation(items, items, LABELS, split_ids([it.video_id for it in items], 0), small_config(),
                      variants=["full"], device="cpu", progress=False, eval_split="val", folds=3)
+
+
+def test_reports_of_two_processes_merge_into_the_same_bootstrap(cross_fitted) -> None:
+    from fusion.ablation import AblationReport
+
+    _, report = cross_fitted
+    data = json.loads(json.dumps(report.to_dict(predictions=True)))  # through JSON, as bench --merge reads it
+    parts = [{**data, "variants": {name: v}} for name, v in reversed(list(data["variants"].items()))]
+    merged = AblationReport.merged(parts)
+    assert [v.name for v in merged.variants] == ["full", "no_visual"]  # the variants' order, not the parts'
+    assert [v.headline for v in merged.variants] == [v.headline for v in report.variants]
+    assert merged.bootstrap(resamples=100) == report.bootstrap(resamples=100)
+    with pytest.raises(ValueError, match="differ in folds"):
+        AblationReport.merged([parts[0], {**parts[1], "folds": 4}])
+    with pytest.raises(ValueError, match="full appear"):
+        AblationReport.merged([parts[1], parts[1]])
