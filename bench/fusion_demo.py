@@ -9,7 +9,9 @@ the development CPU (the whole ablation is timed too, and may take longer).
     python bench/fusion_demo.py [--videos 600] [--seed 0] [--seeds 0,1,2] [--epochs N] [--patience N]
                                 [--width 64] [--dropout 0.2] [--lr 2e-3] [--variant NAME ...]
                                 [--resnet-arch resnet18] [--keyframes 4] [--out DIR]
-                                [--select-on test|val] [--set FIELD=VALUE ...]
+                                [--select-on test|val] [--split-per-seed] [--folds K] [--predictions]
+                                [--set FIELD=VALUE ...]
+    python bench/fusion_demo.py --merge A.json --merge B.json      # one report from two --predictions processes
 
 Makes the demo set with ``ovp demo-data``'s library function when it is missing. Features go through the feature
 cache (``OVP_CACHE_DIR``), so a second run measures training and evaluation only; ``seconds.features`` says which it
@@ -250,6 +252,23 @@ quality_skip=true`` on training seeds 15–19 for the next session; **it is with
 test split was scored): the table above already shows the full model behind all five ablations run on disease or
 popularity on the validation splits, so the run would only toss those coins again. A next option has to open a real
 margin on disease and popularity, not only on quality.
+
+An eighth round (2026-11-24) changes the measurement, not the model. On a 90-video test split the rarer diseases
+have 1–5 positive videos, so one video moves disease macro-F1 by about 0.01, and every comparison above sits inside
+that. ``--folds K`` cross-fits instead: each seed deals the videos into K folds, K models per variant each test one
+fold (validating on the next, training on the rest), and the metrics are computed once over all the videos' pooled
+predictions, with a paired bootstrap of full − variant over videos (``AblationReport.bootstrap``).
+**Declared here, before it runs, and to be run once:** the defaults, unchanged, on a third SYNTHETIC set made for it
+and never used before (``ovp demo-data .ovp/bench/fresh600 --videos 600 --seed 2``), five folds, seed 2, as two
+processes merged:
+
+    python bench/fusion_demo.py --seed 2 --out .ovp/bench/fresh600 --folds 5 --epochs 50 --predictions \
+        --variant full --variant single_task > A.json
+    python bench/fusion_demo.py --seed 2 --out .ovp/bench/fresh600 --folds 5 --epochs 50 --predictions \
+        --variant no_enrichment --variant no_gnn --variant no_visual --variant no_text --variant concat > B.json
+    python bench/fusion_demo.py --merge A.json --merge B.json
+
+Whatever it shows goes into the README as the table of record.
 
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
