@@ -137,19 +137,21 @@ def test_split_per_seed_gives_each_seed_its_own_split_shared_by_every_variant(mo
         for i in range(60)
     ]
     seen: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
-    fake_predictor = types.SimpleNamespace()
+
+    def fake_predict(eval_items):
+        seed, train_ids, _ = seen[-1]
+        seen[-1] = (seed, train_ids, tuple(it.video_id for it in eval_items))
+        return [types.SimpleNamespace(disease_probs={}, popularity=None, quality=None) for _ in eval_items]
 
     def fake_train(train_items, val_items, config, label_map, **_):
         seen.append((config.seed, tuple(it.video_id for it in train_items), ()))
-        return types.SimpleNamespace(predictor=fake_predictor, best_epoch=1, refit={})
+        return types.SimpleNamespace(predictor=types.SimpleNamespace(predict=fake_predict), best_epoch=1, refit={})
 
-    def fake_evaluate(predictor, eval_items):
-        seed, train_ids, _ = seen[-1]
-        seen[-1] = (seed, train_ids, tuple(it.video_id for it in eval_items))
+    def fake_score(eval_items, predictions, label_map):
         return {"disease": {"macro_f1": 0.5}, "popularity": {"spearman": 0.1}, "quality": {"qwk": 0.2}}
 
     monkeypatch.setattr(training, "train", fake_train)
-    monkeypatch.setattr(ablation, "evaluate", fake_evaluate)
+    monkeypatch.setattr(ablation, "score_predictions", fake_score)
     base = FusionConfig(d_visual=8, d_text=8, d_graph=8, n_diseases=1)
     ids = [it.video_id for it in items]
     for per_seed in (False, True):
