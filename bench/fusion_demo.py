@@ -270,6 +270,26 @@ processes merged:
 
 Whatever it shows goes into the README as the table of record.
 
+It ran once (2026-11-24) and is in the README: full 0.682 / 0.170 / 0.547 (disease macro-F1 / popularity Spearman /
+quality QWK over all 600 videos pooled); single-task heads 0.713 / 0.176 / 0.587 lead it on all three, no-enrichment
+leads on popularity and quality (0.185, 0.553), concatenation on quality (0.551). Not met. Two more findings from the
+same session, both on the development set (``--seed 1``), by scratch scripts on its pickled features:
+
+- The cross-fitted ablation there (5 folds, seed 0, the defaults): full 0.644 / 0.208 / 0.574; no-GNN 0.664 on
+  disease, no-text 0.249 on popularity, concatenation 0.583 on quality are ahead of it; single-task heads
+  (0.638 / 0.207 / 0.548) are behind on all three — the fourth round's pattern again, the two sets disagreeing.
+- **Training randomness is the larger noise.** The full model on the same five folds with training seeds 0, 100 and
+  101: 0.644 / 0.603 / 0.621 on disease, 0.208 / 0.204 / 0.183 on popularity, 0.574 / 0.560 / 0.552 on quality. The
+  paired bootstrap over videos put the seed-0 − seed-100 disease difference (0.041) at [+0.016, +0.067]: it does not
+  see this noise, and a comparison of configurations needs several training seeds per variant (``--folds 5 --seeds
+  a,b,c``, K × seeds models per variant), which at about 80 s per model is 3 × 5 × 9 models ≈ 60 minutes of one core
+  for the whole ablation per seed-set of three.
+- Why disease stops near 0.65–0.70: 32 % of the development set's true disease labels are diseases the caption's
+  entity linking did not find, and every model recovers about 3 % of them at the 0.5 threshold (ranking AUC
+  0.53–0.60 on those pairs), while a logistic regression on the mean keyframe feature ranks them at AUC 0.71. The
+  visual signal is there but weak: adding that probe's logit to the full model's (late fusion, weights 0.5–2) did not
+  raise macro-F1 (0.644 → 0.641–0.643, lower at larger weights), so it was not pursued further.
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried
