@@ -282,8 +282,8 @@ same session, both on the development set (``--seed 1``), by scratch scripts on 
   101: 0.644 / 0.603 / 0.621 on disease, 0.208 / 0.204 / 0.183 on popularity, 0.574 / 0.560 / 0.552 on quality. The
   paired bootstrap over videos put the seed-0 − seed-100 disease difference (0.041) at [+0.016, +0.067]: it does not
   see this noise, and a comparison of configurations needs several training seeds per variant (``--folds 5 --seeds
-  a,b,c``, K × seeds models per variant), which at about 80 s per model is 3 × 5 × 9 models ≈ 60 minutes of one core
-  for the whole ablation per seed-set of three.
+  a,b,c``, K × seeds models per variant). One seed of the whole cross-fitted ablation took 3,292 s of training on
+  this CPU (the two processes' sums), so three seeds are about 2.7 hours of one core, 1.4 hours as two processes.
 - Why disease stops near 0.65–0.70: 32 % of the development set's true disease labels are diseases the caption's
   entity linking did not find, and every model recovers about 3 % of them at the 0.5 threshold (ranking AUC
   0.53–0.60 on those pairs), while a logistic regression on the mean keyframe feature ranks them at AUC 0.71. The
