@@ -284,6 +284,8 @@ same session, both on the development set (``--seed 1``), by scratch scripts on 
   see this noise, and a comparison of configurations needs several training seeds per variant (``--folds 5 --seeds
   a,b,c``, K × seeds models per variant). One seed of the whole cross-fitted ablation took 3,292 s of training on
   this CPU (the two processes' sums), so three seeds are about 2.7 hours of one core, 1.4 hours as two processes.
+- A second replicate on the declared set after it (``--seed 2 --seeds 3 --folds 5 --variant full --variant
+  single_task``): full 0.700 / 0.135 / 0.501, single-task heads 0.721 / 0.136 / 0.512, ahead on all three again.
 - Why disease stops near 0.65–0.70: 32 % of the development set's true disease labels are diseases the caption's
   entity linking did not find, and every model recovers about 3 % of them at the 0.5 threshold (ranking AUC
   0.53–0.60 on those pairs), while a logistic regression on the mean keyframe feature ranks them at AUC 0.71. The
