@@ -37,7 +37,7 @@ import numpy as np
 
 from fusion import metrics as M
 from fusion.config import TASKS, FusionConfig
-from fusion.evaluation import evaluate, score_predictions
+from fusion.evaluation import evaluate, labelled_arrays, score_predictions
 from fusion.metrics import HEADLINE_METRICS, validation_score
 from fusion.records import LabelMap, VideoFeatures
 from ovp.settings import Settings
@@ -155,16 +155,13 @@ def fold_splits(ids: Sequence[str], seed: int, folds: int) -> list[DataSplit]:
     if len(ids) < folds:
         raise ValueError(f"{len(ids)} videos cannot fill {folds} folds")
     order = sorted(ids, key=lambda vid: (_unit_hash(seed, vid), vid))
-    fold_of = {vid: rank % folds for rank, vid in enumerate(order)}
+    dealt = [tuple(sorted(order[k::folds])) for k in range(folds)]
     fractions = ((folds - 2) / folds, 1 / folds, 1 / folds)
     splits = []
     for k in range(folds):
-        val_fold = (k + 1) % folds
-        parts = {name: sorted(vid for vid, f in fold_of.items()
-                              if (name == "test" and f == k) or (name == "val" and f == val_fold)
-                              or (name == "train" and f not in (k, val_fold)))
-                 for name in SPLITS}
-        splits.append(DataSplit(seed, fractions, *(tuple(parts[name]) for name in SPLITS)))  # type: ignore[arg-type]
+        test, val = dealt[k], dealt[(k + 1) % folds]
+        train = tuple(sorted(set(ids) - set(test) - set(val)))
+        splits.append(DataSplit(seed, fractions, train, val, test))
     return splits
 
 
@@ -200,7 +197,7 @@ class VariantResult:
     # Per trained model (same order as ``best_epochs``), the head-refit epoch kept per task ({} without a refit stage).
     refit_kept: list[dict[str, int]] = field(default_factory=list)
     # Per seed, every scored video's labels and predictions ({task: (video ids, truth, prediction)}, see
-    # ``_scored_arrays``): what :func:`paired_bootstrap` resamples. Not written to JSON.
+    # ``fusion.evaluation.labelled_arrays``): what :func:`paired_bootstrap` resamples. In JSON only on request.
     scored: list[dict[str, tuple[list[str], Any, Any]]] = field(default_factory=list, repr=False)
 
     def spread(self) -> dict[str, float | None]:
@@ -224,8 +221,7 @@ class VariantResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VariantResult":
         names = {f.name for f in dataclasses.fields(cls)} - {"scored"}
-        scored = [{task: (list(d["ids"]), np.asarray(d["truth"], dtype=float if task != "disease" else int),
-                          np.asarray(d["prediction"], dtype=float))
+        scored = [{task: (list(d["ids"]), np.asarray(d["truth"]), np.asarray(d["prediction"]))
                    for task, d in seed.items()} for seed in data.get("scored", [])]
         return cls(**{k: v for k, v in data.items() if k in names}, scored=scored)
 
@@ -459,27 +455,6 @@ def _mean_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _scored_arrays(items: Sequence[VideoFeatures], predictions: Sequence[Any], label_map: LabelMap,
-                   tasks: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
-    """Per task in ``tasks``, (video ids, truth, prediction) over the items labelled for it: disease N×C labels and
-    probabilities, popularity targets and predictions, quality levels and predicted levels."""
-    out: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
-    pairs = list(zip(items, predictions))
-    if "disease" in tasks:
-        rows = [(it, pr) for it, pr in pairs if it.diseases is not None and pr.disease_probs]
-        if rows and len(label_map):
-            out["disease"] = ([it.video_id for it, _ in rows],
-                              np.stack([label_map.encode(it.diseases or [])[0] for it, _ in rows]).astype(int),
-                              np.array([[pr.disease_probs[d] for d in label_map.disease_ids] for _, pr in rows]))
-    for task, truth, guess in (("popularity", "popularity", "popularity"), ("quality", "quality", "quality")):
-        if task in tasks:
-            rows = [(it, pr) for it, pr in pairs if getattr(it, truth) is not None and getattr(pr, guess) is not None]
-            if rows:
-                out[task] = ([it.video_id for it, _ in rows], np.array([getattr(it, truth) for it, _ in rows], float),
-                             np.array([getattr(pr, guess) for _, pr in rows], float))
-    return out
-
-
 def _headline_value(task: str, truth: np.ndarray, guess: np.ndarray) -> float:
     """The task's headline metric, computed as ``score_predictions`` does (disease: macro-F1 at 0.5 over the labels
     with a positive item, no division by zero since each such label has one); nan where undefined."""
@@ -658,7 +633,7 @@ def run_ablation(
                     refit_kept.append(dict(result.refit.get("kept", {})))
                 metrics = score_predictions(pooled_items, pooled, label_map)
                 merged.update({task: metrics[task] for task in config.tasks if task in metrics})
-                arrays.update(_scored_arrays(pooled_items, pooled, label_map, config.tasks))
+                arrays.update(labelled_arrays(pooled_items, pooled, label_map))
             merged["score"] = validation_score(merged)
             runs.append(merged)
             scored.append(arrays)

@@ -39,26 +39,44 @@ def score_predictions(
         if it.video_id != pr.video_id:
             raise ValueError(f"item {it.video_id!r} is paired with the prediction for {pr.video_id!r}")
     result: dict[str, Any] = {}
-    pairs = [(it, pr) for it, pr in zip(items, predictions) if it.diseases is not None and pr.disease_probs]
-    if pairs and len(label_map):
-        y_true = np.stack([label_map.encode(it.diseases or [])[0] for it, _ in pairs])
-        probs = np.array([[pr.disease_probs[d] for d in label_map.disease_ids] for _, pr in pairs])
-        result["disease"] = {**M.disease_metrics(y_true, probs, threshold), "n": len(pairs)}
-    pairs = [(it, pr) for it, pr in zip(items, predictions) if it.popularity is not None and pr.popularity is not None]
-    if pairs:
-        pop = M.popularity_metrics([it.popularity for it, _ in pairs], [pr.popularity for _, pr in pairs])
-        result["popularity"] = {**pop, "n": len(pairs)}
-    pairs = [(it, pr) for it, pr in zip(items, predictions) if it.quality is not None and pr.quality is not None]
-    if pairs:
-        y_true = [it.quality for it, _ in pairs]
-        y_pred = [pr.quality for _, pr in pairs]
+    arrays = labelled_arrays(items, predictions, label_map)
+    if "disease" in arrays:
+        _, y_true, probs = arrays["disease"]
+        result["disease"] = {**M.disease_metrics(y_true, probs, threshold), "n": len(y_true)}
+    if "popularity" in arrays:
+        _, y_true, pred = arrays["popularity"]
+        result["popularity"] = {**M.popularity_metrics(y_true, pred), "n": len(y_true)}
+    if "quality" in arrays:
+        _, y_true, pred = arrays["quality"]
         result["quality"] = {
-            **M.quality_metrics(y_true, y_pred),
-            "n": len(pairs),
-            "confusion": M.quality_confusion(y_true, y_pred).tolist(),
+            **M.quality_metrics(y_true, pred),
+            "n": len(y_true),
+            "confusion": M.quality_confusion(y_true, pred).tolist(),
         }
     result["score"] = M.validation_score(result)
     return result
+
+
+def labelled_arrays(
+    items: Sequence[VideoFeatures], predictions: Sequence[Prediction], label_map: LabelMap
+) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+    """Per task, ``(video ids, truth, prediction)`` over the items labelled for it whose prediction covers it (same
+    order as ``items``): disease N × C 0/1 labels and probabilities in label-map order, popularity targets and
+    predictions, quality levels and predicted levels. A task with no such item is left out. What
+    ``score_predictions`` scores and the ablation's bootstrap resamples."""
+    out: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+    pairs = [(it, pr) for it, pr in zip(items, predictions) if it.diseases is not None and pr.disease_probs]
+    if pairs and len(label_map):
+        out["disease"] = ([it.video_id for it, _ in pairs],
+                          np.stack([label_map.encode(it.diseases or [])[0] for it, _ in pairs]),
+                          np.array([[pr.disease_probs[d] for d in label_map.disease_ids] for _, pr in pairs]))
+    for task, dtype in (("popularity", float), ("quality", int)):
+        pairs = [(it, pr) for it, pr in zip(items, predictions)
+                 if getattr(it, task) is not None and getattr(pr, task) is not None]
+        if pairs:
+            out[task] = ([it.video_id for it, _ in pairs], np.array([getattr(it, task) for it, _ in pairs], dtype),
+                         np.array([getattr(pr, task) for _, pr in pairs], dtype))
+    return out
 
 
 def evaluate(model: Predictor, items: Sequence[VideoFeatures], threshold: float = 0.5) -> dict[str, Any]:

@@ -5,21 +5,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from fusion import metrics as M
 from fusion.ablation import _headline_value, fold_splits, paired_bootstrap, run_ablation, split_ids
-from test_fusion_training import LABELS, TEST, TRAIN, VAL, small_config
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+from test_fusion_training import LABELS, TEST, TRAIN, VAL, one_thread, small_config  # noqa: F401 (autouse fixture)
 
 
 IDS = [f"v{i:03d}" for i in range(53)]
