@@ -23,7 +23,8 @@ LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": Fals
                                    "head_refit_epochs": 0, "task_attention": False,
                                    "gradient_surgery": "none", "selection_tasks": None,
                                    "refit_attention": False, "quality_skip": False,
-                                   "distill": False, "distill_anneal_epochs": None}
+                                   "distill": False, "distill_anneal_epochs": None,
+                                   "popularity_cascade": False, "disease_mentions": False}
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,23 @@ class FusionConfig:
     # 0.703 and 0.654 at today's code, whose skip mean differs in the last digits: seventh round).
     quality_skip: bool = False
     quality_skip_ridge: float = 300.0
+    # A direct path from entity linking to the disease logits: a label the caption's affirmed linked entities include
+    # gets a learned per-label log-odds a_j (starting at 4) added to its logit, beside the head on the fused
+    # embedding. The fused embedding pools the linked entities and tokens into one vector and loses which label was
+    # named; on the development set the head on it missed 74 of the 509 named true labels and predicted 108 labels
+    # no entity named, 99 of them wrongly (macro-F1 0.644, where "predict what is named" alone gives 0.75). It reads
+    # the linked ids, not their GNN embeddings, so the no-GNN ablation keeps it.
+    disease_mentions: bool = False
+    # A task cascade into popularity: a ridge regression of standardised engagement on the metadata and the disease
+    # labels (multi-hot), solved in closed form on the training videos (penalty ``popularity_cascade_ridge``) and then
+    # fixed, read at prediction time with the disease head's probabilities (gradient stopped, so the popularity loss
+    # never bends the disease head), times a learned scale and shift; the head on the fused embedding starts at zero
+    # and learns what it can add. Engagement's learnable part is the audience, the platform and the topic (which
+    # disease a video is about, ``docs/demo-data.md``); the topic is what the disease head reads from the video, so the
+    # cascade is where the joint model gets something a popularity-only model cannot (that one gets the metadata part
+    # alone). Needs metadata or the disease task.
+    popularity_cascade: bool = False
+    popularity_cascade_ridge: float = 10.0
     # 'mlp' (one hidden layer) or 'linear' on the fused embedding: a linear head has less room to fit engagement noise.
     popularity_head: str = "mlp"
     # Fixed multipliers of the task losses, e.g. {"disease": 4.0}; a task not named gets 1 (under 'uncertainty' the
@@ -204,6 +222,10 @@ class FusionConfig:
             raise ValueError("task_attention=True needs task_readout=True (each task's blocks feed its own readout)")
         if self.quality_skip and self.has("quality") and self.quality_head != "ordinal":
             raise ValueError(f"quality_skip=True needs quality_head='ordinal' (got {self.quality_head!r})")
+        if self.popularity_cascade and self.has("popularity") and not (self.use_metadata or self.has("disease")):
+            raise ValueError("popularity_cascade=True needs use_metadata=True or the disease task: it would read nothing")
+        if self.popularity_cascade_ridge <= 0:
+            raise ValueError(f"popularity_cascade_ridge={self.popularity_cascade_ridge} must be positive")
         if self.quality_skip_ridge <= 0:
             raise ValueError(f"quality_skip_ridge={self.quality_skip_ridge} must be positive")
         if self.fusion == "cross_attention" and self.refit_attention and (self.task_attention or not self.task_readout):

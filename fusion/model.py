@@ -20,8 +20,12 @@ entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d
    :math:`z = \mathrm{LN}(\sum_{present} g \odot s)` (:math:`d`-dimensional; stored in the Neo4j vector index).
    With ``task_readout`` each task has its own pools, gates and LayerNorm over the same cross-attended sequences and
    its head reads its own :math:`z_t`; the stored embedding and the reported weights are the means over tasks.
-4. Heads on :math:`z`: disease logits (multi-label, sigmoid), popularity (standardised log1p engagement; with
-   ``popularity_skip`` plus a linear function of the standardised metadata :math:`\tilde m`),
+4. Heads on :math:`z`: disease logits (multi-label, sigmoid; with ``disease_mentions`` plus :math:`a_j` for each label
+   :math:`j` the caption's linked entities include), popularity (standardised log1p engagement; with
+   ``popularity_skip`` plus a linear function of the standardised metadata :math:`\tilde m`; with
+   ``popularity_cascade`` plus :math:`a\,[\tilde m; \hat p]^\top w + c`, :math:`\hat p` the disease head's probabilities
+   (gradient stopped) and :math:`w` a ridge of engagement on the metadata and the disease *labels*, fitted in closed form
+   before training and then fixed),
    quality: ordinal — cumulative logits :math:`P(y > k) = \sigma(f(z) - \theta_k)`, :math:`k=1..4`, thresholds kept
    ordered by construction (:math:`\theta_{k+1} = \theta_k + \mathrm{softplus}(\delta_k)`) — or softmax over 5 levels;
    with ``quality_skip`` the ordinal score is :math:`f(z) + a\,\tilde x^\top w + c`, :math:`\tilde x` the standardised
@@ -197,9 +201,10 @@ class OrdinalHead(nn.Module):
         return logits, probs.clamp_min(0.0)
 
 
-class QualitySkip(nn.Module):
-    """A fixed ridge prediction of GQS from mean-pooled inputs (``fit``), mapped onto the ordinal score by a learned
-    scale and shift: a·(x̃·w) + c, x̃ the input standardised with the training statistics. Until fitted, w = 0."""
+class RidgeSkip(nn.Module):
+    """A fixed ridge prediction (``fit``) mapped onto a head's output by a learned scale and shift: a·(x̃·w) + c, x̃ the
+    input standardised with the training statistics. Until fitted, w = 0. The quality skip (mean inputs → GQS) and the
+    popularity cascade (metadata and diseases → standardised engagement) are both one."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
@@ -214,7 +219,7 @@ class QualitySkip(nn.Module):
         nn.init.zeros_(self.shift)
 
     def ridge(self, x: Tensor) -> Tensor:
-        """B: the ridge's prediction of GQS minus the training mean (no learned part)."""
+        """B: the ridge's prediction minus the training target's mean (no learned part)."""
         return ((x - self.mean) / self.std) @ self.weight
 
     def forward(self, x: Tensor) -> Tensor:
@@ -234,6 +239,23 @@ class QualitySkip(nn.Module):
         self.weight.copy_(w.to(self.weight.dtype))
 
 
+class MentionPrior(nn.Module):
+    """Per label disease, a learned log-odds added to its logit when the caption's linked entities include it
+    (``FusionConfig.disease_mentions``). Starts at ``INITIAL`` so a mention counts from the first epoch."""
+
+    INITIAL = 4.0
+
+    def __init__(self, n_diseases: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((n_diseases,), self.INITIAL))
+
+    def reset_parameters(self) -> None:
+        nn.init.constant_(self.weight, self.INITIAL)
+
+    def forward(self, mentions: Tensor) -> Tensor:
+        return mentions * self.weight
+
+
 def _block_pairs(config: FusionConfig) -> nn.ModuleDict:
     """One pair of cross-modal blocks (context over frames, frames over context) per task of ``config``."""
     return nn.ModuleDict({
@@ -250,7 +272,7 @@ def _initialise(modules: list[nn.Module]) -> None:
     LayerNorm and attention, ordinal thresholds spread over the levels, and readout gates at zero — half-open
     (σ(0)=0.5) for every modality instead of at a random preference."""
     for module in modules:
-        if isinstance(module, (OrdinalHead, QualitySkip)):
+        if isinstance(module, (OrdinalHead, RidgeSkip, MentionPrior)):
             module.reset_parameters()
         elif isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)
@@ -301,6 +323,8 @@ class FusionModel(nn.Module):
             self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
         # 4. Heads.
         self.disease_head = nn.Linear(d, config.n_diseases) if config.has("disease") else None
+        # ``config.disease_mentions``: the linked-label path beside the head on the fused embedding.
+        self.mention_prior = MentionPrior(config.n_diseases) if config.disease_mentions and config.has("disease") else None
         if not config.has("popularity"):
             self.popularity_head: nn.Module | None = None
         elif config.popularity_head == "linear":
@@ -311,13 +335,19 @@ class FusionModel(nn.Module):
         self.popularity_skip = (
             nn.Linear(config.d_meta, 1) if config.popularity_skip and config.use_metadata and config.has("popularity") else None
         )
+        # ``config.popularity_cascade``: a fixed ridge of standardised engagement on the metadata and the disease labels,
+        # read at prediction time with the disease head's probabilities (``fusion.training.fit_popularity_cascade``).
+        self.popularity_cascade = (
+            RidgeSkip(config.d_meta + (config.n_diseases if config.has("disease") else 0))
+            if config.popularity_cascade and config.has("popularity") else None
+        )
         if config.has("quality"):
             self.quality_head: nn.Module | None = OrdinalHead(d) if config.quality_head == "ordinal" else nn.Linear(d, 5)
         else:
             self.quality_head = None
         # ``config.quality_skip``: a fixed ridge on the mean keyframe and mean token features (buffers, fitted by
         # ``fusion.training.fit_quality_skip``) and the learned scale and shift that put its prediction on the ordinal score's scale.
-        self.quality_skip = QualitySkip(config.d_visual + config.d_text) if config.quality_skip and config.has("quality") else None
+        self.quality_skip = RidgeSkip(config.d_visual + config.d_text) if config.quality_skip and config.has("quality") else None
         # ``config.refit_attention``: per-task copies of the shared blocks, filled by ``untie_attention`` when the head
         # refit starts. Built under a forked RNG and left out of ``reset_parameters``, so the joint phase draws the same
         # random numbers as a model without them; ``attention_untied`` (saved) says whether the copies are in use.
@@ -340,14 +370,24 @@ class FusionModel(nn.Module):
         copies = self._refit_copies()
         _initialise([m for m in self.modules() if m is not self and id(m) not in copies])
         nn.init.normal_(self.type_embedding, std=0.02)
+        self._zero_popularity_residual()
 
     def reset_task(self, task: str) -> None:
         """Initialise ``task``'s own modules (``task_modules``) afresh, exactly as a new model's; the rest is untouched.
         Its copy of the attention blocks (``refit_attention``) is taken again from the shared blocks instead."""
         copies = self._refit_copies()
         _initialise([sub for m in self.task_modules(task) for sub in m.modules() if id(sub) not in copies])
+        if task == "popularity":
+            self._zero_popularity_residual()
         if hasattr(self, "refit_blocks") and task in self.refit_blocks:
             self._copy_shared_blocks(task)
+
+    def _zero_popularity_residual(self) -> None:
+        """With the popularity cascade, the head on the fused embedding starts at 0 (its last layer zeroed): the model
+        starts from the cascade's prediction and the head learns only what it can add to it."""
+        if self.popularity_cascade is not None:
+            nn.init.zeros_(self.popularity_head[-1].weight)
+            nn.init.zeros_(self.popularity_head[-1].bias)
 
     def _refit_copies(self) -> set[int]:
         """Ids of the modules inside ``refit_attention``'s block copies (initialised by copying, never at random)."""
@@ -376,8 +416,10 @@ class FusionModel(nn.Module):
         entities: Tensor,
         entity_valid: Tensor,
         metadata: Tensor,
+        mentions: Tensor | None = None,
     ) -> FusionOutput:
-        """Shapes: frames B×K×D_v, tokens B×L×D_t, entities B×E×D_g, metadata B×D_meta; ``*_valid`` B×K, B×L, B×E bool."""
+        """Shapes: frames B×K×D_v, tokens B×L×D_t, entities B×E×D_g, metadata B×D_meta; ``*_valid`` B×K, B×L, B×E bool;
+        ``mentions`` B×n_diseases, 1 where the linked entities include the label (needed with ``disease_mentions``)."""
         cfg = self.config
         # Ablation switches act through the masks, so the rest of the model needs no special cases.
         # The quality skip reads every valid frame and token, before modality dropout hides any.
@@ -394,6 +436,7 @@ class FusionModel(nn.Module):
         v = self.input_drop(self.visual_proj(frames)) * frame_valid[..., None]
         t = self.input_drop(self.text_proj(tokens) + self.type_embedding[0]) * token_valid[..., None]
         g = self.input_drop(self.graph_proj(entities) + self.type_embedding[1]) * entity_valid[..., None]
+        raw_metadata = metadata
         metadata = (metadata - self.meta_mean) / self.meta_std
         meta = self.meta_mlp(metadata) if self.meta_mlp is not None else frames.new_zeros(batch, cfg.width)
         meta_present = frames.new_full((batch,), 1.0 if self.meta_mlp is not None else 0.0)
@@ -453,6 +496,10 @@ class FusionModel(nn.Module):
 
         # 4. Heads.
         disease_logits = self.disease_head(z("disease")) if self.disease_head is not None else None
+        if self.mention_prior is not None:
+            if mentions is None:
+                raise ValueError("this model reads linked-label mentions (disease_mentions=True) but got none")
+            disease_logits = disease_logits + self.mention_prior(mentions.to(disease_logits.dtype))
         popularity = None
         if self.popularity_head is not None:
             # Optionally a stop-gradient: the popularity head reads the embedding without training the trunk.
@@ -460,6 +507,10 @@ class FusionModel(nn.Module):
             popularity = self.popularity_head(z("popularity").detach() if detach else z("popularity")).squeeze(-1)
             if self.popularity_skip is not None:
                 popularity = popularity + self.popularity_skip(metadata).squeeze(-1)
+            if self.popularity_cascade is not None:
+                # The disease probabilities are read, not trained, by the popularity loss.
+                diseases = torch.sigmoid(disease_logits).detach() if disease_logits is not None else None
+                popularity = popularity + self.popularity_cascade(self.popularity_cascade_inputs(raw_metadata, diseases))
         quality_logits = quality_probs = None
         if isinstance(self.quality_head, OrdinalHead):
             skip = self.quality_skip(skip_inputs) if skip_inputs is not None else None
@@ -486,6 +537,17 @@ class FusionModel(nn.Module):
         return torch.cat([masked_mean(frames, frame_valid & cfg.use_visual),
                           masked_mean(tokens, token_valid & cfg.use_text)], dim=1)
 
+    def popularity_cascade_inputs(self, metadata: Tensor, diseases: Tensor | None) -> Tensor:
+        """B × (D_meta [+ n_diseases]): the raw metadata (zeros when the model is configured without it) and, when the
+        model classifies diseases, ``diseases`` — the labels when the cascade is fitted, the disease head's
+        probabilities when it predicts. A linear ridge read with probabilities gives the mean of its predictions over
+        the disease head's label distribution."""
+        parts = [metadata if self.config.use_metadata else torch.zeros_like(metadata)]
+        if self.config.has("disease"):
+            assert diseases is not None
+            parts.append(diseases.to(metadata.dtype))
+        return torch.cat(parts, dim=1)
+
     def task_modules(self, task: str) -> list[nn.Module]:
         """The modules only ``task`` reads: its head (popularity: with its metadata path), its readout when each task
         has its own (``task_readout`` under cross-attention) and its cross-modal blocks when each task has its own
@@ -493,7 +555,8 @@ class FusionModel(nn.Module):
         does not predict."""
         if not self.config.has(task):
             return []
-        heads = {"disease": [self.disease_head], "popularity": [self.popularity_head, self.popularity_skip],
+        heads = {"disease": [self.disease_head, self.mention_prior],
+                 "popularity": [self.popularity_head, self.popularity_skip, self.popularity_cascade],
                  "quality": [self.quality_head, self.quality_skip]}[task]
         modules = [m for m in heads if m is not None]
         if self.config.fusion == "cross_attention" and self.config.task_readout:

@@ -55,6 +55,8 @@ class FeatureBatch:
     entity_valid: torch.Tensor
     metadata: torch.Tensor
     targets: LossTargets
+    # B × n_diseases: 1 where the item's linked entities include that label disease (``FusionConfig.disease_mentions``).
+    mentions: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> "FeatureBatch":
         moved = {
@@ -67,7 +69,8 @@ class FeatureBatch:
         return dataclasses.replace(self, **moved, targets=targets)
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
-        return (self.frames, self.frame_valid, self.tokens, self.token_valid, self.entities, self.entity_valid, self.metadata)
+        return (self.frames, self.frame_valid, self.tokens, self.token_valid, self.entities, self.entity_valid, self.metadata,
+                self.mentions)
 
 
 def _pad(arrays: list[np.ndarray], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,6 +110,7 @@ def collate(
         quality=torch.tensor([it.quality or 1 for it in items], dtype=torch.long),
         quality_mask=torch.tensor([it.quality is not None for it in items]),
     )
+    mentions = np.stack([label_map.encode(it.entity_ids)[0] for it in items]) if len(label_map) else np.zeros((n, 0))
     return FeatureBatch(
         video_ids=[it.video_id for it in items],
         frames=frames,
@@ -117,6 +121,7 @@ def collate(
         entity_valid=entity_valid,
         metadata=metadata,
         targets=targets,
+        mentions=torch.from_numpy(mentions.astype(np.float32)),
     )
 
 
@@ -331,6 +336,7 @@ def train(
         model.meta_std.copy_(meta_std)
         model.to(torch_device)
         fit_quality_skip(model, train_items, label_map, torch_device)
+        fit_popularity_cascade(model, train_items, label_map, torch_device)
         loss_fn = MultiTaskLoss(config).to(torch_device)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         if loss_fn.log_vars.requires_grad:
@@ -433,6 +439,29 @@ def fit_quality_skip(model: FusionModel, items: Sequence[VideoFeatures], label_m
             pooled.append(model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid))
     y = torch.tensor([float(it.quality) for it in labelled], device=device)
     model.quality_skip.fit(torch.cat(pooled), y, model.config.quality_skip_ridge)
+
+
+def fit_popularity_cascade(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap,
+                           device: torch.device) -> None:
+    """Fit ``model.popularity_cascade``'s ridge (``FusionConfig.popularity_cascade``) on the ``items`` labelled with
+    popularity (and with diseases, when the model classifies them): the standardised engagement on the metadata and
+    the disease labels. Call it after ``model.pop_mean``/``pop_std`` are set. A no-op for a model without the cascade
+    or when no item is labelled."""
+    if model.popularity_cascade is None:
+        return
+    needs_diseases = model.config.has("disease")
+    labelled = [it for it in items if it.popularity is not None and (it.diseases is not None or not needs_diseases)]
+    if not labelled:
+        logger.warning("popularity_cascade: no training video has the labels it is fitted on; the cascade stays at zero")
+        return
+    pop_mean, pop_std = float(model.pop_mean), float(model.pop_std)
+    inputs, targets = [], []
+    for start in range(0, len(labelled), 64):
+        batch = collate(labelled[start : start + 64], model.config, label_map, pop_mean, pop_std).to(device)
+        diseases = batch.targets.diseases if needs_diseases else None
+        inputs.append(model.popularity_cascade_inputs(batch.metadata, diseases))
+        targets.append(batch.targets.popularity)
+    model.popularity_cascade.fit(torch.cat(inputs), torch.cat(targets), model.config.popularity_cascade_ridge)
 
 
 @dataclass

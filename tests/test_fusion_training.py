@@ -426,6 +426,96 @@ def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_savin
         small_config(quality_skip=True, quality_skip_ridge=0.0)
 
 
+def test_popularity_cascade_is_a_ridge_on_metadata_and_disease_labels_read_with_the_disease_heads_probabilities(
+    tmp_path: Path,
+) -> None:
+    from fusion.training import collate
+
+    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=2, popularity_cascade=True, popularity_cascade_ridge=5.0)
+    fresh = FusionModel(cfg)
+    assert torch.count_nonzero(fresh.popularity_head[-1].weight) == 0  # the head starts at zero: the cascade leads
+    result = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
+    model = result.predictor.model
+    cascade = model.popularity_cascade
+    # The same ridge in numpy: standardised engagement on [raw metadata, disease multi-hot] of the videos with both labels.
+    both = [it for it in TRAIN if it.popularity is not None and it.diseases is not None]
+    x = np.stack([np.concatenate([it.metadata, LABELS.encode(it.diseases)[0]]) for it in both]).astype(float)
+    pops = np.array([it.popularity for it in TRAIN if it.popularity is not None])
+    y = (np.array([it.popularity for it in both]) - pops.mean()) / pops.std()
+    std = x.std(axis=0)
+    std[std < 1e-6] = 1.0
+    xs = (x - x.mean(axis=0)) / std
+    w = np.linalg.solve(xs.T @ xs + 5.0 * np.eye(xs.shape[1]), xs.T @ (y - y.mean()))
+    assert np.allclose(cascade.weight.numpy(), w, atol=1e-4)
+    assert float(model.pop_mean) == pytest.approx(pops.mean(), rel=1e-5)  # the standardisation it was fitted in
+    # At prediction time it reads the disease head's probabilities: popularity = head + a·ridge([metadata, p̂]) + c.
+    batch = collate(TEST[:8], cfg, LABELS)
+    model.eval()
+    with torch.no_grad():
+        out = model(*batch.inputs())
+        inputs = torch.cat([batch.metadata, torch.sigmoid(out.disease_logits)], dim=1)
+    with torch.no_grad():
+        last = model.popularity_head[-1]
+        saved = last.weight.clone(), last.bias.clone()
+        last.weight.zero_()
+        last.bias.zero_()
+        zeroed = model(*batch.inputs()).popularity
+        last.weight.copy_(saved[0])
+        last.bias.copy_(saved[1])
+    assert torch.allclose(zeroed, cascade(inputs), atol=1e-5)
+    # The popularity loss does not reach the disease head through the cascade.
+    model.train()
+    model.zero_grad()
+    model(*batch.inputs()).popularity.sum().backward()
+    assert model.disease_head.weight.grad is None or torch.count_nonzero(model.disease_head.weight.grad) == 0
+    assert cascade.scale.grad is not None
+    model.eval()
+    # Saved and loaded with the model.
+    loaded = load_model(tmp_path, device="cpu")
+    assert loaded.config.popularity_cascade and torch.equal(loaded.model.popularity_cascade.weight, cascade.weight)
+    assert [p.popularity for p in loaded.predict(TEST)] == [p.popularity for p in result.predictor.predict(TEST)]
+    # A popularity-only model has no disease head to read: its cascade is the metadata part alone.
+    alone = train(TRAIN, VAL, cfg.single_task("popularity").replace(epochs=1, head_refit_epochs=0), LABELS,
+                  progress=False, device="cpu")
+    assert alone.predictor.model.popularity_cascade.weight.shape == (cfg.d_meta,)
+    legacy = {k: v for k, v in cfg.to_dict().items() if k not in ("popularity_cascade", "popularity_cascade_ridge")}
+    assert FusionConfig.from_dict(legacy).popularity_cascade is False  # saved before the option existed
+    with pytest.raises(ValueError, match="popularity_cascade_ridge"):
+        small_config(popularity_cascade=True, popularity_cascade_ridge=0.0)
+    with pytest.raises(ValueError, match="popularity_cascade=True needs use_metadata=True or the disease task"):
+        small_config(popularity_cascade=True, use_metadata=False, tasks=("popularity",))
+
+
+def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entities_name(tmp_path: Path) -> None:
+    from fusion.ablation import variant_config
+    from fusion.training import collate
+
+    batch = collate(TEST[:12], small_config(), LABELS)
+    for row, it in zip(batch.mentions.numpy(), TEST[:12]):  # HP:0000001 is linked but is no label
+        assert [LABELS.disease_ids[j] for j in np.flatnonzero(row)] == [d for d in LABELS.disease_ids if d in it.entity_ids]
+    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=2, disease_mentions=True)
+    assert torch.equal(FusionModel(cfg).mention_prior.weight, torch.full((len(LABELS),), 4.0))
+    result = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
+    model = result.predictor.model.eval()
+    prior = model.mention_prior.weight.detach().clone()
+    assert not torch.equal(prior, torch.full_like(prior, 4.0))  # trained with the disease task
+    # The logit is the head's plus a_j where label j is linked: with the head zeroed only the prior is left.
+    with torch.no_grad():
+        model.disease_head.weight.zero_()
+        model.disease_head.bias.zero_()
+        out = model(*batch.inputs())
+    assert torch.allclose(out.disease_logits, batch.mentions * prior, atol=1e-6)
+    with pytest.raises(ValueError, match="disease_mentions=True"):
+        model(*batch.inputs()[:-1])
+    loaded = load_model(tmp_path, device="cpu")
+    assert loaded.config.disease_mentions and torch.equal(loaded.model.mention_prior.weight, prior)
+    # The no-GNN ablation hides the GNN embeddings and keeps the linked ids the prior reads.
+    (no_gnn,) = variant_config("no_gnn", cfg)
+    assert not no_gnn.use_graph and no_gnn.disease_mentions
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "disease_mentions"}
+    assert FusionConfig.from_dict(legacy).disease_mentions is False  # saved before the option existed
+
+
 def test_distillation_targets_are_the_teachers_predictions_mixed_with_the_labels_by_the_annealing_share() -> None:
     from fusion.losses import MultiTaskLoss, quality_ordinal_targets
     from fusion.training import _Batcher, _popularity_stats, collate, soft_targets, train_teachers
