@@ -99,9 +99,9 @@ class FusionConfig:
     # 0.703 and 0.654 at today's code, whose skip mean differs in the last digits: seventh round).
     quality_skip: bool = False
     quality_skip_ridge: float = 300.0
-    # A direct path from entity linking to the disease logits: a label the caption's affirmed linked entities include
-    # gets a learned per-label log-odds a_j (starting at 4) added to its logit, beside the head on the fused
-    # embedding. The fused embedding pools the linked entities and tokens into one vector and loses which label was
+    # A direct path from entity linking to the disease logits: per label j, learned log-odds b_j + a_j·[the caption's
+    # affirmed linked entities include j], starting at the training set's log-odds of j among videos that do not and
+    # that do name it; the head on the fused embedding starts at zero and learns what it can add. The fused embedding pools the linked entities and tokens into one vector and loses which label was
     # named; on the development set the head on it missed 74 of the 509 named true labels and predicted 108 labels
     # no entity named, 99 of them wrongly (macro-F1 0.644, where "predict what is named" alone gives 0.75). It reads
     # the linked ids, not their GNN embeddings, so the no-GNN ablation keeps it.

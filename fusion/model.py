@@ -21,7 +21,8 @@ entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d
    With ``task_readout`` each task has its own pools, gates and LayerNorm over the same cross-attended sequences and
    its head reads its own :math:`z_t`; the stored embedding and the reported weights are the means over tasks.
 4. Heads on :math:`z`: disease logits (multi-label, sigmoid; with ``disease_mentions`` plus :math:`a_j` for each label
-   :math:`j` the caption's linked entities include), popularity (standardised log1p engagement; with
+   :math:`j` the caption's linked entities include and :math:`b_j` for every label, both starting at the training set's
+   log-odds and the head on :math:`z` at zero), popularity (standardised log1p engagement; with
    ``popularity_skip`` plus a linear function of the standardised metadata :math:`\tilde m`; with
    ``popularity_cascade`` plus :math:`a\,[\tilde m; \hat p]^\top w + c`, :math:`\hat p` the disease head's probabilities
    (gradient stopped) and :math:`w` a ridge of engagement on the metadata and the disease *labels*, fitted in closed form
@@ -240,20 +241,40 @@ class RidgeSkip(nn.Module):
 
 
 class MentionPrior(nn.Module):
-    """Per label disease, a learned log-odds added to its logit when the caption's linked entities include it
-    (``FusionConfig.disease_mentions``). Starts at ``INITIAL`` so a mention counts from the first epoch."""
-
-    INITIAL = 4.0
+    """Per label disease j, learned log-odds b_j + a_j·m_j, m_j = 1 when the caption's linked entities include j
+    (``FusionConfig.disease_mentions``). ``fit`` starts them at the training set's own odds — b_j of the label among
+    videos that do not name it, b_j + a_j among those that do — and ``reset_parameters`` returns to those values."""
 
     def __init__(self, n_diseases: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.full((n_diseases,), self.INITIAL))
+        self.register_buffer("fitted_weight", torch.full((n_diseases,), 4.0))
+        self.register_buffer("fitted_bias", torch.full((n_diseases,), -4.0))
+        self.weight = nn.Parameter(self.fitted_weight.clone())
+        self.bias = nn.Parameter(self.fitted_bias.clone())
 
     def reset_parameters(self) -> None:
-        nn.init.constant_(self.weight, self.INITIAL)
+        with torch.no_grad():
+            self.weight.copy_(self.fitted_weight)
+            self.bias.copy_(self.fitted_bias)
 
     def forward(self, mentions: Tensor) -> Tensor:
-        return mentions * self.weight
+        return mentions * self.weight + self.bias
+
+    @torch.no_grad()
+    def fit(self, mentions: Tensor, labels: Tensor) -> None:
+        """Per label, the smoothed log-odds (counts + ½ over totals + 1) of the label among the videos that do not
+        name it (b) and among those that do (b + a), from B × n_diseases 0/1 ``mentions`` and ``labels``."""
+        m, y = mentions.double(), labels.double()
+
+        def log_odds(positives: Tensor, total: Tensor) -> Tensor:
+            rate = (positives + 0.5) / (total + 1.0)
+            return torch.log(rate) - torch.log1p(-rate)
+
+        bias = log_odds(((1 - m) * y).sum(0), (1 - m).sum(0))
+        weight = log_odds((m * y).sum(0), m.sum(0)) - bias
+        self.fitted_weight.copy_(weight.to(self.fitted_weight.dtype))
+        self.fitted_bias.copy_(bias.to(self.fitted_bias.dtype))
+        self.reset_parameters()
 
 
 def _block_pairs(config: FusionConfig) -> nn.ModuleDict:
@@ -370,6 +391,7 @@ class FusionModel(nn.Module):
         copies = self._refit_copies()
         _initialise([m for m in self.modules() if m is not self and id(m) not in copies])
         nn.init.normal_(self.type_embedding, std=0.02)
+        self._zero_disease_residual()
         self._zero_popularity_residual()
 
     def reset_task(self, task: str) -> None:
@@ -379,8 +401,17 @@ class FusionModel(nn.Module):
         _initialise([sub for m in self.task_modules(task) for sub in m.modules() if id(sub) not in copies])
         if task == "popularity":
             self._zero_popularity_residual()
+        if task == "disease":
+            self._zero_disease_residual()
         if hasattr(self, "refit_blocks") and task in self.refit_blocks:
             self._copy_shared_blocks(task)
+
+    def _zero_disease_residual(self) -> None:
+        """With the mention prior, the head on the fused embedding starts at 0: the model starts from the prior's
+        log-odds and the head learns what it can add to them."""
+        if self.mention_prior is not None:
+            nn.init.zeros_(self.disease_head.weight)
+            nn.init.zeros_(self.disease_head.bias)
 
     def _zero_popularity_residual(self) -> None:
         """With the popularity cascade, the head on the fused embedding starts at 0 (its last layer zeroed): the model

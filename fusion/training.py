@@ -337,6 +337,7 @@ def train(
         model.to(torch_device)
         fit_quality_skip(model, train_items, label_map, torch_device)
         fit_popularity_cascade(model, train_items, label_map, torch_device)
+        fit_mention_prior(model, train_items, label_map)
         loss_fn = MultiTaskLoss(config).to(torch_device)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         if loss_fn.log_vars.requires_grad:
@@ -439,6 +440,20 @@ def fit_quality_skip(model: FusionModel, items: Sequence[VideoFeatures], label_m
             pooled.append(model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid))
     y = torch.tensor([float(it.quality) for it in labelled], device=device)
     model.quality_skip.fit(torch.cat(pooled), y, model.config.quality_skip_ridge)
+
+
+def fit_mention_prior(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap) -> None:
+    """Start ``model.mention_prior`` (``FusionConfig.disease_mentions``) at the disease-labelled ``items``' log-odds of
+    each label with and without a mention; a no-op for a model without one or when no item has disease labels."""
+    if model.mention_prior is None:
+        return
+    labelled = [it for it in items if it.diseases is not None]
+    if not labelled:
+        logger.warning("disease_mentions: no training video has disease labels; the prior keeps its initial values")
+        return
+    batch = collate(labelled, model.config, label_map)
+    model.mention_prior.fit(batch.mentions.to(model.mention_prior.weight.device),
+                            batch.targets.diseases.to(model.mention_prior.weight.device))
 
 
 def fit_popularity_cascade(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap,

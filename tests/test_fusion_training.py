@@ -494,21 +494,32 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
     for row, it in zip(batch.mentions.numpy(), TEST[:12]):  # HP:0000001 is linked but is no label
         assert [LABELS.disease_ids[j] for j in np.flatnonzero(row)] == [d for d in LABELS.disease_ids if d in it.entity_ids]
     cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=2, disease_mentions=True)
-    assert torch.equal(FusionModel(cfg).mention_prior.weight, torch.full((len(LABELS),), 4.0))
+    assert torch.count_nonzero(FusionModel(cfg).disease_head.weight) == 0  # the prior leads at first
     result = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
     model = result.predictor.model.eval()
-    prior = model.mention_prior.weight.detach().clone()
-    assert not torch.equal(prior, torch.full_like(prior, 4.0))  # trained with the disease task
-    # The logit is the head's plus a_j where label j is linked: with the head zeroed only the prior is left.
+    prior = model.mention_prior
+    # Fitted: the smoothed log-odds of each label without (b) and with (b + a) a mention, counted independently.
+    labelled = [it for it in TRAIN if it.diseases is not None]
+    logit = lambda k, n: np.log((k + 0.5) / (n + 1.0)) - np.log1p(-(k + 0.5) / (n + 1.0))  # noqa: E731
+    for j, d in enumerate(LABELS.disease_ids):
+        named = [d in it.diseases for it in labelled if d in it.entity_ids]
+        unnamed = [d in it.diseases for it in labelled if d not in it.entity_ids]
+        assert float(prior.fitted_bias[j]) == pytest.approx(logit(sum(unnamed), len(unnamed)), abs=1e-5)
+        assert float(prior.fitted_bias[j] + prior.fitted_weight[j]) == pytest.approx(logit(sum(named), len(named)), abs=1e-5)
+    assert not torch.equal(prior.weight, prior.fitted_weight)  # then trained with the disease task
+    weight, bias = prior.weight.detach().clone(), prior.bias.detach().clone()
+    # The logit is the head's plus b_j + a_j·m_j: with the head zeroed only the prior is left.
     with torch.no_grad():
         model.disease_head.weight.zero_()
         model.disease_head.bias.zero_()
         out = model(*batch.inputs())
-    assert torch.allclose(out.disease_logits, batch.mentions * prior, atol=1e-6)
+    assert torch.allclose(out.disease_logits, batch.mentions * weight + bias, atol=1e-6)
+    model.reset_task("disease")  # a fresh refit starts again from the fitted odds
+    assert torch.equal(prior.weight, prior.fitted_weight) and torch.count_nonzero(model.disease_head.weight) == 0
     with pytest.raises(ValueError, match="disease_mentions=True"):
         model(*batch.inputs()[:-1])
     loaded = load_model(tmp_path, device="cpu")
-    assert loaded.config.disease_mentions and torch.equal(loaded.model.mention_prior.weight, prior)
+    assert loaded.config.disease_mentions and torch.equal(loaded.model.mention_prior.fitted_bias, prior.fitted_bias)
     # The no-GNN ablation hides the GNN embeddings and keeps the linked ids the prior reads.
     (no_gnn,) = variant_config("no_gnn", cfg)
     assert not no_gnn.use_graph and no_gnn.disease_mentions
