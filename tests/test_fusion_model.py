@@ -44,7 +44,11 @@ def item(video_id: str, k: int, l: int, e: int, seed: int = 0, **labels) -> Vide
 
 
 def config(**overrides) -> FusionConfig:
-    values = dict(d_visual=DV, d_text=DT, d_graph=DG, n_diseases=len(LABELS), width=16, heads=2, dropout=0.0)
+    # The mechanics here are the fused embedding's and its heads'; the fitted paths beside the heads (the mention prior,
+    # the popularity cascade, the quality skip), which start those heads at zero, have their own tests in
+    # test_fusion_training.py, where they are fitted.
+    values = dict(d_visual=DV, d_text=DT, d_graph=DG, n_diseases=len(LABELS), width=16, heads=2, dropout=0.0,
+                  disease_mentions=False, popularity_cascade=False, quality_skip=False)
     values.update(overrides)
     return FusionConfig(**values)
 
@@ -438,3 +442,11 @@ def test_task_attention_gives_each_task_its_own_blocks_and_keeps_the_projections
     assert FusionModel(config(task_attention=True, fusion="concat")).concat_proj is not None
     with pytest.raises(ValueError, match="task_attention=True needs task_readout=True"):
         config(task_attention=True, task_readout=False)
+
+
+def test_the_fitted_paths_give_finite_outputs_for_every_edge_case() -> None:
+    cfg = config(disease_mentions=True, popularity_cascade=True, quality_skip=True)
+    out, batch = run(cfg, EDGE_ITEMS)
+    for tensor in (out.disease_logits, out.popularity, out.quality_logits, out.quality_probs):
+        assert torch.isfinite(tensor).all()
+    assert batch.mentions.shape == (len(EDGE_ITEMS), len(LABELS))

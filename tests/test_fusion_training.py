@@ -171,9 +171,11 @@ def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validat
     report = refit_heads(model, MultiTaskLoss(refit_config), TRAIN, VAL, refit_config, LABELS,
                          np.random.default_rng(0), batches, joint.predictor)
     after = model.state_dict()
-    own = {f"{prefix}." for prefix in ("disease_head", "popularity_head", "quality_head")}
-    own |= {f"readouts.{task}." for task in config.tasks}
-    own |= {f"task_blocks.{task}." for task in config.tasks}  # task_attention: each task's cross-modal blocks
+    heads = {"disease": ("disease_head.", "mention_prior."),
+             "popularity": ("popularity_head.", "popularity_cascade."), "quality": ("quality_head.", "quality_skip.")}
+    own_by_task = {task: {*heads[task], f"readouts.{task}.", f"task_blocks.{task}."}  # task_attention: its own blocks
+                   for task in config.tasks}
+    own = set().union(*own_by_task.values())
     changed = {k for k in after if not torch.equal(before[k], after[k])}
     if init == "continue":
         assert changed, "the refit kept every task's joint head: nothing trained"
@@ -187,7 +189,7 @@ def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validat
     for task in config.tasks:
         assert task_score(report["val_metrics"], task) >= task_score(val_before, task) - 1e-9, task
         if report["kept"][task] == 0:  # kept the joint head: its parameters are exactly the joint ones
-            prefixes = [p for p in own if task in p]
+            prefixes = own_by_task[task]
             assert all(torch.equal(before[k], after[k]) for k in after if any(k.startswith(p) for p in prefixes))
 
 
@@ -420,8 +422,7 @@ def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_savin
     assert torch.count_nonzero(no_visual.predictor.model.quality_skip.weight[:DV]) == 0
     legacy = {k: v for k, v in cfg.to_dict().items() if k != "quality_skip"}
     assert FusionConfig.from_dict(legacy).quality_skip is False  # saved before the option existed
-    with pytest.raises(ValueError, match="quality_skip=True needs quality_head='ordinal'"):
-        small_config(quality_skip=True, quality_head="softmax")
+    assert FusionModel(small_config(quality_skip=True, quality_head="softmax")).quality_skip is None  # no score to add to
     with pytest.raises(ValueError, match="quality_skip_ridge"):
         small_config(quality_skip=True, quality_skip_ridge=0.0)
 
