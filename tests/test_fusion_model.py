@@ -450,3 +450,16 @@ def test_the_fitted_paths_give_finite_outputs_for_every_edge_case() -> None:
     for tensor in (out.disease_logits, out.popularity, out.quality_logits, out.quality_probs):
         assert torch.isfinite(tensor).all()
     assert batch.mentions.shape == (len(EDGE_ITEMS), len(LABELS))
+
+
+def test_switching_the_graph_off_is_the_same_to_the_model_as_emptying_every_entity_list() -> None:
+    # What the no-GNN ablation relies on now that it keeps the linked ids (for the mention prior) and sets use_graph=False.
+    import dataclasses
+
+    cfg = config(use_graph=False)
+    masked, _ = run(cfg, EDGE_ITEMS)
+    emptied, _ = run(cfg, [dataclasses.replace(it, entities=it.entities[:0], entity_ids=[]) for it in EDGE_ITEMS])
+    for a, b in ((masked.disease_logits, emptied.disease_logits), (masked.popularity, emptied.popularity),
+                 (masked.quality_probs, emptied.quality_probs), (masked.embedding, emptied.embedding)):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert torch.count_nonzero(masked.entity_attention) == 0
