@@ -449,13 +449,15 @@ class FusionModel(nn.Module):
         entity_valid: Tensor,
         metadata: Tensor,
         mentions: Tensor | None = None,
+        caption_valid: Tensor | None = None,
     ) -> FusionOutput:
         """Shapes: frames B×K×D_v, tokens B×L×D_t, entities B×E×D_g, metadata B×D_meta; ``*_valid`` B×K, B×L, B×E bool;
-        ``mentions`` B×n_diseases, 1 where the linked entities include the label (needed with ``disease_mentions``)."""
+        ``mentions`` B×n_diseases, 1 where the linked entities include the label (needed with ``disease_mentions``);
+        ``caption_valid`` B×L, True on the caption's own tokens (needed with ``quality_skip_caption_only``)."""
         cfg = self.config
         # Ablation switches act through the masks, so the rest of the model needs no special cases.
         # The quality skip reads every valid frame and token, before modality dropout hides any.
-        skip_inputs = (self.quality_skip_inputs(frames, frame_valid, tokens, token_valid)
+        skip_inputs = (self.quality_skip_inputs(frames, frame_valid, tokens, token_valid, caption_valid)
                        if self.quality_skip is not None else None)
         frame_valid = frame_valid & cfg.use_visual
         token_valid = token_valid & cfg.use_text
@@ -562,10 +564,21 @@ class FusionModel(nn.Module):
             gates=gates,
         )
 
-    def quality_skip_inputs(self, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor) -> Tensor:
+    def quality_skip_inputs(self, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor,
+                            caption_valid: Tensor | None = None) -> Tensor:
         """B × (D_v + D_t): each item's mean keyframe and mean token feature over its valid positions (zeros for an
-        empty or switched-off sequence) — what the quality skip's ridge reads."""
+        empty or switched-off sequence) — what the quality skip's ridge reads. With ``quality_skip_caption_only`` the
+        token mean covers only ``caption_valid``, the caption's own tokens, not the knowledge appended after them.
+
+        Raises:
+            ValueError: ``quality_skip_caption_only`` without ``caption_valid``.
+        """
         cfg = self.config
+        if cfg.quality_skip_caption_only:
+            if caption_valid is None:
+                raise ValueError("this model's quality skip reads the caption's own tokens (quality_skip_caption_only=True) "
+                                 "but got no caption_valid mask")
+            token_valid = token_valid & caption_valid
         return torch.cat([masked_mean(frames, frame_valid & cfg.use_visual),
                           masked_mean(tokens, token_valid & cfg.use_text)], dim=1)
 

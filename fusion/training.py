@@ -57,6 +57,8 @@ class FeatureBatch:
     targets: LossTargets
     # B × n_diseases: 1 where the item's linked entities include that label disease (``FusionConfig.disease_mentions``).
     mentions: torch.Tensor | None = None
+    # B × L: True on the caption's own tokens, up to and including the first [SEP] (the knowledge enrichment follows it).
+    caption_valid: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> "FeatureBatch":
         moved = {
@@ -70,7 +72,7 @@ class FeatureBatch:
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
         return (self.frames, self.frame_valid, self.tokens, self.token_valid, self.entities, self.entity_valid, self.metadata,
-                self.mentions)
+                self.mentions, self.caption_valid)
 
 
 def _pad(arrays: list[np.ndarray], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,6 +113,10 @@ def collate(
         quality_mask=torch.tensor([it.quality is not None for it in items]),
     )
     mentions = np.stack([label_map.encode(it.entity_ids)[0] for it in items]) if len(label_map) else np.zeros((n, 0))
+    caption_valid = token_valid.clone()
+    for i, it in enumerate(items):
+        if "[SEP]" in it.token_text:
+            caption_valid[i, it.token_text.index("[SEP]") + 1 :] = False
     return FeatureBatch(
         video_ids=[it.video_id for it in items],
         frames=frames,
@@ -122,6 +128,7 @@ def collate(
         metadata=metadata,
         targets=targets,
         mentions=torch.from_numpy(mentions.astype(np.float32)),
+        caption_valid=caption_valid,
     )
 
 
@@ -437,7 +444,8 @@ def fit_quality_skip(model: FusionModel, items: Sequence[VideoFeatures], label_m
     with torch.no_grad():
         for start in range(0, len(labelled), 64):
             batch = collate(labelled[start : start + 64], model.config, label_map).to(device)
-            pooled.append(model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid))
+            pooled.append(model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid,
+                                                    batch.caption_valid))
     y = torch.tensor([float(it.quality) for it in labelled], device=device)
     model.quality_skip.fit(torch.cat(pooled), y, model.config.quality_skip_ridge)
 

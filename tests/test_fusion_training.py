@@ -427,6 +427,36 @@ def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_savin
         small_config(quality_skip=True, quality_skip_ridge=0.0)
 
 
+def test_the_quality_skip_can_read_the_caption_s_own_tokens_and_not_the_knowledge_after_them() -> None:
+    from fusion.training import collate
+
+    def with_knowledge(it: VideoFeatures, n: int) -> VideoFeatures:
+        # The caption's tokens, then [SEP] and n tokens of appended knowledge (far from the caption's states).
+        extra = np.full((n + 1, DT), 50.0, dtype=np.float32)
+        return dataclasses.replace(it, tokens=np.concatenate([it.tokens, extra]),
+                                   token_text=it.token_text + ["[SEP]"] + [f"k{j}" for j in range(n)])
+
+    items = [with_knowledge(it, n) for it, n in zip(TEST[:6], (0, 1, 3, 5, 8, 13))]
+    cfg = small_config(quality_skip=True, quality_skip_caption_only=True)
+    batch = collate(items, cfg, LABELS)
+    model = FusionModel(cfg)
+    means = model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid,
+                                      batch.caption_valid)[:, DV:]
+    for row, it in zip(means.numpy(), items):  # the caption and the first [SEP], whatever follows
+        assert np.allclose(row, it.tokens[: it.token_text.index("[SEP]") + 1].mean(axis=0), atol=1e-5)
+    everything = FusionModel(cfg.replace(quality_skip_caption_only=False)).quality_skip_inputs(
+        batch.frames, batch.frame_valid, batch.tokens, batch.token_valid, batch.caption_valid)[:, DV:]
+    assert np.allclose(everything[-1].numpy(), items[-1].tokens.mean(axis=0), atol=1e-5)
+    plain = collate(TEST[:4], cfg, LABELS)  # no [SEP]: every token is the caption's
+    assert torch.equal(plain.caption_valid, plain.token_valid)
+    result = train(items, items[:2], cfg.replace(epochs=1, head_refit_epochs=0), LABELS, progress=False, device="cpu")
+    assert torch.count_nonzero(result.predictor.model.quality_skip.weight) > 0  # fitted through the same mask
+    with pytest.raises(ValueError, match="quality_skip_caption_only=True"):
+        model(*batch.inputs()[:8])
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "quality_skip_caption_only"}
+    assert FusionConfig.from_dict(legacy).quality_skip_caption_only is False
+
+
 def test_popularity_cascade_is_a_ridge_on_metadata_and_disease_labels_read_with_the_disease_heads_probabilities(
     tmp_path: Path,
 ) -> None:
@@ -518,7 +548,7 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
     model.reset_task("disease")  # a fresh refit starts again from the fitted odds
     assert torch.equal(prior.weight, prior.fitted_weight) and torch.count_nonzero(model.disease_head.weight) == 0
     with pytest.raises(ValueError, match="disease_mentions=True"):
-        model(*batch.inputs()[:-1])
+        model(*batch.inputs()[:7])  # no mentions
     loaded = load_model(tmp_path, device="cpu")
     assert loaded.config.disease_mentions and torch.equal(loaded.model.mention_prior.fitted_bias, prior.fitted_bias)
     # The no-GNN ablation hides the GNN embeddings and keeps the linked ids the prior reads.
