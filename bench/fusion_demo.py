@@ -329,6 +329,15 @@ on the same declared set, which no option of this round was chosen on (``ovp dem
 600 --seed 2``), five folds, seed 2, as two processes merged — the same three commands as above. Whatever it shows
 replaces the README's table of record.
 
+It ran once (2026-11-24) and is in the README: full 0.811 / 0.234 / 0.621 over all 600 videos pooled (the eighth
+round's 0.682 / 0.170 / 0.547); no-enrichment 0.805 / 0.236 / 0.688, no-GNN 0.812 / 0.235 / 0.630, no-visual
+0.811 / 0.249 / 0.514, no-text 0.799 / 0.231 / 0.615, concatenation 0.816 / 0.251 / 0.627, single-task heads
+0.811 / 0.260 / 0.644. Not met. On disease every variant but no-text is within ±0.006 of the full model (the mention
+prior carries most of each one's prediction); knowledge enrichment lowers quality by 0.067 [−0.099, −0.037].
+That led to ``quality_skip_caption_only`` (the skip's token mean over the caption's own tokens, not the knowledge after
+[SEP]), checked afterwards on the development set only: ridge alone 0.667 against 0.656; the full model with it
+0.714 / 0.306 / 0.669 against 0.723 / 0.306 / 0.660. Off until a run can choose it.
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried
