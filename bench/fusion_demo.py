@@ -337,6 +337,10 @@ prior carries most of each one's prediction); knowledge enrichment lowers qualit
 That led to ``quality_skip_caption_only`` (the skip's token mean over the caption's own tokens, not the knowledge after
 [SEP]), checked afterwards on the development set only: ridge alone 0.667 against 0.656; the full model with it
 0.714 / 0.306 / 0.669 against 0.723 / 0.306 / 0.660. Off until a run can choose it.
+A replicate after it (``--seed 2 --seeds 3 --folds 5``, all variants): full 0.795 / 0.233 / 0.608; no-GNN,
+no-visual, concatenation and single-task heads lead it on disease by 0.013–0.018 (0.808, 0.813, 0.809, 0.810), five
+variants on popularity, no-enrichment on quality by 0.058 (0.666). The parts that help beyond re-training noise in
+both runs: enrichment (disease), text (disease), visual features (quality); enrichment also lowers quality.
 
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
