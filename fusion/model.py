@@ -392,34 +392,27 @@ class FusionModel(nn.Module):
         copies = self._refit_copies()
         _initialise([m for m in self.modules() if m is not self and id(m) not in copies])
         nn.init.normal_(self.type_embedding, std=0.02)
-        self._zero_disease_residual()
-        self._zero_popularity_residual()
+        for task in self.config.tasks:
+            self._zero_residual_head(task)
 
     def reset_task(self, task: str) -> None:
         """Initialise ``task``'s own modules (``task_modules``) afresh, exactly as a new model's; the rest is untouched.
         Its copy of the attention blocks (``refit_attention``) is taken again from the shared blocks instead."""
         copies = self._refit_copies()
         _initialise([sub for m in self.task_modules(task) for sub in m.modules() if id(sub) not in copies])
-        if task == "popularity":
-            self._zero_popularity_residual()
-        if task == "disease":
-            self._zero_disease_residual()
+        self._zero_residual_head(task)
         if hasattr(self, "refit_blocks") and task in self.refit_blocks:
             self._copy_shared_blocks(task)
 
-    def _zero_disease_residual(self) -> None:
-        """With the mention prior, the head on the fused embedding starts at 0: the model starts from the prior's
-        log-odds and the head learns what it can add to them."""
-        if self.mention_prior is not None:
-            nn.init.zeros_(self.disease_head.weight)
-            nn.init.zeros_(self.disease_head.bias)
-
-    def _zero_popularity_residual(self) -> None:
-        """With the popularity cascade, the head on the fused embedding starts at 0 (its last layer zeroed): the model
-        starts from the cascade's prediction and the head learns only what it can add to it."""
-        if self.popularity_cascade is not None:
-            nn.init.zeros_(self.popularity_head[-1].weight)
-            nn.init.zeros_(self.popularity_head[-1].bias)
+    def _zero_residual_head(self, task: str) -> None:
+        """Start ``task``'s head on the fused embedding at 0 when a fitted path stands beside it (disease: the mention
+        prior; popularity: the cascade, whose head's last layer is zeroed), so the model starts from the fitted path's
+        prediction and the head learns what it can add to it."""
+        layer = {"disease": self.disease_head if self.mention_prior is not None else None,
+                 "popularity": self.popularity_head[-1] if self.popularity_cascade is not None else None}.get(task)
+        if layer is not None:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def _refit_copies(self) -> set[int]:
         """Ids of the modules inside ``refit_attention``'s block copies (initialised by copying, never at random)."""

@@ -344,7 +344,7 @@ def train(
         model.to(torch_device)
         fit_quality_skip(model, train_items, label_map, torch_device)
         fit_popularity_cascade(model, train_items, label_map, torch_device)
-        fit_mention_prior(model, train_items, label_map)
+        fit_mention_prior(model, train_items, label_map, torch_device)
         loss_fn = MultiTaskLoss(config).to(torch_device)
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
         if loss_fn.log_vars.requires_grad:
@@ -440,17 +440,22 @@ def fit_quality_skip(model: FusionModel, items: Sequence[VideoFeatures], label_m
     if not labelled:
         logger.warning("quality_skip: no training video has a quality label; the skip stays at zero")
         return
-    pooled = []
     with torch.no_grad():
-        for start in range(0, len(labelled), 64):
-            batch = collate(labelled[start : start + 64], model.config, label_map).to(device)
-            pooled.append(model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid,
-                                                    batch.caption_valid))
+        pooled = [model.quality_skip_inputs(b.frames, b.frame_valid, b.tokens, b.token_valid, b.caption_valid)
+                  for b in _fit_batches(model, labelled, label_map, device)]
     y = torch.tensor([float(it.quality) for it in labelled], device=device)
     model.quality_skip.fit(torch.cat(pooled), y, model.config.quality_skip_ridge)
 
 
-def fit_mention_prior(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap) -> None:
+def _fit_batches(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap, device: torch.device,
+                 pop_mean: float = 0.0, pop_std: float = 1.0, size: int = 64) -> Iterator[FeatureBatch]:
+    """``items`` collated ``size`` at a time on ``device``: what the closed-form fits below read their inputs from."""
+    for start in range(0, len(items), size):
+        yield collate(items[start : start + size], model.config, label_map, pop_mean, pop_std).to(device)
+
+
+def fit_mention_prior(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap,
+                      device: torch.device) -> None:
     """Start ``model.mention_prior`` (``FusionConfig.disease_mentions``) at the disease-labelled ``items``' log-odds of
     each label with and without a mention; a no-op for a model without one or when no item has disease labels."""
     if model.mention_prior is None:
@@ -459,9 +464,8 @@ def fit_mention_prior(model: FusionModel, items: Sequence[VideoFeatures], label_
     if not labelled:
         logger.warning("disease_mentions: no training video has disease labels; the prior keeps its initial values")
         return
-    batch = collate(labelled, model.config, label_map)
-    model.mention_prior.fit(batch.mentions.to(model.mention_prior.weight.device),
-                            batch.targets.diseases.to(model.mention_prior.weight.device))
+    batches = list(_fit_batches(model, labelled, label_map, device))
+    model.mention_prior.fit(torch.cat([b.mentions for b in batches]), torch.cat([b.targets.diseases for b in batches]))
 
 
 def fit_popularity_cascade(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap,
@@ -477,14 +481,10 @@ def fit_popularity_cascade(model: FusionModel, items: Sequence[VideoFeatures], l
     if not labelled:
         logger.warning("popularity_cascade: no training video has the labels it is fitted on; the cascade stays at zero")
         return
-    pop_mean, pop_std = float(model.pop_mean), float(model.pop_std)
-    inputs, targets = [], []
-    for start in range(0, len(labelled), 64):
-        batch = collate(labelled[start : start + 64], model.config, label_map, pop_mean, pop_std).to(device)
-        diseases = batch.targets.diseases if needs_diseases else None
-        inputs.append(model.popularity_cascade_inputs(batch.metadata, diseases))
-        targets.append(batch.targets.popularity)
-    model.popularity_cascade.fit(torch.cat(inputs), torch.cat(targets), model.config.popularity_cascade_ridge)
+    batches = list(_fit_batches(model, labelled, label_map, device, float(model.pop_mean), float(model.pop_std)))
+    inputs = [model.popularity_cascade_inputs(b.metadata, b.targets.diseases if needs_diseases else None) for b in batches]
+    model.popularity_cascade.fit(torch.cat(inputs), torch.cat([b.targets.popularity for b in batches]),
+                                 model.config.popularity_cascade_ridge)
 
 
 @dataclass
