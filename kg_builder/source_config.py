@@ -80,7 +80,8 @@ SOURCES: dict[str, SourceSpec] = {
         # The lexicon states each concept's kind itself: it curates diseases, but also anatomy, treatments, exams.
         kinds=("disease", "phenotype", "anatomy", "treatment", "exam"),
         # MAPS_TO joins a curated concept to the same concept in HPO / ICD-10; it points from the lexicon outward.
-        relations=("MAPS_TO",),
+        # HAS_PHENOTYPE joins a curated disease to the curated symptoms people with it describe.
+        relations=("MAPS_TO", "HAS_PHENOTYPE"),
         why="bilingual colloquial names (老花眼, pink eye) and the profile labels, mapped onto HPO and ICD-10",
     ),
 }

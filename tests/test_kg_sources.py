@@ -213,6 +213,23 @@ def test_lexicon_entry_becomes_entity_and_maps_to(tmp_path: Path) -> None:
         ("OVP:glaucoma", "MAPS_TO", "HP:0000501"), ("OVP:glaucoma", "MAPS_TO", "ICD10:H40")]
 
 
+def test_lexicon_has_phenotype_becomes_edges_from_the_disease_and_only_diseases_may_have_it(tmp_path: Path) -> None:
+    pain = {"id": "OVP:eye_pain", "kind": "phenotype", "name": "Eye pain", "name_zh": "眼痛", "synonyms_en": [],
+            "synonyms_zh": [], "maps_to": [], "definition": "Pain in the eye."}
+    disease = {**GLAUCOMA, "maps_to": [], "has_phenotype": ["OVP:eye_pain", "OVP:eye_pain"]}
+    records = list(read_lexicon(_lexicon(tmp_path, [pain, disease])))
+    assert [(r.start, r.type, r.end, r.source) for r in records if isinstance(r, RelationRecord)] == [
+        ("OVP:glaucoma", "HAS_PHENOTYPE", "OVP:eye_pain", "OVP-lexicon")]  # listed twice, one edge
+    collected = collect(["lexicon"], lexicon_path=_lexicon(tmp_path, [pain, disease]), progress=False)
+    assert find_problems(collected) == []
+    dangling = collect(["lexicon"], lexicon_path=_lexicon(tmp_path, [{**disease, "has_phenotype": ["OVP:nope"]}]), progress=False)
+    assert [p.split(": ", 1)[1] for p in find_problems(dangling)] == ["HAS_PHENOTYPE OVP:glaucoma → OVP:nope: unknown id OVP:nope"]
+    with pytest.raises(SourceValidationError, match="'has_phenotype' is only for diseases, and this entry is a phenotype"):
+        list(read_lexicon(_lexicon(tmp_path, [{**pain, "has_phenotype": ["OVP:eye_pain"]}])))
+    with pytest.raises(SourceValidationError, match="'has_phenotype' must be a list of strings"):
+        list(read_lexicon(_lexicon(tmp_path, [{**disease, "has_phenotype": "OVP:eye_pain"}])))
+
+
 def test_lexicon_layperson_list_flags_only_the_listed_synonyms(tmp_path: Path) -> None:
     entry = {**GLAUCOMA, "synonyms_en": ["high eye pressure", "ocular hypertension glaucoma"], "layperson": ["high eye pressure"]}
     entity = next(iter(read_lexicon(_lexicon(tmp_path, [entry]))))

