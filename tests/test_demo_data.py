@@ -235,3 +235,33 @@ def test_the_project_lexicon_if_present_gives_enough_targets_and_valid_plans() -
     assert len(ids) >= 15
     for plan in plan_demo_set(lexicon, 200, seed=0):
         assert set(plan.entry.diseases) <= ids
+
+
+def test_symptom_only_captions_describe_the_main_disease_s_own_lexicon_phenotypes(tmp_path: Path) -> None:
+    lines = LEXICON_LINES + [
+        {"id": "OVP:halos", "kind": "phenotype", "name": "Halos around lights", "name_zh": "光晕",
+         "synonyms_en": ["seeing halos"], "synonyms_zh": ["看灯有光圈"]},
+        {"id": "OVP:red_eye", "kind": "phenotype", "name": "Red eye", "name_zh": "眼睛红", "synonyms_en": ["bloodshot eyes"],
+         "synonyms_zh": ["眼睛充血"]},
+    ]
+    symptoms = {"OVP:glaucoma": ["OVP:halos"], "OVP:cataract": ["OVP:halos"], "OVP:conjunctivitis": ["OVP:red_eye"]}
+    lines = [{**l, "has_phenotype": symptoms[l["id"]]} if isinstance(l, dict) and l["id"] in symptoms else l for l in lines]
+    path = tmp_path / "lexicon.jsonl"
+    path.write_text("\n".join(l if isinstance(l, str) else json.dumps(l, ensure_ascii=False) for l in lines) + "\n",
+                    encoding="utf-8")
+    lexicon = load_demo_lexicon(path)
+    words = {"OVP:halos": ("halos around lights", "seeing halos", "光晕", "看灯有光圈"),
+             "OVP:red_eye": ("red eye", "bloodshot eyes", "眼睛红", "眼睛充血")}
+    unnamed = [p for p in plan_demo_set(lexicon, 300, seed=3) if not p.latents.named_main]
+    assert len(unnamed) > 40
+    for plan in unnamed:
+        caption = plan.entry.caption.lower()
+        main = plan.entry.diseases[0]
+        said = {s for s, ws in words.items() if any(w in caption for w in ws)}
+        assert said == set(symptoms.get(main, [])), (main, caption)  # its own symptoms; none for a disease without
+    # Generator 2 changed only what symptom-only captions say: the rest of each video stays generator 1's.
+    plain = plan_demo_set(load_demo_lexicon(write_lexicon(tmp_path / "plain.jsonl")), 300, seed=3)
+    for a, b in zip(plan_demo_set(lexicon, 300, seed=3), plain):
+        assert (a.segments, a.entry.diseases, a.entry.quality, a.entry.views, a.entry.title) == \
+            (b.segments, b.entry.diseases, b.entry.quality, b.entry.views, b.entry.title)
+        assert a.entry.caption == b.entry.caption or not a.latents.named_main
