@@ -2,8 +2,9 @@
 
 For a batch of captions and their :class:`encoders.linker.Mention` lists, :class:`KnowledgeEnricher` makes ONE Cypher
 round trip (:data:`ENRICH_QUERY`) for the distinct linked entity ids and gets, per entity: the canonical English name,
-the definition, the names of its IS_A parents, for phenotypes the diseases that have it (HAS_PHENOTYPE), the names of
-its MAPS_TO neighbours and its ``gnn_embedding`` when the R-GCN has written one.
+the definition, the names of its IS_A parents, for phenotypes the diseases that have it (HAS_PHENOTYPE) and, among them,
+the ids of the profile-label diseases, the names of its MAPS_TO neighbours and its ``gnn_embedding`` when the R-GCN has
+written one.
 
 The enriched text is the caption followed by a bounded, deterministic list of annotations, one per distinct entity in
 order of first mention::
@@ -70,12 +71,22 @@ CALL (e, mapped) {
   LIMIT $max_diseases
   RETURN collect(d.name) AS diseases
 }
+CALL (e, mapped) {
+  // for a phenotype: every profile-label disease that has it, by id (the labels a symptom-only caption points to)
+  UNWIND [e] + mapped AS s
+  MATCH (d:Disease)-[:HAS_PHENOTYPE]->(s)
+  WHERE e:Phenotype AND d.profile_label = true
+  WITH DISTINCT d
+  ORDER BY d.id
+  RETURN collect(d.id) AS labels
+}
 RETURN e.id AS id,
        e.name AS name,
        [label IN labels(e) WHERE label IN $kind_labels] AS kinds,
        e.definition AS definition,
        parents,
        diseases,
+       labels,
        [x IN mapped | {id: x.id, name: x.name}] AS maps_to,
        // properties(): no "unknown property" notice on a graph the R-GCN has not embedded yet
        properties(e)['gnn_embedding'] AS gnn_embedding
@@ -126,6 +137,7 @@ class EntityKnowledge:
     definition: str = ""
     parents: tuple[str, ...] = ()
     diseases: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # ids of the profile-label diseases that have this phenotype, sorted
     maps_to: tuple[str, ...] = ()  # names of MAPS_TO neighbours, by id
     gnn_embedding: tuple[float, ...] | None = None
 
@@ -143,6 +155,9 @@ class EnrichedText:
         linked_ids: every distinct linked id in order of first mention (affirmed or not, with or without embedding).
         negated_ids: the linked ids every mention of which is negated.
         mentions: the mentions the caption was enriched from (what the worker writes as MENTIONS).
+        related_labels: the profile-label diseases that have an affirmed linked phenotype (HAS_PHENOTYPE), in order
+            of first mention: what a caption that describes symptoms without naming a disease points to.
+        related_via: for each of ``related_labels``, the linked phenotypes that relate it (for explanations).
     """
 
     caption: str
@@ -153,6 +168,8 @@ class EnrichedText:
     linked_ids: list[str] = field(default_factory=list)
     negated_ids: list[str] = field(default_factory=list)
     mentions: list[Mention] = field(default_factory=list)
+    related_labels: list[str] = field(default_factory=list)
+    related_via: dict[str, list[str]] = field(default_factory=dict)
 
 
 def fetch_knowledge(graph: GraphReader, ids: Sequence[str], config: EnrichmentConfig | None = None) -> dict[str, EntityKnowledge]:
@@ -195,6 +212,7 @@ def fetch_knowledge(graph: GraphReader, ids: Sequence[str], config: EnrichmentCo
             definition=(row.get("definition") or "").strip(),
             parents=tuple(p for p in row.get("parents") or [] if p),
             diseases=tuple(d for d in row.get("diseases") or [] if d),
+            labels=tuple(d for d in row.get("labels") or [] if d),
             maps_to=tuple(m.get("name") or m["id"] for m in maps_to),
             gnn_embedding=embedding,
         )
@@ -292,6 +310,11 @@ def enrich_text(
         if entity_ids
         else np.zeros((0, GNN_DIM), dtype=np.float32)
     )
+    via: dict[str, list[str]] = {}
+    for i in order:
+        if i in affirmed and i in knowledge:
+            for d in knowledge[i].labels:
+                via.setdefault(d, []).append(i)
     return EnrichedText(
         caption=caption,
         text=text,
@@ -301,6 +324,8 @@ def enrich_text(
         linked_ids=order,
         negated_ids=negated_ids,
         mentions=list(mentions),
+        related_labels=list(via),
+        related_via=via,
     )
 
 

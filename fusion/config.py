@@ -25,7 +25,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": Fals
                                    "refit_attention": False, "quality_skip": False,
                                    "distill": False, "distill_anneal_epochs": None,
                                    "popularity_cascade": False, "disease_mentions": False,
-                                   "quality_skip_caption_only": False}
+                                   "quality_skip_caption_only": False, "disease_related": False}
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,12 @@ class FusionConfig:
     # wrongly (macro-F1 0.644, where "predict what is named" alone gives 0.75). It reads the linked ids, not their GNN
     # embeddings, so the no-GNN ablation keeps it.
     disease_mentions: bool = True
+    # With ``disease_mentions``: the prior also reads the labels the graph links to the caption's affirmed phenotypes
+    # (a disease HAS_PHENOTYPE a symptom the caption describes; ``VideoFeatures.related_ids``, from the enrichment), as
+    # c_j·[j related]·[j not named], starting at the training set's log-odds of j among videos that relate j and do not
+    # name it. A caption that names no disease but says "看东西模糊，还怕光" points to the few diseases with both symptoms;
+    # the fused head sees those names in the enriched text, but pooled, like the named labels it lost before.
+    disease_related: bool = True
     # A task cascade into popularity: a ridge regression of standardised engagement on the metadata and the disease
     # labels (multi-hot), solved in closed form on the training videos (penalty ``popularity_cascade_ridge``) and then
     # fixed, read at prediction time with the disease head's probabilities (gradient stopped, so the popularity loss

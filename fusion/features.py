@@ -353,6 +353,8 @@ class FeatureExtractor:
                     token_text=p["token_text"],
                     entities=enriched[i].gnn_embeddings.reshape(-1, GNN_DIM),
                     entity_ids=enriched[i].entity_ids,
+                    # The graph's neighbours are enrichment: the caption-only ablation gets none of them.
+                    related_ids=enriched[i].related_labels if self.features.enrich else [],
                     metadata=metadata_vector(duration_s=entry.duration_s, platform=entry.platform,
                                              published_hour=_published_hour(entry), author_followers=entry.author_followers),
                     diseases=[d for d in entry.diseases if d in label_ids] if entry.diseases is not None else None,

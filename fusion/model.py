@@ -70,6 +70,9 @@ class FusionOutput:
     token_attention: Tensor  # B × L
     entity_attention: Tensor  # B × E
     gates: Tensor  # B × 4, mean gate value per modality (visual, text, graph, metadata); 0 when absent
+    # B × n_diseases: the part of ``disease_logits`` that the mention prior gives (``disease_mentions``), else None;
+    # the rest is the head on the fused embedding. Explanations report both.
+    disease_prior: Tensor | None = None
 
     @property
     def disease_probs(self) -> Tensor | None:
@@ -241,39 +244,56 @@ class RidgeSkip(nn.Module):
 
 
 class MentionPrior(nn.Module):
-    """Per label disease j, learned log-odds b_j + a_j·m_j, m_j = 1 when the caption's linked entities include j
-    (``FusionConfig.disease_mentions``). ``fit`` starts them at the training set's own odds — b_j of the label among
-    videos that do not name it, b_j + a_j among those that do — and ``reset_parameters`` returns to those values."""
+    """Per label disease j, learned log-odds b_j + a_j·m_j (+ c_j·r_j·(1 − m_j) with ``related``): m_j = 1 when the
+    caption's linked entities include j (``FusionConfig.disease_mentions``), r_j = 1 when the graph links j to an
+    affirmed linked phenotype (``FusionConfig.disease_related``). ``fit`` starts them at the training set's own odds —
+    b_j of the label among videos that neither name nor relate it, b_j + a_j among those that name it, b_j + c_j among
+    those that relate it without naming it — and ``reset_parameters`` returns to those values."""
 
-    def __init__(self, n_diseases: int) -> None:
+    def __init__(self, n_diseases: int, related: bool = False) -> None:
         super().__init__()
         self.register_buffer("fitted_weight", torch.full((n_diseases,), 4.0))
         self.register_buffer("fitted_bias", torch.full((n_diseases,), -4.0))
         self.weight = nn.Parameter(self.fitted_weight.clone())
         self.bias = nn.Parameter(self.fitted_bias.clone())
+        self.related = related
+        if related:
+            self.register_buffer("fitted_related_weight", torch.zeros(n_diseases))
+            self.related_weight = nn.Parameter(self.fitted_related_weight.clone())
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
             self.weight.copy_(self.fitted_weight)
             self.bias.copy_(self.fitted_bias)
+            if self.related:
+                self.related_weight.copy_(self.fitted_related_weight)
 
-    def forward(self, mentions: Tensor) -> Tensor:
-        return mentions * self.weight + self.bias
+    def forward(self, mentions: Tensor, related: Tensor | None = None) -> Tensor:
+        logits = mentions * self.weight + self.bias
+        if self.related:
+            if related is None:
+                raise ValueError("this prior reads graph-related labels (disease_related=True) but got none")
+            logits = logits + related * (1 - mentions) * self.related_weight
+        return logits
 
     @torch.no_grad()
-    def fit(self, mentions: Tensor, labels: Tensor) -> None:
-        """Per label, the smoothed log-odds (counts + ½ over totals + 1) of the label among the videos that do not
-        name it (b) and among those that do (b + a), from B × n_diseases 0/1 ``mentions`` and ``labels``."""
+    def fit(self, mentions: Tensor, labels: Tensor, related: Tensor | None = None) -> None:
+        """Per label, the smoothed log-odds (counts + ½ over totals + 1) of the label in each cell, from
+        B × n_diseases 0/1 ``mentions``, ``labels`` and (with ``related``) ``related``."""
         m, y = mentions.double(), labels.double()
+        r = related.double() * (1 - m) if self.related and related is not None else torch.zeros_like(m)
 
         def log_odds(positives: Tensor, total: Tensor) -> Tensor:
             rate = (positives + 0.5) / (total + 1.0)
             return torch.log(rate) - torch.log1p(-rate)
 
-        bias = log_odds(((1 - m) * y).sum(0), (1 - m).sum(0))
+        rest = (1 - m) * (1 - r)
+        bias = log_odds((rest * y).sum(0), rest.sum(0))
         weight = log_odds((m * y).sum(0), m.sum(0)) - bias
         self.fitted_weight.copy_(weight.to(self.fitted_weight.dtype))
         self.fitted_bias.copy_(bias.to(self.fitted_bias.dtype))
+        if self.related:
+            self.fitted_related_weight.copy_((log_odds((r * y).sum(0), r.sum(0)) - bias).to(self.fitted_bias.dtype))
         self.reset_parameters()
 
 
@@ -345,7 +365,8 @@ class FusionModel(nn.Module):
         # 4. Heads.
         self.disease_head = nn.Linear(d, config.n_diseases) if config.has("disease") else None
         # ``config.disease_mentions``: the linked-label path beside the head on the fused embedding.
-        self.mention_prior = MentionPrior(config.n_diseases) if config.disease_mentions and config.has("disease") else None
+        self.mention_prior = (MentionPrior(config.n_diseases, related=config.disease_related)
+                              if config.disease_mentions and config.has("disease") else None)
         if not config.has("popularity"):
             self.popularity_head: nn.Module | None = None
         elif config.popularity_head == "linear":
@@ -443,10 +464,12 @@ class FusionModel(nn.Module):
         metadata: Tensor,
         mentions: Tensor | None = None,
         caption_valid: Tensor | None = None,
+        related: Tensor | None = None,
     ) -> FusionOutput:
         """Shapes: frames B×K×D_v, tokens B×L×D_t, entities B×E×D_g, metadata B×D_meta; ``*_valid`` B×K, B×L, B×E bool;
         ``mentions`` B×n_diseases, 1 where the linked entities include the label (needed with ``disease_mentions``);
-        ``caption_valid`` B×L, True on the caption's own tokens (needed with ``quality_skip_caption_only``)."""
+        ``caption_valid`` B×L, True on the caption's own tokens (needed with ``quality_skip_caption_only``);
+        ``related`` B×n_diseases, 1 where the graph links the label to a linked phenotype (needed with ``disease_related``)."""
         cfg = self.config
         # Ablation switches act through the masks, so the rest of the model needs no special cases.
         # The quality skip reads every valid frame and token, before modality dropout hides any.
@@ -523,10 +546,13 @@ class FusionModel(nn.Module):
 
         # 4. Heads.
         disease_logits = self.disease_head(z("disease")) if self.disease_head is not None else None
+        disease_prior = None
         if self.mention_prior is not None:
             if mentions is None:
                 raise ValueError("this model reads linked-label mentions (disease_mentions=True) but got none")
-            disease_logits = disease_logits + self.mention_prior(mentions.to(disease_logits.dtype))
+            disease_prior = self.mention_prior(
+                mentions.to(disease_logits.dtype), related.to(disease_logits.dtype) if related is not None else None)
+            disease_logits = disease_logits + disease_prior
         popularity = None
         if self.popularity_head is not None:
             # Optionally a stop-gradient: the popularity head reads the embedding without training the trunk.
@@ -555,6 +581,7 @@ class FusionModel(nn.Module):
             token_attention=token_att,
             entity_attention=entity_att,
             gates=gates,
+            disease_prior=disease_prior,
         )
 
     def quality_skip_inputs(self, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor,

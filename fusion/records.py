@@ -79,6 +79,8 @@ class VideoFeatures:
     - ``tokens``: L × D_t float32 token states of the knowledge-enriched caption (BERT family, e.g. D_t=384 for MiniLM),
       ``token_text``: the L tokens as strings, for explanations;
     - ``entities``: E × D_g float32 GNN embeddings of the linked graph entities, ``entity_ids``: their E CURIEs;
+    - ``related_ids``: the profile-label diseases the graph links to an affirmed linked phenotype (HAS_PHENOTYPE):
+      knowledge enrichment, so empty for caption-only features;
     - ``metadata``: float32 vector (``metadata_vector`` builds the standard one). Author followers are an input here.
 
     Labels are optional and independent (``None`` = unknown, masked out of the loss):
@@ -101,6 +103,7 @@ class VideoFeatures:
     popularity: float | None = None
     quality: int | None = None
     synthetic: bool = False
+    related_ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         vid = self.video_id
@@ -111,6 +114,7 @@ class VideoFeatures:
         self.metadata = np.asarray(self.metadata, dtype=np.float32).reshape(-1)
         self.token_text = [str(t) for t in self.token_text]
         self.entity_ids = [str(e) for e in self.entity_ids]
+        self.related_ids = [str(e) for e in self.related_ids]
         if len(self.frame_times) != len(self.frames):
             raise ValueError(f"video {vid!r}: {len(self.frames)} frames but {len(self.frame_times)} frame_times")
         if len(self.token_text) != len(self.tokens):
@@ -215,6 +219,9 @@ class Prediction:
     entity_attention: list[tuple[str, float]]  # (entity id, weight)
     modality_gates: dict[str, float]  # mean gate per modality (visual, text, graph, metadata)
     embedding: list[float]  # the fused embedding (config.width floats), for the Neo4j vector index
+    # Per label, the log-odds the mention prior gave (named / related by the graph / neither; ``disease_mentions``):
+    # logit(disease_probs[d]) minus this is what the fused embedding's head added. Empty without the prior.
+    disease_prior_logits: dict[str, float] = field(default_factory=dict)
 
     def ranked_diseases(self, threshold: float = 0.5) -> list[tuple[str, float]]:
         """(disease id, probability) at or above ``threshold``, most probable first: the PREDICTS edges with their rank."""

@@ -59,6 +59,8 @@ class FeatureBatch:
     mentions: torch.Tensor | None = None
     # B × L: True on the caption's own tokens, up to and including the first [SEP] (the knowledge enrichment follows it).
     caption_valid: torch.Tensor | None = None
+    # B × n_diseases: 1 where the graph links that label disease to one of the item's linked phenotypes (``related_ids``).
+    related: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> "FeatureBatch":
         moved = {
@@ -72,7 +74,7 @@ class FeatureBatch:
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
         return (self.frames, self.frame_valid, self.tokens, self.token_valid, self.entities, self.entity_valid, self.metadata,
-                self.mentions, self.caption_valid)
+                self.mentions, self.caption_valid, self.related)
 
 
 def _pad(arrays: list[np.ndarray], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,6 +115,7 @@ def collate(
         quality_mask=torch.tensor([it.quality is not None for it in items]),
     )
     mentions = np.stack([label_map.encode(it.entity_ids)[0] for it in items]) if len(label_map) else np.zeros((n, 0))
+    related = np.stack([label_map.encode(it.related_ids)[0] for it in items]) if len(label_map) else np.zeros((n, 0))
     caption_valid = token_valid.clone()
     for i, it in enumerate(items):
         if "[SEP]" in it.token_text:
@@ -129,6 +132,7 @@ def collate(
         targets=targets,
         mentions=torch.from_numpy(mentions.astype(np.float32)),
         caption_valid=caption_valid,
+        related=torch.from_numpy(related.astype(np.float32)),
     )
 
 
@@ -209,6 +213,7 @@ def _to_predictions(
     q_probs = cpu(out.quality_probs)
     frame_att, token_att, entity_att = cpu(out.frame_attention), cpu(out.token_attention), cpu(out.entity_attention)
     gates, embedding = cpu(out.gates), cpu(out.embedding)
+    prior = cpu(out.disease_prior)
     result = []
     for i, it in enumerate(items):
         k, n_tok, e = len(it.frames), len(it.tokens), len(it.entities)
@@ -227,6 +232,9 @@ def _to_predictions(
                 entity_attention=[(s, float(w)) for s, w in zip(it.entity_ids, entity_att[i, :e])],
                 modality_gates={m: float(gates[i, j]) for j, m in enumerate(MODALITIES)},
                 embedding=[float(x) for x in embedding[i]],
+                disease_prior_logits=(
+                    {d: float(prior[i, j]) for j, d in enumerate(label_map.disease_ids)} if prior is not None else {}
+                ),
             )
         )
     return result
@@ -465,7 +473,8 @@ def fit_mention_prior(model: FusionModel, items: Sequence[VideoFeatures], label_
         logger.warning("disease_mentions: no training video has disease labels; the prior keeps its initial values")
         return
     batches = list(_fit_batches(model, labelled, label_map, device))
-    model.mention_prior.fit(torch.cat([b.mentions for b in batches]), torch.cat([b.targets.diseases for b in batches]))
+    model.mention_prior.fit(torch.cat([b.mentions for b in batches]), torch.cat([b.targets.diseases for b in batches]),
+                            torch.cat([b.related for b in batches]))
 
 
 def fit_popularity_cascade(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap,

@@ -18,7 +18,7 @@ from api.app import close_graph, create_app
 from api.errors import INTERNAL_MESSAGE
 from kg_builder.graph import Graph
 from ovp.settings import Settings
-from worker.records import DiseasePrediction, Explanation, MentionRecord, ProfileRecord, VideoMeta
+from worker.records import DiseaseEvidence, DiseasePrediction, Explanation, MentionRecord, ProfileRecord, VideoMeta
 from worker.writeback import write_profile
 
 PREFIX = "apitest_"
@@ -81,7 +81,10 @@ def profile_record(video_id: str, model_version: str, *, quality: int, popularit
         quality_probs=(0.1, 0.1, 0.2, 0.3, 0.3),
         predictions=predictions,
         mentions=mentions,
-        explanation=Explanation(keyframes=((1.5, 0.6), (4.0, 0.4)), entities=(("OVP:glaucoma", 0.9),)),
+        explanation=Explanation(keyframes=((1.5, 0.6), (4.0, 0.4)), entities=(("OVP:glaucoma", 0.9),),
+                                diseases=(DiseaseEvidence("OVP:glaucoma", named=True, prior_logit=2.5, head_logit=-0.3),
+                                          DiseaseEvidence("OVP:cataract", via=("OVP:halos_around_lights",),
+                                                          prior_logit=-0.4, head_logit=0.8))),
         embedding=tuple(embedding),
         visual_weights="imagenet",
     )
@@ -303,7 +306,11 @@ def test_video_detail(client: Any, profiled: dict[str, str]) -> None:
     profile = body["profile"]
     assert profile["model_version"] == "m2" and profile["latest"] is True and profile["quality"] == 4
     assert profile["explanation"] == {"keyframes": [{"t": 1.5, "weight": 0.6}, {"t": 4.0, "weight": 0.4}],
-                                      "entities": [{"id": "OVP:glaucoma", "weight": 0.9}]}
+                                      "entities": [{"id": "OVP:glaucoma", "weight": 0.9}],
+                                      "diseases": [{"id": "OVP:glaucoma", "named": True, "via": [], "prior_logit": 2.5,
+                                                    "head_logit": -0.3},
+                                                   {"id": "OVP:cataract", "named": False, "via": ["OVP:halos_around_lights"],
+                                                    "prior_logit": -0.4, "head_logit": 0.8}]}
     assert [p["disease_id"] for p in profile["predictions"]] == ["OVP:glaucoma", "OVP:cataract"]
     assert sorted(h["model_version"] for h in body["history"]) == ["m1", "m2"]
     assert sum(h["latest"] for h in body["history"]) == 1

@@ -2,6 +2,7 @@
 Neo4j with the real graph (a Chinese caption gets its English name and definition)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,18 @@ def test_enrich_text_orders_by_first_mention_keeps_the_budget_and_excludes_denie
         enrich_text(caption, [mention("OVP:red_eye", 0, 7)], knowledge).text
 
 
+def test_related_labels_come_from_affirmed_linked_phenotypes_in_order_without_repeats() -> None:
+    blurry = EntityKnowledge(id="OVP:blurred_vision", name="Blurred vision", kind="phenotype",
+                             labels=("OVP:cataract", "OVP:myopia"))
+    red = dataclasses.replace(RED_EYE, labels=("OVP:conjunctivitis", "OVP:myopia"))
+    knowledge = {k.id: k for k in (GLAUCOMA, blurry, red)}
+    out = enrich_text("red, blurry, not glaucoma", [mention("OVP:red_eye", 0, 3), mention("OVP:blurred_vision", 5, 11),
+                                                    mention("OVP:glaucoma", 17, 25, negated=True)], knowledge)
+    assert out.related_labels == ["OVP:conjunctivitis", "OVP:myopia", "OVP:cataract"]
+    denied = enrich_text("not red", [mention("OVP:red_eye", 4, 7, negated=True)], knowledge)
+    assert denied.related_labels == []  # "not red eyes" points to no disease
+
+
 class RecordingGraph:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -115,5 +128,11 @@ def test_chinese_caption_gets_english_knowledge_from_the_real_graph(graph, built
     assert knowledge["HP:0000501"].kind == "phenotype" and knowledge["HP:0000501"].parents
     assert knowledge["HP:0000501"].diseases  # diseases annotated with the phenotype
     assert knowledge["OVP:glaucoma"].maps_to and not knowledge["OVP:glaucoma"].diseases
+    # The lexicon's curated HAS_PHENOTYPE edges: the profile labels a described symptom points to.
+    symptoms = fetch_knowledge(graph, ["OVP:halos_around_lights", "OVP:glaucoma"])
+    assert symptoms["OVP:halos_around_lights"].labels == ("OVP:astigmatism", "OVP:cataract", "OVP:glaucoma")
+    assert symptoms["OVP:glaucoma"].labels == ()  # a disease points to no label through HAS_PHENOTYPE
+    described = KnowledgeEnricher(graph).run(["晚上看灯有光圈"], link_mentions(["晚上看灯有光圈"], linker))[0]
+    assert "OVP:halos_around_lights" in described.linked_ids and "OVP:cataract" in described.related_labels
     embedding = knowledge["OVP:glaucoma"].gnn_embedding
     assert embedding is None or (len(embedding) == GNN_DIM and np.isfinite(embedding).all())

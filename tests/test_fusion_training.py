@@ -558,6 +558,67 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
     assert FusionConfig.from_dict(legacy).disease_mentions is False  # saved before the option existed
 
 
+def with_related(items: list[VideoFeatures], seed: int) -> list[VideoFeatures]:
+    """``items`` whose unnamed true labels (and one wrong label) the graph relates to a described symptom about 70 %
+    of the time, as a symptom-only caption's linked phenotypes would."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for it in items:
+        related = [d for d in (it.diseases or []) if d not in it.entity_ids and rng.random() < 0.7]
+        if related or rng.random() < 0.2:
+            related.append(DISEASES[int(rng.integers(len(DISEASES)))])
+        out.append(dataclasses.replace(it, related_ids=list(dict.fromkeys(related))))
+    return out
+
+
+def test_disease_related_adds_the_log_odds_of_labels_the_graph_links_to_a_described_symptom(tmp_path: Path) -> None:
+    from fusion.ablation import variant_config
+    from fusion.training import collate
+
+    train_items, val_items = with_related(TRAIN, 0), with_related(VAL, 1)
+    batch = collate(train_items[:12], small_config(), LABELS)
+    for row, it in zip(batch.related.numpy(), train_items[:12]):
+        assert [LABELS.disease_ids[j] for j in np.flatnonzero(row)] == [d for d in LABELS.disease_ids if d in it.related_ids]
+    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=0, disease_mentions=True, disease_related=True)
+    result = train(train_items, val_items, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
+    model = result.predictor.model.eval()
+    prior = model.mention_prior
+    # Fitted: three cells per label, counted independently — named; related and not named; neither.
+    labelled = [it for it in train_items if it.diseases is not None]
+    logit = lambda k, n: np.log((k + 0.5) / (n + 1.0)) - np.log1p(-(k + 0.5) / (n + 1.0))  # noqa: E731
+    for j, d in enumerate(LABELS.disease_ids):
+        named = [d in it.diseases for it in labelled if d in it.entity_ids]
+        related = [d in it.diseases for it in labelled if d not in it.entity_ids and d in it.related_ids]
+        neither = [d in it.diseases for it in labelled if d not in it.entity_ids and d not in it.related_ids]
+        b = float(prior.fitted_bias[j])
+        assert b == pytest.approx(logit(sum(neither), len(neither)), abs=1e-5)
+        assert b + float(prior.fitted_weight[j]) == pytest.approx(logit(sum(named), len(named)), abs=1e-5)
+        assert b + float(prior.fitted_related_weight[j]) == pytest.approx(logit(sum(related), len(related)), abs=1e-5)
+    assert float(prior.fitted_related_weight.mean()) > 0  # the planted relation: a related label is more likely
+    # The logit is the head's plus b + a·m + c·r·(1 − m): a named label gets a, never a + c.
+    batch = collate(with_related(TEST, 2)[:16], cfg, LABELS)
+    with torch.no_grad():
+        model.disease_head.weight.zero_()
+        model.disease_head.bias.zero_()
+        out = model(*batch.inputs())
+    m, r = batch.mentions, batch.related
+    expected = m * prior.weight + prior.bias + r * (1 - m) * prior.related_weight
+    assert torch.allclose(out.disease_logits, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="disease_related=True"):
+        model(*batch.inputs()[:9])  # no related labels
+    loaded = load_model(tmp_path, device="cpu")
+    assert loaded.config.disease_related
+    assert torch.equal(loaded.model.mention_prior.fitted_related_weight, prior.fitted_related_weight)
+    # The no-GNN ablation keeps the graph's related labels (they come from the enrichment, not the embeddings).
+    (no_gnn,) = variant_config("no_gnn", cfg)
+    assert no_gnn.disease_related
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "disease_related"}
+    assert FusionConfig.from_dict(legacy).disease_related is False  # saved before the option existed
+    # Without the option the prior has no related weight and ignores the related labels.
+    plain = FusionModel(cfg.replace(disease_related=False)).eval()
+    assert not hasattr(plain.mention_prior, "related_weight")
+
+
 def test_distillation_targets_are_the_teachers_predictions_mixed_with_the_labels_by_the_annealing_share() -> None:
     from fusion.losses import MultiTaskLoss, quality_ordinal_targets
     from fusion.training import _Batcher, _popularity_stats, collate, soft_targets, train_teachers

@@ -1,6 +1,7 @@
 """Profile write-back against the real Neo4j: one transaction, idempotent, `latest` moves with model versions."""
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -97,3 +98,24 @@ def test_batch_outcomes_are_counted_from_the_videos(graph: Graph, world) -> None
     assert (status["total"], status["done"], status["failed"], status["status"]) == (2, 1, 1, "finished")
     assert status["failures"] == [{"video_id": bad.id, "reason": "VideoDecodeError: not a video"}]
     assert batch_status(graph, f"test-{tag}-missing") is None
+
+
+def test_disease_evidence_splits_the_log_odds_and_names_the_caption_s_evidence() -> None:
+    import math
+
+    from encoders.enrichment import EnrichedText
+    from fusion.records import Prediction
+    from worker.pipeline import disease_evidence
+
+    enriched = EnrichedText(caption="c", text="c", annotations=[], entity_ids=["OVP:glaucoma"], gnn_embeddings=None,
+                            related_labels=["OVP:cataract"], related_via={"OVP:cataract": ["OVP:halos_around_lights"]})
+    prediction = Prediction("v", {"OVP:glaucoma": 0.9, "OVP:cataract": 0.6}, None, None, None, None, [], [], [], {}, [],
+                            disease_prior_logits={"OVP:glaucoma": 3.0, "OVP:cataract": -1.0})
+    named = disease_evidence("OVP:glaucoma", 0.9, prediction, enriched)
+    assert (named.named, named.via, named.prior_logit) == (True, (), 3.0)
+    assert named.head_logit == pytest.approx(math.log(9) - 3.0, abs=1e-4)
+    related = disease_evidence("OVP:cataract", 0.6, prediction, enriched)
+    assert (related.named, related.via) == (False, ("OVP:halos_around_lights",))
+    assert related.prior_logit + related.head_logit == pytest.approx(math.log(1.5), abs=1e-4)
+    plain = dataclasses.replace(prediction, disease_prior_logits={})  # a model without the prior: no split
+    assert disease_evidence("OVP:glaucoma", 0.9, plain, enriched).prior_logit is None

@@ -8,6 +8,7 @@ records and chunk runner, in this process.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from kg_builder.graph import Graph
 from ovp.settings import Settings
 from worker.batches import start_batch
 from worker.chunks import ChunkReport, VideoOutcome, run_chunk, video_meta
-from worker.records import DiseasePrediction, Explanation, MentionRecord, ProfileRecord
+from worker.records import DiseaseEvidence, DiseasePrediction, Explanation, MentionRecord, ProfileRecord
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,23 @@ class ProfilingPipeline:
             explanation=Explanation(
                 keyframes=tuple(_top(prediction.frame_attention, TOP_KEYFRAMES)),
                 entities=tuple(_top(prediction.entity_attention, TOP_ENTITIES)),
+                diseases=tuple(disease_evidence(d, p, prediction, enriched) for d, p in ranked),
             ),
             embedding=tuple(float(x) for x in prediction.embedding),
             visual_weights=self.extractor.visual.weights_tag,
         )
+
+
+def disease_evidence(disease_id: str, prob: float, prediction: Prediction, enriched: EnrichedText) -> DiseaseEvidence:
+    """What the caption and the graph say about one predicted disease, and the prior's share of its log-odds."""
+    prior = prediction.disease_prior_logits.get(disease_id)
+    head = None
+    if prior is not None:
+        p = min(max(prob, 1e-7), 1 - 1e-7)
+        head = round(math.log(p / (1 - p)) - prior, 4)
+        prior = round(prior, 4)
+    return DiseaseEvidence(disease_id, named=disease_id in enriched.entity_ids,
+                           via=tuple(enriched.related_via.get(disease_id, ())), prior_logit=prior, head_logit=head)
 
 
 def _top(pairs: Sequence[tuple[object, float]], n: int) -> list[tuple]:

@@ -39,11 +39,30 @@ class DiseasePrediction:
 
 
 @dataclass(frozen=True)
+class DiseaseEvidence:
+    """Why one predicted disease was predicted, in terms a reviewer can check against the caption and the graph.
+
+    ``named``: the caption's affirmed linked entities include the disease. ``via``: the caption's linked phenotypes the
+    graph says the disease has (HAS_PHENOTYPE). ``prior_logit``: the log-odds the model's mention prior gave for that
+    (named / related / neither; None for a model without one) and ``head_logit`` what the head on the fused keyframes,
+    text and entities added; they sum to the logit of the predicted probability.
+    """
+
+    disease_id: str
+    named: bool = False
+    via: tuple[str, ...] = ()
+    prior_logit: float | None = None
+    head_logit: float | None = None
+
+
+@dataclass(frozen=True)
 class Explanation:
-    """What drove a profile: keyframes (timestamp, attention weight) and entities (id, attention weight), best first."""
+    """What drove a profile: keyframes (timestamp, attention weight) and entities (id, attention weight), best first,
+    and the evidence for each predicted disease, in prediction rank order."""
 
     keyframes: tuple[tuple[float, float], ...] = ()
     entities: tuple[tuple[str, float], ...] = ()
+    diseases: tuple[DiseaseEvidence, ...] = ()
 
 
 @dataclass(frozen=True)

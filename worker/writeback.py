@@ -131,6 +131,8 @@ def profile_properties(record: ProfileRecord, created_at: str | None = None) -> 
             {
                 "keyframes": [{"t": t, "weight": w} for t, w in explanation.keyframes],
                 "entities": [{"id": e, "weight": w} for e, w in explanation.entities],
+                "diseases": [{"id": d.disease_id, "named": d.named, "via": list(d.via), "prior_logit": d.prior_logit,
+                              "head_logit": d.head_logit} for d in explanation.diseases],
             },
             ensure_ascii=False,
         ),
