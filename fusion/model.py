@@ -33,7 +33,10 @@ entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d
    mean keyframe and mean token features, :math:`w` a ridge fitted in closed form before training and then fixed.
 
 ``fusion='concat'`` (the ablation baseline) replaces 2–3 by masked mean pooling of each projection, concatenated and
-projected to :math:`d`. Attention weights over keyframes, tokens and entities come back for explanations; an empty or
+projected to :math:`d`. With ``concat_base`` (the default) cross-attention fusion keeps that baseline underneath: task
+:math:`t`'s embedding is :math:`z_t = z_{concat} + \tanh(\alpha_t)\,z^{att}_t`, :math:`\alpha_t` learned from 0.
+With ``disease_related`` the mention prior also adds :math:`c_j` for a label the graph links (HAS_PHENOTYPE) to a
+phenotype the caption describes without naming :math:`j`. Attention weights over keyframes, tokens and entities come back for explanations; an empty or
 switched-off sequence gets all-zero weights and a zero summary, never NaN.
 """
 from __future__ import annotations
@@ -360,6 +363,11 @@ class FusionModel(nn.Module):
                 self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
             readouts = config.tasks if config.task_readout else ("shared",)
             self.readouts = nn.ModuleDict({name: Readout(d, config.mean_pool) for name in readouts})
+            if config.concat_base:
+                # ``config.concat_base``: the concatenation baseline under the attention readouts, whose tanh gates
+                # (one per readout) start at 0.
+                self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
+                self.attention_gate = nn.Parameter(torch.zeros(len(readouts)))
         else:
             self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
         # 4. Heads.
@@ -413,6 +421,8 @@ class FusionModel(nn.Module):
         copies = self._refit_copies()
         _initialise([m for m in self.modules() if m is not self and id(m) not in copies])
         nn.init.normal_(self.type_embedding, std=0.02)
+        if hasattr(self, "attention_gate"):
+            nn.init.zeros_(self.attention_gate)
         for task in self.config.tasks:
             self._zero_residual_head(task)
 
@@ -522,6 +532,10 @@ class FusionModel(nn.Module):
             # 3. Gated pooling, once, or once per task (``task_readout``): then each head reads its own embedding,
             # and the embedding, attention weights and gates reported are the means over the tasks' readouts.
             reads = {name: readout(*attended[name]) for name, readout in self.readouts.items()}
+            if self.config.concat_base:
+                base = self._concat_embedding(v, frame_valid, t, token_valid, g, entity_valid, meta)
+                reads = {name: (base + torch.tanh(self.attention_gate[k]) * r[0], *r[1:])
+                         for k, (name, r) in enumerate(reads.items())}
             per_task = {task: reads[task][0] for task in cfg.tasks} if cfg.task_readout else None
             embedding, frame_att, token_att, entity_att, gates = (
                 torch.stack([r[j] for r in reads.values()]).mean(dim=0) for j in range(5)
@@ -531,13 +545,7 @@ class FusionModel(nn.Module):
             frame_att = uniform_weights(frame_valid, v.dtype)
             token_att = uniform_weights(token_valid, v.dtype)
             entity_att = uniform_weights(entity_valid, v.dtype)
-            pooled = [
-                torch.einsum("bn,bnd->bd", frame_att, v),
-                torch.einsum("bn,bnd->bd", token_att, t),
-                torch.einsum("bn,bnd->bd", entity_att, g),
-                meta,
-            ]
-            embedding = self.concat_proj(torch.cat(pooled, dim=-1))
+            embedding = self._concat_embedding(v, frame_valid, t, token_valid, g, entity_valid, meta)
             gates = present
             per_task = None
 
@@ -583,6 +591,13 @@ class FusionModel(nn.Module):
             gates=gates,
             disease_prior=disease_prior,
         )
+
+    def _concat_embedding(self, v: Tensor, v_valid: Tensor, t: Tensor, t_valid: Tensor, g: Tensor, g_valid: Tensor,
+                          meta: Tensor) -> Tensor:
+        """The 'concat' fusion: masked means of the projected sequences and the metadata summary, concatenated and
+        projected to the model width."""
+        pooled = [masked_mean(v, v_valid), masked_mean(t, t_valid), masked_mean(g, g_valid), meta]
+        return self.concat_proj(torch.cat(pooled, dim=-1))
 
     def quality_skip_inputs(self, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor,
                             caption_valid: Tensor | None = None) -> Tensor:

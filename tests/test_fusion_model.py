@@ -46,9 +46,10 @@ def item(video_id: str, k: int, l: int, e: int, seed: int = 0, **labels) -> Vide
 def config(**overrides) -> FusionConfig:
     # The mechanics here are the fused embedding's and its heads'; the fitted paths beside the heads (the mention prior,
     # the popularity cascade, the quality skip), which start those heads at zero, have their own tests in
-    # test_fusion_training.py, where they are fitted.
+    # test_fusion_training.py, where they are fitted. The attention mechanics are pinned without ``concat_base`` (whose
+    # gates start closed, so attention changes nothing at first); that option has its own test at the end.
     values = dict(d_visual=DV, d_text=DT, d_graph=DG, n_diseases=len(LABELS), width=16, heads=2, dropout=0.0,
-                  disease_mentions=False, popularity_cascade=False, quality_skip=False)
+                  disease_mentions=False, popularity_cascade=False, quality_skip=False, concat_base=False)
     values.update(overrides)
     return FusionConfig(**values)
 
@@ -463,3 +464,34 @@ def test_switching_the_graph_off_is_the_same_to_the_model_as_emptying_every_enti
                  (masked.quality_probs, emptied.quality_probs), (masked.embedding, emptied.embedding)):
         assert torch.allclose(a, b, atol=1e-5)
     assert torch.count_nonzero(masked.entity_attention) == 0
+
+
+def test_concat_base_starts_as_the_concatenation_fusion_and_opens_its_attention_gates_by_training() -> None:
+    cfg = config(concat_base=True)
+    torch.manual_seed(0)
+    model = FusionModel(cfg).eval()
+    concat = FusionModel(cfg.replace(fusion="concat")).eval()
+    shared = {k: v for k, v in model.state_dict().items() if k in concat.state_dict()}
+    assert set(concat.state_dict()) <= set(model.state_dict())  # every baseline parameter has its place
+    concat.load_state_dict(shared)
+    batch = collate(EDGE_ITEMS, cfg, LABELS)
+    with torch.no_grad():
+        gated, base = model(*batch.inputs()), concat(*batch.inputs())
+    # Gates at 0: the same function as the baseline with the same weights, attention weights still reported.
+    assert torch.equal(model.attention_gate, torch.zeros(len(cfg.tasks)))
+    assert torch.allclose(gated.embedding, base.embedding, atol=1e-6)
+    assert torch.allclose(gated.quality_probs, base.quality_probs, atol=1e-6)
+    assert torch.allclose(gated.frame_attention.sum(-1)[batch.frame_valid.any(-1)], torch.ones(1))
+    # The loss reaches the gates, so training can open them; an open gate changes the embedding.
+    model.train()
+    out = model(*batch.inputs())
+    (out.embedding.pow(2).sum() + out.quality_logits.sum()).backward()
+    assert model.attention_gate.grad is not None and model.attention_gate.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.attention_gate.fill_(1.0)
+        opened = model.eval()(*batch.inputs())
+        assert not torch.allclose(opened.embedding, base.embedding, atol=1e-4)
+        model.reset_parameters()
+    assert torch.equal(model.attention_gate, torch.zeros(len(cfg.tasks)))
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "concat_base"}
+    assert FusionConfig.from_dict(legacy).concat_base is False  # saved before the option existed

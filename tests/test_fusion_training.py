@@ -384,7 +384,8 @@ def test_refit_attention_leaves_joint_training_alone_then_refits_each_task_s_own
 
 
 def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_saving(tmp_path: Path) -> None:
-    cfg = small_config(epochs=4, min_epochs=0, head_refit_epochs=2, quality_skip=True, quality_skip_ridge=50.0)
+    cfg = small_config(epochs=4, min_epochs=0, head_refit_epochs=2, quality_skip=True, quality_skip_ridge=50.0,
+                       quality_skip_caption_only=False)  # every token here; the caption-only form has its own test
     result = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
     skip = result.predictor.model.quality_skip
     # The same ridge computed independently in numpy from the items' mean keyframe and mean token features.
@@ -548,7 +549,7 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
     model.reset_task("disease")  # a fresh refit starts again from the fitted odds
     assert torch.equal(prior.weight, prior.fitted_weight) and torch.count_nonzero(model.disease_head.weight) == 0
     with pytest.raises(ValueError, match="disease_mentions=True"):
-        model(*batch.inputs()[:7])  # no mentions
+        model(*batch.inputs()[:7], caption_valid=batch.caption_valid)  # no mentions
     loaded = load_model(tmp_path, device="cpu")
     assert loaded.config.disease_mentions and torch.equal(loaded.model.mention_prior.fitted_bias, prior.fitted_bias)
     # The no-GNN ablation hides the GNN embeddings and keeps the linked ids the prior reads.
