@@ -71,6 +71,11 @@ class FeatureSettings:
         text_max_length: token positions per text (256: the caption and its annotations fit; MiniLM has 512).
         enrich: append graph annotations to the text (False = the caption-only ablation).
         enrichment: the bounds of the annotations.
+        separate_knowledge: encode the caption and its annotations as two texts and join their token states
+            (``[CLS] caption [SEP] [CLS] annotations [SEP]``), so the caption's states do not depend on the knowledge
+            appended to it; off (one text, the caption's tokens attend to the annotations). A development-set probe
+            (ninth round): a quality ridge on the caption's own states reached QWK 0.682 encoded alone, 0.667 as the
+            prefix of the enriched text.
     """
 
     keyframes: int = 8
@@ -80,6 +85,7 @@ class FeatureSettings:
     text_max_length: int = 256
     enrich: bool = True
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
+    separate_knowledge: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "FeatureSettings":
@@ -263,6 +269,17 @@ class FeatureExtractor:
         texts = [compose_text(e) for e in entries]
         return self.enricher.run(texts, link_mentions(texts, self.linker))
 
+    def _encode_apart(self, enriched: Sequence[EnrichedText], batch_size: int) -> tuple[list[np.ndarray], list[list[str]]]:
+        """``separate_knowledge``: per text, the caption's token states then its annotations' (none without any)."""
+        captions = self.text.encode([e.caption for e in enriched], batch_size=batch_size)
+        with_notes = [j for j, e in enumerate(enriched) if e.annotations]
+        notes = self.text.encode([" | ".join(enriched[j].annotations) for j in with_notes], batch_size=batch_size)
+        states, tokens = list(captions.token_states), [list(t) for t in captions.tokens]
+        for n, j in enumerate(with_notes):
+            states[j] = np.concatenate([states[j], notes.token_states[n]], axis=0)
+            tokens[j] = tokens[j] + list(notes.tokens[n])
+        return states, tokens
+
     def extract(
         self, entries: Sequence[VideoEntry], *, progress: bool = False, text_batch_size: int = 32
     ) -> list[VideoFeatures | FeatureFailure]:
@@ -292,7 +309,8 @@ class FeatureExtractor:
         enriched = self.enrich(entries)
         t.link_enrich_s += time.perf_counter() - started
 
-        texts = [e.text if self.features.enrich else e.caption for e in enriched]
+        apart = self.features.enrich and self.features.separate_knowledge
+        texts = [e.caption if not self.features.enrich else f"apart|{e.text}" if apart else e.text for e in enriched]
         results: list[VideoFeatures | FeatureFailure | None] = [None] * len(entries)
         parts: list[dict[str, Any] | None] = [None] * len(entries)
         keys: list[str | None] = [None] * len(entries)
@@ -325,13 +343,17 @@ class FeatureExtractor:
         to_encode = [i for i in misses if results[i] is None]
         started = time.perf_counter()
         if to_encode:
-            encoded = self.text.encode([texts[i] for i in to_encode], batch_size=text_batch_size)
+            if apart:
+                states, tokens = self._encode_apart([enriched[i] for i in to_encode], text_batch_size)
+            else:
+                encoded = self.text.encode([texts[i] for i in to_encode], batch_size=text_batch_size)
+                states, tokens = encoded.token_states, encoded.tokens
             for j, i in enumerate(to_encode):
                 parts[i] = {
                     "frames": np.asarray(visual[i].features, dtype=np.float32),
                     "frame_times": np.asarray(visual[i].timestamps_s, dtype=np.float32),
-                    "tokens": encoded.token_states[j],
-                    "token_text": list(encoded.tokens[j]),
+                    "tokens": states[j],
+                    "token_text": list(tokens[j]),
                 }
         t.text_s += time.perf_counter() - started
 

@@ -85,6 +85,32 @@ def test_caption_only_text_is_a_different_cache_entry(extractor: FeatureExtracto
     assert FeatureSettings.from_dict(extractor.features.to_dict()) == extractor.features
 
 
+def test_separate_knowledge_keeps_the_caption_s_states_those_of_the_caption_alone(extractor: FeatureExtractor,
+                                                                                    demo: Path) -> None:
+    entries = [e for e in read_manifest(demo) if "corrupt" not in e.id]
+    joint = extractor.extract(entries)
+    base = extractor.features
+    try:
+        extractor.features = dataclasses.replace(base, enrich=False)
+        caption = extractor.extract(entries)
+        extractor.features = dataclasses.replace(base, separate_knowledge=True)
+        apart = extractor.extract(entries)
+    finally:
+        extractor.features = base
+    annotated = 0
+    for j, c, a in zip(joint, caption, apart):
+        n = len(c.tokens)
+        assert a.token_text[:n] == c.token_text and a.token_text[n - 1] == "[SEP]"
+        np.testing.assert_allclose(a.tokens[:n], c.tokens, atol=1e-5)  # the caption's states, as if encoded alone
+        if len(j.tokens) > n:  # annotated: the knowledge follows as its own [CLS] … [SEP] sequence
+            annotated += 1
+            assert a.token_text[n] == "[CLS]" and a.token_text[-1] == "[SEP]" and len(a.tokens) > n
+            assert not np.allclose(j.tokens[1:3], c.tokens[1:3], atol=1e-3)  # jointly, the caption sees the knowledge
+        assert a.related_ids == j.related_ids and a.entity_ids == j.entity_ids
+    assert annotated >= 1
+    assert FeatureSettings.from_dict({k: v for k, v in base.to_dict().items() if k != "separate_knowledge"}) == base
+
+
 def test_split_is_deterministic_disjoint_and_stable_under_growth() -> None:
     ids = [f"v{i:03d}" for i in range(400)]
     split = split_ids(ids, seed=1)
