@@ -65,20 +65,14 @@ CALL (e, mapped) {
   UNWIND [e] + mapped AS s
   MATCH (d:Disease)-[:HAS_PHENOTYPE]->(s)
   WHERE e:Phenotype
+  // The same diseases also give the ids of the profile labels among them (the labels a symptom-only caption points
+  // to; sorted in fetch_knowledge).
   WITH DISTINCT d
   WITH d, COUNT { (d)-[:HAS_PHENOTYPE]->() } AS degree
   ORDER BY degree, d.name, d.id
-  LIMIT $max_diseases
-  RETURN collect(d.name) AS diseases
-}
-CALL (e, mapped) {
-  // for a phenotype: every profile-label disease that has it, by id (the labels a symptom-only caption points to)
-  UNWIND [e] + mapped AS s
-  MATCH (d:Disease)-[:HAS_PHENOTYPE]->(s)
-  WHERE e:Phenotype AND d.profile_label = true
-  WITH DISTINCT d
-  ORDER BY d.id
-  RETURN collect(d.id) AS labels
+  WITH collect(d) AS found
+  RETURN [x IN found | x.name][..$max_diseases] AS diseases,
+         [x IN found WHERE x.profile_label = true | x.id] AS labels
 }
 RETURN e.id AS id,
        e.name AS name,
@@ -155,9 +149,9 @@ class EnrichedText:
         linked_ids: every distinct linked id in order of first mention (affirmed or not, with or without embedding).
         negated_ids: the linked ids every mention of which is negated.
         mentions: the mentions the caption was enriched from (what the worker writes as MENTIONS).
-        related_labels: the profile-label diseases that have an affirmed linked phenotype (HAS_PHENOTYPE), in order
-            of first mention: what a caption that describes symptoms without naming a disease points to.
-        related_via: for each of ``related_labels``, the linked phenotypes that relate it (for explanations).
+        related_via: the profile-label diseases that have an affirmed linked phenotype (HAS_PHENOTYPE), in order of
+            first mention, each with the linked phenotypes that relate it (for explanations); its keys are
+            ``related_labels``, what a caption that describes symptoms without naming a disease points to.
     """
 
     caption: str
@@ -168,8 +162,11 @@ class EnrichedText:
     linked_ids: list[str] = field(default_factory=list)
     negated_ids: list[str] = field(default_factory=list)
     mentions: list[Mention] = field(default_factory=list)
-    related_labels: list[str] = field(default_factory=list)
     related_via: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def related_labels(self) -> list[str]:
+        return list(self.related_via)
 
 
 def fetch_knowledge(graph: GraphReader, ids: Sequence[str], config: EnrichmentConfig | None = None) -> dict[str, EntityKnowledge]:
@@ -212,7 +209,7 @@ def fetch_knowledge(graph: GraphReader, ids: Sequence[str], config: EnrichmentCo
             definition=(row.get("definition") or "").strip(),
             parents=tuple(p for p in row.get("parents") or [] if p),
             diseases=tuple(d for d in row.get("diseases") or [] if d),
-            labels=tuple(d for d in row.get("labels") or [] if d),
+            labels=tuple(sorted(d for d in row.get("labels") or [] if d)),
             maps_to=tuple(m.get("name") or m["id"] for m in maps_to),
             gnn_embedding=embedding,
         )
@@ -324,7 +321,6 @@ def enrich_text(
         linked_ids=order,
         negated_ids=negated_ids,
         mentions=list(mentions),
-        related_labels=list(via),
         related_via=via,
     )
 

@@ -311,7 +311,11 @@ class FeatureExtractor:
         t.link_enrich_s += time.perf_counter() - started
 
         apart = self.features.enrich and self.features.separate_knowledge
-        texts = [e.caption if not self.features.enrich else f"apart|{e.text}" if apart else e.text for e in enriched]
+        # The text each entry's cached token states are keyed by (what is encoded, and how).
+        if not self.features.enrich:
+            texts = [e.caption for e in enriched]
+        else:
+            texts = [f"apart|{e.text}" if apart else e.text for e in enriched]
         results: list[VideoFeatures | FeatureFailure | None] = [None] * len(entries)
         parts: list[dict[str, Any] | None] = [None] * len(entries)
         keys: list[str | None] = [None] * len(entries)

@@ -532,7 +532,7 @@ class FusionModel(nn.Module):
             # 3. Gated pooling, once, or once per task (``task_readout``): then each head reads its own embedding,
             # and the embedding, attention weights and gates reported are the means over the tasks' readouts.
             reads = {name: readout(*attended[name]) for name, readout in self.readouts.items()}
-            if self.config.concat_base:
+            if cfg.concat_base:
                 base = self._concat_embedding(v, frame_valid, t, token_valid, g, entity_valid, meta)
                 reads = {name: (base + torch.tanh(self.attention_gate[k]) * r[0], *r[1:])
                          for k, (name, r) in enumerate(reads.items())}

@@ -465,7 +465,7 @@ def _fit_batches(model: FusionModel, items: Sequence[VideoFeatures], label_map: 
 def fit_mention_prior(model: FusionModel, items: Sequence[VideoFeatures], label_map: LabelMap,
                       device: torch.device) -> None:
     """Start ``model.mention_prior`` (``FusionConfig.disease_mentions``) at the disease-labelled ``items``' log-odds of
-    each label with and without a mention; a no-op for a model without one or when no item has disease labels."""
+    each label with a mention, with a graph-related label only (``disease_related``) and with neither; a no-op for a model without one or when no item has disease labels."""
     if model.mention_prior is None:
         return
     labelled = [it for it in items if it.diseases is not None]

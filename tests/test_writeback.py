@@ -108,7 +108,7 @@ def test_disease_evidence_splits_the_log_odds_and_names_the_caption_s_evidence()
     from worker.pipeline import disease_evidence
 
     enriched = EnrichedText(caption="c", text="c", annotations=[], entity_ids=["OVP:glaucoma"], gnn_embeddings=None,
-                            related_labels=["OVP:cataract"], related_via={"OVP:cataract": ["OVP:halos_around_lights"]})
+                            related_via={"OVP:cataract": ["OVP:halos_around_lights"]})
     prediction = Prediction("v", {"OVP:glaucoma": 0.9, "OVP:cataract": 0.6}, None, None, None, None, [], [], [], {}, [],
                             disease_prior_logits={"OVP:glaucoma": 3.0, "OVP:cataract": -1.0})
     named = disease_evidence("OVP:glaucoma", 0.9, prediction, enriched)
