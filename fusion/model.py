@@ -239,7 +239,7 @@ class RidgeSkip(nn.Module):
         mean, std = x64.mean(dim=0), x64.std(dim=0, unbiased=False)
         std = torch.where(std < 1e-6, torch.ones_like(std), std)
         xs = (x64 - mean) / std
-        gram = xs.T @ xs + penalty * torch.eye(xs.shape[1], dtype=torch.float64)
+        gram = xs.T @ xs + penalty * torch.eye(xs.shape[1], dtype=torch.float64, device=xs.device)
         w = torch.linalg.solve(gram, xs.T @ (y64 - y64.mean()))
         self.mean.copy_(mean.to(self.mean.dtype))
         self.std.copy_(std.to(self.std.dtype))
