@@ -375,6 +375,15 @@ record): full 0.756 / 0.285 / 0.661; no-enrichment 0.742 / 0.277 / 0.678, no-GNN
 0.768 / 0.278 / 0.660 (means over the two training seeds). Not met. ``separate_knowledge`` (``FeatureSettings``),
 checked on the development set afterwards: 0.773 / 0.341 / 0.661 against 0.774 / 0.345 / 0.677 without; off.
 
+An eleventh round (2026-11-24), **declared before it ran** (this paragraph's commit): a replicate of the tenth round's
+declared run with more training seeds, on the GPU machine lent this round (one H100, 16 cores). The same set
+(``.ovp/bench/decl600``, ``--seed 3``), the same features (extracted in the tenth round and carried to the GPU
+machine with the token states quantised to int8 per dimension, 2.2 % mean relative error, and the keyframe and
+entity vectors in fp16), the tenth round's options (no option changed since; training in fp32 on CUDA), 5 folds,
+training seeds 0–4, all seven variants, 14 processes on the one GPU (scratch runner /work/exp/s11/abl_run.py, one
+job per variant and seed; combined by /work/exp/s11/combine.py). A variant is reported over the seeds on which every
+variant finished within the call. Whatever it shows is reported, and no option is changed on its result.
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried

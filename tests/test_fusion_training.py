@@ -294,11 +294,25 @@ def test_load_model_names_the_missing_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_training_runs_on_gpu_with_mixed_precision() -> None:
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_training_runs_on_gpu_in_either_precision(precision: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OVP_FUSION_PRECISION", precision)
     result = train(TRAIN[:48], VAL[:16], small_config(epochs=2), LABELS, progress=False, device="cuda")
     assert result.predictor.device.type == "cuda"
     predictions = result.predictor.predict(TEST[:4])
     assert all(np.isfinite(p.embedding).all() for p in predictions)
+
+
+def test_fusion_precision_is_read_from_the_environment_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fusion.training import fusion_precision
+
+    monkeypatch.delenv("OVP_FUSION_PRECISION", raising=False)
+    assert fusion_precision() == "fp32"
+    monkeypatch.setenv("OVP_FUSION_PRECISION", "BF16")
+    assert fusion_precision() == "bf16"
+    monkeypatch.setenv("OVP_FUSION_PRECISION", "fp8")
+    with pytest.raises(ValueError, match="OVP_FUSION_PRECISION='fp8'"):
+        fusion_precision()
 
 
 def test_pcgrad_removes_conflicts_on_the_trunk_and_leaves_task_parameters_their_own_gradient() -> None:
