@@ -335,7 +335,8 @@ def train(
 
     The checkpoint kept is the epoch whose validation score averaged over the last ``config.score_window`` epochs is
     highest; training stops once that average has not improved for ``config.patience`` epochs, but not before
-    ``config.min_epochs``. Same ``config.seed``, data and device → the same weights and metrics. Without ``val_items``
+    ``config.min_epochs``. Same ``config.seed``, data and device → the same weights and metrics on CPU; on CUDA
+    cuDNN's attention backward is non-deterministic, so GPU runs differ slightly. Without ``val_items``
     every epoch runs and the one with the lowest (window-averaged) training loss is kept. When ``out_dir`` is given the
     model is saved there (``save_model``) with its plots.
     ``device`` is a device setting (``Settings.device``: auto, cpu, cuda, cuda:N). With ``config.distill`` (and more
