@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -70,9 +71,7 @@ def one_run(items: list[VideoFeatures], device: str, precision: str, epochs: int
     """Train one model on 80 % of ``items`` (validated on the rest each epoch) and time it and its predictions."""
     cut = int(len(items) * 0.8)
     train_items, val_items = items[:cut], items[cut:]
-    previous = os.environ.get("OVP_FUSION_PRECISION")
-    os.environ["OVP_FUSION_PRECISION"] = precision
-    try:
+    with mock.patch.dict(os.environ, {"OVP_FUSION_PRECISION": precision}):
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
@@ -88,11 +87,6 @@ def one_run(items: list[VideoFeatures], device: str, precision: str, epochs: int
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         predict_s = time.perf_counter() - started
-    finally:
-        if previous is None:
-            os.environ.pop("OVP_FUSION_PRECISION", None)
-        else:
-            os.environ["OVP_FUSION_PRECISION"] = previous
     out = {"epoch_s_median": round(statistics.median(epoch_s), 3), "train_s_total": round(total, 2),
            "predict_videos_per_s": round(len(items) / predict_s, 1)}
     if device.startswith("cuda"):

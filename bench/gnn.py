@@ -15,14 +15,13 @@ import json
 import logging
 import os
 import platform
-
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from encoders.graph import TrainConfig, compare_variants, export_graph, kg_embed, node_features, node_texts, split_triples
+from encoders.graph import TrainConfig, export_graph, kg_embed, node_features, node_texts, train_on_triples
 from encoders.graph_model import GraphModelConfig
 from ovp.settings import Settings
 
@@ -45,13 +44,10 @@ def from_export(path: Path, args: argparse.Namespace) -> None:
 
     data = np.load(path)
     x = torch.from_numpy(data["x"])
-    train_config = TrainConfig(epochs=args.epochs, seed=args.seed)
-    split = split_triples(data["triples"], test_fraction=train_config.test_fraction,
-                          valid_fraction=train_config.valid_fraction, seed=train_config.seed)
     device = resolve_device(args.device)
-    model_config = GraphModelConfig(in_channels=int(x.shape[1]))
     started = time.perf_counter()
-    comparison = compare_variants(x, split, model_config, train_config, device=device, threads=args.threads)
+    _, comparison = train_on_triples(x, data["triples"], GraphModelConfig(in_channels=int(x.shape[1])),
+                                     TrainConfig(epochs=args.epochs, seed=args.seed), device=device, threads=args.threads)
     print(json.dumps({
         "export": str(path), "nodes": int(x.shape[0]), "edges": int(len(data["triples"])), "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,

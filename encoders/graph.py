@@ -66,6 +66,7 @@ __all__ = [
     "train_link_predictor",
     "evaluate_link_prediction",
     "compare_variants",
+    "train_on_triples",
     "torch_threads",
     "entity_embeddings",
     "model_version",
@@ -634,6 +635,23 @@ def compare_variants(
         return _compare_variants(x, split, model_config, train_config, torch.device(device), baseline)
 
 
+def train_on_triples(
+    x: Tensor,
+    triples: np.ndarray,
+    model_config: GraphModelConfig,
+    train_config: TrainConfig,
+    *,
+    device: torch.device | str = "cpu",
+    baseline: bool = True,
+    threads: int | None = None,
+) -> tuple[LinkSplit, VariantComparison]:
+    """Hold out ``train_config``'s shares of ``triples`` (seeded) and :func:`compare_variants` on them: what
+    :func:`kg_embed` trains, from node inputs and triples alone (no Neo4j), e.g. from ``bench/gnn.py --from-export``."""
+    split = split_triples(triples, test_fraction=train_config.test_fraction, valid_fraction=train_config.valid_fraction,
+                          seed=train_config.seed)
+    return split, compare_variants(x, split, model_config, train_config, device=device, baseline=baseline, threads=threads)
+
+
 def _compare_variants(
     x: Tensor,
     split: LinkSplit,
@@ -788,12 +806,9 @@ def kg_embed(
         x = torch.from_numpy(node_features(node_texts(export), settings, features=features))
         seconds["features"] = time.perf_counter() - mark
 
-        split = split_triples(
-            export.triples, test_fraction=train_config.test_fraction, valid_fraction=train_config.valid_fraction, seed=train_config.seed
-        )
-        device = resolve_device(settings.device)
         model_config = dataclasses.replace(model_config, in_channels=int(x.shape[1]))
-        comparison = compare_variants(x, split, model_config, train_config, device=device, baseline=baseline, threads=threads)
+        split, comparison = train_on_triples(x, export.triples, model_config, train_config,
+                                             device=resolve_device(settings.device), baseline=baseline, threads=threads)
         seconds["train_rgcn"] = comparison.training["rgcn"].seconds
         if "mlp" in comparison.training:
             seconds["train_mlp"] = comparison.training["mlp"].seconds

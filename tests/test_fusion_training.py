@@ -532,6 +532,12 @@ def test_popularity_cascade_is_a_ridge_on_metadata_and_disease_labels_read_with_
         small_config(popularity_cascade=True, use_metadata=False, tasks=("popularity",))
 
 
+def smoothed_log_odds(k: int, n: int) -> float:
+    """log-odds of (k + ½) / (n + 1): what MentionPrior.fit counts, computed independently of it."""
+    rate = (k + 0.5) / (n + 1.0)
+    return float(np.log(rate) - np.log1p(-rate))
+
+
 def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entities_name(tmp_path: Path) -> None:
     from fusion.ablation import variant_config
     from fusion.training import collate
@@ -546,12 +552,11 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
     prior = model.mention_prior
     # Fitted: the smoothed log-odds of each label without (b) and with (b + a) a mention, counted independently.
     labelled = [it for it in TRAIN if it.diseases is not None]
-    logit = lambda k, n: np.log((k + 0.5) / (n + 1.0)) - np.log1p(-(k + 0.5) / (n + 1.0))  # noqa: E731
     for j, d in enumerate(LABELS.disease_ids):
         named = [d in it.diseases for it in labelled if d in it.entity_ids]
         unnamed = [d in it.diseases for it in labelled if d not in it.entity_ids]
-        assert float(prior.fitted_bias[j]) == pytest.approx(logit(sum(unnamed), len(unnamed)), abs=1e-5)
-        assert float(prior.fitted_bias[j] + prior.fitted_weight[j]) == pytest.approx(logit(sum(named), len(named)), abs=1e-5)
+        assert float(prior.fitted_bias[j]) == pytest.approx(smoothed_log_odds(sum(unnamed), len(unnamed)), abs=1e-5)
+        assert float(prior.fitted_bias[j] + prior.fitted_weight[j]) == pytest.approx(smoothed_log_odds(sum(named), len(named)), abs=1e-5)
     assert not torch.equal(prior.weight, prior.fitted_weight)  # then trained with the disease task
     weight, bias = prior.weight.detach().clone(), prior.bias.detach().clone()
     # The logit is the head's plus b_j + a_j·m_j: with the head zeroed only the prior is left.
@@ -600,15 +605,14 @@ def test_disease_related_adds_the_log_odds_of_labels_the_graph_links_to_a_descri
     prior = model.mention_prior
     # Fitted: three cells per label, counted independently — named; related and not named; neither.
     labelled = [it for it in train_items if it.diseases is not None]
-    logit = lambda k, n: np.log((k + 0.5) / (n + 1.0)) - np.log1p(-(k + 0.5) / (n + 1.0))  # noqa: E731
     for j, d in enumerate(LABELS.disease_ids):
         named = [d in it.diseases for it in labelled if d in it.entity_ids]
         related = [d in it.diseases for it in labelled if d not in it.entity_ids and d in it.related_ids]
         neither = [d in it.diseases for it in labelled if d not in it.entity_ids and d not in it.related_ids]
         b = float(prior.fitted_bias[j])
-        assert b == pytest.approx(logit(sum(neither), len(neither)), abs=1e-5)
-        assert b + float(prior.fitted_weight[j]) == pytest.approx(logit(sum(named), len(named)), abs=1e-5)
-        assert b + float(prior.fitted_related_weight[j]) == pytest.approx(logit(sum(related), len(related)), abs=1e-5)
+        assert b == pytest.approx(smoothed_log_odds(sum(neither), len(neither)), abs=1e-5)
+        assert b + float(prior.fitted_weight[j]) == pytest.approx(smoothed_log_odds(sum(named), len(named)), abs=1e-5)
+        assert b + float(prior.fitted_related_weight[j]) == pytest.approx(smoothed_log_odds(sum(related), len(related)), abs=1e-5)
     assert float(prior.fitted_related_weight.mean()) > 0  # the planted relation: a related label is more likely
     # The logit is the head's plus b + a·m + c·r·(1 − m): a named label gets a, never a + c.
     batch = collate(with_related(TEST, 2)[:16], cfg, LABELS)
