@@ -300,6 +300,40 @@ class MentionPrior(nn.Module):
         self.reset_parameters()
 
 
+class VisualDiseasePath(nn.Module):
+    """Keyframes → disease logits, trained by the disease loss alone (``FusionConfig.disease_visual``): the raw keyframe
+    features get their own projection (Linear, LayerNorm, GELU); 'attention' pools the frames with an ``AttentionPool``
+    and maps the summary to the labels, 'mil' maps every frame to the labels and pools each label over the frames with a
+    smooth maximum, log-mean-exp (between the mean, for flat scores, and the maximum, for one frame that stands out).
+    The output layer starts at zero, so the path starts silent; an item with no valid frame gets 0."""
+
+    def __init__(self, d_visual: int, width: int, n_diseases: int, dropout: float, pooling: str) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Linear(d_visual, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(dropout))
+        self.pool = AttentionPool(width) if pooling == "attention" else None
+        self.out = nn.Linear(width, n_diseases)
+
+    def zero_output(self) -> None:
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, frames: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
+        """(B × n_diseases logits, B × K frame weights: the attention pool's, or for 'mil' each frame's share of the
+        log-mean-exp summed over the labels)."""
+        h = self.proj(frames)
+        has = valid.any(dim=-1, keepdim=True)
+        if self.pool is not None:
+            summary, weights = self.pool(h, valid)
+            return self.out(summary) * has.to(h.dtype), weights
+        # A large finite fill, not -inf: an item with no valid frame would otherwise send NaN gradients back.
+        scores = self.out(h).masked_fill(~valid[..., None], -1e4)  # B × K × n
+        count = valid.sum(dim=-1, keepdim=True).clamp_min(1).to(h.dtype)
+        pooled = torch.logsumexp(scores, dim=1) - torch.log(count)
+        pooled = torch.where(has, pooled, torch.zeros_like(pooled))
+        weights = torch.softmax(scores, dim=1).mean(dim=-1) * valid.to(h.dtype)
+        return pooled, weights
+
+
 def _block_pairs(config: FusionConfig) -> nn.ModuleDict:
     """One pair of cross-modal blocks (context over frames, frames over context) per task of ``config``."""
     return nn.ModuleDict({
@@ -375,6 +409,9 @@ class FusionModel(nn.Module):
         # ``config.disease_mentions``: the linked-label path beside the head on the fused embedding.
         self.mention_prior = (MentionPrior(config.n_diseases, related=config.disease_related)
                               if config.disease_mentions and config.has("disease") else None)
+        # ``config.disease_visual``: the frames' own path to the disease logits.
+        self.disease_visual = (VisualDiseasePath(config.d_visual, d, config.n_diseases, config.dropout, config.disease_visual)
+                               if config.disease_visual != "none" and config.has("disease") else None)
         if not config.has("popularity"):
             self.popularity_head: nn.Module | None = None
         elif config.popularity_head == "linear":
@@ -444,6 +481,8 @@ class FusionModel(nn.Module):
         if layer is not None:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        if task == "disease" and self.disease_visual is not None:
+            self.disease_visual.zero_output()
 
     def _refit_copies(self) -> set[int]:
         """Ids of the modules inside ``refit_attention``'s block copies (initialised by copying, never at random)."""
@@ -554,6 +593,9 @@ class FusionModel(nn.Module):
 
         # 4. Heads.
         disease_logits = self.disease_head(z("disease")) if self.disease_head is not None else None
+        if self.disease_visual is not None:
+            visual_logits, _ = self.disease_visual(frames, frame_valid)
+            disease_logits = disease_logits + visual_logits
         disease_prior = None
         if self.mention_prior is not None:
             if mentions is None:
@@ -635,7 +677,7 @@ class FusionModel(nn.Module):
         does not predict."""
         if not self.config.has(task):
             return []
-        heads = {"disease": [self.disease_head, self.mention_prior],
+        heads = {"disease": [self.disease_head, self.mention_prior, self.disease_visual],
                  "popularity": [self.popularity_head, self.popularity_skip, self.popularity_cascade],
                  "quality": [self.quality_head, self.quality_skip]}[task]
         modules = [m for m in heads if m is not None]

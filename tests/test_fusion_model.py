@@ -146,7 +146,10 @@ def test_reset_task_reinitialises_only_that_task_s_own_modules(task_readout: boo
     assert any(k.startswith("readouts.quality.") for k in changed) == task_readout
     if task_readout:  # gates start half-open again, as in a new model
         assert all(float(g.weight.abs().sum()) == 0.0 for g in model.readouts["quality"].gates.values())
-    assert [type(m).__name__ for m in model.task_modules("disease")] == (["Linear", "Readout"] if task_readout else ["Linear"])
+    own_disease = ["Linear", "VisualDiseasePath"] + (["Readout"] if task_readout else [])
+    assert [type(m).__name__ for m in model.task_modules("disease")] == own_disease
+    model.reset_task("disease")  # the frames' disease path starts silent again
+    assert torch.count_nonzero(model.disease_visual.out.weight) == 0
     assert FusionModel(config(tasks=("disease",))).task_modules("quality") == []
 
 
@@ -495,3 +498,66 @@ def test_concat_base_starts_as_the_concatenation_fusion_and_opens_its_attention_
     assert torch.equal(model.attention_gate, torch.zeros(len(cfg.tasks)))
     legacy = {k: v for k, v in cfg.to_dict().items() if k != "concat_base"}
     assert FusionConfig.from_dict(legacy).concat_base is False  # saved before the option existed
+
+
+@pytest.mark.parametrize("pooling", ["attention", "mil"])
+def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it(pooling: str) -> None:
+    cfg = config(disease_visual=pooling, modality_dropout=0.0)
+    torch.manual_seed(0)
+    model = FusionModel(cfg).eval()
+    path = model.disease_visual
+    batch = collate(EDGE_ITEMS, cfg, LABELS)
+    # Silent at the start: the logits are the head's alone.
+    with torch.no_grad():
+        out = model(*batch.inputs())
+        head = model.disease_head(model.readouts["disease"](*_readout_inputs(model, batch))[0])
+    assert torch.allclose(out.disease_logits, head, atol=1e-6)
+    # It is the disease task's own: refit trains it, and the quality and popularity losses never reach it.
+    own = {id(p) for p in path.parameters()}
+    assert own <= {id(p) for m in model.task_modules("disease") for p in m.parameters()}
+    assert not own & {id(p) for p in model.shared_parameters()}
+    with torch.no_grad():
+        path.out.weight.normal_()
+    model.train()
+    out = model(*batch.inputs())
+    (out.quality_logits.sum() + out.popularity.sum()).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in path.parameters())
+    model.zero_grad()
+    out = model(*batch.inputs())
+    out.disease_logits.sum().backward()
+    assert path.proj[0].weight.grad.abs().sum() > 0 and torch.isfinite(path.proj[0].weight.grad).all()
+    # Items without frames (and the no-visual ablation) get nothing from it.
+    with torch.no_grad():
+        logits, weights = path(batch.frames, batch.frame_valid)
+    no_frames = ~batch.frame_valid.any(-1)
+    assert no_frames.any() and torch.count_nonzero(logits[no_frames]) == 0
+    assert torch.allclose(weights.sum(-1)[~no_frames], torch.ones(int((~no_frames).sum())), atol=1e-5)
+    assert FusionModel(config(disease_visual=pooling, use_visual=False, fusion="concat")).disease_visual is not None
+    assert FusionModel(config(disease_visual=pooling, tasks=("quality",))).disease_visual is None
+
+
+def test_mil_pooling_is_a_smooth_maximum_over_the_valid_frames() -> None:
+    from fusion.model import VisualDiseasePath
+
+    torch.manual_seed(0)
+    path = VisualDiseasePath(DV, 8, 3, 0.0, "mil").eval()
+    torch.nn.init.normal_(path.out.weight)
+    frames = torch.randn(2, 5, DV)
+    valid = torch.tensor([[True, True, True, False, False], [True] * 5])
+    with torch.no_grad():
+        pooled, _ = path(frames, valid)
+        scores = path.out(path.proj(frames))
+    for i in range(2):
+        s = scores[i][valid[i]]
+        assert (pooled[i] >= s.mean(0) - 1e-5).all() and (pooled[i] <= s.max(0).values + 1e-5).all()
+    # Padding frames change nothing.
+    with torch.no_grad():
+        again, _ = path(torch.cat([frames[:1, :3], torch.randn(1, 2, DV) * 100], dim=1), valid[:1])
+    assert torch.allclose(again, pooled[:1], atol=1e-5)
+
+
+def test_disease_visual_option_is_validated_and_absent_from_older_configs() -> None:
+    with pytest.raises(ValueError, match="disease_visual='max' is not one of"):
+        config(disease_visual="max")
+    legacy = {k: v for k, v in config(disease_visual="mil").to_dict().items() if k != "disease_visual"}
+    assert FusionConfig.from_dict(legacy).disease_visual == "none"

@@ -171,7 +171,7 @@ def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validat
     report = refit_heads(model, MultiTaskLoss(refit_config), TRAIN, VAL, refit_config, LABELS,
                          np.random.default_rng(0), batches, joint.predictor)
     after = model.state_dict()
-    heads = {"disease": ("disease_head.", "mention_prior."),
+    heads = {"disease": ("disease_head.", "mention_prior.", "disease_visual."),
              "popularity": ("popularity_head.", "popularity_cascade."), "quality": ("quality_head.", "quality_skip.")}
     own_by_task = {task: {*heads[task], f"readouts.{task}.", f"task_blocks.{task}."}  # task_attention: its own blocks
                    for task in config.tasks}
@@ -559,10 +559,11 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
         assert float(prior.fitted_bias[j] + prior.fitted_weight[j]) == pytest.approx(smoothed_log_odds(sum(named), len(named)), abs=1e-5)
     assert not torch.equal(prior.weight, prior.fitted_weight)  # then trained with the disease task
     weight, bias = prior.weight.detach().clone(), prior.bias.detach().clone()
-    # The logit is the head's plus b_j + a_j·m_j: with the head zeroed only the prior is left.
+    # The logit is the head's (and the frames' path's) plus b_j + a_j·m_j: with those zeroed only the prior is left.
     with torch.no_grad():
         model.disease_head.weight.zero_()
         model.disease_head.bias.zero_()
+        model.disease_visual.zero_output()
         out = model(*batch.inputs())
     assert torch.allclose(out.disease_logits, batch.mentions * weight + bias, atol=1e-6)
     model.reset_task("disease")  # a fresh refit starts again from the fitted odds
@@ -619,6 +620,7 @@ def test_disease_related_adds_the_log_odds_of_labels_the_graph_links_to_a_descri
     with torch.no_grad():
         model.disease_head.weight.zero_()
         model.disease_head.bias.zero_()
+        model.disease_visual.zero_output()
         out = model(*batch.inputs())
     m, r = batch.mentions, batch.related
     expected = m * prior.weight + prior.bias + r * (1 - m) * prior.related_weight
