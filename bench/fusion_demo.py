@@ -384,6 +384,23 @@ training seeds 0–4, all seven variants, 14 processes on the one GPU (scratch r
 job per variant and seed; combined by /work/exp/s11/combine.py). A variant is reported over the seeds on which every
 variant finished within the call. Whatever it shows is reported, and no option is changed on its result.
 
+A twelfth round (2026-11-24), **declared before it runs** (this paragraph's commit), on the development CPU (no GPU
+lent): the tenth round's declared run again, with one change, ``disease_visual='mil'`` (now the default: the frames'
+own multiple-instance path to the disease logits, chosen over 'attention' and off on the development set's five
+cross-fitted folds of training seed 0). The same set (``--seed 3``, ``.ovp/bench/decl600``, its features from the
+feature cache), the same training seeds 0 and 1 and folds, all seven variants, as two processes merged::
+
+    python bench/fusion_demo.py --seed 3 --out .ovp/bench/decl600 --seeds 0,1 --folds 5 --epochs 50 --predictions \
+        --variant full --variant single_task > A.json
+    python bench/fusion_demo.py --seed 3 --out .ovp/bench/decl600 --seeds 0,1 --folds 5 --epochs 50 --predictions \
+        --variant no_enrichment --variant no_gnn --variant no_visual --variant no_text --variant concat > B.json
+    python bench/fusion_demo.py --merge A.json --merge B.json
+
+This set is no longer untouched: the diagnosis behind the option (disease macro-F1 on the videos whose caption names
+none of their labels) was read on the eleventh round's replicate predictions on it, though no option value was chosen
+on it. Same set, seeds and folds as the table of record make the change's effect a paired comparison with it. Run once;
+whatever it shows is reported, and no option is changed on its result this session.
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried
