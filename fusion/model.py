@@ -76,6 +76,10 @@ class FusionOutput:
     # B × n_diseases: the part of ``disease_logits`` that the mention prior gives (``disease_mentions``), else None;
     # the rest is the head on the fused embedding. Explanations report both.
     disease_prior: Tensor | None = None
+    # B × n_diseases: the part of ``disease_logits`` the keyframes' own path gives (``disease_visual``), else None; and
+    # B × K × n_diseases, per label, each keyframe's share of it (sums to 1 over an item's valid keyframes).
+    disease_frames: Tensor | None = None
+    disease_frame_weights: Tensor | None = None
 
     @property
     def disease_probs(self) -> Tensor | None:
@@ -318,19 +322,21 @@ class VisualDiseasePath(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, frames: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        """(B × n_diseases logits, B × K frame weights: the attention pool's, or for 'mil' each frame's share of the
-        log-mean-exp summed over the labels)."""
+        """(B × n_diseases logits, B × K × n_diseases frame weights: per label, each valid keyframe's share — the
+        attention pool's weights, the same for every label, or for 'mil' the softmax over the frames of the label's
+        scores, which is the log-mean-exp's gradient: the frames that raise it most)."""
         h = self.proj(frames)
         has = valid.any(dim=-1, keepdim=True)
         if self.pool is not None:
             summary, weights = self.pool(h, valid)
-            return self.out(summary) * has.to(h.dtype), weights
+            logits = self.out(summary) * has.to(h.dtype)
+            return logits, weights[..., None].expand(-1, -1, logits.shape[-1])
         # A large finite fill, not -inf: an item with no valid frame would otherwise send NaN gradients back.
         scores = self.out(h).masked_fill(~valid[..., None], -1e4)  # B × K × n
         count = valid.sum(dim=-1, keepdim=True).clamp_min(1).to(h.dtype)
         pooled = torch.logsumexp(scores, dim=1) - torch.log(count)
         pooled = torch.where(has, pooled, torch.zeros_like(pooled))
-        weights = torch.softmax(scores, dim=1).mean(dim=-1) * valid.to(h.dtype)
+        weights = torch.softmax(scores, dim=1) * valid[..., None].to(h.dtype)
         return pooled, weights
 
 
@@ -593,9 +599,10 @@ class FusionModel(nn.Module):
 
         # 4. Heads.
         disease_logits = self.disease_head(z("disease")) if self.disease_head is not None else None
+        disease_frames = disease_frame_weights = None
         if self.disease_visual is not None:
-            visual_logits, _ = self.disease_visual(frames, frame_valid)
-            disease_logits = disease_logits + visual_logits
+            disease_frames, disease_frame_weights = self.disease_visual(frames, frame_valid)
+            disease_logits = disease_logits + disease_frames
         disease_prior = None
         if self.mention_prior is not None:
             if mentions is None:
@@ -632,6 +639,8 @@ class FusionModel(nn.Module):
             entity_attention=entity_att,
             gates=gates,
             disease_prior=disease_prior,
+            disease_frames=disease_frames,
+            disease_frame_weights=disease_frame_weights,
         )
 
     def _concat_embedding(self, v: Tensor, v_valid: Tensor, t: Tensor, t_valid: Tensor, g: Tensor, g_valid: Tensor,

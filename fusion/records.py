@@ -222,6 +222,10 @@ class Prediction:
     # Per label, the log-odds the mention prior gave (named / related by the graph / neither; ``disease_mentions``):
     # logit(disease_probs[d]) minus this is what the fused embedding's head added. Empty without the prior.
     disease_prior_logits: dict[str, float] = field(default_factory=dict)
+    # Per label, the log-odds the keyframes' own path gave (``disease_visual``; empty without it), and the keyframe that
+    # gave it most: (its time in s, its share of the path's evidence for that label).
+    disease_frame_logits: dict[str, float] = field(default_factory=dict)
+    disease_keyframes: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def ranked_diseases(self, threshold: float = 0.5) -> list[tuple[str, float]]:
         """(disease id, probability) at or above ``threshold``, most probable first: the PREDICTS edges with their rank."""

@@ -234,9 +234,15 @@ def _to_predictions(
     frame_att, token_att, entity_att = cpu(out.frame_attention), cpu(out.token_attention), cpu(out.entity_attention)
     gates, embedding = cpu(out.gates), cpu(out.embedding)
     prior = cpu(out.disease_prior)
+    frames_part, frame_weights = cpu(out.disease_frames), cpu(out.disease_frame_weights)
     result = []
     for i, it in enumerate(items):
         k, n_tok, e = len(it.frames), len(it.tokens), len(it.entities)
+        keyframes = {}
+        if frame_weights is not None and k:
+            top = frame_weights[i, :k].argmax(axis=0)
+            keyframes = {d: (float(it.frame_times[top[j]]), float(frame_weights[i, top[j], j]))
+                         for j, d in enumerate(label_map.disease_ids)}
         result.append(
             Prediction(
                 video_id=it.video_id,
@@ -255,6 +261,11 @@ def _to_predictions(
                 disease_prior_logits=(
                     {d: float(prior[i, j]) for j, d in enumerate(label_map.disease_ids)} if prior is not None else {}
                 ),
+                disease_frame_logits=(
+                    {d: float(frames_part[i, j]) for j, d in enumerate(label_map.disease_ids)}
+                    if frames_part is not None else {}
+                ),
+                disease_keyframes=keyframes,
             )
         )
     return result

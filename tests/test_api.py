@@ -82,7 +82,8 @@ def profile_record(video_id: str, model_version: str, *, quality: int, popularit
         predictions=predictions,
         mentions=mentions,
         explanation=Explanation(keyframes=((1.5, 0.6), (4.0, 0.4)), entities=(("OVP:glaucoma", 0.9),),
-                                diseases=(DiseaseEvidence("OVP:glaucoma", named=True, prior_logit=2.5, head_logit=-0.3),
+                                diseases=(DiseaseEvidence("OVP:glaucoma", named=True, prior_logit=2.5, head_logit=-0.3,
+                                                          frames_logit=0.7, keyframe=(4.0, 0.8)),
                                           DiseaseEvidence("OVP:cataract", via=("OVP:halos_around_lights",),
                                                           prior_logit=-0.4, head_logit=0.8))),
         embedding=tuple(embedding),
@@ -308,9 +309,11 @@ def test_video_detail(client: Any, profiled: dict[str, str]) -> None:
     assert profile["explanation"] == {"keyframes": [{"t": 1.5, "weight": 0.6}, {"t": 4.0, "weight": 0.4}],
                                       "entities": [{"id": "OVP:glaucoma", "weight": 0.9}],
                                       "diseases": [{"id": "OVP:glaucoma", "named": True, "via": [], "prior_logit": 2.5,
-                                                    "head_logit": -0.3},
+                                                    "head_logit": -0.3, "frames_logit": 0.7,
+                                                    "keyframe": {"t": 4.0, "weight": 0.8}},
                                                    {"id": "OVP:cataract", "named": False, "via": ["OVP:halos_around_lights"],
-                                                    "prior_logit": -0.4, "head_logit": 0.8}]}
+                                                    "prior_logit": -0.4, "head_logit": 0.8, "frames_logit": None,
+                                                    "keyframe": None}]}
     assert [p["disease_id"] for p in profile["predictions"]] == ["OVP:glaucoma", "OVP:cataract"]
     assert sorted(h["model_version"] for h in body["history"]) == ["m1", "m2"]
     assert sum(h["latest"] for h in body["history"]) == 1

@@ -531,7 +531,11 @@ def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it(p
         logits, weights = path(batch.frames, batch.frame_valid)
     no_frames = ~batch.frame_valid.any(-1)
     assert no_frames.any() and torch.count_nonzero(logits[no_frames]) == 0
-    assert torch.allclose(weights.sum(-1)[~no_frames], torch.ones(int((~no_frames).sum())), atol=1e-5)
+    assert weights.shape == (*batch.frame_valid.shape, len(LABELS))  # per label, each keyframe's share
+    assert torch.allclose(weights.sum(1)[~no_frames], torch.ones(int((~no_frames).sum()), len(LABELS)), atol=1e-5)
+    assert torch.count_nonzero(weights[~batch.frame_valid]) == 0
+    assert out.disease_frames.shape == (len(EDGE_ITEMS), len(LABELS))  # reported with every forward pass
+    assert out.disease_frame_weights.shape == weights.shape
     assert FusionModel(config(disease_visual=pooling, use_visual=False, fusion="concat")).disease_visual is not None
     assert FusionModel(config(disease_visual=pooling, tasks=("quality",))).disease_visual is None
 

@@ -566,6 +566,10 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
         model.disease_visual.zero_output()
         out = model(*batch.inputs())
     assert torch.allclose(out.disease_logits, batch.mentions * weight + bias, atol=1e-6)
+    # Predictions carry the keyframes' path's share per label and the keyframe it leaned on, one of the video's.
+    for prediction, it in zip(result.predictor.predict(TEST[:4]), TEST[:4]):
+        assert set(prediction.disease_frame_logits) == set(prediction.disease_keyframes) == set(LABELS.disease_ids)
+        assert all(t in list(it.frame_times) and 0 < w <= 1 for t, w in prediction.disease_keyframes.values())
     model.reset_task("disease")  # a fresh refit starts again from the fitted odds
     assert torch.equal(prior.weight, prior.fitted_weight) and torch.count_nonzero(model.disease_head.weight) == 0
     with pytest.raises(ValueError, match="disease_mentions=True"):

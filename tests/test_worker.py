@@ -86,8 +86,9 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
     assert 1 <= profile["quality"] <= 5 and len(profile["quality_probs"]) == 5
     assert profile["model_version"] == pipeline.model_version and profile["visual_weights"] == "none"
     assert len(profile["top_keyframe_times"]) >= 1 and '"keyframes"' in profile["explanation"]
-    # Every profile explains each predicted disease: named or related by the graph, and the prior's share of the
-    # log-odds beside what the fused head added (they sum to the logit of the stored probability).
+    # Every profile explains each predicted disease: named or related by the graph, the prior's and the keyframes'
+    # path's shares of the log-odds beside what the fused head added (the three sum to the logit of the stored
+    # probability), and the keyframe the path leaned on, one of the video's keyframes.
     rows = graph.read(
         "MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true, model_version: $m})-[r:PREDICTS]->(d) "
         "RETURN v.caption AS caption, p.explanation AS e, d.id AS d, r.prob AS prob ORDER BY v.id, r.rank",
@@ -96,7 +97,8 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
     for row in rows:
         (evidence,) = [x for x in json.loads(row["e"])["diseases"] if x["id"] == row["d"]]
         logit = math.log(row["prob"] / (1 - row["prob"]))
-        assert evidence["prior_logit"] + evidence["head_logit"] == pytest.approx(logit, abs=1e-3)
+        assert evidence["prior_logit"] + evidence["frames_logit"] + evidence["head_logit"] == pytest.approx(logit, abs=1e-3)
+        assert 0 < evidence["keyframe"]["weight"] <= 1 and evidence["keyframe"]["t"] >= 0
         assert isinstance(evidence["named"], bool) and all(v.startswith("OVP:") for v in evidence["via"])
 
 

@@ -117,5 +117,12 @@ def test_disease_evidence_splits_the_log_odds_and_names_the_caption_s_evidence()
     related = disease_evidence("OVP:cataract", 0.6, prediction, enriched)
     assert (related.named, related.via) == (False, ("OVP:halos_around_lights",))
     assert related.prior_logit + related.head_logit == pytest.approx(math.log(1.5), abs=1e-4)
+    # The keyframes' own path takes its share out of the head's, and names the keyframe it leaned on.
+    framed = dataclasses.replace(prediction, disease_frame_logits={"OVP:glaucoma": 0.5, "OVP:cataract": -0.2},
+                                 disease_keyframes={"OVP:glaucoma": (4.5, 0.7)})
+    with_frames = disease_evidence("OVP:glaucoma", 0.9, framed, enriched)
+    assert (with_frames.prior_logit, with_frames.frames_logit, with_frames.keyframe) == (3.0, 0.5, (4.5, 0.7))
+    assert with_frames.head_logit == pytest.approx(math.log(9) - 3.5, abs=1e-4)
+    assert named.frames_logit is None and named.keyframe is None  # a model without the path
     plain = dataclasses.replace(prediction, disease_prior_logits={})  # a model without the prior: no split
     assert disease_evidence("OVP:glaucoma", 0.9, plain, enriched).prior_logit is None

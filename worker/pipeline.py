@@ -121,15 +121,20 @@ class ProfilingPipeline:
 
 
 def disease_evidence(disease_id: str, prob: float, prediction: Prediction, enriched: EnrichedText) -> DiseaseEvidence:
-    """What the caption and the graph say about one predicted disease, and the prior's share of its log-odds."""
+    """What the caption, the graph and the keyframes say about one predicted disease: the mention prior's and the
+    keyframes' path's shares of its log-odds, the rest being the fused head's, and the keyframe that path leaned on."""
     prior = prediction.disease_prior_logits.get(disease_id)
+    frames = prediction.disease_frame_logits.get(disease_id)
     head = None
-    if prior is not None:
+    if prior is not None or frames is not None:
         p = min(max(prob, 1e-7), 1 - 1e-7)
-        head = round(math.log(p / (1 - p)) - prior, 4)
-        prior = round(prior, 4)
+        head = round(math.log(p / (1 - p)) - (prior or 0.0) - (frames or 0.0), 4)
+    keyframe = prediction.disease_keyframes.get(disease_id)
     return DiseaseEvidence(disease_id, named=disease_id in enriched.entity_ids,
-                           via=tuple(enriched.related_via.get(disease_id, ())), prior_logit=prior, head_logit=head)
+                           via=tuple(enriched.related_via.get(disease_id, ())),
+                           prior_logit=None if prior is None else round(prior, 4), head_logit=head,
+                           frames_logit=None if frames is None else round(frames, 4),
+                           keyframe=None if keyframe is None else (round(keyframe[0], 3), round(keyframe[1], 4)))
 
 
 def _top(pairs: Sequence[tuple[object, float]], n: int) -> list[tuple]:

@@ -132,7 +132,9 @@ def profile_properties(record: ProfileRecord, created_at: str | None = None) -> 
                 "keyframes": [{"t": t, "weight": w} for t, w in explanation.keyframes],
                 "entities": [{"id": e, "weight": w} for e, w in explanation.entities],
                 "diseases": [{"id": d.disease_id, "named": d.named, "via": list(d.via), "prior_logit": d.prior_logit,
-                              "head_logit": d.head_logit} for d in explanation.diseases],
+                              "head_logit": d.head_logit, "frames_logit": d.frames_logit,
+                              "keyframe": None if d.keyframe is None else {"t": d.keyframe[0], "weight": d.keyframe[1]}}
+                             for d in explanation.diseases],
             },
             ensure_ascii=False,
         ),
