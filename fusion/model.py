@@ -36,7 +36,9 @@ entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d
 projected to :math:`d`. With ``concat_base`` (the default) cross-attention fusion keeps that baseline underneath: task
 :math:`t`'s embedding is :math:`z_t = z_{concat} + \tanh(\alpha_t)\,z^{att}_t`, :math:`\alpha_t` learned from 0.
 With ``disease_related`` the mention prior also adds :math:`c_j` for a label the graph links (HAS_PHENOTYPE) to a
-phenotype the caption describes without naming :math:`j`. Attention weights over keyframes, tokens and entities come back for explanations; an empty or
+phenotype the caption describes without naming :math:`j`. With ``disease_visual='mil'`` the disease logits also get
+:math:`\log \frac{1}{K}\sum_k \exp(u_j^\top \mathrm{GELU}(\mathrm{LN}(F_k W)))`, a smooth maximum over the keyframes
+of per-frame label scores, from a projection of the raw keyframes only the disease loss trains (:math:`u` starts at 0). Attention weights over keyframes, tokens and entities come back for explanations; an empty or
 switched-off sequence gets all-zero weights and a zero summary, never NaN.
 """
 from __future__ import annotations
