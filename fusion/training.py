@@ -225,6 +225,10 @@ def _to_predictions(
     def cpu(t: torch.Tensor | None) -> np.ndarray | None:
         return None if t is None else t.detach().float().cpu().numpy()
 
+    def per_label(values: np.ndarray | None, i: int) -> dict[str, float]:
+        """Item ``i``'s row of a B × n_diseases output by disease id (empty when the model has no such output)."""
+        return {} if values is None else {d: float(values[i, j]) for j, d in enumerate(label_map.disease_ids)}
+
     disease = cpu(out.disease_probs)
     pop_value = pop_pct = None
     if out.popularity is not None:
@@ -246,9 +250,7 @@ def _to_predictions(
         result.append(
             Prediction(
                 video_id=it.video_id,
-                disease_probs=(
-                    {d: float(disease[i, j]) for j, d in enumerate(label_map.disease_ids)} if disease is not None else {}
-                ),
+                disease_probs=per_label(disease, i),
                 popularity=float(pop_value[i]) if pop_value is not None else None,
                 popularity_pct=float(pop_pct[i]) if pop_pct is not None else None,
                 quality=int(q_probs[i].argmax()) + 1 if q_probs is not None else None,
@@ -258,13 +260,8 @@ def _to_predictions(
                 entity_attention=[(s, float(w)) for s, w in zip(it.entity_ids, entity_att[i, :e])],
                 modality_gates={m: float(gates[i, j]) for j, m in enumerate(MODALITIES)},
                 embedding=[float(x) for x in embedding[i]],
-                disease_prior_logits=(
-                    {d: float(prior[i, j]) for j, d in enumerate(label_map.disease_ids)} if prior is not None else {}
-                ),
-                disease_frame_logits=(
-                    {d: float(frames_part[i, j]) for j, d in enumerate(label_map.disease_ids)}
-                    if frames_part is not None else {}
-                ),
+                disease_prior_logits=per_label(prior, i),
+                disease_frame_logits=per_label(frames_part, i),
                 disease_keyframes=keyframes,
             )
         )
