@@ -199,6 +199,9 @@ class VariantResult:
     # Per seed, every scored video's labels and predictions ({task: (video ids, truth, prediction)}, see
     # ``fusion.evaluation.labelled_arrays``): what :func:`paired_bootstrap` resamples. In JSON only on request.
     scored: list[dict[str, tuple[list[str], Any, Any]]] = field(default_factory=list, repr=False)
+    # Whether its disease models applied the at-least-one rule (``FusionConfig.disease_at_least_one``): the bootstrap
+    # decides as ``score_predictions`` did. A variant's models share the rule (they train on the same labels).
+    disease_at_least_one: bool = False
 
     def spread(self) -> dict[str, float | None]:
         """Per headline metric, the sample standard deviation over seeds (None with fewer than two seeds or values)."""
@@ -454,11 +457,12 @@ def _mean_metrics(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _headline_value(task: str, truth: np.ndarray, guess: np.ndarray) -> float:
-    """The task's headline metric, computed as ``score_predictions`` does (disease: macro-F1 at 0.5 over the labels
-    with a positive item, no division by zero since each such label has one); nan where undefined."""
+def _headline_value(task: str, truth: np.ndarray, guess: np.ndarray, at_least_one: bool = False) -> float:
+    """The task's headline metric, computed as ``score_predictions`` does (disease: macro-F1 of
+    ``metrics.disease_decisions`` at 0.5 over the labels with a positive item, no division by zero since each such
+    label has one); nan where undefined."""
     if task == "disease":
-        pred = guess >= 0.5
+        pred = M.disease_decisions(guess, 0.5, at_least_one)
         scored = truth.sum(axis=0) > 0
         if not scored.any():
             return math.nan
@@ -500,7 +504,8 @@ def paired_bootstrap(full: VariantResult, other: VariantResult, resamples: int =
             aligned.append((truth[rows_a], guess_a[rows_a], guess_b[rows_b]))
 
         def diff(rows: np.ndarray) -> float:
-            return float(np.nanmean([_headline_value(task, t[rows], a[rows]) - _headline_value(task, t[rows], b[rows])
+            return float(np.nanmean([_headline_value(task, t[rows], a[rows], full.disease_at_least_one)
+                                     - _headline_value(task, t[rows], b[rows], other.disease_at_least_one)
                                      for t, a, b in aligned]))
 
         draws = np.array([diff(rng.integers(0, len(common), len(common))) for _ in range(resamples)])
@@ -613,6 +618,7 @@ def run_ablation(
         train_s = eval_s = 0.0
         best_epochs: list[int] = []
         refit_kept: list[dict[str, int]] = []
+        rules: set[bool] = set()
         for seed in seeds:
             merged: dict[str, Any] = {}
             arrays: dict[str, tuple[list[str], Any, Any]] = {}
@@ -631,6 +637,7 @@ def run_ablation(
                     best_epochs.append(result.best_epoch)
                     refit_kept.append(dict(result.refit.get("kept", {})))
                 metrics = score_predictions(pooled_items, pooled, label_map)
+                rules |= {pr.at_least_one for pr in pooled if pr.disease_probs}
                 merged.update({task: metrics[task] for task in config.tasks if task in metrics})
                 arrays.update(labelled_arrays(pooled_items, pooled, label_map))
             merged["score"] = validation_score(merged)
@@ -638,7 +645,10 @@ def run_ablation(
             scored.append(arrays)
         metrics = _mean_metrics(runs)
         variant = VariantResult(name, VARIANTS[name], metrics, headline(metrics), train_s, eval_s, best_epochs, seeds,
-                                [headline(run) for run in runs], refit_kept, scored)
+                                [headline(run) for run in runs], refit_kept, scored, rules == {True})
+        if len(rules) > 1:
+            logger.warning("ablation %s: some of its models apply the at-least-one rule and some do not (their training"
+                           " folds differ in whether a video is labelled []); the bootstrap treats it as off", name)
         report.variants.append(variant)
         logger.info("ablation %s: %s (train %.1f s)", name, variant.headline, train_s)
         if on_variant is not None:

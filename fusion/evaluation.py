@@ -42,7 +42,10 @@ def score_predictions(
     arrays = labelled_arrays(items, predictions, label_map)
     if "disease" in arrays:
         _, y_true, probs = arrays["disease"]
-        result["disease"] = {**M.disease_metrics(y_true, probs, threshold), "n": len(y_true)}
+        rule = disease_rule(items, predictions)
+        # rule_added: videos whose one predicted label is there by the at-least-one rule (below ``threshold``).
+        result["disease"] = {**M.disease_metrics(y_true, probs, threshold, rule), "n": len(y_true),
+                             "rule_added": int((rule & ~(probs >= threshold).any(axis=1)).sum())}
     if "popularity" in arrays:
         _, y_true, pred = arrays["popularity"]
         result["popularity"] = {**M.popularity_metrics(y_true, pred), "n": len(y_true)}
@@ -77,6 +80,13 @@ def labelled_arrays(
             out[task] = ([it.video_id for it, _ in pairs], np.array([getattr(it, task) for it, _ in pairs], dtype),
                          np.array([getattr(pr, task) for _, pr in pairs], dtype))
     return out
+
+
+def disease_rule(items: Sequence[VideoFeatures], predictions: Sequence[Prediction]) -> np.ndarray:
+    """Per row of ``labelled_arrays``' disease arrays (same pairs, same order), whether the prediction's model applies
+    the at-least-one rule (``Prediction.at_least_one``)."""
+    return np.array([pr.at_least_one for it, pr in zip(items, predictions)
+                     if it.diseases is not None and pr.disease_probs], dtype=bool)
 
 
 def evaluate(model: Predictor, items: Sequence[VideoFeatures], threshold: float = 0.5) -> dict[str, Any]:

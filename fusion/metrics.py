@@ -18,17 +18,31 @@ logger = logging.getLogger(__name__)
 QUALITY_LABELS = [1, 2, 3, 4, 5]
 
 
-def disease_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Multi-label disease metrics for N items × C labels.
+def disease_decisions(probs: np.ndarray, threshold: float = 0.5, at_least_one: bool | np.ndarray = False) -> np.ndarray:
+    """N × C booleans: the labels predicted from N × C probabilities — those at or above ``threshold``, and, on the
+    rows where ``at_least_one`` holds (one bool, or one per row) and no label reaches it, the most probable label
+    (the first in label order on a tie). The one decision rule the metrics, the bootstrap and the worker share."""
+    probs = np.asarray(probs, dtype=float)
+    pred = probs >= threshold
+    rows = np.broadcast_to(np.asarray(at_least_one, dtype=bool), probs.shape[:1]) & ~pred.any(axis=1)
+    if probs.shape[1] and rows.any():
+        pred[np.flatnonzero(rows), probs[rows].argmax(axis=1)] = True
+    return pred
+
+
+def disease_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5,
+                    at_least_one: bool | np.ndarray = False) -> dict[str, float]:
+    """Multi-label disease metrics for N items × C labels, with the labels predicted by :func:`disease_decisions`.
 
     Returns ``micro_f1`` (over all labels), ``macro_f1`` and ``mAP`` (both averaged over the labels that have at least
     one positive item: a label absent from the evaluation set says nothing about the model), and ``n_labels_scored``.
+    mAP ranks the probabilities and ignores the decision rule.
     """
     y_true = np.asarray(y_true, dtype=int)
     probs = np.asarray(probs, dtype=float)
     if y_true.shape != probs.shape or y_true.ndim != 2:
         raise ValueError(f"y_true {y_true.shape} and probs {probs.shape} must both be N × C")
-    pred = (probs >= threshold).astype(int)
+    pred = disease_decisions(probs, threshold, at_least_one).astype(int)
     scored = np.flatnonzero(y_true.sum(axis=0) > 0)
     if len(y_true) == 0 or len(scored) == 0:
         return {"micro_f1": math.nan, "macro_f1": math.nan, "mAP": math.nan, "n_labels_scored": 0}

@@ -456,6 +456,10 @@ class FusionModel(nn.Module):
         self.register_buffer("pop_mean", torch.zeros(()))
         self.register_buffer("pop_std", torch.ones(()))
         self.register_buffer("pop_quantiles", torch.zeros(101))
+        # ``config.disease_at_least_one`` as training resolved it ('auto': from the training labels); saved. Absent
+        # when the option is 'off', so checkpoints from before it load unchanged.
+        if config.disease_at_least_one != "off" and config.has("disease"):
+            self.register_buffer("at_least_one", torch.tensor(config.disease_at_least_one == "on"))
         # Metadata standardisation (training-set mean and standard deviation per slot; identity until training sets it).
         self.register_buffer("meta_mean", torch.zeros(config.d_meta))
         self.register_buffer("meta_std", torch.ones(config.d_meta))

@@ -226,8 +226,15 @@ class Prediction:
     # gave it most: (its time in s, its share of the path's evidence for that label).
     disease_frame_logits: dict[str, float] = field(default_factory=dict)
     disease_keyframes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # The model's decision rule (``FusionConfig.disease_at_least_one``): when no label reaches the threshold, the most
+    # probable one is predicted anyway — set when every disease-labelled training video had a label.
+    at_least_one: bool = False
 
     def ranked_diseases(self, threshold: float = 0.5) -> list[tuple[str, float]]:
-        """(disease id, probability) at or above ``threshold``, most probable first: the PREDICTS edges with their rank."""
+        """(disease id, probability) at or above ``threshold`` — or, when none is and ``at_least_one`` holds, the most
+        probable one alone — most probable first: the PREDICTS edges with their rank."""
         hits = [(d, p) for d, p in self.disease_probs.items() if p >= threshold]
+        if not hits and self.at_least_one and self.disease_probs:
+            top = max(self.disease_probs.values())
+            hits = [next((d, p) for d, p in self.disease_probs.items() if p == top)]
         return sorted(hits, key=lambda dp: (-dp[1], dp[0]))

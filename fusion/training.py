@@ -219,6 +219,15 @@ def _forward(
         model.train(was_training)
 
 
+def at_least_one_rule(config: FusionConfig, train_items: Sequence[VideoFeatures]) -> bool:
+    """Whether a model trained on ``train_items`` predicts at least one disease (``FusionConfig.disease_at_least_one``):
+    'on' / 'off' as given; 'auto' when some training video is disease-labelled and none of them is labelled ``[]``."""
+    if config.disease_at_least_one != "auto":
+        return config.disease_at_least_one == "on"
+    labelled = [it.diseases for it in train_items if it.diseases is not None]
+    return bool(labelled) and all(labelled)
+
+
 def _to_predictions(
     model: FusionModel, items: Sequence[VideoFeatures], out: FusionOutput, label_map: LabelMap
 ) -> list[Prediction]:
@@ -239,6 +248,7 @@ def _to_predictions(
     gates, embedding = cpu(out.gates), cpu(out.embedding)
     prior = cpu(out.disease_prior)
     frames_part, frame_weights = cpu(out.disease_frames), cpu(out.disease_frame_weights)
+    rule = bool(getattr(model, "at_least_one", False))
     result = []
     for i, it in enumerate(items):
         k, n_tok, e = len(it.frames), len(it.tokens), len(it.entities)
@@ -263,6 +273,7 @@ def _to_predictions(
                 disease_prior_logits=per_label(prior, i),
                 disease_frame_logits=per_label(frames_part, i),
                 disease_keyframes=keyframes,
+                at_least_one=rule,
             )
         )
     return result
@@ -378,6 +389,8 @@ def train(
         meta_mean, meta_std = _metadata_stats(train_items, config.d_meta)
         model.meta_mean.copy_(meta_mean)
         model.meta_std.copy_(meta_std)
+        if hasattr(model, "at_least_one"):
+            model.at_least_one.fill_(at_least_one_rule(config, train_items))
         model.to(torch_device)
         fit_quality_skip(model, train_items, label_map, torch_device)
         fit_popularity_cascade(model, train_items, label_map, torch_device)

@@ -98,7 +98,8 @@ class ProfilingPipeline:
         return outcomes  # type: ignore[return-value]
 
     def record(self, entry: VideoEntry, prediction: Prediction, enriched: EnrichedText) -> ProfileRecord:
-        """The profile record of one video: predictions above the threshold, mentions, the explanation."""
+        """The profile record of one video: predictions at or above the threshold (or the most probable alone, by the
+        model's at-least-one rule), mentions, the explanation."""
         ranked = prediction.ranked_diseases(self.settings.predict_threshold)
         return ProfileRecord(
             video=video_meta(entry),
@@ -113,14 +114,16 @@ class ProfilingPipeline:
             explanation=Explanation(
                 keyframes=tuple(_top(prediction.frame_attention, TOP_KEYFRAMES)),
                 entities=tuple(_top(prediction.entity_attention, TOP_ENTITIES)),
-                diseases=tuple(disease_evidence(d, p, prediction, enriched) for d, p in ranked),
+                diseases=tuple(disease_evidence(d, p, prediction, enriched, by_rule=p < self.settings.predict_threshold)
+                               for d, p in ranked),
             ),
             embedding=tuple(float(x) for x in prediction.embedding),
             visual_weights=self.extractor.visual.weights_tag,
         )
 
 
-def disease_evidence(disease_id: str, prob: float, prediction: Prediction, enriched: EnrichedText) -> DiseaseEvidence:
+def disease_evidence(disease_id: str, prob: float, prediction: Prediction, enriched: EnrichedText,
+                     by_rule: bool = False) -> DiseaseEvidence:
     """What the caption, the graph and the keyframes say about one predicted disease: the mention prior's and the
     keyframes' path's shares of its log-odds, the rest being the fused head's, and the keyframe that path leaned on."""
     prior = prediction.disease_prior_logits.get(disease_id)
@@ -134,7 +137,8 @@ def disease_evidence(disease_id: str, prob: float, prediction: Prediction, enric
                            via=tuple(enriched.related_via.get(disease_id, ())),
                            prior_logit=None if prior is None else round(prior, 4), head_logit=head,
                            frames_logit=None if frames is None else round(frames, 4),
-                           keyframe=None if keyframe is None else (round(keyframe[0], 3), round(keyframe[1], 4)))
+                           keyframe=None if keyframe is None else (round(keyframe[0], 3), round(keyframe[1], 4)),
+                           by_rule=by_rule)
 
 
 def _top(pairs: Sequence[tuple[object, float]], n: int) -> list[tuple]:

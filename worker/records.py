@@ -48,6 +48,8 @@ class DiseaseEvidence:
     (None for a model without one) and ``head_logit`` what the head on the fused keyframes, text and entities added;
     they sum to the logit of the predicted probability. ``keyframe``: the time (s) of the keyframe that gave the
     frames' path most of its evidence for this disease, and that share (None without the path or without frames).
+    ``by_rule``: its probability is below the threshold; it is predicted because the model predicts at least one
+    disease (``FusionConfig.disease_at_least_one``) and it is the most probable.
     """
 
     disease_id: str
@@ -57,6 +59,7 @@ class DiseaseEvidence:
     head_logit: float | None = None
     frames_logit: float | None = None
     keyframe: tuple[float, float] | None = None
+    by_rule: bool = False
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,8 @@ def profile_properties(record: ProfileRecord, created_at: str | None = None) -> 
                 "entities": [{"id": e, "weight": w} for e, w in explanation.entities],
                 "diseases": [{"id": d.disease_id, "named": d.named, "via": list(d.via), "prior_logit": d.prior_logit,
                               "head_logit": d.head_logit, "frames_logit": d.frames_logit,
-                              "keyframe": None if d.keyframe is None else {"t": d.keyframe[0], "weight": d.keyframe[1]}}
+                              "keyframe": None if d.keyframe is None else {"t": d.keyframe[0], "weight": d.keyframe[1]},
+                              "by_rule": d.by_rule}
                              for d in explanation.diseases],
             },
             ensure_ascii=False,
