@@ -85,7 +85,7 @@ def profile_record(video_id: str, model_version: str, *, quality: int, popularit
                                 diseases=(DiseaseEvidence("OVP:glaucoma", named=True, prior_logit=2.5, head_logit=-0.3,
                                                           frames_logit=0.7, keyframe=(4.0, 0.8)),
                                           DiseaseEvidence("OVP:cataract", via=("OVP:halos_around_lights",),
-                                                          prior_logit=-0.4, head_logit=0.8))),
+                                                          prior_logit=-0.4, head_logit=0.8, by_rule=True))),
         embedding=tuple(embedding),
         visual_weights="imagenet",
     )
@@ -310,10 +310,10 @@ def test_video_detail(client: Any, profiled: dict[str, str]) -> None:
                                       "entities": [{"id": "OVP:glaucoma", "weight": 0.9}],
                                       "diseases": [{"id": "OVP:glaucoma", "named": True, "via": [], "prior_logit": 2.5,
                                                     "head_logit": -0.3, "frames_logit": 0.7,
-                                                    "keyframe": {"t": 4.0, "weight": 0.8}},
+                                                    "keyframe": {"t": 4.0, "weight": 0.8}, "by_rule": False},
                                                    {"id": "OVP:cataract", "named": False, "via": ["OVP:halos_around_lights"],
                                                     "prior_logit": -0.4, "head_logit": 0.8, "frames_logit": None,
-                                                    "keyframe": None}]}
+                                                    "keyframe": None, "by_rule": True}]}
     assert [p["disease_id"] for p in profile["predictions"]] == ["OVP:glaucoma", "OVP:cataract"]
     assert sorted(h["model_version"] for h in body["history"]) == ["m1", "m2"]
     assert sum(h["latest"] for h in body["history"]) == 1

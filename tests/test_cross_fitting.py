@@ -46,6 +46,11 @@ def test_disease_headline_matches_the_evaluation_metric() -> None:
     guess = rng.random((40, 6))
     guess[:, 2] = 0.1  # a label never predicted scores F1 0
     assert _headline_value("disease", truth, guess) == pytest.approx(M.disease_metrics(truth, guess)["macro_f1"])
+    # The at-least-one rule changes the score, and the bootstrap's value follows the evaluation's.
+    low = guess * 0.6  # most rows then have no label at 0.5
+    ruled = _headline_value("disease", truth, low, True)
+    assert ruled == pytest.approx(M.disease_metrics(truth, low, 0.5, True)["macro_f1"])
+    assert ruled != pytest.approx(_headline_value("disease", truth, low))
 
 
 @pytest.fixture(scope="module")

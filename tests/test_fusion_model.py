@@ -1,6 +1,7 @@
 """The fusion model's shapes, masks and options; the loss, metrics and records it relies on. CPU only, a few seconds."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -378,6 +379,43 @@ def test_metrics_on_perfect_and_undefined_inputs() -> None:
     assert math.isnan(M.popularity_metrics([1.0, 2.0], [1.0, 1.0])["spearman"])
     assert M.popularity_percentile(2.5, np.array([1.0, 2.0, 3.0, 4.0])) == 50.0
     assert M.validation_score({"disease": {"macro_f1": 0.5}, "popularity": {"spearman": math.nan}}) == 0.5
+
+
+def test_disease_decisions_add_the_most_probable_label_only_where_the_rule_holds_and_nothing_passes() -> None:
+    probs = np.array([[0.7, 0.2, 0.6], [0.1, 0.4, 0.3], [0.2, 0.2, 0.1], [0.1, 0.4, 0.3]])
+    plain = M.disease_decisions(probs)
+    assert plain.tolist() == [[True, False, True], [False] * 3, [False] * 3, [False] * 3]
+    ruled = M.disease_decisions(probs, 0.5, True)
+    # Row 0 keeps its two labels; the others get their most probable one (the first on a tie), nothing more.
+    assert ruled.tolist() == [[True, False, True], [False, True, False], [True, False, False], [False, True, False]]
+    per_row = M.disease_decisions(probs, 0.5, np.array([True, False, True, False]))
+    assert per_row.tolist() == [[True, False, True], [False] * 3, [True, False, False], [False] * 3]
+    assert M.disease_decisions(np.zeros((2, 0)), 0.5, True).shape == (2, 0)
+    truth = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    without, with_rule = M.disease_metrics(truth, probs), M.disease_metrics(truth, probs, 0.5, True)
+    assert without["macro_f1"] < with_rule["macro_f1"]
+    assert without["mAP"] == with_rule["mAP"]  # the ranking is the rule's business no more than the threshold's
+
+
+def test_ranked_diseases_follow_the_at_least_one_rule() -> None:
+    from fusion.records import Prediction
+
+    prediction = Prediction("v", {"A": 0.3, "B": 0.45, "C": 0.45}, None, None, None, None, [], [], [], {}, [])
+    assert prediction.ranked_diseases(0.5) == []
+    ruled = dataclasses.replace(prediction, at_least_one=True)
+    assert ruled.ranked_diseases(0.5) == [("B", 0.45)]  # one label, the first most probable in label order
+    assert ruled.ranked_diseases(0.4) == prediction.ranked_diseases(0.4) == [("B", 0.45), ("C", 0.45)]
+    assert dataclasses.replace(ruled, disease_probs={}).ranked_diseases(0.5) == []
+
+
+def test_at_least_one_option_is_validated_and_old_configs_load_with_it_off() -> None:
+    with pytest.raises(ValueError, match="disease_at_least_one"):
+        config(disease_at_least_one="sometimes")
+    data = config().to_dict()
+    del data["disease_at_least_one"]
+    assert FusionConfig.from_dict(data).disease_at_least_one == "off"
+    assert not hasattr(FusionModel(config(disease_at_least_one="off")), "at_least_one")  # old state dicts load as-is
+    assert "at_least_one" in FusionModel(config()).state_dict()
 
 
 def test_model_percentile_follows_training_quantiles() -> None:

@@ -14,7 +14,7 @@ from fusion.config import FusionConfig
 from fusion.evaluation import evaluate
 from fusion.model import FusionModel
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
-from fusion.training import LoadedModel, TrainResult, load_model, train
+from fusion.training import LoadedModel, TrainResult, at_least_one_rule, load_model, train
 from ovp.errors import ModelNotFound
 
 DV, DT, DG = 32, 24, 16
@@ -286,6 +286,25 @@ def test_predictions_carry_explanations(trained: tuple[TrainResult, Path]) -> No
     assert 0.0 <= prediction.popularity_pct <= 100.0
     ranked = prediction.ranked_diseases(0.0)
     assert [p for _, p in ranked] == sorted((p for _, p in ranked), reverse=True)
+
+
+def test_at_least_one_rule_follows_the_training_labels(trained: tuple[TrainResult, Path], tmp_path: Path) -> None:
+    auto = small_config()
+    labelled = [it for it in TRAIN if it.diseases]
+    unlabelled = [dataclasses.replace(it, diseases=None) for it in TRAIN]
+    assert any(it.diseases == [] for it in TRAIN)  # the planted set has videos labelled "about no disease"
+    assert at_least_one_rule(auto, TRAIN) is False
+    assert at_least_one_rule(auto, labelled + unlabelled[:5]) is True  # unlabelled videos say nothing either way
+    assert at_least_one_rule(auto, unlabelled) is False
+    assert at_least_one_rule(small_config(disease_at_least_one="on"), TRAIN) is True
+    assert at_least_one_rule(small_config(disease_at_least_one="off"), labelled) is False
+    assert not any(p.at_least_one for p in trained[0].predictor.predict(TEST))
+    # Trained on videos that all have a label, every prediction names at least one disease, and so does the saved model.
+    result = train(labelled[:48], VAL, small_config(epochs=2, min_epochs=0, head_refit_epochs=0), LABELS,
+                   out_dir=tmp_path, progress=False, device="cpu")
+    for predictor in (result.predictor, load_model(tmp_path, device="cpu")):
+        predictions = predictor.predict(TEST)
+        assert all(p.at_least_one and p.ranked_diseases(0.5) for p in predictions)
 
 
 def test_load_model_names_the_missing_directory(tmp_path: Path) -> None:

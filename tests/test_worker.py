@@ -91,7 +91,7 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
     # probability), and the keyframe the path leaned on, one of the video's keyframes.
     rows = graph.read(
         "MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true, model_version: $m})-[r:PREDICTS]->(d) "
-        "RETURN v.caption AS caption, p.explanation AS e, d.id AS d, r.prob AS prob ORDER BY v.id, r.rank",
+        "RETURN v.id AS v, v.caption AS caption, p.explanation AS e, d.id AS d, r.prob AS prob ORDER BY v.id, r.rank",
         {"m": pipeline.model_version})
     assert rows, "the demo model predicted no disease above the threshold for any video"
     for row in rows:
@@ -100,6 +100,10 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
         assert evidence["prior_logit"] + evidence["frames_logit"] + evidence["head_logit"] == pytest.approx(logit, abs=1e-3)
         assert 0 < evidence["keyframe"]["weight"] <= 1 and evidence["keyframe"]["t"] >= 0
         assert isinstance(evidence["named"], bool) and all(v.startswith("OVP:") for v in evidence["via"])
+        assert evidence["by_rule"] is (row["prob"] < settings.predict_threshold)
+    # Every demo video is labelled with a disease, so the model applies the at-least-one rule: each profile predicts one.
+    assert bool(pipeline.model.model.at_least_one)
+    assert {row["v"] for row in rows} == set(good_ids(entries))
 
 
 @pytest.fixture()
