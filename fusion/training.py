@@ -832,12 +832,20 @@ def _model_card(result: TrainResult, version: str) -> str:
         scores = ", ".join(f"{task} {value:.3f}" for task, value in result.teachers.items())
         refit_line += (f"\nDistilled from single-task teachers with teacher annealing (BAM); their validation headline "
                        f"metrics: {scores}.")
+    rule = getattr(result.predictor.model, "at_least_one", None)
+    decision_line = ""
+    if rule is not None:
+        decision_line = ("\nDecision rule: a disease is predicted at probability ≥ the threshold (0.5 by default)"
+                         + ("; when none is, the most probable one is predicted anyway, because every disease-labelled "
+                            "training video had a label (`disease_at_least_one`)." if bool(rule) else
+                            "; a video may be predicted to be about none (`disease_at_least_one`: off, or a training "
+                            "video was labelled with no disease)."))
     return f"""# OVP fusion model {version}
 
 ## Model
 Fusion `{cfg.fusion}` over {modalities}; width {cfg.width}; tasks: {", ".join(cfg.tasks)}
 (weighting: {cfg.task_weighting}; quality head: {cfg.quality_head}); {len(result.label_map)} disease labels.
-Best epoch {result.best_epoch} of {len(result.history)}.{refit_line}
+Best epoch {result.best_epoch} of {len(result.history)}.{refit_line}{decision_line}
 
 ## Data
 {data_line}
@@ -854,7 +862,8 @@ Predictions are evidence for a human reviewer, with the attended keyframes and e
 ## Limitations
 Not a medical device and not medical advice. Quality and disease predictions inherit the biases of the labels and of
 the platforms sampled; popularity depends on platform dynamics that drift over time. Diseases outside the label map are
-never predicted. Author followers are an input: the model favours established authors as the data did.
+never predicted, and a model whose training videos all had a label predicts at least one disease for every video,
+even one about none of them. Author followers are an input: the model favours established authors as the data did.
 """
 
 

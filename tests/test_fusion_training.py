@@ -305,6 +305,8 @@ def test_at_least_one_rule_follows_the_training_labels(trained: tuple[TrainResul
     for predictor in (result.predictor, load_model(tmp_path, device="cpu")):
         predictions = predictor.predict(TEST)
         assert all(p.at_least_one and p.ranked_diseases(0.5) for p in predictions)
+    assert "the most probable one is predicted anyway" in (tmp_path / "model_card.md").read_text()
+    assert "may be predicted to be about none" in (trained[1] / "model_card.md").read_text()
 
 
 def test_load_model_names_the_missing_directory(tmp_path: Path) -> None:
