@@ -29,7 +29,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": Fals
                                    "popularity_cascade": False, "disease_mentions": False,
                                    "quality_skip_caption_only": False, "disease_related": False,
                                    "concat_base": False, "disease_visual": "none",
-                                   "disease_at_least_one": "off"}
+                                   "disease_at_least_one": "off", "disease_context": False}
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,9 @@ class FusionConfig:
     # to 0.798 and single-task heads' from 0.764 to 0.780; the joint model had been the more conservative one on the
     # declared set (README). Every SYNTHETIC video has 1–2 labels by construction, so 'auto' turns it on there.
     disease_at_least_one: str = "auto"
+    # A path from the mean raw token feature and mean raw entity embedding to the disease logits that only the disease
+    # loss trains (``fusion.model.ContextDiseasePath``), starting at zero, beside the jointly trained trunk.
+    disease_context: bool = False
     # A task cascade into popularity: a ridge regression of standardised engagement on the metadata and the disease
     # labels (multi-hot), solved in closed form on the training videos (penalty ``popularity_cascade_ridge``) and then
     # fixed, read at prediction time with the disease head's probabilities (gradient stopped, so the popularity loss

@@ -342,6 +342,26 @@ class VisualDiseasePath(nn.Module):
         return pooled, weights
 
 
+class ContextDiseasePath(nn.Module):
+    """Text and entities → disease logits, trained by the disease loss alone (``FusionConfig.disease_context``): the
+    mean raw token feature and the mean raw entity embedding, concatenated, through their own projection (Linear,
+    LayerNorm, GELU) to the labels — the concatenation baseline's view of the caption and its entities, kept beside
+    the jointly trained trunk. The output layer starts at zero, so the path starts silent."""
+
+    def __init__(self, d_text: int, d_graph: int, width: int, n_diseases: int, dropout: float) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Linear(d_text + d_graph, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(dropout))
+        self.out = nn.Linear(width, n_diseases)
+
+    def zero_output(self) -> None:
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, tokens: Tensor, token_valid: Tensor, entities: Tensor, entity_valid: Tensor) -> Tensor:
+        """B × n_diseases logits (an item with neither tokens nor entities reads zeros)."""
+        return self.out(self.proj(torch.cat([masked_mean(tokens, token_valid), masked_mean(entities, entity_valid)], dim=-1)))
+
+
 def _block_pairs(config: FusionConfig) -> nn.ModuleDict:
     """One pair of cross-modal blocks (context over frames, frames over context) per task of ``config``."""
     return nn.ModuleDict({
@@ -420,6 +440,9 @@ class FusionModel(nn.Module):
         # ``config.disease_visual``: the frames' own path to the disease logits.
         self.disease_visual = (VisualDiseasePath(config.d_visual, d, config.n_diseases, config.dropout, config.disease_visual)
                                if config.disease_visual != "none" and config.has("disease") else None)
+        # ``config.disease_context``: the caption's and entities' own path to the disease logits.
+        self.disease_context = (ContextDiseasePath(config.d_text, config.d_graph, d, config.n_diseases, config.dropout)
+                                if config.disease_context and config.has("disease") else None)
         if not config.has("popularity"):
             self.popularity_head: nn.Module | None = None
         elif config.popularity_head == "linear":
@@ -493,8 +516,10 @@ class FusionModel(nn.Module):
         if layer is not None:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
-        if task == "disease" and self.disease_visual is not None:
-            self.disease_visual.zero_output()
+        if task == "disease":
+            for path in (self.disease_visual, self.disease_context):
+                if path is not None:
+                    path.zero_output()
 
     def _refit_copies(self) -> set[int]:
         """Ids of the modules inside ``refit_attention``'s block copies (initialised by copying, never at random)."""
@@ -609,6 +634,8 @@ class FusionModel(nn.Module):
         if self.disease_visual is not None:
             disease_frames, disease_frame_weights = self.disease_visual(frames, frame_valid)
             disease_logits = disease_logits + disease_frames
+        if self.disease_context is not None:
+            disease_logits = disease_logits + self.disease_context(tokens, token_valid, entities, entity_valid)
         disease_prior = None
         if self.mention_prior is not None:
             if mentions is None:
@@ -692,7 +719,7 @@ class FusionModel(nn.Module):
         does not predict."""
         if not self.config.has(task):
             return []
-        heads = {"disease": [self.disease_head, self.mention_prior, self.disease_visual],
+        heads = {"disease": [self.disease_head, self.mention_prior, self.disease_visual, self.disease_context],
                  "popularity": [self.popularity_head, self.popularity_skip, self.popularity_cascade],
                  "quality": [self.quality_head, self.quality_skip]}[task]
         modules = [m for m in heads if m is not None]
