@@ -578,6 +578,46 @@ def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it(p
     assert FusionModel(config(disease_visual=pooling, tasks=("quality",))).disease_visual is None
 
 
+def test_disease_context_path_starts_silent_reads_text_and_entities_and_only_the_disease_loss_trains_it() -> None:
+    cfg = config(disease_context=True, modality_dropout=0.0)
+    torch.manual_seed(0)
+    model = FusionModel(cfg).eval()
+    path = model.disease_context
+    batch = collate(EDGE_ITEMS, cfg, LABELS)
+    with torch.no_grad():
+        out = model(*batch.inputs())
+        head = model.disease_head(model.readouts["disease"](*_readout_inputs(model, batch))[0])
+    assert torch.allclose(out.disease_logits, head, atol=1e-6)  # silent at the start
+    own = {id(p) for p in path.parameters()}
+    assert own <= {id(p) for m in model.task_modules("disease") for p in m.parameters()}
+    assert not own & {id(p) for p in model.shared_parameters()}
+    with torch.no_grad():
+        path.out.weight.normal_()
+    model.train()
+    out = model(*batch.inputs())
+    (out.quality_logits.sum() + out.popularity.sum()).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in path.parameters())
+    model.zero_grad()
+    model(*batch.inputs()).disease_logits.sum().backward()
+    assert path.proj[0].weight.grad.abs().sum() > 0 and torch.isfinite(path.proj[0].weight.grad).all()
+    # It reads the tokens and entities, masked: padding changes nothing, and the no-text ablation hides the text.
+    model.eval()
+    with torch.no_grad():
+        base = path(batch.tokens, batch.token_valid, batch.entities, batch.entity_valid)
+        noisy_pad = torch.where(batch.token_valid[..., None], batch.tokens, torch.randn_like(batch.tokens) * 100)
+        assert torch.allclose(path(noisy_pad, batch.token_valid, batch.entities, batch.entity_valid), base, atol=1e-5)
+        no_text = FusionModel(config(disease_context=True, use_text=False)).eval()
+        no_text.load_state_dict(model.state_dict())
+        changed_text = torch.where(batch.token_valid[..., None], batch.tokens + 5.0, batch.tokens)
+        inputs = list(batch.inputs())
+        a = no_text(*inputs).disease_logits
+        inputs[2] = changed_text
+        assert torch.allclose(no_text(*inputs).disease_logits, a, atol=1e-5)
+    assert FusionModel(config(disease_context=True, tasks=("quality",))).disease_context is None
+    legacy = {k: v for k, v in config(disease_context=True).to_dict().items() if k != "disease_context"}
+    assert FusionConfig.from_dict(legacy).disease_context is False
+
+
 def test_mil_pooling_is_a_smooth_maximum_over_the_valid_frames() -> None:
     from fusion.model import VisualDiseasePath
 

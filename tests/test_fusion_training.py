@@ -171,7 +171,7 @@ def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validat
     report = refit_heads(model, MultiTaskLoss(refit_config), TRAIN, VAL, refit_config, LABELS,
                          np.random.default_rng(0), batches, joint.predictor)
     after = model.state_dict()
-    heads = {"disease": ("disease_head.", "mention_prior.", "disease_visual."),
+    heads = {"disease": ("disease_head.", "mention_prior.", "disease_visual.", "disease_context."),
              "popularity": ("popularity_head.", "popularity_cascade."), "quality": ("quality_head.", "quality_skip.")}
     own_by_task = {task: {*heads[task], f"readouts.{task}.", f"task_blocks.{task}."}  # task_attention: its own blocks
                    for task in config.tasks}
