@@ -29,7 +29,8 @@ LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": Fals
                                    "popularity_cascade": False, "disease_mentions": False,
                                    "quality_skip_caption_only": False, "disease_related": False,
                                    "concat_base": False, "disease_visual": "none",
-                                   "disease_at_least_one": "off", "disease_context": False}
+                                   "disease_at_least_one": "off", "disease_context": False,
+                                   "quality_caption_readout": False}
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,9 @@ class FusionConfig:
     # A path from the mean raw token feature and mean raw entity embedding to the disease logits that only the disease
     # loss trains (``fusion.model.ContextDiseasePath``), starting at zero, beside the jointly trained trunk.
     disease_context: bool = False
+    # With per-task readouts, the quality readout's text pool covers the caption's own tokens only, not the knowledge
+    # text appended after them (the same for every video about a disease); the attention blocks still read it all.
+    quality_caption_readout: bool = False
     # A task cascade into popularity: a ridge regression of standardised engagement on the metadata and the disease
     # labels (multi-hot), solved in closed form on the training videos (penalty ``popularity_cascade_ridge``) and then
     # fixed, read at prediction time with the disease head's probabilities (gradient stopped, so the popularity loss

@@ -607,6 +607,13 @@ class FusionModel(nn.Module):
 
             # 3. Gated pooling, once, or once per task (``task_readout``): then each head reads its own embedding,
             # and the embedding, attention weights and gates reported are the means over the tasks' readouts.
+            if cfg.quality_caption_readout and "quality" in attended:
+                # ``quality_caption_readout``: the quality readout pools the caption's own tokens, not the knowledge.
+                if caption_valid is None:
+                    raise ValueError("this model's quality readout reads the caption's own tokens "
+                                     "(quality_caption_readout=True) but got no caption_valid mask")
+                q = attended["quality"]
+                attended["quality"] = (*q[:3], q[3] & caption_valid, *q[4:])
             reads = {name: readout(*attended[name]) for name, readout in self.readouts.items()}
             if cfg.concat_base:
                 base = self._concat_embedding(v, frame_valid, t, token_valid, g, entity_valid, meta)
