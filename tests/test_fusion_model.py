@@ -618,6 +618,31 @@ def test_disease_context_path_starts_silent_reads_text_and_entities_and_only_the
     assert FusionConfig.from_dict(legacy).disease_context is False
 
 
+def test_quality_caption_readout_pools_the_caption_s_tokens_and_not_the_knowledge_after_sep() -> None:
+    items = [dataclasses.replace(it, token_text=[*it.token_text[:2], "[SEP]", *it.token_text[3:]])
+             if len(it.token_text) > 3 else it for it in EDGE_ITEMS]
+    cfg = config(quality_caption_readout=True, modality_dropout=0.0)
+    torch.manual_seed(0)
+    model = FusionModel(cfg).eval()
+    batch = collate(items, cfg, LABELS)
+    assert (batch.caption_valid.sum(1) < batch.token_valid.sum(1)).any()
+    with torch.no_grad():
+        out = model(*batch.inputs())
+        # The quality readout's text pool puts no weight after [SEP], and the quality head reads that readout (the
+        # blocks before it still attend over every token, so the same weights without the option differ).
+        reads = model.readouts["quality"](*_readout_inputs(model, batch)[:3], batch.token_valid & batch.caption_valid,
+                                          *_readout_inputs(model, batch)[4:])
+        assert torch.count_nonzero(reads[2][~batch.caption_valid]) == 0
+        assert torch.allclose(model.quality_head(reads[0])[0], out.quality_logits, atol=1e-5)
+        plain = FusionModel(config(modality_dropout=0.0)).eval()
+        plain.load_state_dict(model.state_dict())
+        assert not torch.allclose(plain(*batch.inputs()).quality_logits, out.quality_logits)
+    inputs = list(batch.inputs())
+    inputs[8] = None
+    with pytest.raises(ValueError, match="quality_caption_readout"):
+        model(*inputs)
+
+
 def test_mil_pooling_is_a_smooth_maximum_over_the_valid_frames() -> None:
     from fusion.model import VisualDiseasePath
 
