@@ -147,10 +147,11 @@ def test_reset_task_reinitialises_only_that_task_s_own_modules(task_readout: boo
     assert any(k.startswith("readouts.quality.") for k in changed) == task_readout
     if task_readout:  # gates start half-open again, as in a new model
         assert all(float(g.weight.abs().sum()) == 0.0 for g in model.readouts["quality"].gates.values())
-    own_disease = ["Linear", "VisualDiseasePath"] + (["Readout"] if task_readout else [])
+    own_disease = ["Linear", "VisualDiseasePath", "ContextDiseasePath"] + (["Readout"] if task_readout else [])
     assert [type(m).__name__ for m in model.task_modules("disease")] == own_disease
-    model.reset_task("disease")  # the frames' disease path starts silent again
+    model.reset_task("disease")  # the frames' and the text's disease paths start silent again
     assert torch.count_nonzero(model.disease_visual.out.weight) == 0
+    assert torch.count_nonzero(model.disease_context.out.weight) == 0
     assert FusionModel(config(tasks=("disease",))).task_modules("quality") == []
 
 
@@ -634,7 +635,7 @@ def test_quality_caption_readout_pools_the_caption_s_tokens_and_not_the_knowledg
                                           *_readout_inputs(model, batch)[4:])
         assert torch.count_nonzero(reads[2][~batch.caption_valid]) == 0
         assert torch.allclose(model.quality_head(reads[0])[0], out.quality_logits, atol=1e-5)
-        plain = FusionModel(config(modality_dropout=0.0)).eval()
+        plain = FusionModel(config(modality_dropout=0.0, quality_caption_readout=False)).eval()
         plain.load_state_dict(model.state_dict())
         assert not torch.allclose(plain(*batch.inputs()).quality_logits, out.quality_logits)
     inputs = list(batch.inputs())

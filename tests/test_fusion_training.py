@@ -580,11 +580,12 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
         assert float(prior.fitted_bias[j] + prior.fitted_weight[j]) == pytest.approx(smoothed_log_odds(sum(named), len(named)), abs=1e-5)
     assert not torch.equal(prior.weight, prior.fitted_weight)  # then trained with the disease task
     weight, bias = prior.weight.detach().clone(), prior.bias.detach().clone()
-    # The logit is the head's (and the frames' path's) plus b_j + a_j·m_j: with those zeroed only the prior is left.
+    # The logit is the head's (and the frames' and the text's paths') plus b_j + a_j·m_j: with those zeroed only the prior is left.
     with torch.no_grad():
         model.disease_head.weight.zero_()
         model.disease_head.bias.zero_()
         model.disease_visual.zero_output()
+        model.disease_context.zero_output()
         out = model(*batch.inputs())
     assert torch.allclose(out.disease_logits, batch.mentions * weight + bias, atol=1e-6)
     # Predictions carry the keyframes' path's share per label and the keyframe it leaned on, one of the video's.
@@ -646,6 +647,7 @@ def test_disease_related_adds_the_log_odds_of_labels_the_graph_links_to_a_descri
         model.disease_head.weight.zero_()
         model.disease_head.bias.zero_()
         model.disease_visual.zero_output()
+        model.disease_context.zero_output()
         out = model(*batch.inputs())
     m, r = batch.mentions, batch.related
     expected = m * prior.weight + prior.bias + r * (1 - m) * prior.related_weight
