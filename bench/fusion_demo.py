@@ -408,6 +408,26 @@ videos whose caption names none of their labels the full model's disease macro-F
 heads 0.240), far less than the development set's 0.237 -> 0.275. The first launch was stopped after two minutes,
 before any metric, because the working tree was edited under it; it was rerun from a worktree of bcad7b1.
 
+A thirteenth round (2026-11-24), **declared before it runs** (this paragraph's commit), on the development CPU (no
+GPU lent), on a **fresh SYNTHETIC set nobody has looked at**: ``ovp demo-data --videos 600 --seed 4`` (generator 2,
+``.ovp/bench/test600s13``; generated and its features extracted at the start of the round, labels unread). Three
+changes from the twelfth round, all now defaults and chosen on the development set (``--seed 1``) only:
+``disease_at_least_one='auto'`` (a model whose training videos all have a disease label predicts its most probable
+disease when none reaches 0.5; on for every variant here, the set having 1–2 labels per video), ``disease_context``
+(the caption's and entities' own disease path, trained by the disease loss alone) and ``quality_caption_readout``
+(the quality readout pools the caption's tokens, not the appended knowledge). Training seeds 0 and 1, 5 folds, all
+seven variants, as two processes merged, each from a git worktree of this commit with ``OMP_NUM_THREADS=1``::
+
+    python bench/fusion_demo.py --seed 4 --out .ovp/bench/test600s13 --seeds 0,1 --folds 5 --epochs 50 --predictions \
+        --variant full --variant single_task > A.json
+    python bench/fusion_demo.py --seed 4 --out .ovp/bench/test600s13 --seeds 0,1 --folds 5 --epochs 50 --predictions \
+        --variant no_enrichment --variant no_gnn --variant no_visual --variant no_text --variant concat > B.json
+    python bench/fusion_demo.py --merge A.json --merge B.json
+
+The acceptance question is the issue's: is the full model's mean over the two seeds at least every other variant's
+on disease macro-F1, popularity Spearman and quality QWK. Run once; whatever it shows is reported, and no option is
+changed on its result this session.
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried
