@@ -38,7 +38,10 @@ projected to :math:`d`. With ``concat_base`` (the default) cross-attention fusio
 With ``disease_related`` the mention prior also adds :math:`c_j` for a label the graph links (HAS_PHENOTYPE) to a
 phenotype the caption describes without naming :math:`j`. With ``disease_visual='mil'`` the disease logits also get
 :math:`\log \frac{1}{K}\sum_k \exp(u_j^\top \mathrm{GELU}(\mathrm{LN}(F_k W)))`, a smooth maximum over the keyframes
-of per-frame label scores, from a projection of the raw keyframes only the disease loss trains (:math:`u` starts at 0). Attention weights over keyframes, tokens and entities come back for explanations; an empty or
+of per-frame label scores, from a projection of the raw keyframes only the disease loss trains (:math:`u` starts at 0).
+With ``disease_context`` they also get :math:`U\,\mathrm{GELU}(\mathrm{LN}(W[\bar t; \bar e]))`, from the mean raw
+token feature and mean raw entity embedding, likewise the disease loss's alone (:math:`U` starts at 0). With
+``quality_caption_readout`` the quality readout's text pool covers the caption's own tokens only. Attention weights over keyframes, tokens and entities come back for explanations; an empty or
 switched-off sequence gets all-zero weights and a zero summary, never NaN.
 """
 from __future__ import annotations

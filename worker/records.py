@@ -45,7 +45,8 @@ class DiseaseEvidence:
     ``named``: the caption's affirmed linked entities include the disease. ``via``: the caption's linked phenotypes the
     graph says the disease has (HAS_PHENOTYPE). ``prior_logit``: the log-odds the model's mention prior gave for that
     (named / related / neither; None for a model without one), ``frames_logit`` what the keyframes' own path added
-    (None for a model without one) and ``head_logit`` what the head on the fused keyframes, text and entities added;
+    (None for a model without one) and ``head_logit`` what the head on the fused keyframes, text and entities added
+    (with the caption's and entities' own disease path, ``FusionConfig.disease_context``, where the model has it);
     they sum to the logit of the predicted probability. ``keyframe``: the time (s) of the keyframe that gave the
     frames' path most of its evidence for this disease, and that share (None without the path or without frames).
     ``by_rule``: its probability is below the threshold; it is predicted because the model predicts at least one
