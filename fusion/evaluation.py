@@ -68,7 +68,7 @@ def labelled_arrays(
     predictions, quality levels and predicted levels. A task with no such item is left out. What
     ``score_predictions`` scores and the ablation's bootstrap resamples."""
     out: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
-    pairs = [(it, pr) for it, pr in zip(items, predictions) if it.diseases is not None and pr.disease_probs]
+    pairs = _disease_pairs(items, predictions)
     if pairs and len(label_map):
         out["disease"] = ([it.video_id for it, _ in pairs],
                           np.stack([label_map.encode(it.diseases or [])[0] for it, _ in pairs]),
@@ -85,8 +85,14 @@ def labelled_arrays(
 def disease_rule(items: Sequence[VideoFeatures], predictions: Sequence[Prediction]) -> np.ndarray:
     """Per row of ``labelled_arrays``' disease arrays (same pairs, same order), whether the prediction's model applies
     the at-least-one rule (``Prediction.at_least_one``)."""
-    return np.array([pr.at_least_one for it, pr in zip(items, predictions)
-                     if it.diseases is not None and pr.disease_probs], dtype=bool)
+    return np.array([pr.at_least_one for _, pr in _disease_pairs(items, predictions)], dtype=bool)
+
+
+def _disease_pairs(items: Sequence[VideoFeatures],
+                   predictions: Sequence[Prediction]) -> list[tuple[VideoFeatures, Prediction]]:
+    """The (item, prediction) pairs disease metrics cover: the item is disease-labelled and the prediction has disease
+    probabilities."""
+    return [(it, pr) for it, pr in zip(items, predictions) if it.diseases is not None and pr.disease_probs]
 
 
 def evaluate(model: Predictor, items: Sequence[VideoFeatures], threshold: float = 0.5) -> dict[str, Any]:

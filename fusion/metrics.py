@@ -13,21 +13,11 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, cohen_kappa_score, f1_score
 
+from fusion.records import disease_decisions  # the decision rule lives with Prediction; metrics use it
+
 logger = logging.getLogger(__name__)
 
 QUALITY_LABELS = [1, 2, 3, 4, 5]
-
-
-def disease_decisions(probs: np.ndarray, threshold: float = 0.5, at_least_one: bool | np.ndarray = False) -> np.ndarray:
-    """N × C booleans: the labels predicted from N × C probabilities — those at or above ``threshold``, and, on the
-    rows where ``at_least_one`` holds (one bool, or one per row) and no label reaches it, the most probable label
-    (the first in label order on a tie). The one decision rule the metrics, the bootstrap and the worker share."""
-    probs = np.asarray(probs, dtype=float)
-    pred = probs >= threshold
-    rows = np.broadcast_to(np.asarray(at_least_one, dtype=bool), probs.shape[:1]) & ~pred.any(axis=1)
-    if probs.shape[1] and rows.any():
-        pred[np.flatnonzero(rows), probs[rows].argmax(axis=1)] = True
-    return pred
 
 
 def disease_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float = 0.5,

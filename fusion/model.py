@@ -309,7 +309,17 @@ class MentionPrior(nn.Module):
         self.reset_parameters()
 
 
-class VisualDiseasePath(nn.Module):
+class _DiseasePath(nn.Module):
+    """A path to the disease logits beside the fused head; its output layer ``out`` starts at zero (silent)."""
+
+    out: nn.Linear
+
+    def zero_output(self) -> None:
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+
+class VisualDiseasePath(_DiseasePath):
     """Keyframes → disease logits, trained by the disease loss alone (``FusionConfig.disease_visual``): the raw keyframe
     features get their own projection (Linear, LayerNorm, GELU); 'attention' pools the frames with an ``AttentionPool``
     and maps the summary to the labels, 'mil' maps every frame to the labels and pools each label over the frames with a
@@ -321,10 +331,6 @@ class VisualDiseasePath(nn.Module):
         self.proj = nn.Sequential(nn.Linear(d_visual, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(dropout))
         self.pool = AttentionPool(width) if pooling == "attention" else None
         self.out = nn.Linear(width, n_diseases)
-
-    def zero_output(self) -> None:
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
     def forward(self, frames: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         """(B × n_diseases logits, B × K × n_diseases frame weights: per label, each valid keyframe's share — the
@@ -345,7 +351,7 @@ class VisualDiseasePath(nn.Module):
         return pooled, weights
 
 
-class ContextDiseasePath(nn.Module):
+class ContextDiseasePath(_DiseasePath):
     """Text and entities → disease logits, trained by the disease loss alone (``FusionConfig.disease_context``): the
     mean raw token feature and the mean raw entity embedding, concatenated, through their own projection (Linear,
     LayerNorm, GELU) to the labels — the concatenation baseline's view of the caption and its entities, kept beside
@@ -355,10 +361,6 @@ class ContextDiseasePath(nn.Module):
         super().__init__()
         self.proj = nn.Sequential(nn.Linear(d_text + d_graph, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(dropout))
         self.out = nn.Linear(width, n_diseases)
-
-    def zero_output(self) -> None:
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
     def forward(self, tokens: Tensor, token_valid: Tensor, entities: Tensor, entity_valid: Tensor) -> Tensor:
         """B × n_diseases logits (an item with neither tokens nor entities reads zeros)."""

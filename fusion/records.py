@@ -200,6 +200,19 @@ class LabelMap:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def disease_decisions(probs: np.ndarray, threshold: float = 0.5, at_least_one: bool | np.ndarray = False) -> np.ndarray:
+    """N × C booleans: the labels predicted from N × C probabilities — those at or above ``threshold``, and, on the
+    rows where ``at_least_one`` holds (one bool, or one per row) and no label reaches it, the most probable label
+    (the first in label order on a tie). The one decision rule the metrics, the bootstrap and
+    ``Prediction.ranked_diseases`` share."""
+    probs = np.asarray(probs, dtype=float)
+    pred = probs >= threshold
+    rows = np.broadcast_to(np.asarray(at_least_one, dtype=bool), probs.shape[:1]) & ~pred.any(axis=1)
+    if probs.shape[1] and rows.any():
+        pred[np.flatnonzero(rows), probs[rows].argmax(axis=1)] = True
+    return pred
+
+
 @dataclass
 class Prediction:
     """One video's profile as the fusion model predicts it (what the worker writes back to the graph).
@@ -233,8 +246,6 @@ class Prediction:
     def ranked_diseases(self, threshold: float = 0.5) -> list[tuple[str, float]]:
         """(disease id, probability) at or above ``threshold`` — or, when none is and ``at_least_one`` holds, the most
         probable one alone — most probable first: the PREDICTS edges with their rank."""
-        hits = [(d, p) for d, p in self.disease_probs.items() if p >= threshold]
-        if not hits and self.at_least_one and self.disease_probs:
-            top = max(self.disease_probs.values())
-            hits = [next((d, p) for d, p in self.disease_probs.items() if p == top)]
-        return sorted(hits, key=lambda dp: (-dp[1], dp[0]))
+        pairs = list(self.disease_probs.items())
+        chosen = disease_decisions(np.array([[p for _, p in pairs]]), threshold, self.at_least_one)[0]
+        return sorted((dp for dp, keep in zip(pairs, chosen) if keep), key=lambda dp: (-dp[1], dp[0]))

@@ -539,19 +539,14 @@ def test_concat_base_starts_as_the_concatenation_fusion_and_opens_its_attention_
     assert FusionConfig.from_dict(legacy).concat_base is False  # saved before the option existed
 
 
-@pytest.mark.parametrize("pooling", ["attention", "mil"])
-def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it(pooling: str) -> None:
-    cfg = config(disease_visual=pooling, modality_dropout=0.0)
-    torch.manual_seed(0)
-    model = FusionModel(cfg).eval()
-    path = model.disease_visual
-    batch = collate(EDGE_ITEMS, cfg, LABELS)
-    # Silent at the start: the logits are the head's alone.
+def _check_disease_only_path(model: FusionModel, path: torch.nn.Module, batch):
+    """What every disease path beside the fused head must do: start silent (the logits are the head's alone), belong
+    to the disease task (the refit trains it; it is no shared parameter), and get gradient from the disease loss
+    alone. Leaves ``path.out`` random and the model in train mode; returns the last forward pass's output."""
     with torch.no_grad():
         out = model(*batch.inputs())
         head = model.disease_head(model.readouts["disease"](*_readout_inputs(model, batch))[0])
     assert torch.allclose(out.disease_logits, head, atol=1e-6)
-    # It is the disease task's own: refit trains it, and the quality and popularity losses never reach it.
     own = {id(p) for p in path.parameters()}
     assert own <= {id(p) for m in model.task_modules("disease") for p in m.parameters()}
     assert not own & {id(p) for p in model.shared_parameters()}
@@ -565,6 +560,17 @@ def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it(p
     out = model(*batch.inputs())
     out.disease_logits.sum().backward()
     assert path.proj[0].weight.grad.abs().sum() > 0 and torch.isfinite(path.proj[0].weight.grad).all()
+    return out
+
+
+@pytest.mark.parametrize("pooling", ["attention", "mil"])
+def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it(pooling: str) -> None:
+    cfg = config(disease_visual=pooling, modality_dropout=0.0)
+    torch.manual_seed(0)
+    model = FusionModel(cfg).eval()
+    path = model.disease_visual
+    batch = collate(EDGE_ITEMS, cfg, LABELS)
+    out = _check_disease_only_path(model, path, batch)
     # Items without frames (and the no-visual ablation) get nothing from it.
     with torch.no_grad():
         logits, weights = path(batch.frames, batch.frame_valid)
@@ -585,22 +591,7 @@ def test_disease_context_path_starts_silent_reads_text_and_entities_and_only_the
     model = FusionModel(cfg).eval()
     path = model.disease_context
     batch = collate(EDGE_ITEMS, cfg, LABELS)
-    with torch.no_grad():
-        out = model(*batch.inputs())
-        head = model.disease_head(model.readouts["disease"](*_readout_inputs(model, batch))[0])
-    assert torch.allclose(out.disease_logits, head, atol=1e-6)  # silent at the start
-    own = {id(p) for p in path.parameters()}
-    assert own <= {id(p) for m in model.task_modules("disease") for p in m.parameters()}
-    assert not own & {id(p) for p in model.shared_parameters()}
-    with torch.no_grad():
-        path.out.weight.normal_()
-    model.train()
-    out = model(*batch.inputs())
-    (out.quality_logits.sum() + out.popularity.sum()).backward()
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in path.parameters())
-    model.zero_grad()
-    model(*batch.inputs()).disease_logits.sum().backward()
-    assert path.proj[0].weight.grad.abs().sum() > 0 and torch.isfinite(path.proj[0].weight.grad).all()
+    _check_disease_only_path(model, path, batch)
     # It reads the tokens and entities, masked: padding changes nothing, and the no-text ablation hides the text.
     model.eval()
     with torch.no_grad():
