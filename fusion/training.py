@@ -396,7 +396,7 @@ def train(
         fit_popularity_cascade(model, train_items, label_map, torch_device)
         fit_mention_prior(model, train_items, label_map, torch_device)
         loss_fn = MultiTaskLoss(config).to(torch_device)
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        groups = decay_groups(model, [p for p in model.parameters() if p.requires_grad], config)
         if loss_fn.log_vars.requires_grad:
             groups.append({"params": [loss_fn.log_vars], "weight_decay": 0.0})  # decaying log-variances biases the weights
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
@@ -627,6 +627,18 @@ class _Batcher:
         return dataclasses.replace(y, diseases=diseases, popularity=popularity, quality_soft=quality_soft)
 
 
+def decay_groups(model: FusionModel, params: Sequence[torch.nn.Parameter], config: FusionConfig) -> list[dict[str, Any]]:
+    """AdamW parameter groups for ``params``: the disease head's own, with ``config.disease_head_decay`` when that is
+    set, and the rest with the optimiser's default decay."""
+    head = ({id(p) for p in model.disease_head.parameters()}
+            if model.disease_head is not None and config.disease_head_decay is not None else set())
+    groups = [{"params": [p for p in params if id(p) not in head]}]
+    own = [p for p in params if id(p) in head]
+    if own:
+        groups.append({"params": own, "weight_decay": config.disease_head_decay})
+    return groups
+
+
 def _train_epoch(
     model: FusionModel,
     loss_fn: MultiTaskLoss,
@@ -761,8 +773,8 @@ def refit_heads(
             model.reset_task(task)
     records: list[dict[str, Any]] = []
     try:
-        optimizer = torch.optim.AdamW([p for params in groups.values() for p in params], lr=config.lr,
-                                      weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(decay_groups(model, [p for params in groups.values() for p in params], config),
+                                      lr=config.lr, weight_decay=config.weight_decay)
         stale = 0
         for epoch in range(1, config.head_refit_epochs + 1):
             started = time.perf_counter()

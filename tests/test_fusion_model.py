@@ -660,3 +660,24 @@ def test_disease_visual_option_is_validated_and_absent_from_older_configs() -> N
         config(disease_visual="max")
     legacy = {k: v for k, v in config(disease_visual="mil").to_dict().items() if k != "disease_visual"}
     assert FusionConfig.from_dict(legacy).disease_visual == "none"
+
+
+def test_disease_head_decay_gives_the_fused_disease_head_its_own_decay_and_nothing_else() -> None:
+    from fusion.training import decay_groups
+    with pytest.raises(ValueError, match="disease_head_decay"):
+        config(disease_head_decay=-1.0)
+    data = config(disease_head_decay=10.0).to_dict()
+    del data["disease_head_decay"]
+    assert FusionConfig.from_dict(data).disease_head_decay is None  # older models trained without it
+    for decay, head_factor in ((None, 1 - 0.1 * 0.01), (10.0, 1 - 0.1 * 10.0)):
+        model = FusionModel(config(disease_head_decay=decay))
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = decay_groups(model, params, model.config)
+        assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in params)  # each once
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        for p in params:
+            p.grad = torch.zeros_like(p)  # a step of decay alone: AdamW's decoupled decay still shrinks the weights
+        torch.optim.AdamW(groups, lr=0.1, weight_decay=0.01).step()
+        for name, p in model.named_parameters():
+            factor = head_factor if name.startswith("disease_head.") else 1 - 0.1 * 0.01
+            assert torch.allclose(p.detach(), before[name] * factor, atol=1e-6), name
