@@ -460,6 +460,14 @@ no-text and no-enrichment on popularity (0.005, 0.001, 0.0003), no-enrichment on
 gap larger than one seed's spread). Run as declared, 14:21–15:02, nothing restarted; one full model trained and
 evaluated in 74.8 s.
 
+A sixteenth round (2026-11-24, fresh machine, no GPU lent), development only: ``separate_knowledge=True``
+(``FeatureSettings``) on the fourteenth round's set (``--seed 5``), now a development set because it shows the
+no-enrichment quality gap, against the defaults re-run on the same features (on the fresh machine they did not
+reproduce the table of record exactly). Full model, ``--seeds 0`` and ``--seeds 1`` as separate processes, 5 folds, epochs 50.
+Two-seed means: defaults 0.821 / 0.360 / 0.684, candidate 0.818 / 0.343 / 0.703. Rule written before the runs: quality
++0.008 or more, neither other metric down by more than 0.010. Quality passed (+0.019, both seeds), popularity did not
+(−0.017), so it was not adopted and nothing was declared (README).
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried
