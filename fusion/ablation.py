@@ -698,6 +698,15 @@ class ManifestFeatures:
         return any(it.synthetic for it in self.items)
 
 
+def feature_settings_for(settings: Settings, overrides: dict[str, Any]) -> Any:
+    """The ``FeatureSettings`` a model trained with ``overrides`` (``FusionConfig`` fields) needs: ``settings``' own,
+    with the caption encoded on its own as well when its quality skip reads that (``quality_skip_caption_alone``)."""
+    from fusion.features import FeatureSettings
+
+    needs = bool(overrides.get("quality_skip_caption_alone", FusionConfig.quality_skip_caption_alone))
+    return FeatureSettings.from_settings(settings, caption_states=needs)
+
+
 def manifest_features(
     manifest: Path,
     settings: Settings,
@@ -775,11 +784,11 @@ def train_manifest(
         ManifestError, GraphUnavailable, ModelNotFound: from the steps above.
         ValueError: no video could be read, or the training split is empty.
     """
-    from fusion.features import MODEL_FEATURES_FILE, FeatureSettings
+    from fusion.features import MODEL_FEATURES_FILE
     from fusion.training import train
 
     settings = dataclasses.replace(settings, device=device) if device else settings
-    fs = FeatureSettings.from_settings(settings)
+    fs = feature_settings_for(settings, overrides)
     feats = manifest_features(manifest, settings, fs, progress=progress)
     split = split_ids([it.video_id for it in feats.items], seed)
     train_items, val_items = split.select(feats.items, "train"), split.select(feats.items, "val")
@@ -884,7 +893,8 @@ def ablate_manifest(
         ManifestError, GraphUnavailable, ModelNotFound, ValueError: as :func:`train_manifest`.
     """
     settings = dataclasses.replace(settings, device=device) if device else settings
-    feats = manifest_features(manifest, settings, caption_only="no_enrichment" in variants, progress=progress)
+    feats = manifest_features(manifest, settings, feature_settings_for(settings, overrides),
+                              caption_only="no_enrichment" in variants, progress=progress)
     caption = feats.caption_only or feats.items
     common = {it.video_id for it in feats.items} & {it.video_id for it in caption}
     items = [it for it in feats.items if it.video_id in common]

@@ -31,7 +31,7 @@ LEGACY_DEFAULTS: dict[str, Any] = {"modality_dropout": 0.0, "task_readout": Fals
                                    "concat_base": False, "disease_visual": "none",
                                    "disease_at_least_one": "off", "disease_context": False,
                                    "quality_caption_readout": False,
-                                   "disease_head_decay": None}
+                                   "disease_head_decay": None, "quality_skip_caption_alone": False}
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,17 @@ class FusionConfig:
     # tenth round: with it the full model's quality QWK on the development set (generator 2) was 0.678, 0.006 behind
     # the caption-only ablation's, where the ninth round's declared run had it 0.067 behind.
     quality_skip_caption_only: bool = True
+    # The skip's token mean is the caption encoded on its own, without the knowledge appended (``VideoFeatures.
+    # caption_tokens``, extracted with ``FeatureSettings.caption_states``), not the caption's prefix of the joint text,
+    # whose states have attended to that knowledge; every other path keeps the joint states. Takes precedence over
+    # ``quality_skip_caption_only``. Why: no-enrichment led the full model on quality in three of four declared runs,
+    # and on the development set a ridge alone reached QWK 0.682 on the caption encoded alone against 0.667 on the
+    # prefix; encoding the caption apart everywhere (``FeatureSettings.separate_knowledge``) raised the full model's
+    # quality by 0.019 on the fourteenth round's set but lowered popularity by 0.017 (sixteenth round, README).
+    # Off: on that set (5 folds, training seeds 0 and 1, against the defaults re-run on the same features) it moved the
+    # full model from 0.821 / 0.360 / 0.684 to 0.810 / 0.353 / 0.697 (disease macro-F1 / popularity Spearman / quality
+    # QWK); the rule written before the run allowed disease to fall by 0.010 at most.
+    quality_skip_caption_alone: bool = False
     # A direct path from entity linking to the disease logits: per label j, learned log-odds b_j + a_j·[the caption's
     # affirmed linked entities include j], starting at the training set's log-odds of j among videos that do not and
     # that do name it; the head on the fused embedding starts at zero and learns what it can add. The fused embedding

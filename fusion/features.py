@@ -80,6 +80,10 @@ class FeatureSettings:
             Sixteenth round, on a set where no-enrichment leads on quality (``--seed 5``, training seeds 0 and 1):
             quality QWK +0.019 (both seeds), disease -0.003, popularity Spearman -0.017. Still off, because the
             rule written before that run allowed popularity to fall by 0.010 at most (README).
+        caption_states: also encode each caption on its own and keep those states beside the joint ones
+            (``VideoFeatures.caption_tokens``; the caption-only ablation's token states, shared with it through the
+            cache), for ``FusionConfig.quality_skip_caption_alone``: ``fusion.ablation.feature_settings_for`` turns it
+            on for a model trained with that option (one more linking and text pass over the captions); off otherwise.
     """
 
     keyframes: int = 8
@@ -90,6 +94,7 @@ class FeatureSettings:
     enrich: bool = True
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
     separate_knowledge: bool = False
+    caption_states: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "FeatureSettings":
@@ -104,6 +109,8 @@ class FeatureSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureSettings":
         values = dict(data)
+        # Saved before ``caption_states`` existed: those models' features carry no caption-alone states.
+        values.setdefault("caption_states", False)
         values["enrichment"] = EnrichmentConfig(**values.get("enrichment", {}))
         return cls(**values)
 
@@ -284,6 +291,28 @@ class FeatureExtractor:
             tokens[j] = tokens[j] + list(notes.tokens[n])
         return states, tokens
 
+    def _attach_caption_states(self, entries: Sequence[VideoEntry], results: list[Any], *, progress: bool,
+                               text_batch_size: int) -> None:
+        """``caption_states``: give each extracted video the token states of its caption encoded on its own. Without
+        enrichment those are its tokens already; with it they come from a caption-only pass (through the same cache
+        as the caption-only ablation's features)."""
+        done = [i for i, r in enumerate(results) if isinstance(r, VideoFeatures)]
+        if not self.features.enrich:
+            for i in done:
+                results[i].caption_tokens = results[i].tokens
+            return
+        saved = self.features
+        try:
+            self.features = replace(saved, enrich=False, caption_states=False)
+            alone = self.extract([entries[i] for i in done], progress=progress, text_batch_size=text_batch_size)
+        finally:
+            self.features = saved
+        for i, a in zip(done, alone):
+            if isinstance(a, VideoFeatures):
+                results[i].caption_tokens = a.tokens
+            else:  # the same file decoded a moment ago; report it rather than train on half the inputs
+                results[i] = a
+
     def extract(
         self, entries: Sequence[VideoEntry], *, progress: bool = False, text_batch_size: int = 32
     ) -> list[VideoFeatures | FeatureFailure]:
@@ -395,6 +424,8 @@ class FeatureExtractor:
             except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
                 results[i] = FeatureFailure(entry.id, str(exc))
         t.assemble_s += time.perf_counter() - started
+        if self.features.caption_states:
+            self._attach_caption_states(entries, results, progress=progress, text_batch_size=text_batch_size)
 
         failures = [r for r in results if isinstance(r, FeatureFailure)]
         t.videos += len(entries)

@@ -556,15 +556,20 @@ class FusionModel(nn.Module):
         mentions: Tensor | None = None,
         caption_valid: Tensor | None = None,
         related: Tensor | None = None,
+        caption_tokens: Tensor | None = None,
+        caption_token_valid: Tensor | None = None,
     ) -> FusionOutput:
         """Shapes: frames B×K×D_v, tokens B×L×D_t, entities B×E×D_g, metadata B×D_meta; ``*_valid`` B×K, B×L, B×E bool;
         ``mentions`` B×n_diseases, 1 where the linked entities include the label (needed with ``disease_mentions``);
         ``caption_valid`` B×L, True on the caption's own tokens (needed with ``quality_skip_caption_only``);
-        ``related`` B×n_diseases, 1 where the graph links the label to a linked phenotype (needed with ``disease_related``)."""
+        ``related`` B×n_diseases, 1 where the graph links the label to a linked phenotype (needed with ``disease_related``);
+        ``caption_tokens`` B×C×D_t with ``caption_token_valid`` B×C, the caption encoded on its own (needed with
+        ``quality_skip_caption_alone``)."""
         cfg = self.config
         # Ablation switches act through the masks, so the rest of the model needs no special cases.
         # The quality skip reads every valid frame and token, before modality dropout hides any.
-        skip_inputs = (self.quality_skip_inputs(frames, frame_valid, tokens, token_valid, caption_valid)
+        skip_inputs = (self.quality_skip_inputs(frames, frame_valid, tokens, token_valid, caption_valid,
+                                                caption_tokens, caption_token_valid)
                        if self.quality_skip is not None else None)
         frame_valid = frame_valid & cfg.use_visual
         token_valid = token_valid & cfg.use_text
@@ -696,16 +701,24 @@ class FusionModel(nn.Module):
         return self.concat_proj(torch.cat(pooled, dim=-1))
 
     def quality_skip_inputs(self, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor,
-                            caption_valid: Tensor | None = None) -> Tensor:
+                            caption_valid: Tensor | None = None, caption_tokens: Tensor | None = None,
+                            caption_token_valid: Tensor | None = None) -> Tensor:
         """B × (D_v + D_t): each item's mean keyframe and mean token feature over its valid positions (zeros for an
         empty or switched-off sequence) — what the quality skip's ridge reads. With ``quality_skip_caption_only`` the
-        token mean covers only ``caption_valid``, the caption's own tokens, not the knowledge appended after them.
+        token mean covers only ``caption_valid``, the caption's own tokens, not the knowledge appended after them; with
+        ``quality_skip_caption_alone`` it is the mean of ``caption_tokens``, the caption encoded without the knowledge.
 
         Raises:
-            ValueError: ``quality_skip_caption_only`` without ``caption_valid``.
+            ValueError: ``quality_skip_caption_only`` without ``caption_valid``, or ``quality_skip_caption_alone``
+                without ``caption_tokens``.
         """
         cfg = self.config
-        if cfg.quality_skip_caption_only:
+        if cfg.quality_skip_caption_alone:
+            if caption_tokens is None or caption_token_valid is None:
+                raise ValueError("this model's quality skip reads the caption encoded on its own "
+                                 "(quality_skip_caption_alone=True) but got no caption_tokens")
+            tokens, token_valid = caption_tokens, caption_token_valid
+        elif cfg.quality_skip_caption_only:
             if caption_valid is None:
                 raise ValueError("this model's quality skip reads the caption's own tokens (quality_skip_caption_only=True) "
                                  "but got no caption_valid mask")

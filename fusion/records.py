@@ -81,6 +81,8 @@ class VideoFeatures:
     - ``entities``: E × D_g float32 GNN embeddings of the linked graph entities, ``entity_ids``: their E CURIEs;
     - ``related_ids``: the profile-label diseases the graph links to an affirmed linked phenotype (HAS_PHENOTYPE):
       knowledge enrichment, so empty for caption-only features;
+    - ``caption_tokens``: C × D_t token states of the caption encoded on its own, without the knowledge appended
+      (``FeatureSettings.caption_states``; None when not extracted); ``FusionConfig.quality_skip_caption_alone`` reads them;
     - ``metadata``: float32 vector (``metadata_vector`` builds the standard one). Author followers are an input here.
 
     Labels are optional and independent (``None`` = unknown, masked out of the loss):
@@ -104,12 +106,18 @@ class VideoFeatures:
     quality: int | None = None
     synthetic: bool = False
     related_ids: list[str] = field(default_factory=list)
+    caption_tokens: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         vid = self.video_id
         self.frames = _matrix(self.frames, "frames", vid)
         self.tokens = _matrix(self.tokens, "tokens", vid)
         self.entities = _matrix(self.entities, "entities", vid)
+        if self.caption_tokens is not None:
+            self.caption_tokens = _matrix(self.caption_tokens, "caption_tokens", vid)
+            if self.caption_tokens.shape[1] != self.tokens.shape[1]:
+                raise ValueError(f"video {vid!r}: caption_tokens have width {self.caption_tokens.shape[1]} "
+                                 f"but tokens {self.tokens.shape[1]}")
         self.frame_times = np.asarray(self.frame_times, dtype=np.float32).reshape(-1)
         self.metadata = np.asarray(self.metadata, dtype=np.float32).reshape(-1)
         self.token_text = [str(t) for t in self.token_text]

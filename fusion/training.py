@@ -62,6 +62,10 @@ class FeatureBatch:
     caption_valid: torch.Tensor | None = None
     # B × n_diseases: 1 where the graph links that label disease to one of the item's linked phenotypes (``related_ids``).
     related: torch.Tensor | None = None
+    # B × C × D_t and B × C: the caption's token states encoded on their own (``VideoFeatures.caption_tokens``), for
+    # ``FusionConfig.quality_skip_caption_alone``; None when the config does not read them.
+    caption_tokens: torch.Tensor | None = None
+    caption_token_valid: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> "FeatureBatch":
         moved = {
@@ -75,7 +79,7 @@ class FeatureBatch:
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
         return (self.frames, self.frame_valid, self.tokens, self.token_valid, self.entities, self.entity_valid, self.metadata,
-                self.mentions, self.caption_valid, self.related)
+                self.mentions, self.caption_valid, self.related, self.caption_tokens, self.caption_token_valid)
 
 
 def _pad(arrays: list[np.ndarray], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,6 +121,13 @@ def collate(
     )
     mentions = np.stack([label_map.encode(it.entity_ids)[0] for it in items]) if len(label_map) else np.zeros((n, 0))
     related = np.stack([label_map.encode(it.related_ids)[0] for it in items]) if len(label_map) else np.zeros((n, 0))
+    caption_tokens = caption_token_valid = None
+    if config.quality_skip_caption_alone:
+        missing = [it.video_id for it in items if it.caption_tokens is None]
+        if missing:
+            raise ValueError(f"video {missing[0]!r} has no caption-alone token states, which this model's quality skip "
+                             "reads (quality_skip_caption_alone=True): extract with FeatureSettings.caption_states=True")
+        caption_tokens, caption_token_valid = _pad([it.caption_tokens for it in items], config.d_text)
     caption_valid = token_valid.clone()
     for i, it in enumerate(items):
         if "[SEP]" in it.token_text:
@@ -134,6 +145,8 @@ def collate(
         mentions=torch.from_numpy(mentions.astype(np.float32)),
         caption_valid=caption_valid,
         related=torch.from_numpy(related.astype(np.float32)),
+        caption_tokens=caption_tokens,
+        caption_token_valid=caption_token_valid,
     )
 
 
@@ -491,7 +504,8 @@ def fit_quality_skip(model: FusionModel, items: Sequence[VideoFeatures], label_m
         logger.warning("quality_skip: no training video has a quality label; the skip stays at zero")
         return
     with torch.no_grad():
-        pooled = [model.quality_skip_inputs(b.frames, b.frame_valid, b.tokens, b.token_valid, b.caption_valid)
+        pooled = [model.quality_skip_inputs(b.frames, b.frame_valid, b.tokens, b.token_valid, b.caption_valid,
+                                            b.caption_tokens, b.caption_token_valid)
                   for b in _fit_batches(model, labelled, label_map, device)]
     y = torch.tensor([float(it.quality) for it in labelled], device=device)
     model.quality_skip.fit(torch.cat(pooled), y, model.config.quality_skip_ridge)

@@ -111,6 +111,29 @@ def test_separate_knowledge_keeps_the_caption_s_states_those_of_the_caption_alon
     assert FeatureSettings.from_dict({k: v for k, v in base.to_dict().items() if k != "separate_knowledge"}) == base
 
 
+def test_caption_states_are_the_caption_only_token_states_beside_the_joint_ones(extractor: FeatureExtractor,
+                                                                                 demo: Path) -> None:
+    entries = [e for e in read_manifest(demo) if "corrupt" not in e.id]
+    base = extractor.features
+    try:
+        extractor.features = dataclasses.replace(base, enrich=False)
+        caption = extractor.extract(entries)
+        extractor.features = dataclasses.replace(base, caption_states=True)
+        both = extractor.extract(entries)
+        extractor.features = dataclasses.replace(base, enrich=False, caption_states=True)
+        alone = extractor.extract(entries)
+    finally:
+        extractor.features = base
+    joint = extractor.extract(entries)
+    for c, b, a, j in zip(caption, both, alone, joint):
+        assert j.caption_tokens is None  # off unless asked for
+        np.testing.assert_array_equal(b.tokens, j.tokens)  # the joint states are untouched
+        np.testing.assert_allclose(b.caption_tokens, c.tokens, atol=1e-6)  # the caption encoded on its own
+        np.testing.assert_array_equal(a.caption_tokens, a.tokens)  # without enrichment they are the tokens
+    assert any(len(b.tokens) > len(b.caption_tokens) for b in both)  # some caption had knowledge appended
+    assert FeatureSettings.from_dict({k: v for k, v in base.to_dict().items() if k != "caption_states"}) == base
+
+
 def test_split_is_deterministic_disjoint_and_stable_under_growth() -> None:
     ids = [f"v{i:03d}" for i in range(400)]
     split = split_ids(ids, seed=1)

@@ -493,6 +493,43 @@ def test_the_quality_skip_can_read_the_caption_s_own_tokens_and_not_the_knowledg
     assert FusionConfig.from_dict(legacy).quality_skip_caption_only is False
 
 
+def test_the_quality_skip_can_read_the_caption_encoded_on_its_own_and_nothing_else_changes() -> None:
+    from fusion.training import collate
+
+    def joint(it: VideoFeatures, n: int) -> VideoFeatures:
+        # The joint text: the caption's states shifted (they attended to the knowledge), [SEP], n knowledge tokens;
+        # the caption encoded on its own keeps the original states.
+        shifted = it.tokens + 3.0
+        extra = np.full((n + 1, DT), 50.0, dtype=np.float32)
+        return dataclasses.replace(it, tokens=np.concatenate([shifted, extra]), caption_tokens=it.tokens,
+                                   token_text=it.token_text + ["[SEP]"] + [f"k{j}" for j in range(n)])
+
+    items = [joint(it, n) for it, n in zip(TEST[:6], (0, 1, 3, 5, 8, 13))]
+    cfg = small_config(quality_skip=True, quality_skip_caption_only=True, quality_skip_caption_alone=True)
+    batch = collate(items, cfg, LABELS)
+    model = FusionModel(cfg)
+    means = model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid,
+                                      batch.caption_valid, batch.caption_tokens, batch.caption_token_valid)[:, DV:]
+    for row, it in zip(means.numpy(), items):
+        assert np.allclose(row, it.caption_tokens.mean(axis=0), atol=1e-5)
+        assert not np.allclose(row, it.tokens[: it.token_text.index("[SEP]") + 1].mean(axis=0), atol=1e-2)
+    # Only the skip reads them: with the skip's ridge fixed, the other outputs do not move when they change.
+    torch.manual_seed(0)
+    model.eval()
+    out = model(*batch.inputs())
+    moved = collate([dataclasses.replace(it, caption_tokens=it.caption_tokens - 7.0) for it in items], cfg, LABELS)
+    out2 = model(*moved.inputs())
+    assert torch.equal(out.disease_logits, out2.disease_logits) and torch.equal(out.popularity, out2.popularity)
+    result = train(items, items[:2], cfg.replace(epochs=1, head_refit_epochs=0), LABELS, progress=False, device="cpu")
+    assert torch.count_nonzero(result.predictor.model.quality_skip.weight) > 0
+    with pytest.raises(ValueError, match="caption_states"):
+        collate(TEST[:2], cfg, LABELS)  # features extracted without the caption on its own
+    with pytest.raises(ValueError, match="quality_skip_caption_alone=True"):
+        model(*batch.inputs()[:10])
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "quality_skip_caption_alone"}
+    assert FusionConfig.from_dict(legacy).quality_skip_caption_alone is False
+
+
 def test_popularity_cascade_is_a_ridge_on_metadata_and_disease_labels_read_with_the_disease_heads_probabilities(
     tmp_path: Path,
 ) -> None:
