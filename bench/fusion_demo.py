@@ -470,6 +470,23 @@ Two-seed means: defaults 0.821 / 0.360 / 0.684, candidate 0.818 / 0.343 / 0.703.
 skip's ridge reads the caption encoded on its own), rule written before it was built, the same bars: 0.810 / 0.353 /
 0.697, disease down 0.011 (both seeds), so not adopted either, and nothing was declared (README).
 
+The sixteenth round's replicate, **declared before it runs** (this paragraph's commit): the fourteenth round's
+configuration unchanged (today's defaults; the two options above stay off), on a **fresh SYNTHETIC set nobody has
+looked at**, ``ovp demo-data --videos 600 --seed 6`` (generator 2, generated and its features extracted on this
+machine at the start of the round, labels unread). Its purpose is one more independent set for the same question:
+which of the fourteenth round's gaps recur (no-enrichment's quality lead above all) and which change sign. Training
+seeds 0 and 1, 5 folds, all seven variants, two processes merged, each from a git worktree of this commit with
+``OMP_NUM_THREADS=1``::
+
+    python bench/fusion_demo.py --seed 6 --out DIR --seeds 0,1 --folds 5 --epochs 50 --predictions \
+        --variant full --variant single_task > A.json
+    python bench/fusion_demo.py --seed 6 --out DIR --seeds 0,1 --folds 5 --epochs 50 --predictions \
+        --variant no_enrichment --variant no_gnn --variant no_visual --variant no_text --variant concat > B.json
+    python bench/fusion_demo.py --merge A.json --merge B.json
+
+The acceptance question is the issue's. Run once; whatever it shows is reported, and no option is changed on its
+result this session.
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried
