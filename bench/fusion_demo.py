@@ -486,6 +486,12 @@ seeds 0 and 1, 5 folds, all seven variants, two processes merged, each from a gi
 
 The acceptance question is the issue's. Run once; whatever it shows is reported, and no option is changed on its
 result this session.
+Result (README, beside the table of record), mean of the two seeds, disease / popularity / quality: full
+0.802 / 0.276 / 0.682; no-enrichment 0.744 / 0.285 / 0.708, no-GNN 0.804 / 0.272 / 0.687, no-visual
+0.799 / 0.282 / 0.577, no-text 0.794 / 0.268 / 0.653, concatenation 0.801 / 0.278 / 0.688, single-task heads
+0.796 / 0.252 / 0.692. Not met: 10 of 18 comparisons. No-enrichment leads on quality again (0.026, both seeds, the
+only gap clear of seed noise); the other seven losses are within a seed's spread. Run as declared, 20:28–21:28,
+nothing restarted; one full model trained and evaluated in 133.1 s.
 
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
