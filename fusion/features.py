@@ -291,27 +291,28 @@ class FeatureExtractor:
             tokens[j] = tokens[j] + list(notes.tokens[n])
         return states, tokens
 
-    def _attach_caption_states(self, entries: Sequence[VideoEntry], results: list[Any], *, progress: bool,
-                               text_batch_size: int) -> None:
+    def _attach_caption_states(self, enriched: Sequence[EnrichedText], digests: Sequence[str | None],
+                               results: list[Any], text_batch_size: int) -> None:
         """``caption_states``: give each extracted video the token states of its caption encoded on its own. Without
-        enrichment those are its tokens already; with it they come from a caption-only pass (through the same cache
-        as the caption-only ablation's features)."""
+        enrichment those are its tokens already; with it they are read from (or encoded into) the cache entry the
+        caption-only ablation's features use, keyed by the same file digest and caption, so neither the linking nor
+        the file hashing is done again."""
         done = [i for i, r in enumerate(results) if isinstance(r, VideoFeatures)]
         if not self.features.enrich:
             for i in done:
                 results[i].caption_tokens = results[i].tokens
             return
-        saved = self.features
-        try:
-            self.features = replace(saved, enrich=False, caption_states=False)
-            alone = self.extract([entries[i] for i in done], progress=progress, text_batch_size=text_batch_size)
-        finally:
-            self.features = saved
-        for i, a in zip(done, alone):
-            if isinstance(a, VideoFeatures):
-                results[i].caption_tokens = a.tokens
-            else:  # the same file decoded a moment ago; report it rather than train on half the inputs
-                results[i] = a
+        keys = {i: self.cache_key(digests[i], enriched[i].caption) for i in done}
+        cached = {i: self._cache_get(keys[i]) for i in done}
+        misses = [i for i in done if cached[i] is None]
+        if misses:
+            encoded = self.text.encode([enriched[i].caption for i in misses], batch_size=text_batch_size)
+            for j, i in enumerate(misses):
+                cached[i] = {"frames": results[i].frames, "frame_times": results[i].frame_times,
+                             "tokens": encoded.token_states[j], "token_text": list(encoded.tokens[j])}
+                self._cache_put(keys[i], cached[i])
+        for i in done:
+            results[i].caption_tokens = np.asarray(cached[i]["tokens"], dtype=np.float32)
 
     def extract(
         self, entries: Sequence[VideoEntry], *, progress: bool = False, text_batch_size: int = 32
@@ -351,14 +352,15 @@ class FeatureExtractor:
         results: list[VideoFeatures | FeatureFailure | None] = [None] * len(entries)
         parts: list[dict[str, Any] | None] = [None] * len(entries)
         keys: list[str | None] = [None] * len(entries)
+        digests: list[str | None] = [None] * len(entries)
         started = time.perf_counter()
         for i, entry in enumerate(entries):
             try:
-                digest = file_sha256(entry.path)
+                digests[i] = file_sha256(entry.path)
             except OSError as exc:
                 results[i] = FeatureFailure(entry.id, f"cannot read {entry.path}: {exc.strerror or exc}")
                 continue
-            keys[i] = self.cache_key(digest, texts[i])
+            keys[i] = self.cache_key(digests[i], texts[i])
             parts[i] = self._cache_get(keys[i])
         t.hash_s += time.perf_counter() - started
         hits = sum(p is not None for p in parts)
@@ -425,7 +427,9 @@ class FeatureExtractor:
                 results[i] = FeatureFailure(entry.id, str(exc))
         t.assemble_s += time.perf_counter() - started
         if self.features.caption_states:
-            self._attach_caption_states(entries, results, progress=progress, text_batch_size=text_batch_size)
+            started = time.perf_counter()
+            self._attach_caption_states(enriched, digests, results, text_batch_size)
+            t.text_s += time.perf_counter() - started
 
         failures = [r for r in results if isinstance(r, FeatureFailure)]
         t.videos += len(entries)

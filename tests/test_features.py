@@ -71,14 +71,20 @@ def test_features_shapes_labels_failures_and_cache(extractor: FeatureExtractor, 
         np.testing.assert_array_equal(a.tokens, b.tokens)
 
 
+def extract_with(extractor: FeatureExtractor, entries: list, **changes: object) -> list:
+    """``extractor.extract(entries)`` with its feature settings changed by ``changes`` for this one call."""
+    base = extractor.features
+    extractor.features = dataclasses.replace(base, **changes)
+    try:
+        return extractor.extract(entries)
+    finally:
+        extractor.features = base
+
+
 def test_caption_only_text_is_a_different_cache_entry(extractor: FeatureExtractor, demo: Path) -> None:
     entries = [e for e in read_manifest(demo) if "corrupt" not in e.id][:2]
     enriched = extractor.extract(entries)
-    extractor.features = dataclasses.replace(extractor.features, enrich=False)
-    try:
-        caption = extractor.extract(entries)
-    finally:
-        extractor.features = dataclasses.replace(extractor.features, enrich=True)
+    caption = extract_with(extractor, entries, enrich=False)
     for a, b in zip(enriched, caption):
         np.testing.assert_array_equal(a.frames, b.frames)  # the same video
         assert len(b.tokens) < len(a.tokens)  # the annotations are gone
@@ -90,13 +96,8 @@ def test_separate_knowledge_keeps_the_caption_s_states_those_of_the_caption_alon
     entries = [e for e in read_manifest(demo) if "corrupt" not in e.id]
     joint = extractor.extract(entries)
     base = extractor.features
-    try:
-        extractor.features = dataclasses.replace(base, enrich=False)
-        caption = extractor.extract(entries)
-        extractor.features = dataclasses.replace(base, separate_knowledge=True)
-        apart = extractor.extract(entries)
-    finally:
-        extractor.features = base
+    caption = extract_with(extractor, entries, enrich=False)
+    apart = extract_with(extractor, entries, separate_knowledge=True)
     annotated = 0
     for j, c, a in zip(joint, caption, apart):
         n = len(c.tokens)
@@ -115,15 +116,9 @@ def test_caption_states_are_the_caption_only_token_states_beside_the_joint_ones(
                                                                                  demo: Path) -> None:
     entries = [e for e in read_manifest(demo) if "corrupt" not in e.id]
     base = extractor.features
-    try:
-        extractor.features = dataclasses.replace(base, enrich=False)
-        caption = extractor.extract(entries)
-        extractor.features = dataclasses.replace(base, caption_states=True)
-        both = extractor.extract(entries)
-        extractor.features = dataclasses.replace(base, enrich=False, caption_states=True)
-        alone = extractor.extract(entries)
-    finally:
-        extractor.features = base
+    caption = extract_with(extractor, entries, enrich=False)
+    both = extract_with(extractor, entries, caption_states=True)
+    alone = extract_with(extractor, entries, enrich=False, caption_states=True)
     joint = extractor.extract(entries)
     for c, b, a, j in zip(caption, both, alone, joint):
         assert j.caption_tokens is None  # off unless asked for
