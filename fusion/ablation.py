@@ -700,11 +700,13 @@ class ManifestFeatures:
 
 def feature_settings_for(settings: Settings, overrides: dict[str, Any]) -> Any:
     """The ``FeatureSettings`` a model trained with ``overrides`` (``FusionConfig`` fields) needs: ``settings``' own,
-    with the caption encoded on its own as well when its quality skip reads that (``quality_skip_caption_alone``)."""
+    with the caption encoded on its own as well when the model reads that (``FusionConfig.reads_caption_alone``)."""
     from fusion.features import FeatureSettings
 
-    needs = bool(overrides.get("quality_skip_caption_alone", FusionConfig.quality_skip_caption_alone))
-    return FeatureSettings.from_settings(settings, caption_states=needs)
+    fields = {f.name for f in dataclasses.fields(FusionConfig)}
+    # One placeholder label: the label map is not known yet, and what the model reads does not depend on its size.
+    config = FusionConfig(**{"n_diseases": 1, **{k: v for k, v in overrides.items() if k in fields}})
+    return FeatureSettings.from_settings(settings, caption_states=config.reads_caption_alone)
 
 
 def manifest_features(

@@ -357,6 +357,17 @@ class FusionConfig:
         """Whether ``task`` is trained and predicted."""
         return task in self.tasks
 
+    @property
+    def has_quality_skip(self) -> bool:
+        """Whether the model has the quality skip (``quality_skip`` on an ordinal quality head that is trained)."""
+        return self.quality_skip and self.has("quality") and self.quality_head == "ordinal"
+
+    @property
+    def reads_caption_alone(self) -> bool:
+        """Whether the model reads the caption encoded on its own (``VideoFeatures.caption_tokens``): its quality skip
+        does, with ``quality_skip_caption_alone``. Features for it are extracted with ``FeatureSettings.caption_states``."""
+        return self.has_quality_skip and self.quality_skip_caption_alone
+
     def single_task(self, task: str) -> "FusionConfig":
         """This config for ``task`` alone: what the single-task ablation trains and ``distill`` learns from. Its
         checkpoint is chosen on its own task's metric, whatever ``selection_tasks`` says."""

@@ -470,8 +470,7 @@ class FusionModel(nn.Module):
             self.quality_head = None
         # ``config.quality_skip``: a fixed ridge on the mean keyframe and mean token features (buffers, fitted by
         # ``fusion.training.fit_quality_skip``) and the learned scale and shift that put its prediction on the ordinal score's scale.
-        self.quality_skip = (RidgeSkip(config.d_visual + config.d_text)
-                             if config.quality_skip and config.has("quality") and config.quality_head == "ordinal" else None)
+        self.quality_skip = RidgeSkip(config.d_visual + config.d_text) if config.has_quality_skip else None
         # ``config.refit_attention``: per-task copies of the shared blocks, filled by ``untie_attention`` when the head
         # refit starts. Built under a forked RNG and left out of ``reset_parameters``, so the joint phase draws the same
         # random numbers as a model without them; ``attention_untied`` (saved) says whether the copies are in use.

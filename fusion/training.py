@@ -122,7 +122,7 @@ def collate(
     mentions = np.stack([label_map.encode(it.entity_ids)[0] for it in items]) if len(label_map) else np.zeros((n, 0))
     related = np.stack([label_map.encode(it.related_ids)[0] for it in items]) if len(label_map) else np.zeros((n, 0))
     caption_tokens = caption_token_valid = None
-    if config.quality_skip_caption_alone:
+    if config.reads_caption_alone:
         missing = [it.video_id for it in items if it.caption_tokens is None]
         if missing:
             raise ValueError(f"video {missing[0]!r} has no caption-alone token states, which this model's quality skip "

@@ -35,8 +35,9 @@ def item(video_id: str, k: int, l: int, e: int, seed: int = 0, **labels) -> Vide
         video_id=video_id,
         frames=rng.normal(size=(k, DV)),
         frame_times=np.arange(k) * 1.5,
-        tokens=rng.normal(size=(l, DT)),
+        tokens=(tokens := rng.normal(size=(l, DT))),
         token_text=[f"tok{i}" for i in range(l)],
+        caption_tokens=tokens,  # no knowledge appended: the caption encoded on its own is the whole text
         entities=rng.normal(size=(e, DG)),
         entity_ids=[f"HP:{i:07d}" for i in range(e)],
         metadata=metadata_vector(duration_s=60, platform="bilibili", published_hour=20, author_followers=1000),

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from fusion.ablation import feature_settings_for
 from fusion.config import FusionConfig
 from fusion.evaluation import evaluate
 from fusion.model import FusionModel
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
 from fusion.training import LoadedModel, TrainResult, at_least_one_rule, load_model, train
 from ovp.errors import ModelNotFound
+from ovp.settings import Settings
 
 DV, DT, DG = 32, 24, 16
 DISEASES = ("ICD10:H10", "ICD10:H40", "ICD10:H52.4", "ICD10:H50")
@@ -71,6 +73,7 @@ def make_items(n: int, seed: int = 0) -> list[VideoFeatures]:
                 frame_times=np.arange(k) * 2.0,
                 tokens=tokens,
                 token_text=[f"t{j}" for j in range(l)],
+                caption_tokens=tokens,  # no knowledge appended: the caption encoded on its own is the whole text
                 entities=np.array(entities).reshape(len(entities), DG),
                 entity_ids=entity_ids,
                 metadata=metadata_vector(
@@ -420,7 +423,8 @@ def test_refit_attention_leaves_joint_training_alone_then_refits_each_task_s_own
 
 def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_saving(tmp_path: Path) -> None:
     cfg = small_config(epochs=4, min_epochs=0, head_refit_epochs=2, quality_skip=True, quality_skip_ridge=50.0,
-                       quality_skip_caption_only=False)  # every token here; the caption-only form has its own test
+                       quality_skip_caption_only=False, quality_skip_caption_alone=False)
+    # Every token here; the caption-only and caption-alone forms have their own tests.
     result = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
     skip = result.predictor.model.quality_skip
     # The same ridge computed independently in numpy from the items' mean keyframe and mean token features.
@@ -473,7 +477,7 @@ def test_the_quality_skip_can_read_the_caption_s_own_tokens_and_not_the_knowledg
                                    token_text=it.token_text + ["[SEP]"] + [f"k{j}" for j in range(n)])
 
     items = [with_knowledge(it, n) for it, n in zip(TEST[:6], (0, 1, 3, 5, 8, 13))]
-    cfg = small_config(quality_skip=True, quality_skip_caption_only=True)
+    cfg = small_config(quality_skip=True, quality_skip_caption_only=True, quality_skip_caption_alone=False)
     batch = collate(items, cfg, LABELS)
     model = FusionModel(cfg)
     means = model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid,
@@ -522,8 +526,16 @@ def test_the_quality_skip_can_read_the_caption_encoded_on_its_own_and_nothing_el
     assert torch.equal(out.disease_logits, out2.disease_logits) and torch.equal(out.popularity, out2.popularity)
     result = train(items, items[:2], cfg.replace(epochs=1, head_refit_epochs=0), LABELS, progress=False, device="cpu")
     assert torch.count_nonzero(result.predictor.model.quality_skip.weight) > 0
+    without = [dataclasses.replace(it, caption_tokens=None) for it in TEST[:2]]  # extracted without caption_states
     with pytest.raises(ValueError, match="caption_states"):
-        collate(TEST[:2], cfg, LABELS)  # features extracted without the caption on its own
+        collate(without, cfg, LABELS)
+    # Only a model whose quality skip exists reads them, so only such a model needs them.
+    for other in (cfg.replace(quality_skip=False), cfg.replace(tasks=("disease", "popularity")),
+                  cfg.replace(quality_skip_caption_alone=False)):
+        assert not other.reads_caption_alone and collate(without, other, LABELS).caption_tokens is None
+    settings = Settings.from_env()  # the features a model trained with these options is given
+    assert feature_settings_for(settings, {}).caption_states  # the default reads them
+    assert not feature_settings_for(settings, {"quality_skip": False, "epochs": 3}).caption_states
     with pytest.raises(ValueError, match="quality_skip_caption_alone=True"):
         model(*batch.inputs()[:10])
     legacy = {k: v for k, v in cfg.to_dict().items() if k != "quality_skip_caption_alone"}
@@ -632,7 +644,8 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
     model.reset_task("disease")  # a fresh refit starts again from the fitted odds
     assert torch.equal(prior.weight, prior.fitted_weight) and torch.count_nonzero(model.disease_head.weight) == 0
     with pytest.raises(ValueError, match="disease_mentions=True"):
-        model(*batch.inputs()[:7], caption_valid=batch.caption_valid)  # no mentions
+        model(*batch.inputs()[:7], caption_valid=batch.caption_valid, caption_tokens=batch.caption_tokens,
+              caption_token_valid=batch.caption_token_valid)  # no mentions
     loaded = load_model(tmp_path, device="cpu")
     assert loaded.config.disease_mentions and torch.equal(loaded.model.mention_prior.fitted_bias, prior.fitted_bias)
     # The no-GNN ablation hides the GNN embeddings and keeps the linked ids the prior reads.
@@ -690,7 +703,8 @@ def test_disease_related_adds_the_log_odds_of_labels_the_graph_links_to_a_descri
     expected = m * prior.weight + prior.bias + r * (1 - m) * prior.related_weight
     assert torch.allclose(out.disease_logits, expected, atol=1e-6)
     with pytest.raises(ValueError, match="disease_related=True"):
-        model(*batch.inputs()[:9])  # no related labels
+        model(*batch.inputs()[:9], caption_tokens=batch.caption_tokens,
+              caption_token_valid=batch.caption_token_valid)  # no related labels
     loaded = load_model(tmp_path, device="cpu")
     assert loaded.config.disease_related
     assert torch.equal(loaded.model.mention_prior.fitted_related_weight, prior.fitted_related_weight)
