@@ -703,9 +703,8 @@ def feature_settings_for(settings: Settings, overrides: dict[str, Any]) -> Any:
     with the caption encoded on its own as well when the model reads that (``FusionConfig.reads_caption_alone``)."""
     from fusion.features import FeatureSettings
 
-    fields = {f.name for f in dataclasses.fields(FusionConfig)}
     # One placeholder label: the label map is not known yet, and what the model reads does not depend on its size.
-    config = FusionConfig(**{"n_diseases": 1, **{k: v for k, v in overrides.items() if k in fields}})
+    config = FusionConfig(**{"n_diseases": 1, **overrides})
     return FeatureSettings.from_settings(settings, caption_states=config.reads_caption_alone)
 
 

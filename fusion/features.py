@@ -82,8 +82,9 @@ class FeatureSettings:
             rule written before that run allowed popularity to fall by 0.010 at most (README).
         caption_states: also encode each caption on its own and keep those states beside the joint ones
             (``VideoFeatures.caption_tokens``; the caption-only ablation's token states, shared with it through the
-            cache), for ``FusionConfig.quality_skip_caption_alone``: ``fusion.ablation.feature_settings_for`` turns it
-            on for a model trained with that option (one more linking and text pass over the captions); off otherwise.
+            cache), for a model that reads them (``FusionConfig.reads_caption_alone``), which is when
+            ``fusion.ablation.feature_settings_for`` turns it on (one more cache lookup, or text pass, over the
+            captions; the linking is not repeated); off otherwise.
     """
 
     keyframes: int = 8

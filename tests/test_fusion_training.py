@@ -467,16 +467,22 @@ def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_savin
         small_config(quality_skip=True, quality_skip_ridge=0.0)
 
 
+def with_knowledge(it: VideoFeatures, n: int, shift: float = 0.0) -> VideoFeatures:
+    """``it`` as the joint text: the caption's states (moved by ``shift``, as if they had attended to the knowledge),
+    [SEP] and n tokens of appended knowledge far from the caption's states; the caption encoded on its own keeps
+    ``it``'s states."""
+    extra = np.full((n + 1, DT), 50.0, dtype=np.float32)
+    return dataclasses.replace(it, tokens=np.concatenate([it.tokens + shift, extra]), caption_tokens=it.tokens,
+                               token_text=it.token_text + ["[SEP]"] + [f"k{j}" for j in range(n)])
+
+
+KNOWLEDGE_LENGTHS = (0, 1, 3, 5, 8, 13)
+
+
 def test_the_quality_skip_can_read_the_caption_s_own_tokens_and_not_the_knowledge_after_them() -> None:
     from fusion.training import collate
 
-    def with_knowledge(it: VideoFeatures, n: int) -> VideoFeatures:
-        # The caption's tokens, then [SEP] and n tokens of appended knowledge (far from the caption's states).
-        extra = np.full((n + 1, DT), 50.0, dtype=np.float32)
-        return dataclasses.replace(it, tokens=np.concatenate([it.tokens, extra]),
-                                   token_text=it.token_text + ["[SEP]"] + [f"k{j}" for j in range(n)])
-
-    items = [with_knowledge(it, n) for it, n in zip(TEST[:6], (0, 1, 3, 5, 8, 13))]
+    items = [with_knowledge(it, n) for it, n in zip(TEST[:6], KNOWLEDGE_LENGTHS)]
     cfg = small_config(quality_skip=True, quality_skip_caption_only=True, quality_skip_caption_alone=False)
     batch = collate(items, cfg, LABELS)
     model = FusionModel(cfg)
@@ -500,15 +506,7 @@ def test_the_quality_skip_can_read_the_caption_s_own_tokens_and_not_the_knowledg
 def test_the_quality_skip_can_read_the_caption_encoded_on_its_own_and_nothing_else_changes() -> None:
     from fusion.training import collate
 
-    def joint(it: VideoFeatures, n: int) -> VideoFeatures:
-        # The joint text: the caption's states shifted (they attended to the knowledge), [SEP], n knowledge tokens;
-        # the caption encoded on its own keeps the original states.
-        shifted = it.tokens + 3.0
-        extra = np.full((n + 1, DT), 50.0, dtype=np.float32)
-        return dataclasses.replace(it, tokens=np.concatenate([shifted, extra]), caption_tokens=it.tokens,
-                                   token_text=it.token_text + ["[SEP]"] + [f"k{j}" for j in range(n)])
-
-    items = [joint(it, n) for it, n in zip(TEST[:6], (0, 1, 3, 5, 8, 13))]
+    items = [with_knowledge(it, n, shift=3.0) for it, n in zip(TEST[:6], KNOWLEDGE_LENGTHS)]
     cfg = small_config(quality_skip=True, quality_skip_caption_only=True, quality_skip_caption_alone=True)
     batch = collate(items, cfg, LABELS)
     model = FusionModel(cfg)
