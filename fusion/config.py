@@ -193,6 +193,14 @@ class FusionConfig:
     # neither 0.789 / 0.325 / 0.667; disease_context 0.795 / 0.327 / 0.675; this alone 0.789 / 0.324 / 0.673;
     # both 0.795 / 0.324 / 0.680 (sums 1.781, 1.797, 1.786, 1.799).
     quality_caption_readout: bool = True
+    # With per-task readouts under cross-attention, the quality readout reads the caption encoded on its own
+    # (``VideoFeatures.caption_tokens``, as ``quality_skip_caption_alone``'s ridge does), cross-attended with the frames
+    # and the linked entities by the shared blocks in a pass of its own, instead of the caption's prefix of the joint
+    # caption-and-knowledge text, whose states have attended to the knowledge; the concatenation base under that
+    # readout reads the same. The disease and popularity readouts keep the joint text. Costs a second pass through the
+    # cross-modal blocks. Why: no-enrichment, whose text is the caption alone everywhere, led the full model on quality
+    # in each of the last three declared runs; after the skip read the caption alone it still led by 0.010.
+    quality_readout_caption_alone: bool = False
     # A task cascade into popularity: a ridge regression of standardised engagement on the metadata and the disease
     # labels (multi-hot), solved in closed form on the training videos (penalty ``popularity_cascade_ridge``) and then
     # fixed, read at prediction time with the disease head's probabilities (gradient stopped, so the popularity loss
@@ -206,6 +214,13 @@ class FusionConfig:
     popularity_cascade_ridge: float = 10.0
     # 'mlp' (one hidden layer) or 'linear' on the fused embedding: a linear head has less room to fit engagement noise.
     popularity_head: str = "mlp"
+    # AdamW weight decay of the popularity head on the fused embedding alone (None: ``weight_decay``), in joint
+    # training and in the head refit, as ``disease_head_decay`` does for the disease head. With the cascade beside it
+    # (a fixed ridge on the metadata and the disease probabilities) a strong decay keeps that head near its zero start
+    # unless the fused embedding earns its share. Why: engagement is mostly hidden virality, and the head's fit of it
+    # differs from seed to seed (the full model's popularity Spearman moved by ±0.018 between two training seeds on
+    # the seventeenth round's declared set) by more than the variants differ.
+    popularity_head_decay: float | None = None
     # Fixed multipliers of the task losses, e.g. {"disease": 4.0}; a task not named gets 1 (under 'uncertainty' the
     # learned weighting then acts on the multiplied losses). Disease ×4: its BCE is a mean over ~20 labels, most of
     # them 0, so unweighted it is several times smaller than the other two losses and the shared trunk follows them.
@@ -350,8 +365,9 @@ class FusionConfig:
             raise ValueError(f"modality_dropout={self.modality_dropout} must be in [0, 1)")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr} must be positive")
-        if self.disease_head_decay is not None and self.disease_head_decay < 0:
-            raise ValueError(f"disease_head_decay={self.disease_head_decay} must be ≥ 0 (None: weight_decay)")
+        for name in ("disease_head_decay", "popularity_head_decay"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be ≥ 0 (None: weight_decay)")
 
     def has(self, task: str) -> bool:
         """Whether ``task`` is trained and predicted."""
@@ -365,8 +381,16 @@ class FusionConfig:
     @property
     def reads_caption_alone(self) -> bool:
         """Whether the model reads the caption encoded on its own (``VideoFeatures.caption_tokens``): its quality skip
-        does, with ``quality_skip_caption_alone``. Features for it are extracted with ``FeatureSettings.caption_states``."""
-        return self.has_quality_skip and self.quality_skip_caption_alone
+        does, with ``quality_skip_caption_alone``, and so does its quality readout, with
+        ``quality_readout_caption_alone``. Features for it are extracted with ``FeatureSettings.caption_states``."""
+        return (self.has_quality_skip and self.quality_skip_caption_alone) or self.quality_readout_reads_caption_alone
+
+    @property
+    def quality_readout_reads_caption_alone(self) -> bool:
+        """Whether the quality readout reads the caption encoded on its own (``quality_readout_caption_alone`` on a
+        cross-attention model with per-task readouts that predicts quality)."""
+        return (self.quality_readout_caption_alone and self.has("quality") and self.task_readout
+                and self.fusion == "cross_attention")
 
     def single_task(self, task: str) -> "FusionConfig":
         """This config for ``task`` alone: what the single-task ablation trains and ``distill`` learns from. Its

@@ -400,6 +400,13 @@ def _initialise(modules: list[nn.Module]) -> None:
                 nn.init.zeros_(gate.bias)
 
 
+def _fit_length(weights: Tensor, length: int) -> Tensor:
+    """B×N weights cut or zero-padded on the right to B×``length``."""
+    if weights.shape[1] >= length:
+        return weights[:, :length]
+    return F.pad(weights, (0, length - weights.shape[1]))
+
+
 class FusionModel(nn.Module):
     """Cross-modal attention fusion with gated pooling and three task heads; see the module docstring for the math.
 
@@ -575,11 +582,24 @@ class FusionModel(nn.Module):
         entity_valid = entity_valid & cfg.use_graph
         batch = frames.shape[0]
         if self.training and cfg.modality_dropout > 0:
+            had_text = token_valid.any(-1)
             frame_valid, token_valid, entity_valid = self._drop_modalities(frame_valid, token_valid, entity_valid)
+            text_kept = token_valid.any(-1) | ~had_text
+        else:
+            text_kept = token_valid.new_ones(batch)
+        alone = None  # ``quality_readout_caption_alone``: the caption encoded on its own, masked as the tokens are
+        if cfg.quality_readout_reads_caption_alone:
+            if caption_tokens is None or caption_token_valid is None:
+                raise ValueError("this model's quality readout reads the caption encoded on its own "
+                                 "(quality_readout_caption_alone=True) but got no caption_tokens")
+            alone_valid = caption_token_valid & cfg.use_text & text_kept[:, None]
+            alone = (caption_tokens, alone_valid)
 
         # 1. Projections.
         v = self.input_drop(self.visual_proj(frames)) * frame_valid[..., None]
         t = self.input_drop(self.text_proj(tokens) + self.type_embedding[0]) * token_valid[..., None]
+        if alone is not None:
+            alone = (self.input_drop(self.text_proj(alone[0]) + self.type_embedding[0]) * alone[1][..., None], alone[1])
         g = self.input_drop(self.graph_proj(entities) + self.type_embedding[1]) * entity_valid[..., None]
         raw_metadata = metadata
         metadata = (metadata - self.meta_mean) / self.meta_std
@@ -598,25 +618,35 @@ class FusionModel(nn.Module):
             context_valid = torch.cat([token_valid, entity_valid], dim=1)
             n_tokens = t.shape[1]
 
-            def attend(context_over_frames: nn.Module, frames_over_context: nn.Module) -> tuple[Tensor, ...]:
-                context_new = context_over_frames(context, context_valid, v, frame_valid)
-                v_new = frames_over_context(v, frame_valid, context, context_valid)
-                t_new, g_new = context_new[:, :n_tokens], context_new[:, n_tokens:]
-                return v_new, frame_valid, t_new, token_valid, g_new, entity_valid, meta, present
+            def attend(context_over_frames: nn.Module, frames_over_context: nn.Module,
+                       text: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, ...]:
+                """The blocks' pass over the frames and the context: the joint tokens and the entities, or ``text``
+                (states, valid) and the entities."""
+                ctx, ctx_valid, n, t_valid = context, context_valid, n_tokens, token_valid
+                if text is not None:
+                    ctx, ctx_valid = torch.cat([text[0], g], dim=1), torch.cat([text[1], entity_valid], dim=1)
+                    n, t_valid = text[0].shape[1], text[1]
+                context_new = context_over_frames(ctx, ctx_valid, v, frame_valid)
+                v_new = frames_over_context(v, frame_valid, ctx, ctx_valid)
+                t_new, g_new = context_new[:, :n], context_new[:, n:]
+                return v_new, frame_valid, t_new, t_valid, g_new, entity_valid, meta, present
 
             per_task_blocks = getattr(self, "task_blocks", None)
             if per_task_blocks is None and hasattr(self, "refit_blocks") and bool(self.attention_untied):
                 per_task_blocks = self.refit_blocks
             if per_task_blocks is not None:
-                attended = {task: attend(b["context_over_frames"], b["frames_over_context"])
+                attended = {task: attend(b["context_over_frames"], b["frames_over_context"],
+                                         alone if task == "quality" else None)
                             for task, b in per_task_blocks.items()}
             else:
                 shared = attend(self.context_over_frames, self.frames_over_context)
                 attended = {name: shared for name in self.readouts}
+                if alone is not None:
+                    attended["quality"] = attend(self.context_over_frames, self.frames_over_context, alone)
 
             # 3. Gated pooling, once, or once per task (``task_readout``): then each head reads its own embedding,
             # and the embedding, attention weights and gates reported are the means over the tasks' readouts.
-            if cfg.quality_caption_readout and "quality" in attended:
+            if cfg.quality_caption_readout and "quality" in attended and alone is None:
                 # ``quality_caption_readout``: the quality readout pools the caption's own tokens, not the knowledge.
                 if caption_valid is None:
                     raise ValueError("this model's quality readout reads the caption's own tokens "
@@ -624,9 +654,17 @@ class FusionModel(nn.Module):
                 q = attended["quality"]
                 attended["quality"] = (*q[:3], q[3] & caption_valid, *q[4:])
             reads = {name: readout(*attended[name]) for name, readout in self.readouts.items()}
+            if alone is not None:
+                # The quality readout's token weights are over the caption encoded alone, whose positions are the
+                # joint text's first ones ([CLS], the caption's tokens, [SEP]): reported on those positions.
+                r = reads["quality"]
+                reads["quality"] = (*r[:2], _fit_length(r[2], t.shape[1]), *r[3:])
             if cfg.concat_base:
                 base = self._concat_embedding(v, frame_valid, t, token_valid, g, entity_valid, meta)
-                reads = {name: (base + torch.tanh(self.attention_gate[k]) * r[0], *r[1:])
+                bases = {name: base for name in reads}
+                if alone is not None:
+                    bases["quality"] = self._concat_embedding(v, frame_valid, alone[0], alone[1], g, entity_valid, meta)
+                reads = {name: (bases[name] + torch.tanh(self.attention_gate[k]) * r[0], *r[1:])
                          for k, (name, r) in enumerate(reads.items())}
             per_task = {task: reads[task][0] for task in cfg.tasks} if cfg.task_readout else None
             embedding, frame_att, token_att, entity_att, gates = (

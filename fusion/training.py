@@ -642,14 +642,17 @@ class _Batcher:
 
 
 def decay_groups(model: FusionModel, params: Sequence[torch.nn.Parameter], config: FusionConfig) -> list[dict[str, Any]]:
-    """AdamW parameter groups for ``params``: the disease head's own, with ``config.disease_head_decay`` when that is
-    set, and the rest with the optimiser's default decay."""
-    head = ({id(p) for p in model.disease_head.parameters()}
-            if model.disease_head is not None and config.disease_head_decay is not None else set())
-    groups = [{"params": [p for p in params if id(p) not in head]}]
-    own = [p for p in params if id(p) in head]
-    if own:
-        groups.append({"params": own, "weight_decay": config.disease_head_decay})
+    """AdamW parameter groups for ``params``: the disease head's own with ``config.disease_head_decay`` and the
+    popularity head's own with ``config.popularity_head_decay`` when those are set, and the rest with the optimiser's
+    default decay."""
+    heads = [(model.disease_head, config.disease_head_decay), (model.popularity_head, config.popularity_head_decay)]
+    own = [({id(p) for p in head.parameters()}, decay) for head, decay in heads if head is not None and decay is not None]
+    taken = set().union(*(ids for ids, _ in own))
+    groups = [{"params": [p for p in params if id(p) not in taken]}]
+    for ids, decay in own:
+        mine = [p for p in params if id(p) in ids]
+        if mine:
+            groups.append({"params": mine, "weight_decay": decay})
     return groups
 
 
