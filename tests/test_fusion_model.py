@@ -663,15 +663,19 @@ def test_disease_visual_option_is_validated_and_absent_from_older_configs() -> N
     assert FusionConfig.from_dict(legacy).disease_visual == "none"
 
 
-def test_disease_head_decay_gives_the_fused_disease_head_its_own_decay_and_nothing_else() -> None:
+@pytest.mark.parametrize("head", ["disease", "popularity"])
+def test_a_head_decay_gives_that_fused_head_its_own_decay_and_nothing_else(head: str) -> None:
     from fusion.training import decay_groups
-    with pytest.raises(ValueError, match="disease_head_decay"):
-        config(disease_head_decay=-1.0)
-    data = config(disease_head_decay=10.0).to_dict()
-    del data["disease_head_decay"]
-    assert FusionConfig.from_dict(data).disease_head_decay is None  # older models trained without it
+    option = f"{head}_head_decay"
+    with pytest.raises(ValueError, match=option):
+        config(**{option: -1.0})
+    data = config(**{option: 10.0}).to_dict()
+    del data[option]
+    assert getattr(FusionConfig.from_dict(data), option) is None  # older models trained without it
+    other = "popularity" if head == "disease" else "disease"
     for decay, head_factor in ((None, 1 - 0.1 * 0.01), (10.0, 1 - 0.1 * 10.0)):
-        model = FusionModel(config(disease_head_decay=decay))
+        # The other head's decay stays at the default, so only this head's parameters may move differently.
+        model = FusionModel(config(**{option: decay, f"{other}_head_decay": None}))
         params = [p for p in model.parameters() if p.requires_grad]
         groups = decay_groups(model, params, model.config)
         assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in params)  # each once
@@ -680,5 +684,5 @@ def test_disease_head_decay_gives_the_fused_disease_head_its_own_decay_and_nothi
             p.grad = torch.zeros_like(p)  # a step of decay alone: AdamW's decoupled decay still shrinks the weights
         torch.optim.AdamW(groups, lr=0.1, weight_decay=0.01).step()
         for name, p in model.named_parameters():
-            factor = head_factor if name.startswith("disease_head.") else 1 - 0.1 * 0.01
+            factor = head_factor if name.startswith(f"{head}_head.") else 1 - 0.1 * 0.01
             assert torch.allclose(p.detach(), before[name] * factor, atol=1e-6), name

@@ -540,6 +540,46 @@ def test_the_quality_skip_can_read_the_caption_encoded_on_its_own_and_nothing_el
     assert FusionConfig.from_dict(legacy).quality_skip_caption_alone is False
 
 
+def test_the_quality_readout_can_read_the_caption_encoded_on_its_own_and_only_it_does() -> None:
+    from fusion.training import collate
+
+    items = [with_knowledge(it, n, shift=3.0) for it, n in zip(TEST[:6], KNOWLEDGE_LENGTHS)]
+    cfg = small_config(quality_skip=False, quality_readout_caption_alone=True)
+    assert cfg.reads_caption_alone  # without the quality skip, the readout alone asks for the states
+    batch = collate(items, cfg, LABELS)
+    model = FusionModel(cfg).eval()
+    out = model(*batch.inputs())
+    moved = collate([dataclasses.replace(it, caption_tokens=it.caption_tokens - 7.0) for it in items], cfg, LABELS)
+    out2 = model(*moved.inputs())
+    # The quality output reads them; disease and popularity keep reading the joint text and do not move.
+    assert not torch.allclose(out.quality_logits, out2.quality_logits)
+    assert torch.equal(out.disease_logits, out2.disease_logits) and torch.equal(out.popularity, out2.popularity)
+    # ... and the quality output no longer reads the joint text's tokens.
+    joint = collate([dataclasses.replace(it, tokens=it.tokens + 5.0) for it in items], cfg, LABELS)
+    out3 = model(*joint.inputs())
+    assert torch.equal(out.quality_logits, out3.quality_logits)
+    assert not torch.equal(out.embedding, out3.embedding)  # the other readouts do (their heads start at zero)
+    # Explanations keep one token weight per joint position: the quality readout's sit on the caption's positions.
+    assert out.token_attention.shape == batch.tokens.shape[:2]
+    assert torch.allclose(out.token_attention.sum(-1), torch.ones(len(items)), atol=1e-5)
+    # A model without text reads neither.
+    blind = FusionModel(cfg.replace(use_text=False)).eval()
+    assert torch.equal(blind(*batch.inputs()).quality_logits, blind(*moved.inputs()).quality_logits)
+    result = train(items, items[:2], cfg.replace(epochs=2, min_epochs=0, head_refit_epochs=1), LABELS, progress=False,
+                   device="cpu")
+    assert all(p.quality_probs is not None for p in result.predictor.predict(items))
+    without = [dataclasses.replace(it, caption_tokens=None) for it in TEST[:2]]
+    with pytest.raises(ValueError, match="caption_states"):
+        collate(without, cfg, LABELS)
+    with pytest.raises(ValueError, match="quality_readout_caption_alone=True"):
+        model(*batch.inputs()[:10])
+    # Only a cross-attention model with per-task readouts that predicts quality has such a readout.
+    for other in (cfg.replace(fusion="concat"), cfg.replace(task_readout=False), cfg.replace(tasks=("disease",))):
+        assert not other.reads_caption_alone
+    assert feature_settings_for(Settings.from_env(), {"quality_skip": False,
+                                                      "quality_readout_caption_alone": True}).caption_states
+
+
 def test_popularity_cascade_is_a_ridge_on_metadata_and_disease_labels_read_with_the_disease_heads_probabilities(
     tmp_path: Path,
 ) -> None:
