@@ -527,6 +527,18 @@ A diagnostic afterwards (decided before it ran, nothing changed on it): the full
 (``--set quality_skip_caption_alone=false``) scored 0.807 / 0.275 / 0.642, so the option gained 0.026 of quality here
 too (both seeds) and no-enrichment's lead would have been 0.036 without it.
 
+An eighteenth round (2026-11-25, same machine, no GPU lent). Development only: two new options, each aimed at a
+recurring loss, on ``--seed 6`` and ``--seed 7`` (both burned), full model, training seeds 0 and 1, against the
+current defaults' runs on the same features (not re-run; a small training run at this round's code with both options
+off gave weights bit-identical to the previous commit's). ``quality_readout_caption_alone`` (the quality readout reads
+the caption encoded on its own, cross-attended in a pass of its own) and ``popularity_head_decay=10`` (the fused
+popularity head shrunk toward the cascade). Rule written before the runs: pooled over the two sets, Q quality +0.005 or
+more, disease not down more than 0.005, popularity not more than 0.010; P popularity not down more than 0.003, disease
+and quality not more than 0.005, and seed 0's and seed 1's popularity predictions more alike (Spearman between them).
+Pooled, disease / popularity / quality: Q −0.000 / −0.016 / −0.004 (quality −0.009 on ``--seed 6``, +0.002 on
+``--seed 7``); P −0.001 / −0.009 / −0.007, predictions' agreement 0.825 against 0.828. Neither passes; both stay off,
+there was no declared run, and ``--seed 8`` (generated, features cached) stays unread for the next declared test.
+
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
 at epoch 14 with quality QWK down 0.06, and was not pursued. Per-task checkpoints (one trunk per head) were not tried
