@@ -538,6 +538,9 @@ and quality not more than 0.005, and seed 0's and seed 1's popularity prediction
 Pooled, disease / popularity / quality: Q −0.000 / −0.016 / −0.004 (quality −0.009 on ``--seed 6``, +0.002 on
 ``--seed 7``); P −0.001 / −0.009 / −0.007, predictions' agreement 0.825 against 0.828. Neither passes; both stay off,
 there was no declared run, and ``--seed 8`` (generated, features cached) stays unread for the next declared test.
+Two diagnostics afterwards, decided before they ran, nothing changed on them: the defaults with training seeds 2 and 3
+moved the two-seed mean's quality by −0.020 (``--seed 6``) and −0.014 (``--seed 7``); and on ``--seed 7`` with four
+seeds no-enrichment still leads the full model on quality by 0.016 and concatenation by 0.009 (README).
 
 The three multi-seed alternatives of the first round are within a seed's spread of each other (±0.1 and more); equal
 weighting had the highest mean and is the simplest, so it became the default. ``disease_loss=sum`` raised disease F1 on seed 0 but stopped
