@@ -582,24 +582,21 @@ class FusionModel(nn.Module):
         entity_valid = entity_valid & cfg.use_graph
         batch = frames.shape[0]
         if self.training and cfg.modality_dropout > 0:
-            had_text = token_valid.any(-1)
             frame_valid, token_valid, entity_valid = self._drop_modalities(frame_valid, token_valid, entity_valid)
-            text_kept = token_valid.any(-1) | ~had_text
-        else:
-            text_kept = token_valid.new_ones(batch)
-        alone = None  # ``quality_readout_caption_alone``: the caption encoded on its own, masked as the tokens are
-        if cfg.quality_readout_reads_caption_alone:
-            if caption_tokens is None or caption_token_valid is None:
-                raise ValueError("this model's quality readout reads the caption encoded on its own "
-                                 "(quality_readout_caption_alone=True) but got no caption_tokens")
-            alone_valid = caption_token_valid & cfg.use_text & text_kept[:, None]
-            alone = (caption_tokens, alone_valid)
 
         # 1. Projections.
         v = self.input_drop(self.visual_proj(frames)) * frame_valid[..., None]
         t = self.input_drop(self.text_proj(tokens) + self.type_embedding[0]) * token_valid[..., None]
-        if alone is not None:
-            alone = (self.input_drop(self.text_proj(alone[0]) + self.type_embedding[0]) * alone[1][..., None], alone[1])
+        alone = None  # ``quality_readout_caption_alone``: the caption encoded on its own (states, valid)
+        if cfg.quality_readout_reads_caption_alone:
+            if caption_tokens is None or caption_token_valid is None:
+                raise ValueError("this model's quality readout reads the caption encoded on its own "
+                                 "(quality_readout_caption_alone=True) but got no caption_tokens")
+            # Hidden exactly when the joint text is (switched off, or dropped for this item): the joint text holds
+            # the caption, so an item with caption states has joint tokens.
+            alone_valid = caption_token_valid & token_valid.any(-1, keepdim=True)
+            alone = (self.input_drop(self.text_proj(caption_tokens) + self.type_embedding[0]) * alone_valid[..., None],
+                     alone_valid)
         g = self.input_drop(self.graph_proj(entities) + self.type_embedding[1]) * entity_valid[..., None]
         raw_metadata = metadata
         metadata = (metadata - self.meta_mean) / self.meta_std

@@ -125,8 +125,9 @@ def collate(
     if config.reads_caption_alone:
         missing = [it.video_id for it in items if it.caption_tokens is None]
         if missing:
-            raise ValueError(f"video {missing[0]!r} has no caption-alone token states, which this model's quality skip "
-                             "reads (quality_skip_caption_alone=True): extract with FeatureSettings.caption_states=True")
+            raise ValueError(f"video {missing[0]!r} has no caption-alone token states, which this model reads "
+                             "(FusionConfig.reads_caption_alone: quality_skip_caption_alone or "
+                             "quality_readout_caption_alone): extract with FeatureSettings.caption_states=True")
         caption_tokens, caption_token_valid = _pad([it.caption_tokens for it in items], config.d_text)
     caption_valid = token_valid.clone()
     for i, it in enumerate(items):
