@@ -262,6 +262,14 @@ class FusionConfig:
     selection_tasks: tuple[str, ...] | None = None
     min_epochs: int = 20
     score_window: int = 3
+    # Polyak averaging of the weights: an exponential moving average of the trainable parameters, updated after every
+    # optimiser step with a time constant of this many epochs (None: off). Validation scores, the checkpoint kept and
+    # the head refit's per-task snapshots are then those of the averaged weights, not of the last step's; the refit
+    # averages its own parameters afresh from the joint checkpoint. Meant for the full model's quality, whose QWK moved
+    # between training seeds more than a caption-only model's did (0.644-0.677 against 0.672-0.684 over four seeds on
+    # the seventeenth round's set): averaging over the last epochs' weights smooths out where the last steps happened
+    # to land. Off by default (nineteenth round; see bench/fusion_demo.py's docstring).
+    weight_ema_epochs: float | None = None
     grad_clip: float = 1.0
     # How the tasks' gradients on the shared trunk are combined in joint training: 'none' sums them (the weighted loss's
     # gradient); 'pcgrad' is gradient surgery (Yu et al., "Gradient Surgery for Multi-Task Learning", NeurIPS 2020):
@@ -346,6 +354,8 @@ class FusionConfig:
             raise ValueError("popularity_cascade=True needs use_metadata=True or the disease task: it would read nothing")
         if self.popularity_cascade_ridge <= 0:
             raise ValueError(f"popularity_cascade_ridge={self.popularity_cascade_ridge} must be positive")
+        if self.weight_ema_epochs is not None and not self.weight_ema_epochs > 0:
+            raise ValueError(f"weight_ema_epochs={self.weight_ema_epochs} must be positive (or None for no averaging)")
         if self.quality_skip_ridge <= 0:
             raise ValueError(f"quality_skip_ridge={self.quality_skip_ridge} must be positive")
         if self.fusion == "cross_attention" and self.refit_attention and (self.task_attention or not self.task_readout):

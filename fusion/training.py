@@ -424,6 +424,8 @@ def train(
         if distilling:
             soft = soft_targets(teachers, train_items, config, pop_mean, pop_std)
         batches = _Batcher(config, label_map, pop_mean, pop_std, torch_device, soft)
+        average = _averaging(config, [p for p in model.parameters() if p.requires_grad], len(train_items))
+        averaged = average.applied if average is not None else contextlib.nullcontext
         horizon = config.distill_anneal_epochs or config.epochs
         epochs = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not show, leave=False)
         for epoch in epochs:
@@ -433,12 +435,13 @@ def train(
             record: dict[str, Any] = {
                 "epoch": epoch,
                 **_train_epoch(model, loss_fn, optimizer, [list(model.parameters())], train_items, rng, batches,
-                               f"epoch {epoch}", show, surgery=config.gradient_surgery == "pcgrad"),
+                               f"epoch {epoch}", show, surgery=config.gradient_surgery == "pcgrad", average=average),
                 "task_weights": loss_fn.weights(),
                 **({"teacher_share": batches.teacher_share} if distilling else {}),
             }
             if val_items:
-                val = score_predictions(val_items, predictor.predict(val_items), label_map)
+                with averaged():
+                    val = score_predictions(val_items, predictor.predict(val_items), label_map)
                 score = (val["score"] if config.selection_tasks is None
                          else sum(task_score(val, task) for task in config.selection_tasks))
                 record.update(val_score=score, val_metrics=val)
@@ -455,7 +458,8 @@ def train(
             record["smoothed_score"] = smoothed
             if smoothed > best_score:
                 best_score, best_epoch, best_val, stale = smoothed, epoch, val, 0
-                best_state = copy.deepcopy(model.state_dict())
+                with averaged():
+                    best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1
                 if val_items and stale >= config.patience and epoch >= config.min_epochs:
@@ -657,6 +661,42 @@ def decay_groups(model: FusionModel, params: Sequence[torch.nn.Parameter], confi
     return groups
 
 
+class WeightAverage:
+    """An exponential moving average of ``params`` (Polyak averaging), updated after each optimiser step with the
+    decay that gives a time constant of ``epochs`` epochs of ``steps_per_epoch`` steps. ``applied()`` puts the averaged
+    values into the parameters for as long as it is open and the live ones back afterwards."""
+
+    def __init__(self, params: Sequence[torch.nn.Parameter], epochs: float, steps_per_epoch: int) -> None:
+        self.params = list(params)
+        self.decay = math.exp(-1.0 / (epochs * max(1, steps_per_epoch)))
+        self.average = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for average, p in zip(self.average, self.params):
+            average.lerp_(p.detach(), 1.0 - self.decay)
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        live = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, average in zip(self.params, self.average):
+                p.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, value in zip(self.params, live):
+                    p.copy_(value)
+
+
+def _averaging(config: FusionConfig, params: Sequence[torch.nn.Parameter], n_items: int) -> WeightAverage | None:
+    """The weight average ``config.weight_ema_epochs`` asks for over ``params`` (None when off)."""
+    if config.weight_ema_epochs is None:
+        return None
+    return WeightAverage(params, config.weight_ema_epochs, math.ceil(n_items / config.batch_size))
+
+
 def _train_epoch(
     model: FusionModel,
     loss_fn: MultiTaskLoss,
@@ -668,10 +708,12 @@ def _train_epoch(
     desc: str,
     show: bool,
     surgery: bool = False,
+    average: WeightAverage | None = None,
 ) -> dict[str, Any]:
     """One pass over ``items`` in a fresh random order; each of ``clip_groups`` has its gradient norm clipped on its
     own (``config.grad_clip``). With ``surgery`` the shared trunk's gradient is combined by ``config.gradient_surgery``
-    (``pcgrad_backward``) instead of summed. Returns ``{train_loss, task_losses}``, means over items."""
+    (``pcgrad_backward``) instead of summed; ``average`` is updated after every step. Returns
+    ``{train_loss, task_losses}``, means over items."""
     config = batches.config
     model.train()
     order = rng.permutation(len(items))
@@ -692,6 +734,8 @@ def _train_epoch(
             for group in clip_groups:
                 torch.nn.utils.clip_grad_norm_(group, config.grad_clip)
         optimizer.step()
+        if average is not None:
+            average.update()
         total += float(loss.detach()) * len(chunk)
         for task, value in parts.items():
             task_sums[task] = task_sums.get(task, 0.0) + value * len(chunk)
@@ -791,20 +835,24 @@ def refit_heads(
             model.reset_task(task)
     records: list[dict[str, Any]] = []
     try:
-        optimizer = torch.optim.AdamW(decay_groups(model, [p for params in groups.values() for p in params], config),
-                                      lr=config.lr, weight_decay=config.weight_decay)
+        refitting = [p for params in groups.values() for p in params]
+        optimizer = torch.optim.AdamW(decay_groups(model, refitting, config), lr=config.lr,
+                                      weight_decay=config.weight_decay)
+        average = _averaging(config, refitting, len(train_items))
+        averaged = average.applied if average is not None else contextlib.nullcontext
         stale = 0
         for epoch in range(1, config.head_refit_epochs + 1):
             started = time.perf_counter()
             record = {"epoch": epoch, **_train_epoch(model, loss_fn, optimizer, list(groups.values()), train_items,
-                                                     rng, batches, f"refit {epoch}", show)}
-            val = score_predictions(val_items, predictor.predict(val_items), label_map)
-            record["val_metrics"] = {task: task_score(val, task) for task in groups}
+                                                     rng, batches, f"refit {epoch}", show, average=average)}
             improved = False
-            for task in groups:
-                if record["val_metrics"][task] > best[task][0]:
-                    best[task] = (record["val_metrics"][task], epoch, snapshot(task))
-                    improved = True
+            with averaged():
+                val = score_predictions(val_items, predictor.predict(val_items), label_map)
+                record["val_metrics"] = {task: task_score(val, task) for task in groups}
+                for task in groups:
+                    if record["val_metrics"][task] > best[task][0]:
+                        best[task] = (record["val_metrics"][task], epoch, snapshot(task))
+                        improved = True
             record["seconds"] = time.perf_counter() - started
             records.append(record)
             stale = 0 if improved else stale + 1

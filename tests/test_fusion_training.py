@@ -15,7 +15,7 @@ from fusion.config import FusionConfig
 from fusion.evaluation import evaluate
 from fusion.model import FusionModel
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
-from fusion.training import LoadedModel, TrainResult, at_least_one_rule, load_model, train
+from fusion.training import LoadedModel, TrainResult, WeightAverage, at_least_one_rule, load_model, train
 from ovp.errors import ModelNotFound
 from ovp.settings import Settings
 
@@ -856,3 +856,47 @@ def test_ablation_trains_each_single_task_model_once_and_the_distilled_model_lea
     assert sorted(calls) == sorted([("disease",), ("popularity",), ("quality",), tuple(cfg.tasks)])
     single, full = report.variants
     assert full.train_s > single.train_s  # the teachers' time is counted in the distilled model's too
+
+
+def test_the_weight_average_moves_toward_the_parameters_and_is_in_them_only_while_applied() -> None:
+    layer = torch.nn.Linear(3, 2)
+    start = layer.weight.detach().clone()
+    average = WeightAverage(list(layer.parameters()), epochs=2.0, steps_per_epoch=5)
+    assert average.decay == pytest.approx(np.exp(-1 / 10))
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    average.update()
+    expected = average.decay * start + (1 - average.decay) * (start + 1.0)
+    with average.applied():
+        assert torch.allclose(layer.weight, expected)
+    assert torch.equal(layer.weight, start + 1.0)  # the live values are back
+
+
+@pytest.mark.parametrize("refit", [0, 2])
+def test_weight_averaging_keeps_the_averaged_weights_and_a_vanishing_time_constant_keeps_the_live_ones(refit: int) -> None:
+    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=refit)
+
+    def weights(config: FusionConfig) -> dict[str, torch.Tensor]:
+        model = train(TRAIN[:48], VAL[:16], config, LABELS, progress=False, device="cpu").predictor.model
+        return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+
+    torch.manual_seed(cfg.seed)
+    # The mention prior's parameters are fitted in closed form before the first step, so they start elsewhere.
+    initial = {k: v.detach() for k, v in FusionModel(cfg).named_parameters()
+               if v.requires_grad and not k.startswith("mention_prior.")}
+    live = weights(cfg)
+    # A time constant far below one step: the average is the last step's weights, so nothing changes.
+    instant = weights(cfg.replace(weight_ema_epochs=1e-6))
+    assert all(torch.allclose(instant[k], live[k], atol=1e-6) for k in live)
+    # A time constant of thousands of epochs: the average has hardly left the initialisation, which is what is kept
+    # (by the joint stage's checkpoint and by every task's refit snapshot), while the live weights did move.
+    slow = weights(cfg.replace(weight_ema_epochs=1e4))
+    moved = max(float((live[k] - initial[k]).abs().max()) for k in initial)
+    kept = max(float((slow[k] - initial[k]).abs().max()) for k in initial)
+    assert moved > 1e-3 and kept < moved / 100, (moved, kept)
+
+
+def test_weight_ema_epochs_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="weight_ema_epochs"):
+        small_config(weight_ema_epochs=0.0)
+
