@@ -268,7 +268,10 @@ class FusionConfig:
     # averages its own parameters afresh from the joint checkpoint. Meant for the full model's quality, whose QWK moved
     # between training seeds more than a caption-only model's did (0.644-0.677 against 0.672-0.684 over four seeds on
     # the seventeenth round's set): averaging over the last epochs' weights smooths out where the last steps happened
-    # to land. Off by default (nineteenth round; see bench/fusion_demo.py's docstring).
+    # to land. Off: on the seventeenth round's set (``--seed 7``, 5 folds, training seeds 0-3, four-seed means) a time
+    # constant of 3 epochs moved the full model from 0.802 / 0.279 / 0.661 to 0.802 / 0.276 / 0.657 (disease macro-F1
+    # / popularity Spearman / quality QWK) and no-enrichment's quality from 0.677 to 0.669, so no-enrichment still led
+    # by 0.013 and the rule written before the runs failed (nineteenth round; bench/fusion_demo.py's docstring).
     weight_ema_epochs: float | None = None
     grad_clip: float = 1.0
     # How the tasks' gradients on the shared trunk are combined in joint training: 'none' sums them (the weighted loss's
