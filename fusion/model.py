@@ -586,7 +586,11 @@ class FusionModel(nn.Module):
 
         # 1. Projections.
         v = self.input_drop(self.visual_proj(frames)) * frame_valid[..., None]
-        t = self.input_drop(self.text_proj(tokens) + self.type_embedding[0]) * token_valid[..., None]
+
+        def text_states(states: Tensor, valid: Tensor) -> Tensor:
+            return self.input_drop(self.text_proj(states) + self.type_embedding[0]) * valid[..., None]
+
+        t = text_states(tokens, token_valid)
         alone = None  # ``quality_readout_caption_alone``: the caption encoded on its own (states, valid)
         if cfg.quality_readout_reads_caption_alone:
             if caption_tokens is None or caption_token_valid is None:
@@ -595,8 +599,7 @@ class FusionModel(nn.Module):
             # Hidden exactly when the joint text is (switched off, or dropped for this item): the joint text holds
             # the caption, so an item with caption states has joint tokens.
             alone_valid = caption_token_valid & token_valid.any(-1, keepdim=True)
-            alone = (self.input_drop(self.text_proj(caption_tokens) + self.type_embedding[0]) * alone_valid[..., None],
-                     alone_valid)
+            alone = (text_states(caption_tokens, alone_valid), alone_valid)
         g = self.input_drop(self.graph_proj(entities) + self.type_embedding[1]) * entity_valid[..., None]
         raw_metadata = metadata
         metadata = (metadata - self.meta_mean) / self.meta_std
@@ -611,22 +614,17 @@ class FusionModel(nn.Module):
         if cfg.fusion == "cross_attention":
             # 2. Cross-modal attention in both directions, from the same (pre-update) inputs: one pair of blocks, or
             # one per task (``task_attention``).
-            context = torch.cat([t, g], dim=1)
-            context_valid = torch.cat([token_valid, entity_valid], dim=1)
-            n_tokens = t.shape[1]
-
             def attend(context_over_frames: nn.Module, frames_over_context: nn.Module,
                        text: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, ...]:
-                """The blocks' pass over the frames and the context: the joint tokens and the entities, or ``text``
-                (states, valid) and the entities."""
-                ctx, ctx_valid, n, t_valid = context, context_valid, n_tokens, token_valid
-                if text is not None:
-                    ctx, ctx_valid = torch.cat([text[0], g], dim=1), torch.cat([text[1], entity_valid], dim=1)
-                    n, t_valid = text[0].shape[1], text[1]
-                context_new = context_over_frames(ctx, ctx_valid, v, frame_valid)
-                v_new = frames_over_context(v, frame_valid, ctx, ctx_valid)
-                t_new, g_new = context_new[:, :n], context_new[:, n:]
-                return v_new, frame_valid, t_new, t_valid, g_new, entity_valid, meta, present
+                """The blocks' pass over the frames and the context: ``text`` (states, valid; the joint tokens unless
+                given) followed by the entities."""
+                states, valid = text if text is not None else (t, token_valid)
+                context = torch.cat([states, g], dim=1)
+                context_valid = torch.cat([valid, entity_valid], dim=1)
+                context_new = context_over_frames(context, context_valid, v, frame_valid)
+                v_new = frames_over_context(v, frame_valid, context, context_valid)
+                n = states.shape[1]
+                return v_new, frame_valid, context_new[:, :n], valid, context_new[:, n:], entity_valid, meta, present
 
             per_task_blocks = getattr(self, "task_blocks", None)
             if per_task_blocks is None and hasattr(self, "refit_blocks") and bool(self.attention_untied):
