@@ -713,6 +713,11 @@ def _merge(paths: tuple[Path, ...]) -> None:
                if any("scored" not in v for v in part.get("variants", {}).values())]
     if missing:
         raise click.BadParameter(f"{', '.join(missing)} lack predictions: run them with --predictions", param_hint="--merge")
+    differ = setting_differences(parts)
+    if differ:
+        raise click.BadParameter(f"the processes were not run alike: they differ in {', '.join(differ)}; run every part "
+                                 "with the same options (--set, --epochs, --width, ...), manifest and encoders",
+                                 param_hint="--merge")
     try:
         report = AblationReport.merged(parts)
     except ValueError as exc:
@@ -730,6 +735,18 @@ def _merge(paths: tuple[Path, ...]) -> None:
         "targets": {**(with_full.get("targets") or {}),
                     "full_at_least_every_ablation_on_means": all(v is not False for v in report.full_wins().values())},
     }, ensure_ascii=False, indent=2))
+
+
+#: What every process of one ablation must share besides what ``AblationReport.merged`` checks (seeds, folds, split,
+#: sizes): the model options (width, dropout, lr, epochs, patience, ``--set``), the manifest and the encoders. Without
+#: this, parts trained under different options would merge into one table without a word.
+SHARED_SETTINGS = ("model", "manifest", "videos", "encoders")
+
+
+def setting_differences(parts: list[dict[str, object]]) -> list[str]:
+    """The ``SHARED_SETTINGS`` keys on which some part differs from the first (empty when they all agree)."""
+    first = parts[0]
+    return [key for key in SHARED_SETTINGS if any(part.get(key) != first.get(key) for part in parts[1:])]
 
 
 def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, object]:

@@ -127,3 +127,37 @@ def test_reports_of_two_processes_merge_into_the_same_bootstrap(cross_fitted) ->
         AblationReport.merged([parts[0], {**parts[1], "folds": 4}])
     with pytest.raises(ValueError, match="full appear"):
         AblationReport.merged([parts[1], parts[1]])
+
+
+def test_bench_merge_refuses_processes_run_with_different_options(cross_fitted, tmp_path) -> None:
+    """``bench/fusion_demo.py --merge`` prints one table from two processes' JSON only when both were run alike: a
+    part trained under another ``--set`` (or epochs, manifest, encoders) is refused with the keys that differ."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from ovp.settings import PROJECT_ROOT
+
+    sys.path.insert(0, str(PROJECT_ROOT))
+    from bench.fusion_demo import main
+
+    _, report = cross_fitted
+    data = json.loads(json.dumps(report.to_dict(predictions=True)))
+    alike = {"model": {"width": 16, "epochs": 4, "overrides": {}}, "manifest": "m.jsonl", "videos": 53,
+             "encoders": {"resnet_arch": "resnet18"}}
+    paths = []
+    for k, (name, v) in enumerate(data["variants"].items()):
+        paths.append(tmp_path / f"part{k}.json")
+        paths[-1].write_text(json.dumps({**data, **alike, "variants": {name: v}}))
+    runner = CliRunner()
+    merged = runner.invoke(main, [arg for p in paths for arg in ("--merge", str(p))])
+    assert merged.exit_code == 0, merged.output
+    assert json.loads(merged.stdout)["model"] == alike["model"]
+
+    other = json.loads(paths[1].read_text())
+    other["model"] = {**alike["model"], "overrides": {"weight_ema_epochs": 3}}
+    other["manifest"] = "other.jsonl"
+    paths[1].write_text(json.dumps(other))
+    refused = runner.invoke(main, [arg for p in paths for arg in ("--merge", str(p))])
+    assert refused.exit_code != 0
+    assert "differ in model, manifest" in refused.output
