@@ -12,6 +12,7 @@ the development CPU (the whole ablation is timed too, and may take longer).
                                 [--select-on test|val] [--split-per-seed] [--folds K] [--predictions]
                                 [--set FIELD=VALUE ...]
     python bench/fusion_demo.py --merge A.json --merge B.json      # one report from two --predictions processes
+                                                                   # run alike (else refused, naming what differs)
 
 Makes the demo set with ``ovp demo-data``'s library function when it is missing. Features go through the feature
 cache (``OVP_CACHE_DIR``), so a second run measures training and evaluation only; ``seconds.features`` says which it
