@@ -70,6 +70,9 @@ SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 #: The one metric per task every table reports: (task, metric key in ``score_predictions``' output).
 HEADLINE: tuple[tuple[str, str], ...] = tuple(HEADLINE_METRICS.items())
+#: How many standard errors of the seed mean a full − variant difference must clear to count as a win or a loss in
+#: ``AblationReport.verdicts`` (about a 95 % two-sided band for a normal mean).
+NOISE_MARGIN_SE = 2.0
 
 VARIANTS: dict[str, str] = {
     "full": "cross-attention over visual + enriched text + GNN entities + metadata, three joint heads",
@@ -257,6 +260,7 @@ class AblationReport:
             "folds": self.folds,
             "full_wins": self.full_wins(),
             "full_minus_variant_per_seed": self.paired(),
+            "full_minus_variant_verdicts": self.verdicts(),
             **({"full_minus_variant_bootstrap": self.bootstrap()} if self.folds else {}),
         }
 
@@ -338,6 +342,37 @@ class AblationReport:
                 }
         return out
 
+    def verdicts(self, margin_se: float = NOISE_MARGIN_SE) -> dict[str, Any]:
+        """Each comparison of :meth:`paired` read against the noise between training seeds.
+
+        A difference is a ``"win"`` when its mean over seeds is more than ``margin_se`` standard errors (sd over seeds
+        / √seeds) above 0, a ``"loss"`` when that far below, else ``"within noise"``. Returns
+        ``{"margin_se", "comparisons": {variant: {metric: {"mean", "se", "verdict"}}}, "at_least_as_good",
+        "clear_wins", "clear_losses", "within_noise", "total"}``; empty with fewer than two seeds, where there is no
+        spread to read the differences against.
+
+        This is a second reading beside :meth:`full_wins` (the mean at least as good, however small the gap), not a
+        replacement: on a task where a removed part carries nothing, the two variants tie and the plain reading
+        depends on which side of the tie the seeds land.
+        """
+        comparisons: dict[str, dict[str, dict[str, Any]]] = {}
+        counts = {"at_least_as_good": 0, "clear_wins": 0, "clear_losses": 0, "within_noise": 0, "total": 0}
+        for name, metrics in self.paired().items():
+            comparisons[name] = {}
+            for metric, d in metrics.items():
+                if d["mean"] is None or d["sd"] is None:
+                    continue
+                se = d["sd"] / math.sqrt(d["seeds"])
+                verdict = ("win" if d["mean"] > margin_se * se else
+                           "loss" if d["mean"] < -margin_se * se else "within noise")
+                comparisons[name][metric] = {"mean": d["mean"], "se": se, "verdict": verdict}
+                counts["total"] += 1
+                counts["at_least_as_good"] += d["mean"] >= 0
+                counts[{"win": "clear_wins", "loss": "clear_losses", "within noise": "within_noise"}[verdict]] += 1
+        if not counts["total"]:
+            return {}
+        return {"margin_se": margin_se, "comparisons": comparisons, **counts}
+
     def table(self) -> str:
         """A plain-text table: one row per variant, the headline metrics on the test split (mean ± standard deviation
         over seeds when there are several), disease mAP and popularity MAE, and seconds."""
@@ -381,6 +416,15 @@ class AblationReport:
             for name, metrics in paired.items():
                 cells = [diff(metrics[f"{t}_{k}"]) for t, k in HEADLINE]
                 lines.append(f"{name:<15} {cells[0]:>22} {cells[1]:>22} {cells[2]:>22}")
+            read = self.verdicts()
+            if read:
+                lines.append(
+                    f"full at least as good in {read['at_least_as_good']} of {read['total']} comparisons; against the "
+                    f"seeds' noise (±{read['margin_se']:g} standard errors of the mean): {read['clear_wins']} clear "
+                    f"wins, {read['clear_losses']} clear losses, {read['within_noise']} within noise"
+                    + "".join(f"\n  clear loss: {name} {metric} {c['mean']:+.3f} (se {c['se']:.3f})"
+                              for name, ms in read["comparisons"].items() for metric, c in ms.items()
+                              if c["verdict"] == "loss"))
         boot = self.bootstrap() if self.folds else {}
         if boot:
             lines += ["", "full − variant on the pooled predictions, paired bootstrap over videos (difference [95 % "

@@ -161,3 +161,69 @@ def test_bench_merge_refuses_processes_run_with_different_options(cross_fitted, 
     refused = runner.invoke(main, [arg for p in paths for arg in ("--merge", str(p))])
     assert refused.exit_code != 0
     assert "differ in model, manifest" in refused.output
+
+
+def _variant(name: str, per_seed: list[tuple[float, float, float]]) -> "VariantResult":
+    from fusion.ablation import HEADLINE, VariantResult
+
+    keys = [f"{task}_{key}" for task, key in HEADLINE]
+    rows = [dict(zip(keys, values)) for values in per_seed]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    return VariantResult(name=name, description=name, metrics={}, headline=mean, train_s=0.0, eval_s=0.0,
+                         best_epochs=[], seeds=list(range(len(rows))), seed_headlines=rows)
+
+
+def test_verdicts_read_each_difference_against_the_seeds_noise() -> None:
+    """A gap is a win or a loss only beyond two standard errors of its seed mean: a consistent 0.02 lead is a win, a
+    0.02 deficit a loss, a mean of −0.001 that swings by 0.03 between seeds is within noise (and still counts against
+    the plain at-least-as-good tally)."""
+    from fusion.ablation import AblationReport
+
+    full = _variant("full", [(0.80, 0.30, 0.70), (0.81, 0.31, 0.68), (0.82, 0.29, 0.72), (0.80, 0.30, 0.66)])
+    other = _variant("no_gnn", [(0.78, 0.32, 0.70), (0.79, 0.33, 0.65), (0.80, 0.31, 0.74), (0.78, 0.32, 0.674)])
+    report = AblationReport(seed=0, seeds=[0, 1, 2, 3], synthetic=True, sizes={}, variants=[full, other])
+    read = report.verdicts()
+    verdicts = {metric: c["verdict"] for metric, c in read["comparisons"]["no_gnn"].items()}
+    assert verdicts == {"disease_macro_f1": "win", "popularity_spearman": "loss", "quality_qwk": "within noise"}
+    assert read["comparisons"]["no_gnn"]["quality_qwk"]["mean"] == pytest.approx(-0.001)
+    assert (read["at_least_as_good"], read["clear_wins"], read["clear_losses"], read["within_noise"]) == (1, 1, 1, 1)
+    assert "clear loss: no_gnn popularity_spearman -0.020" in report.table()
+
+    one_seed = AblationReport(seed=0, seeds=[0], synthetic=True, sizes={},
+                              variants=[_variant("full", [(0.8, 0.3, 0.7)]), _variant("no_gnn", [(0.7, 0.2, 0.6)])])
+    assert one_seed.verdicts() == {}  # no spread to read a gap against
+
+
+def test_bench_merge_takes_one_manifest_however_its_path_was_spelled(cross_fitted, tmp_path) -> None:
+    """Two processes that read the same manifest, one given a relative and one an absolute path, merge; a part made on
+    a manifest with other contents at the same path is refused."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from ovp.settings import PROJECT_ROOT
+
+    sys.path.insert(0, str(PROJECT_ROOT))
+    from bench.fusion_demo import main
+
+    _, report = cross_fitted
+    data = json.loads(json.dumps(report.to_dict(predictions=True)))
+    alike = {"model": {"width": 16}, "videos": 53, "encoders": {"resnet_arch": "resnet18"}}
+    spelled = [("demo/manifest.jsonl", "ab" * 32), ("/work/demo/manifest.jsonl", "ab" * 32)]
+    paths = []
+    for k, ((name, v), (manifest, digest)) in enumerate(zip(data["variants"].items(), spelled)):
+        paths.append(tmp_path / f"part{k}.json")
+        paths[-1].write_text(json.dumps({**data, **alike, "manifest": manifest, "manifest_sha256": digest,
+                                         "variants": {name: v}}))
+    runner = CliRunner()
+    merged = runner.invoke(main, [arg for p in paths for arg in ("--merge", str(p))])
+    assert merged.exit_code == 0, merged.output
+    # One training seed: no spread between seeds, so the noise reading is left undecided rather than passed.
+    assert json.loads(merged.stdout)["targets"]["full_never_clearly_worse_than_an_ablation"] is None
+
+    other = json.loads(paths[1].read_text())
+    other["manifest"], other["manifest_sha256"] = spelled[0][0], "cd" * 32
+    paths[1].write_text(json.dumps(other))
+    refused = runner.invoke(main, [arg for p in paths for arg in ("--merge", str(p))])
+    assert refused.exit_code != 0
+    assert "differ in manifest" in refused.output
