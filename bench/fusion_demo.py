@@ -11,8 +11,9 @@ the development CPU (the whole ablation is timed too, and may take longer).
                                 [--resnet-arch resnet18] [--keyframes 4] [--out DIR]
                                 [--select-on test|val] [--split-per-seed] [--folds K] [--predictions]
                                 [--set FIELD=VALUE ...]
-    python bench/fusion_demo.py --merge A.json --merge B.json      # one report from two --predictions processes
-                                                                   # run alike (else refused, naming what differs)
+    python bench/fusion_demo.py --merge A.json --merge B.json      # one report from --predictions processes run
+                                                                   # alike (else refused, naming what differs) that
+                                                                   # split the variants, the seeds or both
 
 Makes the demo set with ``ovp demo-data``'s library function when it is missing. Features go through the feature
 cache (``OVP_CACHE_DIR``), so a second run measures training and evaluation only; ``seconds.features`` says which it
@@ -658,8 +659,9 @@ log = logging.getLogger("bench.fusion_demo")
 @click.option("--predictions", is_flag=True,
               help="Put each variant's pooled test predictions in the JSON, so --merge can combine processes.")
 @click.option("--merge", "merge", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Train nothing: combine the JSON outputs of processes that ran different --variant sets of the "
-                   "same ablation with --predictions (repeatable) and print the one table and JSON.")
+              help="Train nothing: combine the JSON outputs of processes that ran different --variant sets or "
+                   "different --seeds of the same ablation with --predictions (repeatable) and print the one table "
+                   "and JSON.")
 @click.option("--set", "settings_overrides", multiple=True, metavar="FIELD=JSON",
               help="A FusionConfig field for every variant, e.g. --set task_weighting=equal or "
                    "--set detach_popularity=true (repeatable; the value is JSON, a bare word is read as a string).")

@@ -225,6 +225,51 @@ class VariantResult:
         return {**out, "spread": self.spread()}
 
     @classmethod
+    def combined(cls, parts: Sequence["VariantResult"]) -> "VariantResult":
+        """One result from runs of the same variant over disjoint seeds (processes that shared the seeds of one
+        ablation), in seed order: the per-seed and per-model lists joined, the metrics averaged over every seed, the
+        seconds summed.
+
+        Raises:
+            ValueError: no part, parts of different variants, or a seed in more than one part.
+        """
+        if not parts:
+            raise ValueError("nothing to combine")
+        names = {part.name for part in parts}
+        if len(names) > 1:
+            raise ValueError(f"cannot combine different variants: {', '.join(sorted(names))}")
+        seeds = [seed for part in parts for seed in part.seeds]
+        twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if twice:
+            raise ValueError(f"variant {parts[0].name} appears with seed(s) {', '.join(map(str, twice))} in more than "
+                             "one report")
+        if len(parts) == 1:
+            return parts[0]
+        per_seed: dict[int, dict[str, Any]] = {}
+        for part in parts:
+            models = len(part.best_epochs) // len(part.seeds)  # per seed: one per fold (and per task, single-task)
+            for k, seed in enumerate(part.seeds):
+                chunk = slice(k * models, (k + 1) * models)
+                per_seed[seed] = {
+                    "headline": part.seed_headlines[k] if part.seed_headlines else None,
+                    "scored": part.scored[k] if part.scored else None,
+                    "best_epochs": part.best_epochs[chunk],
+                    "refit_kept": part.refit_kept[chunk] if part.refit_kept else [],
+                }
+        order = sorted(per_seed)
+        # Each part's metrics are its seeds' mean: repeating them once per seed makes the average every seed's mean.
+        metrics = _mean_metrics([part.metrics for part in parts for _ in part.seeds])
+        return cls(
+            name=parts[0].name, description=parts[0].description, metrics=metrics, headline=headline(metrics),
+            train_s=sum(part.train_s for part in parts), eval_s=sum(part.eval_s for part in parts),
+            best_epochs=[e for seed in order for e in per_seed[seed]["best_epochs"]], seeds=order,
+            seed_headlines=[per_seed[seed]["headline"] for seed in order if per_seed[seed]["headline"] is not None],
+            refit_kept=[r for seed in order for r in per_seed[seed]["refit_kept"]],
+            scored=[per_seed[seed]["scored"] for seed in order if per_seed[seed]["scored"] is not None],
+            disease_at_least_one=all(part.disease_at_least_one for part in parts),
+        )
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VariantResult":
         names = {f.name for f in dataclasses.fields(cls)} - {"scored"}
         scored = [{task: (list(d["ids"]), np.asarray(d["truth"]), np.asarray(d["prediction"]))
@@ -266,28 +311,35 @@ class AblationReport:
 
     @classmethod
     def merged(cls, parts: Sequence[dict[str, Any]]) -> "AblationReport":
-        """One report from the ``to_dict(predictions=True)`` data of reports that trained different variants of the
-        same ablation (the same seeds, split or folds and features: two processes sharing the work), in the order
-        of :data:`VARIANTS`.
+        """One report from the ``to_dict(predictions=True)`` data of reports that trained parts of the same ablation
+        (the same split or folds and features): processes that shared the variants, the training seeds, or both. A
+        variant run over several parts' seeds becomes one result (:meth:`VariantResult.combined`). Variants in the
+        order of :data:`VARIANTS`.
 
         Raises:
-            ValueError: no part, the parts differ in seeds, folds, split or sizes, or a variant appears twice.
+            ValueError: no part, the parts differ in folds, split or sizes, a variant appears twice with one seed, or
+                the variants end up with different seeds (a table compares them seed by seed).
         """
         if not parts:
             raise ValueError("nothing to merge")
-        keys = ("seed", "seeds", "sizes", "eval_split", "split_per_seed", "folds", "synthetic")
+        keys = ("seed", "sizes", "eval_split", "split_per_seed", "folds", "synthetic")
         first = parts[0]
         for part in parts[1:]:
             differ = [k for k in keys if part.get(k) != first.get(k)]
             if differ:
                 raise ValueError(f"the reports were not made on the same ablation: they differ in {', '.join(differ)}")
-        names = [name for part in parts for name in part["variants"]]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"variant(s) {', '.join(twice)} appear in more than one report")
-        report = cls(**{k: first[k] for k in keys})
-        found = {name: VariantResult.from_dict(data) for part in parts for name, data in part["variants"].items()}
-        report.variants = [found[name] for name in VARIANTS if name in found]
+        found: dict[str, list[VariantResult]] = {}
+        for part in parts:
+            for name, data in part["variants"].items():
+                found.setdefault(name, []).append(VariantResult.from_dict(data))
+        variants = [VariantResult.combined(found[name]) for name in VARIANTS if name in found]
+        seeds = sorted({seed for v in variants for seed in v.seeds})
+        short = [f"{v.name} lacks seed(s) {', '.join(str(s) for s in seeds if s not in v.seeds)}"
+                 for v in variants if v.seeds != seeds]
+        if short:
+            raise ValueError(f"the variants were not all run with the same seeds: {'; '.join(short)}")
+        report = cls(**{k: first[k] for k in keys}, seeds=seeds)
+        report.variants = variants
         return report
 
     def bootstrap(self, resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, dict[str, float | None]]]:

@@ -125,8 +125,37 @@ def test_reports_of_two_processes_merge_into_the_same_bootstrap(cross_fitted) ->
     assert merged.bootstrap(resamples=100) == report.bootstrap(resamples=100)
     with pytest.raises(ValueError, match="differ in folds"):
         AblationReport.merged([parts[0], {**parts[1], "folds": 4}])
-    with pytest.raises(ValueError, match="full appear"):
+    with pytest.raises(ValueError, match="full appears with seed"):
         AblationReport.merged([parts[1], parts[1]])
+
+
+def test_reports_that_split_the_seeds_merge_into_the_report_of_one_process(cross_fitted) -> None:
+    """Processes that each ran some of the seeds (and some of the variants) merge into the very report one process
+    running every seed makes: the same per-seed numbers, means, paired differences and bootstrap."""
+    from fusion.ablation import AblationReport
+
+    items, seed0 = cross_fitted
+    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=0, disease_mentions=False)
+    split = split_ids([it.video_id for it in items], 0)
+    both = run_ablation(items, items, LABELS, split, cfg, variants=["full", "no_visual"], seeds=[0, 1], device="cpu",
+                        progress=False, folds=3)
+    seed1 = run_ablation(items, items, LABELS, split, cfg, variants=["full", "no_visual"], seeds=[1], device="cpu",
+                         progress=False, folds=3)
+    parts = [json.loads(json.dumps(r.to_dict(predictions=True))) for r in (seed1, seed0)]
+    parts = [{**part, "variants": {name: v}} for part in parts for name, v in part["variants"].items()]
+    merged = AblationReport.merged(parts)
+    assert merged.seeds == [0, 1]
+    for got, want in zip(merged.variants, both.variants):
+        assert (got.name, got.seeds, got.best_epochs) == (want.name, want.seeds, want.best_epochs)
+        assert got.seed_headlines == want.seed_headlines
+        assert got.headline == pytest.approx(want.headline)
+    assert merged.paired() == both.paired()
+    assert merged.bootstrap(resamples=100) == both.bootstrap(resamples=100)
+
+    with pytest.raises(ValueError, match="no_visual lacks seed"):
+        AblationReport.merged(parts[:3])
+    with pytest.raises(ValueError, match="full appears with seed"):
+        AblationReport.merged([parts[0], parts[0]])
 
 
 def test_bench_merge_refuses_processes_run_with_different_options(cross_fitted, tmp_path) -> None:
