@@ -336,7 +336,7 @@ class FeatureExtractor:
             ModelNotFound: an encoder cannot be loaded.
         """
         from encoders.feature_cache import file_sha256
-        from encoders.visual import encode_video
+        from encoders.visual import encode_videos
         from tqdm.auto import tqdm
 
         t = self.timings
@@ -371,13 +371,16 @@ class FeatureExtractor:
         visual: dict[int, Any] = {}
         show = progress and sys.stderr.isatty()
         started = time.perf_counter()
-        for i in tqdm(misses, desc="keyframes+ResNet", unit="video", disable=not show, leave=False):
-            entry = entries[i]
-            try:
-                visual[i] = encode_video(entry.path, self.visual, self.visual_cache, k=self.features.keyframes,
-                                         timeout_s=self.settings.decode_timeout_s)
-            except VideoDecodeError as exc:
-                results[i] = FeatureFailure(entry.id, str(exc))
+        # Decoded by several threads, encoded a window of videos at a time (encoders.visual.encode_videos).
+        with tqdm(total=len(misses), desc="keyframes+ResNet", unit="video", disable=not show, leave=False) as bar:
+            encoded_videos = encode_videos([entries[i].path for i in misses], self.visual, self.visual_cache,
+                                           k=self.features.keyframes, timeout_s=self.settings.decode_timeout_s,
+                                           workers=self.settings.decode_threads, on_done=bar.update)
+        for i, outcome in zip(misses, encoded_videos):
+            if isinstance(outcome, VideoDecodeError):
+                results[i] = FeatureFailure(entries[i].id, str(outcome))
+            else:
+                visual[i] = outcome
         t.visual_s += time.perf_counter() - started
 
         to_encode = [i for i in misses if results[i] is None]

@@ -42,6 +42,7 @@ class Settings:
     device: str = field(default="auto", metadata={"env": "OVP_DEVICE", "doc": "auto (CUDA when present), cpu, cuda or cuda:N"})
     keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
     decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on decoding one video"})
+    decode_workers: int = field(default=0, metadata={"env": "OVP_DECODE_WORKERS", "doc": "threads that decode a chunk's videos while the GPU encodes; 0 = min(8, CPU cores)"})
     max_text_chars: int = field(default=20_000, metadata={"env": "OVP_MAX_TEXT_CHARS", "doc": "captions longer than this are cut, with a warning"})
     cache_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "cache", metadata={"env": "OVP_CACHE_DIR", "doc": "content-keyed caches (keyframe features, entity text vectors); shared by clones, safe to delete"})
     model_dir: str = field(default="", metadata={"env": "OVP_MODEL_DIR", "doc": "trained fusion model directory; empty = <OVP_HOME>/model"})
@@ -77,6 +78,11 @@ class Settings:
     @property
     def redis_port(self) -> int:
         return urlparse(self.broker_url).port or 6379
+
+    @property
+    def decode_threads(self) -> int:
+        """``decode_workers``, with 0 resolved to min(8, CPU cores): one decoding thread left a GPU mostly idle."""
+        return self.decode_workers if self.decode_workers > 0 else min(8, os.cpu_count() or 1)
 
     @property
     def model_path(self) -> Path:

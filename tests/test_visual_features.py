@@ -16,9 +16,9 @@ import encoders.visual as visual
 from encoders.device import resolve_device
 from encoders.feature_cache import FeatureCache, file_sha256
 from encoders.keyframes import extract_keyframes
-from encoders.visual import VisualEncoder, VisualEncoderConfig, encode_video
+from encoders.visual import VisualEncoder, VisualEncoderConfig, encode_video, encode_videos
 from ovp.cli import main
-from ovp.errors import ConfigError, ModelNotFound
+from ovp.errors import ConfigError, ModelNotFound, VideoDecodeError
 from videos import make_video
 
 CONFIG = VisualEncoderConfig(arch="resnet18", weights="none", device="cpu", batch_size=4)
@@ -170,6 +170,59 @@ def test_unreadable_cache_entry_is_a_miss(tmp_path: Path, clip: Path, encoder: V
     assert cache.get(key) is None and not cache.path(key).exists()
     assert encode_video(clip, encoder, cache, k=2).features.shape == (2, 512)
     assert cache.get(key) is not None
+
+
+# --- several videos at once ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    return [make_video(folder / f"clip{i}.mp4", seconds=1 + i % 3, fps=10, size=(64 + 16 * i, 48), gop=5 + i,
+                       scenes=(0.0, 0.5)) for i in range(10)]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_encode_videos_matches_one_by_one(clips: list[Path], encoder: VisualEncoder, tmp_path: Path, workers: int) -> None:
+    """Ten videos (more than one window) with a missing and a corrupt file among them: every good video gets what
+    encode_video gives it alone (frames batched across videos change nothing beyond rounding), in input order; each
+    bad one its own VideoDecodeError, and none of the others fails."""
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00" * 400)
+    paths = [*clips[:3], tmp_path / "missing.mp4", *clips[3:7], corrupt, *clips[7:]]
+    seen: list[int] = []
+    results = encode_videos(paths, encoder, FeatureCache(tmp_path / "cache"), k=4, workers=workers, on_done=seen.append)
+    assert len(results) == len(paths) and sum(seen) == len(paths) - 1  # the unreadable file fails before any window
+    assert isinstance(results[3], VideoDecodeError) and "cannot read" in str(results[3])
+    assert isinstance(results[8], VideoDecodeError) and "corrupt.mp4" in str(results[8])
+    for path, result in zip(paths, results):
+        if path in (paths[3], corrupt):
+            continue
+        alone = encode_video(path, encoder, None, k=4)
+        assert result.timestamps_s == alone.timestamps_s and result.video_sha256 == file_sha256(path)
+        np.testing.assert_allclose(result.features, alone.features, rtol=1e-4, atol=1e-5)
+    # Written to the cache: a second pass decodes nothing.
+    again = encode_videos(clips, encoder, FeatureCache(tmp_path / "cache"), k=4, workers=workers)
+    for first, second in zip([r for p, r in zip(paths, results) if p in clips], again):
+        assert np.array_equal(first.features, second.features)
+
+
+def test_encode_videos_decodes_on_several_threads(clips: list[Path], encoder: VisualEncoder,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    threads: set[str] = set()
+    real = visual.extract_keyframes
+
+    def recording(path: Path, **kwargs: object) -> object:
+        threads.add(threading.current_thread().name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(visual, "extract_keyframes", recording)
+    encode_videos(clips, encoder, None, k=2, workers=4)
+    assert len(threads) > 1 and all(name.startswith("ovp-decode") for name in threads)
+    with pytest.raises(ValueError, match="workers"):
+        encode_videos(clips, encoder, None, workers=0)
 
 
 # --- CLI --------------------------------------------------------------------------------------------------------
