@@ -17,12 +17,12 @@ SORT_KEYS = ("popularity", "quality")
 MAX_LIMIT = 200
 
 #: Is there such a disease? (404 otherwise, rather than an empty list that reads like "no videos yet").
-DISEASE_EXISTS = "MATCH (d:Disease {id: $id}) RETURN d.id AS id, d.name AS name, d.name_zh AS name_zh"
+DISEASE_EXISTS = "MATCH (d:Entity:Disease {id: $id}) RETURN d.id AS id, d.name AS name, d.name_zh AS name_zh"
 
 #: Videos about the disease. The sort key is a parameter too: ORDER BY a CASE on $sort, so nothing is formatted into
 #: the query text.
 DISEASE_VIDEOS = """
-MATCH (d:Disease {id: $id})
+MATCH (d:Entity:Disease {id: $id})
 // only each video's latest profile speaks for it
 MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true})-[pr:PREDICTS]->(d)
 WHERE p.quality >= $min_quality

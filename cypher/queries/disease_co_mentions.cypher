@@ -3,7 +3,7 @@
 // param: disease_id id - the disease (e.g. OVP:myopia)
 // param: limit int[1..100] 10 how many diseases to return
 
-MATCH (d:Disease {id: $disease_id})
+MATCH (d:Entity:Disease {id: $disease_id})
 // Videos that mention the disease affirmatively ("not glaucoma" does not count).
 MATCH (v:Video)-[m:MENTIONS]->(d)
 WHERE NOT coalesce(m.negated, false)

@@ -4,7 +4,7 @@
 // param: max_quality int[1..5] 2 highest GQS (1-5) still counted as low quality
 // param: limit int[1..200] 20 how many videos to return
 
-MATCH (d:Disease {id: $disease_id})
+MATCH (d:Entity:Disease {id: $disease_id})
 // A video is about the disease when its latest profile predicts it.
 MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true})-[pr:PREDICTS]->(d)
 WHERE p.quality <= $max_quality

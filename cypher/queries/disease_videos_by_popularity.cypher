@@ -5,7 +5,7 @@
 // param: limit int[1..200] 20 how many videos to return
 
 // The disease, by its unique id (constraint entity_id makes this an index seek).
-MATCH (d:Disease {id: $disease_id})
+MATCH (d:Entity:Disease {id: $disease_id})
 // Only the latest profile of each video speaks for it; older model versions are history.
 MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true})-[pr:PREDICTS]->(d)
 // Drop weak predictions when asked to.

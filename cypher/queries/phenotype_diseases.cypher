@@ -3,7 +3,7 @@
 // param: phenotype_id id - the phenotype (e.g. HP:0000501 Glaucoma, HP:0000545 Myopia)
 // param: limit int[1..200] 25 how many diseases to return
 
-MATCH (p:Phenotype {id: $phenotype_id})
+MATCH (p:Entity:Phenotype {id: $phenotype_id})
 // The phenotype itself and its descendants: a disease with "juvenile myopia" also has myopia. The depth is fixed
 // (variable-length bounds cannot be parameters) and small, because HPO's eye subtree is shallow.
 MATCH (sub:Phenotype)-[:IS_A*0..3]->(p)
