@@ -10,7 +10,7 @@ from kg_builder.graph import Graph
 from kg_builder.schema import apply_schema
 from ovp.settings import Settings
 from worker.records import DiseasePrediction, Explanation, MentionRecord, ProfileRecord, VideoMeta
-from worker.writeback import batch_status, create_batch, record_failure, write_profile
+from worker.writeback import batch_status, create_batch, record_failure, write_profile, write_profiles
 
 pytestmark = pytest.mark.neo4j
 
@@ -98,6 +98,39 @@ def test_batch_outcomes_are_counted_from_the_videos(graph: Graph, world) -> None
     assert (status["total"], status["done"], status["failed"], status["status"]) == (2, 1, 1, "finished")
     assert status["failures"] == [{"video_id": bad.id, "reason": "VideoDecodeError: not a video"}]
     assert batch_status(graph, f"test-{tag}-missing") is None
+
+
+def test_a_chunk_s_profiles_land_together_or_not_at_all(graph: Graph, world) -> None:
+    """write_profiles stores a chunk in one transaction: every video's profile and outcome, counts recounted once; a
+    chunk one of whose videos cannot be stored leaves nothing of the others behind (a retry writes them all)."""
+    tag, ids = world
+    batch_id = f"test-{tag}-chunk"
+    base = _record(tag, ids, "m1")
+    records = [dataclasses.replace(base, video=dataclasses.replace(base.video, id=f"test-{tag}-c{i}")) for i in range(5)]
+    create_batch(graph, batch_id, [r.video for r in records])
+    # Neo4j refuses a list holding null as a property value: the fourth video's write fails inside the transaction.
+    broken = dataclasses.replace(records[3], video=dataclasses.replace(records[3].video, hashtags=("ok", None)))
+    with pytest.raises(Exception):
+        write_profiles(graph, [*records[:3], broken, records[4]], batch_id=batch_id)
+    assert [_counts(graph, r.video.id)["profiles"] for r in records] == [0] * 5
+    assert batch_status(graph, batch_id)["done"] == 0 and len(batch_status(graph, batch_id)["pending"]) == 5
+    write_profiles(graph, records, batch_id=batch_id)
+    assert [_counts(graph, r.video.id) for r in records] == [{"mentions": 2, "profiles": 1, "latest": 1, "predicts": 2}] * 5
+    status = batch_status(graph, batch_id)
+    assert (status["total"], status["done"], status["failed"], status["status"]) == (5, 5, 0, "finished")
+    write_profiles(graph, [], batch_id=batch_id)  # nothing to write: no transaction, nothing changes
+    assert batch_status(graph, batch_id)["done"] == 5
+
+
+def test_write_back_statements_find_videos_entities_and_profiles_by_index(graph: Graph) -> None:
+    from test_named_queries import plan_operators
+
+    from worker import writeback
+
+    rows = [{"video": {"id": "x"}, "embedding": [], "profile": {"id": "x@m"}, "mentions": [], "predictions": []}]
+    for statement in (writeback.MERGE_VIDEOS, writeback.REPLACE_MENTIONS, writeback.MERGE_PROFILES, writeback.REPLACE_PREDICTIONS):
+        operators = plan_operators(graph, statement, {"rows": rows})
+        assert not [op for op in operators if op.endswith("Scan")], (statement, operators)
 
 
 def test_disease_evidence_splits_the_log_odds_and_names_the_caption_s_evidence() -> None:

@@ -20,7 +20,7 @@ import neo4j
 from fusion.manifest import VideoEntry
 from kg_builder.graph import Graph
 from worker.records import ProfileRecord, VideoMeta
-from worker.writeback import record_failure, write_profile
+from worker.writeback import record_failure, write_profiles
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +117,16 @@ def run_chunk(
                 runnable.append(entry)
         if not runnable:
             continue
+        profiled = []
         for outcome, entry in zip(profiler.profile(runnable), runnable):
             if outcome.record is not None:
-                write_profile(graph, outcome.record, batch_id=batch_id)
-                report.done.append(entry.id)
+                profiled.append(outcome.record)
             else:
                 record_failure(graph, batch_id, video_meta(entry), outcome.error or "unknown error")
                 report.failed.append(entry.id)
+        # The group's profiles in one transaction: all of them land, or none and the chunk is retried.
+        write_profiles(graph, profiled, batch_id=batch_id)
+        report.done.extend(record.video.id for record in profiled)
     log.info("batch %s: chunk of %d — %d done, %d failed, %d already finished",
              batch_id, len(entries), len(report.done), len(report.failed), len(report.skipped))
     return report

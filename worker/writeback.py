@@ -1,6 +1,7 @@
 """Writing profiles and batch outcomes back into the graph.
 
-Each video's write is one managed transaction (all of it lands or none of it), and every statement is idempotent,
+A chunk's profiles are written in one managed transaction (all of them land or none of them: a retried chunk writes
+them all again), a failure in one of its own, and every statement is idempotent,
 keyed by video id and model version: a redelivered task rewrites the same nodes and relationships instead of adding
 new ones. Profiling a video again with the same model version replaces that profile; a new model version adds a
 profile and moves ``latest`` to it.
@@ -11,7 +12,7 @@ import json
 import logging
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 import neo4j
 
@@ -20,28 +21,34 @@ from worker.records import ProfileRecord, VideoMeta
 
 log = logging.getLogger(__name__)
 
-# The video and its metadata; the embedding feeds the `video_embedding` vector index.
-MERGE_VIDEO = """
-MERGE (v:Video {id: $video.id})
-SET v += $video, v.embedding = CASE WHEN size($embedding) = 0 THEN v.embedding ELSE $embedding END
+# Every statement below takes the chunk's videos as ``$rows`` (one map per video) and runs once per chunk: five
+# round trips and one commit for a chunk instead of five round trips per video (bench/profile_write.py).
+
+# The videos and their metadata; the embedding feeds the `video_embedding` vector index.
+MERGE_VIDEOS = """
+UNWIND $rows AS row
+MERGE (v:Video {id: row.video.id})
+SET v += row.video, v.embedding = CASE WHEN size(row.embedding) = 0 THEN v.embedding ELSE row.embedding END
 """
 
 # Mentions are replaced wholesale: the newest linking of the caption is the truth.
 REPLACE_MENTIONS = """
-MATCH (v:Video {id: $video_id})
+UNWIND $rows AS row
+MATCH (v:Video {id: row.video.id})
 OPTIONAL MATCH (v)-[old:MENTIONS]->(:Entity)
 DELETE old
-WITH DISTINCT v
-UNWIND $mentions AS m
+WITH DISTINCT v, row
+UNWIND row.mentions AS m
 MATCH (e:Entity {id: m.entity_id})
 CREATE (v)-[:MENTIONS {surface: m.surface, start: m.start, end: m.end, score: m.score, negated: m.negated}]->(e)
 """
 
-# The profile for this (video, model version): created once, its properties replaced on every write.
-MERGE_PROFILE = """
-MATCH (v:Video {id: $video_id})
-MERGE (p:Profile {id: $profile.id})
-SET p += $profile, p.latest = true
+# The profile for each (video, model version): created once, its properties replaced on every write.
+MERGE_PROFILES = """
+UNWIND $rows AS row
+MATCH (v:Video {id: row.video.id})
+MERGE (p:Profile {id: row.profile.id})
+SET p += row.profile, p.latest = true
 MERGE (v)-[:HAS_PROFILE]->(p)
 WITH v, p
 // Only one profile per video is latest: the one just written.
@@ -50,26 +57,32 @@ WHERE other.id <> p.id AND other.latest
 SET other.latest = false
 """
 
-# Predicted diseases, replaced wholesale for this profile.
+# Predicted diseases, replaced wholesale for each profile.
 REPLACE_PREDICTIONS = """
-MATCH (p:Profile {id: $profile_id})
+UNWIND $rows AS row
+MATCH (p:Profile {id: row.profile.id})
 OPTIONAL MATCH (p)-[old:PREDICTS]->(:Disease)
 DELETE old
-WITH DISTINCT p
-UNWIND $predictions AS d
-MATCH (disease:Disease {id: d.disease_id})
+WITH DISTINCT p, row
+UNWIND row.predictions AS d
+MATCH (disease:Entity:Disease {id: d.disease_id})
 CREATE (p)-[:PREDICTS {prob: d.prob, rank: d.rank}]->(disease)
 """
 
-# The batch records each video's outcome on its CONTAINS relationship; the counts are recomputed from those,
-# so they cannot drift from the per-video truth.
-RECORD_OUTCOME = """
+# The batch records each video's outcome on its CONTAINS relationship; the counts are recomputed from those
+# (RECOUNT_BATCH, once per transaction: it reads every CONTAINS of the batch), so they cannot drift from the per-video
+# truth.
+SET_OUTCOMES = """
 MERGE (b:Batch {id: $batch_id})
 WITH b
-MATCH (v:Video {id: $video_id})
+UNWIND $video_ids AS video_id
+MATCH (v:Video {id: video_id})
 MERGE (b)-[c:CONTAINS]->(v)
 SET c.status = $status, c.reason = $reason, c.updated_at = $now
-WITH b
+"""
+
+RECOUNT_BATCH = """
+MATCH (b:Batch {id: $batch_id})
 MATCH (b)-[c:CONTAINS]->(:Video)
 WITH b, count(c) AS seen, sum(CASE c.status WHEN 'done' THEN 1 ELSE 0 END) AS done,
      sum(CASE c.status WHEN 'failed' THEN 1 ELSE 0 END) AS failed
@@ -145,17 +158,29 @@ def profile_properties(record: ProfileRecord, created_at: str | None = None) -> 
 
 def write_profile(graph: Graph, record: ProfileRecord, *, batch_id: str | None = None) -> None:
     """Store one video's metadata, mentions, profile, predictions (and its batch outcome) in one transaction."""
-    profile = profile_properties(record)
-    mentions = [asdict(m) for m in record.mentions]
-    predictions = [asdict(p) for p in record.predictions]
+    write_profiles(graph, [record], batch_id=batch_id)
+
+
+def write_profiles(graph: Graph, records: Sequence[ProfileRecord], *, batch_id: str | None = None) -> None:
+    """Store several videos' metadata, mentions, profiles, predictions (and their batch outcomes) in one transaction.
+
+    A chunk's videos go through each statement together: per-video transactions of five statements each were most of
+    a chunk's write-back (``bench/profile_write.py``). The batch's counts are recounted once, after every outcome is set.
+    """
+    if not records:
+        return
+    now = _now()
+    rows = [{"video": video_properties(r.video), "embedding": list(r.embedding), "profile": profile_properties(r, now),
+             "mentions": [asdict(m) for m in r.mentions], "predictions": [asdict(p) for p in r.predictions]}
+            for r in records]
 
     def work(tx: neo4j.ManagedTransaction) -> None:
-        tx.run(MERGE_VIDEO, video=video_properties(record.video), embedding=list(record.embedding)).consume()
-        tx.run(REPLACE_MENTIONS, video_id=record.video.id, mentions=mentions).consume()
-        tx.run(MERGE_PROFILE, video_id=record.video.id, profile=profile).consume()
-        tx.run(REPLACE_PREDICTIONS, profile_id=record.profile_id, predictions=predictions).consume()
+        for statement in (MERGE_VIDEOS, REPLACE_MENTIONS, MERGE_PROFILES, REPLACE_PREDICTIONS):
+            tx.run(statement, rows=rows).consume()
         if batch_id is not None:
-            tx.run(RECORD_OUTCOME, batch_id=batch_id, video_id=record.video.id, status="done", reason="", now=_now()).consume()
+            tx.run(SET_OUTCOMES, batch_id=batch_id, video_ids=[r.video.id for r in records], status="done", reason="",
+                   now=now).consume()
+            tx.run(RECOUNT_BATCH, batch_id=batch_id).consume()
 
     graph.write_transaction(work)
 
@@ -173,7 +198,8 @@ def record_failure(graph: Graph, batch_id: str, video: VideoMeta, reason: str) -
 
     def work(tx: neo4j.ManagedTransaction) -> None:
         tx.run("MERGE (v:Video {id: $video.id}) ON CREATE SET v += $video", video=video_properties(video)).consume()
-        tx.run(RECORD_OUTCOME, batch_id=batch_id, video_id=video.id, status="failed", reason=reason, now=_now()).consume()
+        tx.run(SET_OUTCOMES, batch_id=batch_id, video_ids=[video.id], status="failed", reason=reason, now=_now()).consume()
+        tx.run(RECOUNT_BATCH, batch_id=batch_id).consume()
 
     graph.write_transaction(work)
 
