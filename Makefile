@@ -42,7 +42,7 @@ test: services
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: services
-	for b in graph_write kg_build linking keyframes resnet gnn profile_throughput api_latency fusion_demo; do \
+	for b in graph_write kg_build linking keyframes resnet gnn profile_throughput profile_write api_latency fusion_demo; do \
 	  echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py || exit 1; done
 
 serve: services
