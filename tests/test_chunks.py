@@ -81,6 +81,31 @@ def test_a_redelivered_chunk_isolates_videos_and_gives_up_only_on_the_one_that_k
     assert reason.startswith("gave up after 3 deliveries")
 
 
+def test_a_profile_neo4j_refuses_fails_only_its_own_video(graph: Graph, batch) -> None:
+    """A chunk's profiles are one transaction; when Neo4j refuses it (here a list holding null, which it cannot store),
+    the chunk is written one video at a time, the refused video is recorded as failed with the server's reason, and
+    every other video of the chunk is profiled. Nothing raises, so the task is not retried for bad data."""
+    import dataclasses
+
+    batch_id, entries = batch
+
+    class RefusedProfiler(RecordingProfiler):
+        def profile(self, group: Sequence[VideoEntry]) -> list[VideoOutcome]:
+            outcomes = super().profile(group)
+            return [dataclasses.replace(o, record=dataclasses.replace(o.record, video=dataclasses.replace(
+                o.record.video, hashtags=("ok", None)))) if o.video_id == entries[2].id else o for o in outcomes]
+
+    report = run_chunk(graph, RefusedProfiler(), batch_id, entries, max_deliveries=3)
+    assert sorted(report.done) == sorted(e.id for e in entries if e is not entries[2]) and report.failed == [entries[2].id]
+    status = batch_status(graph, batch_id)
+    assert (status["done"], status["failed"], status["status"]) == (3, 1, "finished")
+    [failure] = status["failures"]
+    assert failure["video_id"] == entries[2].id and "Neo4j refused to store the profile" in failure["reason"]
+    profiles = graph.read("MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile) WHERE v.id STARTS WITH $tag RETURN v.id AS id",
+                          {"tag": batch_id})
+    assert sorted(r["id"] for r in profiles) == sorted(report.done)
+
+
 def test_chunked_rejects_a_non_positive_size() -> None:
     with pytest.raises(ValueError, match="chunk size must be at least 1"):
         chunked([], 0)

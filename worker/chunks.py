@@ -124,12 +124,40 @@ def run_chunk(
             else:
                 record_failure(graph, batch_id, video_meta(entry), outcome.error or "unknown error")
                 report.failed.append(entry.id)
-        # The group's profiles in one transaction: all of them land, or none and the chunk is retried.
-        write_profiles(graph, profiled, batch_id=batch_id)
-        report.done.extend(record.video.id for record in profiled)
+        _write_group(graph, batch_id, profiled, report)
     log.info("batch %s: chunk of %d — %d done, %d failed, %d already finished",
              batch_id, len(entries), len(report.done), len(report.failed), len(report.skipped))
     return report
+
+
+def _write_group(graph: Graph, batch_id: str, records: Sequence[ProfileRecord], report: ChunkReport) -> None:
+    """The group's profiles in one transaction: all of them land, or none (GraphUnavailable: the chunk is retried).
+    When Neo4j refuses the transaction itself (a ClientError: a value it cannot store), the profiles are written one by
+    one, so that only the video whose profile it refuses is recorded as failed, with the server's reason."""
+    try:
+        write_profiles(graph, records, batch_id=batch_id)
+        report.done.extend(record.video.id for record in records)
+        return
+    except neo4j.exceptions.ClientError as exc:
+        if len(records) == 1:
+            _record_refused(graph, batch_id, records[0], exc, report)
+            return
+        log.warning("batch %s: Neo4j refused a chunk's profiles (%s); writing them one by one", batch_id, exc.code)
+    for record in records:
+        try:
+            write_profiles(graph, [record], batch_id=batch_id)
+            report.done.append(record.video.id)
+        except neo4j.exceptions.ClientError as exc:
+            _record_refused(graph, batch_id, record, exc, report)
+
+
+def _record_refused(graph: Graph, batch_id: str, record: ProfileRecord, exc: neo4j.exceptions.ClientError,
+                    report: ChunkReport) -> None:
+    reason = f"Neo4j refused to store the profile ({exc.code}): {exc.message}"
+    log.error("batch %s: video %s: %s", batch_id, record.video.id, reason)
+    # Only the id: the record's own metadata may be what Neo4j refused (the video node exists since the submission).
+    record_failure(graph, batch_id, VideoMeta(id=record.video.id), reason)
+    report.failed.append(record.video.id)
 
 
 def _begin_attempt(graph: Graph, batch_id: str, group: Sequence[VideoEntry]) -> dict[str, int]:
