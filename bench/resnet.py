@@ -5,7 +5,7 @@ timed batches after warm-up: ``model`` — forward pass only on preprocessed 224
 inference mode); ``end_to_end`` — :meth:`VisualEncoder.encode_frames` on 720p RGB frames (resize, crop, normalise,
 forward, copy back). On CPU, and on CUDA when available (with the encoder's autocast). Prints one JSON object.
 
-    python bench/resnet.py [--batch 8] [--iters 5] [--warmup 2]
+    python bench/resnet.py [--batch 8] [--iters 5] [--warmup 2] [--devices cpu,cuda]
 """
 from __future__ import annotations
 
@@ -73,9 +73,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--devices", default="cpu,cuda", help="of cpu,cuda; cuda is skipped where there is none")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the random-weights warning is expected here
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = [d for d in args.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
     results = [
         bench_one(arch, device, args.batch, args.iters if device == "cpu" else args.iters * 4, args.warmup)
         for device in devices

@@ -120,7 +120,9 @@ def test_device_rule() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu(clip: Path, encoder: VisualEncoder) -> None:
+    # Frames of two sizes, interleaved: on CUDA each size goes through the resize as one batch, in input order.
     frames = extract_keyframes(clip, k=4).frames
+    frames = [frames[0], np.ascontiguousarray(frames[1][:40, :60]), frames[2], frames[3], np.ascontiguousarray(frames[0][8:, 4:])]
     gpu = VisualEncoder(VisualEncoderConfig(arch="resnet18", weights="none", device="cuda", precision="fp32"))
     np.testing.assert_allclose(gpu.encode_frames(frames), encoder.encode_frames(frames), rtol=1e-2, atol=1e-3)
     half = VisualEncoder(VisualEncoderConfig(arch="resnet18", weights="none", device="cuda"))  # bf16/fp16 autocast
