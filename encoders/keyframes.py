@@ -380,8 +380,8 @@ def _scan_keyframes(
             scan.times.append(_frame_time(frame, start_s))
             scan.pts.append(frame.pts if frame.pts is not None else 0)
             if scan.held is not None:
-                # Counted at the RGB size a chosen frame will take; converting every key frame to RGB here, when only
-                # K are kept, was a third of the extraction's time (bench/keyframes.py).
+                # Kept as decoded and counted at the RGB size a chosen frame will take: only the K chosen ones are
+                # converted to RGB (_materialise), which saves most conversions on videos with many key frames.
                 held_bytes += frame.width * frame.height * 3
                 if held_bytes > max_held_bytes:
                     scan.held = None  # too big to keep: chosen key frames will be decoded again by seeking

@@ -139,9 +139,6 @@ def _write_group(graph: Graph, batch_id: str, records: Sequence[ProfileRecord], 
         report.done.extend(record.video.id for record in records)
         return
     except neo4j.exceptions.ClientError as exc:
-        if len(records) == 1:
-            _record_refused(graph, batch_id, records[0], exc, report)
-            return
         log.warning("batch %s: Neo4j refused a chunk's profiles (%s); writing them one by one", batch_id, exc.code)
     for record in records:
         try:
