@@ -116,12 +116,3 @@ class GraphSnapshot:
         if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(f"{path} is not a graph snapshot of format {SNAPSHOT_FORMAT}: run `bench/profile_gpu.py pack` again")
         return cls(data["kb_rows"], data["label_rows"], data["enrich_rows"], data["enrich_params"])
-
-    def __enter__(self) -> "GraphSnapshot":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def close(self) -> None:
-        return None

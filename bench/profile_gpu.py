@@ -165,9 +165,7 @@ def profile_all(pipeline: Any, entries: list, chunk_size: int) -> dict[str, Any]
     if cuda:
         torch.cuda.synchronize()
     total = time.perf_counter() - started
-    t, p = pipeline.extractor.timings, pipeline.timings
-    stages = {"hash_and_cache": t.hash_s, "visual_decode_plus_resnet": t.visual_s, "link_and_enrich": t.link_enrich_s,
-              "text_bert": t.text_s, "assemble": t.assemble_s, "fusion": p.fusion_s, "records": p.records_s}
+    stages = pipeline.stage_seconds()
     return {
         "chunk_size": chunk_size,
         "videos": len(entries),

@@ -67,15 +67,7 @@ def main() -> None:
             profile_in_process(graph, run_settings, entries, batch_id=f"bench-{chunk_size}-{time.time_ns()}", pipeline=pipeline)
             total = time.perf_counter() - started
             t, p = pipeline.extractor.timings, pipeline.timings
-            stages = {
-                "hash_and_cache": t.hash_s,
-                "visual_decode_plus_resnet": t.visual_s,
-                "link_and_enrich": t.link_enrich_s,
-                "text_bert": t.text_s,
-                "assemble": t.assemble_s,
-                "fusion": p.fusion_s,
-                "records": p.records_s,
-            }
+            stages = pipeline.stage_seconds()
             stages["write_and_bookkeeping"] = max(total - sum(stages.values()), 0.0)
             decode_total = sum(decode)
             in_models = max(t.visual_s - decode_total, 0.0) + t.text_s + p.fusion_s

@@ -76,6 +76,12 @@ class ProfilingPipeline:
     def model_version(self) -> str:
         return self.model.model_version
 
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds spent so far per stage (the extractor's and this pipeline's timings), for the benchmarks."""
+        t, p = self.extractor.timings, self.timings
+        return {"hash_and_cache": t.hash_s, "visual_decode_plus_resnet": t.visual_s, "link_and_enrich": t.link_enrich_s,
+                "text_bert": t.text_s, "assemble": t.assemble_s, "fusion": p.fusion_s, "records": p.records_s}
+
     def profile(self, entries: Sequence[VideoEntry]) -> list[VideoOutcome]:
         """One outcome per entry, in order: a profile record, or the reason (bad input) there is none."""
         if not entries:
