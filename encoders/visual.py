@@ -29,12 +29,11 @@ import torchvision
 from torchvision import models
 
 from encoders.device import resolve_device
-from encoders.feature_cache import file_sha256
+from encoders.feature_cache import FeatureCache, VisualFeatures, file_sha256
 from encoders.keyframes import KeyframeSet, extract_keyframes
 from ovp.errors import ModelNotFound, VideoDecodeError
 
 if TYPE_CHECKING:
-    from encoders.feature_cache import FeatureCache
     from ovp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -90,33 +89,6 @@ class VisualEncoderConfig:
         """The config ``OVP_RESNET_ARCH``, ``OVP_RESNET_WEIGHTS`` and ``OVP_DEVICE`` describe, with overrides."""
         base = cls(arch=settings.resnet_arch, weights=settings.resnet_weights, device=settings.device)
         return replace(base, **overrides) if overrides else base
-
-
-@dataclass
-class VisualFeatures:
-    """ResNet features of one video's keyframes.
-
-    Attributes:
-        features: ``K × D`` float32, one row per keyframe (D = 2048 for ResNet-50, 512 for ResNet-18).
-        timestamps_s, reasons: of the keyframes, as in :class:`encoders.keyframes.KeyframeSet`.
-        arch: ``"resnet50"`` or ``"resnet18"``.
-        weights: ``"none"`` (random initialisation), a torchvision weights name such as ``"IMAGENET1K_V2"``, or
-            ``"file:<stem>:<sha256 prefix>"`` for a weights file.
-        model_version: identifies everything that shapes the numbers (arch, weights, torchvision's preprocessing).
-        video_sha256: content hash of the video file ("" when encoded from frames alone).
-    """
-
-    features: np.ndarray
-    timestamps_s: list[float]
-    reasons: list[str]
-    arch: str
-    weights: str
-    model_version: str
-    video_sha256: str = ""
-
-    @property
-    def dim(self) -> int:
-        return int(self.features.shape[1])
 
 
 class VisualEncoder:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
@@ -261,16 +259,10 @@ class FeatureExtractor:
             return None
 
     def _cache_put(self, key: str, arrays: dict[str, Any]) -> None:
-        self.cache_root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cache_root, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, frames=arrays["frames"], frame_times=arrays["frame_times"], tokens=arrays["tokens"],
-                         token_text=np.array(json.dumps(arrays["token_text"], ensure_ascii=False)))
-            os.replace(tmp, self.cache_root / f"{key}.npz")  # readers never see half a file
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from encoders.cache_files import save_npz_atomic
+
+        save_npz_atomic(self.cache_root / f"{key}.npz", frames=arrays["frames"], frame_times=arrays["frame_times"],
+                        tokens=arrays["tokens"], token_text=np.array(json.dumps(arrays["token_text"], ensure_ascii=False)))
 
     # --- extraction -----------------------------------------------------------------------------------------------
 
