@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from encoders.device import resolve_device
 from ovp.errors import ModelNotFound
-from ovp.settings import Settings
+
+if TYPE_CHECKING:
+    from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +67,8 @@ class TextEncoderConfig:
             raise ValueError(f"max_length must be at least 2 (CLS and SEP), got {self.max_length}")
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: object) -> "TextEncoderConfig":
-        """Build from :class:`Settings` (``OVP_TEXT_MODEL``, ``OVP_DEVICE``); keyword overrides win."""
-        settings = settings or Settings.from_env()
+    def from_settings(cls, settings: Settings, **overrides: object) -> TextEncoderConfig:
+        """Build from :class:`~ovp.settings.Settings` (``OVP_TEXT_MODEL``, ``OVP_DEVICE``); keyword overrides win."""
         values: dict[str, object] = {"model": settings.text_model, "device": settings.device}
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -116,11 +118,12 @@ class TextEncoder:
     Construction is cheap; the model loads on :meth:`load` or on the first :meth:`encode`.
 
     Args:
-        config: what to load and where to run it; ``TextEncoderConfig.from_settings()`` when omitted.
+        config: what to load and where to run it (default :class:`TextEncoderConfig`'s defaults: all-MiniLM-L6-v2
+            on the best device; callers with settings pass ``TextEncoderConfig.from_settings(settings)``).
     """
 
     def __init__(self, config: TextEncoderConfig | None = None) -> None:
-        self.config = config or TextEncoderConfig.from_settings()
+        self.config = config or TextEncoderConfig()
         self._tokenizer = None
         self._model = None
         self.device: torch.device | None = None
