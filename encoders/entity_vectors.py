@@ -1,6 +1,6 @@
 """Persisted text-encoder vectors of knowledge-graph entities, shared by the semantic linker and the GNN inputs.
 
-Both the linker's semantic fallback (:class:`encoders.linker.SemanticMatcher`) and the R-GCN's node inputs
+Both the linker's semantic fallback (:class:`encoders.linking.SemanticMatcher`) and the R-GCN's node inputs
 (:func:`encoders.graph.node_features`) need the same thing: the pooled sentence vector of ``"name. definition"`` for
 every entity. Encoding the ~8,100 entities of the real graph takes about ten minutes on two shared CPU cores, so the
 matrix is computed once and kept on disk.

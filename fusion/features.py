@@ -202,7 +202,7 @@ class FeatureExtractor:
         visual_seed: int = 0,
     ) -> None:
         from encoders.feature_cache import FeatureCache
-        from encoders.linker import load_linker
+        from encoders.linking import load_linker
         from encoders.text import TextEncoder, TextEncoderConfig
         from encoders.visual import VisualEncoder, VisualEncoderConfig
 
@@ -268,7 +268,7 @@ class FeatureExtractor:
 
     def enrich(self, entries: Sequence[VideoEntry]) -> list[EnrichedText]:
         """Link and enrich the composed texts of ``entries`` (one graph round trip)."""
-        from encoders.linker import link_mentions
+        from encoders.linking import link_mentions
 
         texts = [compose_text(e) for e in entries]
         return self.enricher.run(texts, link_mentions(texts, self.linker))

@@ -6,8 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from encoders.linker import (
-    KB_QUERY,
+from encoders.linking import (
     DictionaryMatcher,
     EntityLinker,
     KBEntry,
@@ -20,6 +19,7 @@ from encoders.linker import (
 )
 from encoders.normalize import normalize, units
 from encoders.text import TextEncoder, TextEncoderConfig, TextFeatures
+from kg_builder.store.knowledge import KNOWLEDGE_BASE_QUERY
 
 # --------------------------------------------------------------------------------------------------------------
 # normalisation
@@ -228,7 +228,7 @@ def test_empty_text_and_type_errors(linker: EntityLinker) -> None:
 
 def test_over_long_text_is_cut_with_a_warning(linker: EntityLinker, caplog: pytest.LogCaptureFixture) -> None:
     text = "青光眼" + "x" * 300 + " myopia"
-    with caplog.at_level(logging.WARNING, logger="encoders.linker"):
+    with caplog.at_level(logging.WARNING, logger="encoders.linking"):
         [mentions] = link_mentions([text], linker)
     assert [m.id for m in mentions] == ["OVP:0001"]  # myopia lies past the 200-char cut
     assert any("cut to 200" in r.getMessage() for r in caplog.records)
@@ -287,7 +287,7 @@ def test_knowledge_base_from_graph_uses_one_parameterised_read() -> None:
     kb = KnowledgeBase.from_graph(graph)
     assert len(graph.calls) == 1
     query, params = graph.calls[0]
-    assert query == KB_QUERY and "$kind_labels" in query
+    assert query == KNOWLEDGE_BASE_QUERY and "$kind_labels" in query
     assert params == {"kind_labels": ["Disease", "Phenotype", "Anatomy", "Treatment", "Exam"]}
     assert [e.id for e in kb] == ["OVP:0001", "HP:0000501"]
     assert kb.get("OVP:0001").xrefs == ["HP:0000501", "ICD10:H40"]
@@ -387,7 +387,7 @@ def test_entity_matrix_is_cached(kb: KnowledgeBase, text_encoder: TextEncoder) -
 
 def test_a_not_a_questions_do_not_negate() -> None:
     # "是不是要戴…?" asks a question; it contains 不是 but denies nothing.
-    from encoders.linker import NegationDetector
+    from encoders.linking import NegationDetector
 
     detector = NegationDetector()
     text = "孩子近视了，是不是要戴OK镜？"
