@@ -11,6 +11,8 @@ CLAUSE_BREAKS = frozenset(",.;:!?\n\r。，；：！？、…")
 
 def is_clause_break(ch: str) -> bool:
     """True when ``ch`` (one character of the original text) ends a clause."""
+    if ch.isascii():  # NFKC leaves ASCII as it is
+        return ch in CLAUSE_BREAKS
     return unicodedata.normalize("NFKC", ch) in CLAUSE_BREAKS
 
 

@@ -139,32 +139,37 @@ class EntityLinker:
             TypeError: an item is not a ``str``.
         """
         prepared = [self.prepare(t) for t in texts]
-        dict_matches = [self.dictionary.match(normalize(t)) for t in prepared]
+        normalized = [normalize(t) for t in prepared]
         out: list[list[Mention]] = []
-        for text, matches in zip(prepared, dict_matches):
-            mentions = []
-            for m in matches:
-                top = m.candidates[0]
-                mentions.append(self._mention(text, top.entry, m.start, m.end, top.score, "dictionary",
-                                              tuple(c.entry.id for c in m.candidates[1:])))
-            out.append(mentions)
+        for nt in normalized:
+            matches = self.dictionary.match(nt)
+            # a dictionary match is a name: only the words before it can deny it
+            negated = self.negation.negations(nt, [(m.start, None) for m in matches])
+            out.append([
+                self._mention(nt.original, m.candidates[0].entry, m.start, m.end, m.candidates[0].score, "dictionary",
+                              tuple(c.entry.id for c in m.candidates[1:]), denied)
+                for m, denied in zip(matches, negated)
+            ])
         if self.semantic is not None:
             covered = [[(m.start, m.end) for m in ms] for ms in out]
-            for mentions, text, sem in zip(out, prepared, self.semantic.match_batch(prepared, covered)):
-                for s in sem:
+            for mentions, nt, sem in zip(out, normalized, self.semantic.match_batch(prepared, covered)):
+                # a semantic match is a whole phrase, whose own words may hold the cue ("never had a dark curtain …")
+                negated = self.negation.negations(nt, [(s.start, s.end) for s in sem])
+                for s, denied in zip(sem, negated):
                     method = "gloss" if s.glossed else "semantic"
-                    mentions.append(self._mention(text, s.entry, s.start, s.end, s.score, method, ()))
+                    mentions.append(self._mention(nt.original, s.entry, s.start, s.end, s.score, method, (), denied))
                 mentions.sort(key=lambda m: (m.start, m.end))
         return out
 
+    @staticmethod
     def _mention(
-        self, text: str, entry: KBEntry, start: int, end: int, score: float, method: str, alternatives: tuple[str, ...]
+        text: str, entry: KBEntry, start: int, end: int, score: float, method: str, alternatives: tuple[str, ...],
+        negated: bool,
     ) -> Mention:
         return Mention(
             id=entry.id, name=entry.name or entry.name_zh, kind=entry.kind, surface=text[start:end], start=start,
-            end=end, score=float(score), xrefs=tuple(entry.xrefs), method=method, alternatives=alternatives,
-            # a dictionary match is a name; a semantic one a whole phrase, whose own words may hold the cue
-            negated=self.negation.is_negated(text, start, None if method == "dictionary" else end),
+            end=end, score=float(score), negated=negated, xrefs=tuple(entry.xrefs), method=method,
+            alternatives=alternatives,
         )
 
     @property

@@ -6,12 +6,14 @@ The candidate generator of the linker (:class:`DictionaryMatcher`); the policy t
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
+from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from encoders.linking.knowledge_base import KBEntry, KnowledgeBase
-from encoders.normalize import NormalizedText, is_cjk, is_latin_word_char, normalize_surface, units
+from encoders.normalize import CJK_CLASS, NormalizedText, is_cjk, normalize_surface, units
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,7 @@ class _Candidate:
     exact_form: str | None  # acronyms: the case-sensitive form the original text must show (after NFKC)
 
 
-@dataclass(frozen=True)
-class _DictMatch:
+class _DictMatch(NamedTuple):
     norm_start: int
     norm_end: int
     start: int
@@ -228,6 +229,15 @@ class DictionaryMatcher:
             for ch in key:
                 node = node.setdefault(ch, {})
             node[_END] = key
+        self._case_sensitive = frozenset(
+            key for key, cands in self._surfaces.items() if any(c.exact_form for c in cands)
+        )
+        # Where a walk can begin: a character some surface begins with, at the start of a Latin word (not preceded by
+        # a Latin word character) or anywhere if it is CJK.
+        latin = "".join(re.escape(ch) for ch in self._trie if ch != _END and not is_cjk(ch))
+        cjk = "".join(re.escape(ch) for ch in self._trie if ch != _END and is_cjk(ch))
+        alternatives = ([f"(?<![^ {CJK_CLASS}])[{latin}]"] if latin else []) + ([f"[{cjk}]"] if cjk else [])
+        self._starts = re.compile("|".join(alternatives) or "(?!)")
         log.debug("dictionary matcher: %d surfaces for %d entities", len(self._surfaces), len(self.kb))
 
     @property
@@ -241,15 +251,13 @@ class DictionaryMatcher:
         """All non-overlapping dictionary matches in a normalised text, in text order."""
         text = nt.text
         n = len(text)
+        inner = _inside_latin_words(text)
+        trie, surfaces, case_sensitive = self._trie, self._surfaces, self._case_sensitive
+        original, starts, ends = nt.original, nt.starts, nt.ends
         found: list[_DictMatch] = []
-        for i in range(n):
-            ch = text[i]
-            if ch == " ":
-                continue
-            # a Latin surface cannot start inside a Latin word
-            if i > 0 and is_latin_word_char(ch) and is_latin_word_char(text[i - 1]):
-                continue
-            node = self._trie
+        for first in self._starts.finditer(text):
+            i = first.start()
+            node = trie
             j = i
             while j < n:
                 node = node.get(text[j])
@@ -257,15 +265,13 @@ class DictionaryMatcher:
                     break
                 j += 1
                 key = node.get(_END)
-                if key is None:
-                    continue
                 # a Latin surface cannot end inside a Latin word
-                if j < n and is_latin_word_char(text[j - 1]) and is_latin_word_char(text[j]):
+                if key is None or (j < n and inner[j]):
                     continue
-                start, end = nt.to_original(i, j)
-                cands = self._surfaces[key]
-                if any(c.exact_form for c in cands):
-                    shown = unicodedata.normalize("NFKC", nt.original[start:end])
+                start, end = starts[i], ends[j - 1]
+                cands = surfaces[key]
+                if key in case_sensitive:
+                    shown = unicodedata.normalize("NFKC", original[start:end])
                     cands = tuple(c for c in cands if c.exact_form is None or c.exact_form == shown)
                     if not cands:
                         continue
@@ -279,20 +285,12 @@ class DictionaryMatcher:
 
     def _hashtag_matches(self, nt: NormalizedText) -> list[_DictMatch]:
         """Whole hashtag words that are a multi-word surface written without spaces (``#eyetwitch``)."""
-        text, out = nt.text, []
-        i, n = 0, len(text)
-        while i < n:
-            if not is_latin_word_char(text[i]):
-                i += 1
-                continue
-            j = i
-            while j < n and is_latin_word_char(text[j]):
-                j += 1
-            start, end = nt.to_original(i, j)
-            key = self._compact.get(text[i:j])
+        out = []
+        for word in _LATIN_WORD.finditer(nt.text):
+            start, end = nt.to_original(*word.span())
+            key = self._compact.get(word.group())
             if key is not None and start > 0 and nt.original[start - 1] in "#＃":
-                out.append(_DictMatch(i, j, start, end, self._surfaces[key], key))
-            i = j
+                out.append(_DictMatch(word.start(), word.end(), start, end, self._surfaces[key], key))
         return out
 
     def _confirm_ambiguous(self, text: str, matches: list[_DictMatch]) -> list[_DictMatch]:
@@ -306,6 +304,21 @@ class DictionaryMatcher:
         if self.context_words.intersection(units("".join(outside))):
             return matches
         return []
+
+
+#: A run of Latin word characters in normalised text, where every character is a letter, digit or mark: anything but
+#: a space or a CJK character.
+_LATIN_WORD = re.compile(f"[^ {CJK_CLASS}]+")
+
+
+def _inside_latin_words(text: str) -> bytearray:
+    """Per offset of normalised ``text`` (and one past its end), 1 where the characters on both sides belong to the
+    same Latin word: no Latin surface may start or end there."""
+    inner = bytearray(len(text) + 1)
+    for word in _LATIN_WORD.finditer(text):
+        s, e = word.span()
+        inner[s + 1 : e] = b"\x01" * (e - s - 1)
+    return inner
 
 
 def _plural(key: str) -> str | None:
@@ -329,11 +342,16 @@ def _add_nested(kept: list[_DictMatch], found: list[_DictMatch]) -> list[_DictMa
     outers = [m for m in kept if m.candidates[0].entry.kind in NESTED_OUTER_KINDS]
     if not outers:
         return kept
+    # found, by start: each outer looks only at the matches that start inside it (kept matches do not overlap, so
+    # every match is looked at once at most), taken back in found's order
+    by_start = sorted(range(len(found)), key=lambda k: found[k].norm_start)
+    starts = [found[k].norm_start for k in by_start]
     extra: list[_DictMatch] = []
     for outer in outers:
+        inside = sorted(by_start[bisect_left(starts, outer.norm_start) : bisect_left(starts, outer.norm_end)])
         inner = [
-            m for m in found
-            if outer.norm_start <= m.norm_start and m.norm_end <= outer.norm_end and m.length < outer.length
+            m for m in (found[k] for k in inside)
+            if m.norm_end <= outer.norm_end and m.length < outer.length
             and m.candidates[0].entry.kind in NESTED_INNER_KINDS
         ]
         extra.extend(_resolve_overlaps(inner))
@@ -342,13 +360,19 @@ def _add_nested(kept: list[_DictMatch], found: list[_DictMatch]) -> list[_DictMa
 
 def _resolve_overlaps(matches: list[_DictMatch]) -> list[_DictMatch]:
     """Keep a non-overlapping subset: longer first, then higher score, then earlier."""
+    if len(matches) < 2:
+        return list(matches)
+    by_start = sorted(matches, key=lambda m: m.norm_start)
+    if all(a.norm_end <= b.norm_start for a, b in zip(by_start, by_start[1:])):
+        return by_start  # nothing overlaps: everything is kept
     order = sorted(matches, key=lambda m: (-m.length, -m.candidates[0].score, m.norm_start))
-    taken = bytearray(max((m.norm_end for m in matches), default=0))
+    first = min(m.norm_start for m in matches)  # the flags cover the matches' stretch only, not the text before it
+    taken = bytearray(max(m.norm_end for m in matches) - first)
     kept: list[_DictMatch] = []
     for m in order:
-        if any(taken[m.norm_start : m.norm_end]):
+        if any(taken[m.norm_start - first : m.norm_end - first]):
             continue
-        taken[m.norm_start : m.norm_end] = b"\x01" * m.length
+        taken[m.norm_start - first : m.norm_end - first] = b"\x01" * m.length
         kept.append(m)
     return sorted(kept, key=lambda m: m.norm_start)
 

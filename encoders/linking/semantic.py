@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
 
@@ -81,6 +82,39 @@ def _subtract(span: tuple[int, int], covered: Sequence[tuple[int, int]]) -> list
                 nxt.append((ce, e))
         pieces = nxt
     return pieces
+
+
+def _uncovered(span: tuple[int, int], covered: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """What :func:`_subtract` gives for non-empty ``covered`` spans sorted by start, in one pass: the stretches of
+    ``span`` outside their union, in order."""
+    pieces: list[tuple[int, int]] = []
+    cursor, stop = span
+    for cs, ce in covered:
+        if cs > cursor:
+            pieces.append((cursor, min(cs, stop)))
+        cursor = max(cursor, ce)
+        if cursor >= stop:
+            return pieces
+    pieces.append((cursor, stop))
+    return pieces
+
+
+def _best_disjoint(matches: Sequence[_SemanticMatch]) -> list[_SemanticMatch]:
+    """Best first: a match is kept unless its entity is already kept or it overlaps a kept match; by start."""
+    kept: list[_SemanticMatch] = []  # disjoint, by start
+    starts: list[int] = []
+    seen: set[str] = set()
+    for m in sorted(matches, key=lambda m: (-m.score, m.start)):
+        if m.entry.id in seen:
+            continue
+        at = bisect_right(starts, m.start)
+        # kept spans are disjoint, so only the neighbours on either side of m's start can overlap it
+        if (at > 0 and kept[at - 1].end > m.start) or (at < len(kept) and kept[at].start < m.end):
+            continue
+        seen.add(m.entry.id)
+        kept.insert(at, m)
+        starts.insert(at, m.start)
+    return kept
 
 
 class SemanticMatcher:
@@ -328,8 +362,21 @@ class SemanticMatcher:
         return [(i, i + self.window_words) for i in starts]
 
     def _pieces(self, text: str, covered: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-        for clause in clauses(text):
-            yield from _subtract(clause, covered)
+        """The clauses of ``text`` minus ``covered``. Each clause is cut by the covered spans that reach into it
+        only, found in one sweep (a long text has thousands of clauses and mentions)."""
+        by_start = sorted(range(len(covered)), key=lambda k: covered[k][0])
+        nxt = 0
+        active: list[int] = []  # covered spans that start before this clause ends and end after it starts
+        for clause_start, clause_end in clauses(text):
+            while nxt < len(by_start) and covered[by_start[nxt]][0] < clause_end:
+                active.append(by_start[nxt])
+                nxt += 1
+            active = [k for k in active if covered[k][1] > clause_start]
+            spans = [covered[k] for k in active]  # by start
+            if all(cs < ce for cs, ce in spans):
+                yield from _uncovered((clause_start, clause_end), spans)
+            else:  # an empty or reversed span cuts pieces in ways only the general rule reproduces
+                yield from _subtract((clause_start, clause_end), [covered[k] for k in sorted(active)])
 
     def _glossed(self, piece: str) -> bool:
         return self.glosser is not None and any(is_cjk(c) for c in piece)
@@ -396,13 +443,6 @@ class SemanticMatcher:
             if score >= (self.gloss_threshold if glossed else self.threshold):
                 raw[ti].append(_SemanticMatch(entries[int(best[row])], s, e, score, glossed))
         for ti, matches in enumerate(raw):
-            kept: list[_SemanticMatch] = []
-            seen: set[str] = set()
-            for m in sorted(matches, key=lambda m: (-m.score, m.start)):
-                if m.entry.id in seen or any(m.start < k.end and k.start < m.end for k in kept):
-                    continue
-                seen.add(m.entry.id)
-                kept.append(m)
-            results[ti] = sorted(kept, key=lambda m: m.start)
+            results[ti] = _best_disjoint(matches)
         return results
 
