@@ -229,6 +229,7 @@ class DictionaryMatcher:
             for ch in key:
                 node = node.setdefault(ch, {})
             node[_END] = key
+        self._longest = max(map(len, self._surfaces), default=0)
         self._case_sensitive = frozenset(
             key for key, cands in self._surfaces.items() if any(c.exact_form for c in cands)
         )
@@ -250,23 +251,21 @@ class DictionaryMatcher:
     def match(self, nt: NormalizedText) -> list[_DictMatch]:
         """All non-overlapping dictionary matches in a normalised text, in text order."""
         text = nt.text
-        n = len(text)
         inner = _inside_latin_words(text)
         trie, surfaces, case_sensitive = self._trie, self._surfaces, self._case_sensitive
         original, starts, ends = nt.original, nt.starts, nt.ends
         found: list[_DictMatch] = []
+        longest = self._longest
         for first in self._starts.finditer(text):
             i = first.start()
             node = trie
-            j = i
-            while j < n:
-                node = node.get(text[j])
+            for j, ch in enumerate(text[i : i + longest], start=i + 1):  # j: where a surface ending at ch ends
+                node = node.get(ch)
                 if node is None:
                     break
-                j += 1
                 key = node.get(_END)
-                # a Latin surface cannot end inside a Latin word
-                if key is None or (j < n and inner[j]):
+                # a Latin surface cannot end inside a Latin word (inner[n] is 0: the text's end is a boundary)
+                if key is None or inner[j]:
                     continue
                 start, end = starts[i], ends[j - 1]
                 cands = surfaces[key]

@@ -122,16 +122,19 @@ class NegationDetector:
         if not spans:
             return []
         text, norm = normalized.original, normalized.text
-        word_spans = [m.span() for m in UNIT.finditer(norm)]
-        word_starts = [a for a, _ in word_spans]
         # Most captions hold no cue at all. Then a name that begins on a unit boundary of a text without marks (so
         # that the units before it are the text's own) is not denied, and nothing needs reading.
-        no_cue = self._cue_heads.isdisjoint(norm[a:b] for a, b in word_spans) and clusters_are_characters(text)
+        no_cue = self._cue_heads.isdisjoint(UNIT.findall(norm)) and clusters_are_characters(text)
+        word_spans: list[tuple[int, int]] = []
+        word_starts: list[int] = []
         out = []
         for start, end in spans:
             if no_cue and end is None and self._on_unit_boundary(normalized, start):
                 out.append(False)
                 continue
+            if not word_starts and norm:
+                word_spans = [m.span() for m in UNIT.finditer(norm)]
+                word_starts = [a for a, _ in word_spans]
             before = self._units_before_in(normalized, word_spans, word_starts, start)
             out.append(self._decide(self.units_before(text, start) if before is None else before, text, start, end))
         return out
