@@ -17,7 +17,7 @@ from ovp.errors import SourceValidationError
 
 pytestmark = pytest.mark.neo4j
 
-OVP = [sys.executable, "-m", "ovp.cli"]
+OVP = [sys.executable, "-m", "cli"]
 
 
 def _counts(report: dict[str, Any]) -> dict[str, Any]:

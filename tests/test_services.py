@@ -16,10 +16,10 @@ import redis as redis_client
 
 from kg_builder.graph import Graph
 from ovp.errors import ServiceError
-from ovp.services import EXIT_DOWN, neo4j_server, redis_server
+from cli.services import EXIT_DOWN, neo4j_server, redis_server
 from ovp.settings import Settings
 
-OVP = [sys.executable, "-c", "from ovp.cli import main; main()"]
+OVP = [sys.executable, "-c", "from cli import main; main()"]
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from fusion.ablation import train_manifest
 from fusion.demo_data import generate_demo_set
 from fusion.manifest import read_manifest, write_manifest
 from kg_builder.graph import Graph
-from ovp.services import neo4j_server
+from cli.services import neo4j_server
 from ovp.settings import Settings
 from worker.app import make_celery
 from worker.batches import entry_objects, new_batch_id

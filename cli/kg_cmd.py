@@ -77,6 +77,6 @@ def lookup_cmd(settings: Settings, text: str, limit: int, as_json: bool) -> None
 
 
 # `ovp kg embed` lives with the graph encoder's CLI; it joins the kg group here.
-from ovp.cli.kg_embed_cmd import embed  # noqa: E402
+from cli.kg_embed_cmd import embed  # noqa: E402
 
 kg.add_command(embed)

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import redis
 
 from ovp.errors import ServiceError
-from ovp.services import (
+from cli.services import (
     ServerStatus,
     StopResult,
     command_line,

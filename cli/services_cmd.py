@@ -1,4 +1,4 @@
-"""``ovp neo4j …`` and ``ovp redis …``: thin shells over :mod:`ovp.services.neo4j_server` and ``redis_server``.
+"""``ovp neo4j …`` and ``ovp redis …``: thin shells over :mod:`cli.services.neo4j_server` and ``redis_server``.
 
 ``status`` exits 0 when the service is up and 3 (LSB "not running") when it is not, so scripts can branch on it.
 """
@@ -9,7 +9,7 @@ from types import ModuleType
 
 import click
 
-from ovp.services import EXIT_DOWN, ServerStatus, neo4j_server, redis_server
+from cli.services import EXIT_DOWN, ServerStatus, neo4j_server, redis_server
 from ovp.settings import Settings
 
 

@@ -31,7 +31,7 @@ from neo4j.exceptions import AuthError, Neo4jError
 
 from kg_builder.graph import Graph
 from ovp.errors import GraphUnavailable, ServiceError
-from ovp.services import (
+from cli.services import (
     ServerStatus,
     StopResult,
     command_line,

@@ -1,6 +1,6 @@
 """Local development services (Neo4j, Redis) run as plain processes under ``<OVP_HOME>``, no Docker.
 
-:mod:`ovp.services.neo4j_server` and :mod:`ovp.services.redis_server` start, stop and inspect one server each. What
+:mod:`cli.services.neo4j_server` and :mod:`cli.services.redis_server` start, stop and inspect one server each. What
 they share lives here: the typed status they return, and the process bookkeeping that makes ``stop`` touch only a
 process that ``start`` launched (a pid file written by us, checked against the process's command line).
 """
