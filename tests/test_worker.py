@@ -18,7 +18,7 @@ from fusion.ablation import train_manifest
 from fusion.demo_data import generate_demo_set
 from fusion.manifest import read_manifest, write_manifest
 from kg_builder.graph import Graph
-from cli.services import neo4j_server
+from cli.services.neo4j_server import Neo4jServer
 from ovp.settings import Settings
 from worker.app import make_celery
 from worker.batches import entry_objects, new_batch_id
@@ -177,11 +177,11 @@ def test_neo4j_outage_mid_batch_is_retried(graph: Graph, celery_app, model_dir: 
         wait_for(lambda: (batch_status(graph, batch_id) or {}).get("done", 0) >= 1, 300, "a first video done", 0.2)
         # An abrupt outage (as in a crash or a failover): gone at once, back a few seconds later.
         done_at_outage = batch_status(graph, batch_id)["done"]
-        os.kill(neo4j_server.status(shared).pid, signal.SIGKILL)
+        os.kill(Neo4jServer(shared).status().pid, signal.SIGKILL)
         try:
             time.sleep(5)
         finally:
-            neo4j_server.start(shared)
+            Neo4jServer(shared).start()
         assert done_at_outage < 10  # the outage really fell in the middle of the batch
         status = wait_for(lambda: finished(graph, batch_id), 600, "the batch to finish after the outage")
         assert (status["done"], status["failed"]) == (10, 2)

@@ -9,35 +9,20 @@ Layout under ``<OVP_HOME>/redis/``: ``redis.conf`` (generated on every start), `
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import redis
 
+from cli.services import ServerStatus, describe_process, listening_pid, port_accepts, tail, write_pid
+from cli.services.local_server import LocalServer
 from ovp.errors import ServiceError
-from cli.services import (
-    ServerStatus,
-    StopResult,
-    command_line,
-    describe_process,
-    exclusive,
-    is_alive,
-    listening_pid,
-    port_accepts,
-    probe_status,
-    read_pid,
-    stop_recorded,
-    tail,
-    write_pid,
-)
 from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,30 +37,17 @@ class RedisPaths:
     """Where the local Redis keeps its files, derived from ``settings.home``."""
 
     root: Path
+    conf_file: Path
+    data: Path
+    log_file: Path
+    console_log: Path
+    pid_file: Path
 
     @classmethod
     def of(cls, settings: Settings) -> "RedisPaths":
-        return cls(settings.home / "redis")
-
-    @property
-    def conf_file(self) -> Path:
-        return self.root / "redis.conf"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def log_file(self) -> Path:
-        return self.root / "redis.log"
-
-    @property
-    def console_log(self) -> Path:
-        return self.root / "console.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "ovp-redis.pid"
+        root = settings.home / "redis"
+        return cls(root=root, conf_file=root / "redis.conf", data=root / "data", log_file=root / "redis.log",
+                   console_log=root / "console.log", pid_file=root / "ovp-redis.pid")
 
 
 def ensure_installed() -> str:
@@ -140,141 +112,66 @@ def _client(settings: Settings) -> redis.Redis:
                        socket_connect_timeout=2, socket_timeout=2)
 
 
-def _ping(settings: Settings) -> tuple[str, str | None]:
-    """``("up", "Redis 7.0.15")``, ``("refused", None)`` (authentication) or ``("unreachable", None)``."""
-    try:
-        with _client(settings) as client:
-            client.ping()
-            version = client.info("server").get("redis_version")
-    except redis.AuthenticationError:
-        return "refused", None
-    except redis.ResponseError as exc:
-        # NOAUTH / WRONGPASS arrive as plain response errors from some servers.
-        return ("refused" if "AUTH" in str(exc).upper() else "unreachable"), None
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        return "unreachable", None
-    return "up", f"Redis {version}" if version else "Redis"
+class RedisServer(LocalServer):
+    """The local Redis of ``settings.home`` (see :class:`cli.services.local_server.LocalServer`)."""
 
+    service, title, scheme, protocol = "redis", "Redis", "redis", "PING"
+    start_timeout_s, stop_timeout_s = START_TIMEOUT_S, STOP_TIMEOUT_S
+    port_line = re.compile(r"^port (\d+)\s*$", re.MULTILINE)
 
-def status(settings: Settings) -> ServerStatus:
-    """Whether Redis answers PING on ``127.0.0.1:<redis_port>``. Never raises for a server that is down."""
-    paths = RedisPaths.of(settings)
-    return probe_status(
-        "redis", port=settings.redis_port, our_pid=_our_pid(paths), running_port=_configured_port(paths),
-        home=paths.root, log_file=paths.log_file, login=lambda: _ping(settings), protocol="PING",
-        refused="Redis refuses the password in OVP_BROKER_URL",
-    )
+    def __init__(self, settings: Settings) -> None:
+        self.paths = paths = RedisPaths.of(settings)
+        super().__init__(settings, port=settings.redis_port, root=paths.root, pid_file=paths.pid_file,
+                         conf_file=paths.conf_file, lock_file=paths.root / "ovp-redis.lock", log_file=paths.log_file)
 
+    def is_server(self, argv: list[str]) -> bool:
+        # redis-server rewrites its argv to "redis-server 127.0.0.1:6379"; check the executable name only.
+        return bool(argv) and Path(argv[0].split()[0]).name == "redis-server"
 
-def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerStatus:
-    """Start the local Redis (installing ``redis-server`` if needed) and wait until it answers PING.
+    def login(self) -> tuple[str, str | None]:
+        """``("up", "Redis 7.0.15")``, ``("refused", None)`` (authentication) or ``("unreachable", None)``."""
+        try:
+            with _client(self.settings) as client:
+                client.ping()
+                version = client.info("server").get("redis_version")
+        except redis.AuthenticationError:
+            return "refused", None
+        except redis.ResponseError as exc:
+            # NOAUTH / WRONGPASS arrive as plain response errors from some servers.
+            return ("refused" if "AUTH" in str(exc).upper() else "unreachable"), None
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return "unreachable", None
+        return "up", f"Redis {version}" if version else "Redis"
 
-    Idempotent: one that is already up is returned as is (``started=False``).
+    def refused_detail(self) -> str:
+        return "Redis refuses the password in OVP_BROKER_URL"
 
-    Raises:
-        ServiceError: the port is held by a process that is not ours, installation failed, the server exited, or
-            it did not answer within ``timeout_s``.
-    """
-    with exclusive(RedisPaths.of(settings).root / "ovp-redis.lock"):
-        return _start(settings, timeout_s)
+    def refused_error(self, pid: int) -> ServiceError:
+        return ServiceError("Redis is up but refuses the password in OVP_BROKER_URL", hint="fix OVP_BROKER_URL")
 
-
-def _start(settings: Settings, timeout_s: float) -> ServerStatus:
-    began = time.monotonic()
-    paths = RedisPaths.of(settings)
-    current = status(settings)
-    if current.up:
-        if not current.ours:
-            log.warning("Redis at %s answers but was not started by ovp (%s); using it as is",
-                        current.address, describe_process(current.pid))
-        return dataclasses.replace(current, detail="already running", elapsed_s=time.monotonic() - began)
-    pid = _our_pid(paths)
-    if pid is not None and _configured_port(paths) != settings.redis_port:
-        raise ServiceError(
-            f"the Redis started from {paths.root} (pid {pid}) already runs on port {_configured_port(paths)}, "
-            f"not {settings.redis_port}",
-            hint="`ovp redis stop` it first, or use another OVP_HOME for a second server",
-        )
-    if pid is None:
-        paths.pid_file.unlink(missing_ok=True)
-        if port_accepts(settings.redis_port):
-            owner = current.pid or listening_pid(settings.redis_port)
+    def refuse_taken_ports(self, current: ServerStatus) -> None:
+        if port_accepts(self.port):
+            owner = current.pid or listening_pid(self.port)
             raise ServiceError(
-                f"cannot start Redis: port {settings.redis_port} is already used by {describe_process(owner)}, "
+                f"cannot start Redis: port {self.port} is already used by {describe_process(owner)}, "
                 f"which ovp did not start" + (f": {current.detail}" if current.detail else ""),
                 hint="stop it (a packaged service: `sudo systemctl disable --now redis-server`) "
                      "or choose another port in OVP_BROKER_URL",
             )
-        pid = _launch(settings, paths, ensure_installed())
-    _wait_until_up(settings, paths, pid, timeout_s)
-    final = status(settings)
-    log.info("Redis up at %s after %.1f s", final.address, time.monotonic() - began)
-    return dataclasses.replace(final, started=True, elapsed_s=time.monotonic() - began)
 
+    def launch(self) -> int:
+        """Install ``redis-server`` if needed, write the config and start the server detached."""
+        server, paths = ensure_installed(), self.paths
+        paths.data.mkdir(parents=True, exist_ok=True)
+        paths.conf_file.write_text(render_config(self.settings, paths))
+        log.info("starting Redis on 127.0.0.1:%d; log: %s", self.port, paths.log_file)
+        with paths.console_log.open("ab") as console:
+            process = subprocess.Popen([server, str(paths.conf_file)], cwd=paths.root, stdin=subprocess.DEVNULL,
+                                       stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+        write_pid(paths.pid_file, process.pid)
+        return process.pid
 
-def stop(settings: Settings, *, timeout_s: float = STOP_TIMEOUT_S) -> StopResult:
-    """Stop the Redis that ``start`` launched (SIGTERM, then SIGKILL) and remove its pid file; leave others alone."""
-    with exclusive(RedisPaths.of(settings).root / "ovp-redis.lock"):
-        return _stop(settings, timeout_s)
+    def log_excerpt(self) -> str:
+        lines = tail(self.paths.console_log, 3) + tail(self.paths.log_file, 3)
+        return f"last lines of {self.paths.log_file}: " + (" | ".join(lines) if lines else "(empty)")
 
-
-def _stop(settings: Settings, timeout_s: float) -> StopResult:
-    paths = RedisPaths.of(settings)
-    return stop_recorded("redis", paths.pid_file, _our_pid(paths), settings.redis_port,
-                         running_port=_configured_port(paths), timeout_s=timeout_s)
-
-
-def _our_pid(paths: RedisPaths) -> int | None:
-    """The pid in our pid file if that process is alive and is a redis-server (not a recycled pid)."""
-    pid = read_pid(paths.pid_file)
-    if pid is None or not is_alive(pid):
-        return None
-    argv = command_line(pid)
-    # redis-server rewrites its argv to "redis-server 127.0.0.1:6379"; check the executable name only.
-    if argv and Path(argv[0].split()[0]).name == "redis-server":
-        return pid
-    return None
-
-
-def _configured_port(paths: RedisPaths) -> int | None:
-    """The port in the ``redis.conf`` of the last start (what a running server of ours listens on)."""
-    try:
-        text = paths.conf_file.read_text()
-    except FileNotFoundError:
-        return None
-    match = re.search(r"^port (\d+)\s*$", text, re.MULTILINE)
-    return int(match.group(1)) if match else None
-
-
-def _launch(settings: Settings, paths: RedisPaths, server: str) -> int:
-    paths.data.mkdir(parents=True, exist_ok=True)
-    paths.conf_file.write_text(render_config(settings, paths))
-    log.info("starting Redis on 127.0.0.1:%d; log: %s", settings.redis_port, paths.log_file)
-    with paths.console_log.open("ab") as console:
-        process = subprocess.Popen([server, str(paths.conf_file)], cwd=paths.root, stdin=subprocess.DEVNULL,
-                                   stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
-    write_pid(paths.pid_file, process.pid)
-    return process.pid
-
-
-def _wait_until_up(settings: Settings, paths: RedisPaths, pid: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if not is_alive(pid):
-            paths.pid_file.unlink(missing_ok=True)
-            raise ServiceError(f"Redis (pid {pid}) exited during start-up: {_log_excerpt(paths)}",
-                               hint=f"read {paths.log_file}")
-        state, _ = _ping(settings)
-        if state == "up":
-            return
-        if state == "refused":
-            raise ServiceError("Redis is up but refuses the password in OVP_BROKER_URL", hint="fix OVP_BROKER_URL")
-        if time.monotonic() > deadline:
-            raise ServiceError(f"Redis (pid {pid}) did not answer PING within {timeout_s:.0f} s: {_log_excerpt(paths)}",
-                               hint=f"read {paths.log_file}; `ovp redis stop` ends it")
-        time.sleep(0.2)
-
-
-def _log_excerpt(paths: RedisPaths) -> str:
-    lines = tail(paths.console_log, 3) + tail(paths.log_file, 3)
-    return f"last lines of {paths.log_file}: " + (" | ".join(lines) if lines else "(empty)")
