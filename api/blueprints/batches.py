@@ -16,7 +16,8 @@ from flask import Blueprint, abort, jsonify, request, url_for
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-from api.app import app_resource, get_graph, get_settings
+from api.context import app_resource, get_settings
+from api.db import get_graph
 from api.errors import BrokerUnavailable
 from api.validation import RequestValidationError, check_id, json_body
 from fusion.manifest import VideoEntry, parse_manifest_objects

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 
-from api.app import get_graph
+from api.db import get_graph
 from api.validation import arg_enum, arg_int, check_id
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 
-from api.app import get_graph
+from api.db import get_graph
 from api.validation import arg_int, arg_str, check_id
 from kg_builder.build import lookup
 

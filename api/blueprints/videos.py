@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify
 
-from api.app import get_graph
+from api.db import get_graph
 from api.validation import check_id
 
 log = logging.getLogger(__name__)
