@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from kg_builder.build import build as build_graph
-from kg_builder.build import lookup as lookup_entities
 from kg_builder.build import stats as graph_stats
 from kg_builder.graph import Graph
 from kg_builder.source_config import LEXICON_FILE, SOURCE_ORDER, parse_source_keys
+from kg_builder.store.entities import lookup as lookup_entities
 from ovp.settings import Settings
 
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from kg_builder.build import build, lookup, stats
+from kg_builder.build import build, stats
 from kg_builder.graph import Graph
 from kg_builder.source_config import LEXICON_FILE
+from kg_builder.store.entities import lookup
 from ovp.errors import SourceValidationError
 
 pytestmark = pytest.mark.neo4j
