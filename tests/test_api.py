@@ -19,7 +19,8 @@ from api.db import close_graph
 from api.errors import INTERNAL_MESSAGE
 from kg_builder.graph import Graph
 from ovp.settings import Settings
-from worker.records import DiseaseEvidence, DiseasePrediction, Explanation, MentionRecord, ProfileRecord, VideoMeta
+from kg_builder.store.rows import DiseasePrediction, MentionRecord, VideoMeta
+from worker.records import DiseaseEvidence, Explanation, ProfileRecord
 from worker.writeback import write_profile
 
 PREFIX = "apitest_"
