@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from fusion.ablation import train_manifest
 from fusion.demo_data import generate_demo_set
@@ -104,6 +105,37 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
     # Every demo video is labelled with a disease, so the model applies the at-least-one rule: each profile predicts one.
     assert bool(pipeline.model.model.at_least_one)
     assert {row["v"] for row in rows} == set(good_ids(entries))
+
+
+def test_cli_submit_records_the_batch_before_any_worker_runs(graph: Graph, demo: Path) -> None:
+    """`ovp profile --submit` records the batch with every video pending before it enqueues the task, so `ovp batch
+    status` answers at once; here no worker ever runs (the message waits on a broker database no worker reads)."""
+    from click.testing import CliRunner
+    from test_api import broker_url_for_tests, purge_test_queue
+
+    from cli import main
+
+    broker = broker_url_for_tests(Settings.from_env())
+    batch_id = f"cli-{new_batch_id()}"
+    runner = CliRunner()
+    purge_test_queue(broker)
+    try:
+        submitted = runner.invoke(main, ["profile", str(demo), "--submit", "--batch-id", batch_id, "--json"],
+                                  env={"OVP_BROKER_URL": broker})
+        assert submitted.exit_code == 0, submitted.output
+        assert json.loads(submitted.stdout) == {"id": batch_id, "status": "submitted", "total": 12}
+        shown = runner.invoke(main, ["batch", "status", batch_id, "--json"], env={"OVP_BROKER_URL": broker})
+        assert shown.exit_code == 0, shown.output
+        status = json.loads(shown.stdout)
+        assert (status["total"], status["done"], status["failed"], status["status"]) == (12, 0, 0, "running")
+        assert sorted(status["pending"]) == sorted(e.id for e in read_manifest(demo))
+        queue = redis.Redis.from_url(broker)
+        messages = [json.loads(m) for m in queue.lrange("batches", 0, -1)]
+        queue.close()
+        assert [m["headers"]["task"] for m in messages] == ["ovp.profile_batch"]
+    finally:
+        graph.write("MATCH (b:Batch {id: $id}) DETACH DELETE b", {"id": batch_id})
+        purge_test_queue(broker)
 
 
 @pytest.fixture()
