@@ -1,5 +1,5 @@
-"""Build the knowledge graph from its sources: read everything, validate everything, then write; plus reset, stats
-and the bilingual full-text lookup over what was built.
+"""Build the knowledge graph from its sources: read everything, validate everything, then write; plus reset and
+stats. The lookup over what was built is :func:`kg_builder.store.entities.lookup`.
 
 Nothing reaches Neo4j until every record of every selected source has been read and validated: a bad lexicon line
 leaves the graph exactly as it was.
@@ -7,7 +7,6 @@ leaves the graph exactly as it was.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -300,133 +299,3 @@ def stats(graph: Graph, *, lexicon_path: Path = LEXICON_FILE) -> dict[str, Any]:
         "current_versions": current,
         "up_to_date": up_to_date,
     }
-
-
-# --- lookup -------------------------------------------------------------------------------------------------------
-
-#: Characters the Lucene query parser treats as syntax; each is escaped with a backslash.
-LUCENE_SPECIAL = frozenset('+-&|!(){}[]^"~*?:\\/')
-#: Ranking = tiers, then the full-text (BM25) score. Tier 2: the text equals a name, Chinese name or synonym
-#: (case-folded) of a curated lexicon concept; tier 1: it equals one of another source's entity; tier 0: partial
-#: (word or CJK-bigram) matches. Bigram matching scores partial names ("急性青光眼") close to the exact one, and a user
-#: who types a whole name means that concept; among equal names ("pink eye" is also an HPO synonym of Conjunctivitis)
-#: the curated concept carries the Chinese name, the profile label and the MAPS_TO links, so it goes first.
-#: The reported score is the full-text score + the tier's boost (BM25 scores of short names stay far below 50, so
-#: sorting by score gives the same order; the sort uses the tier explicitly all the same).
-EXACT_BOOST = 100.0
-CURATED_BOOST = 50.0
-#: Full-text candidates fetched per requested hit, so that exact matches ranked low by BM25 still get re-ranked.
-CANDIDATE_FACTOR = 10
-
-
-def escape_lucene(text: str) -> str:
-    """``text`` as a Lucene query matching its words literally: special characters escaped, AND/OR/NOT lower-cased
-    (the analyzer lower-cases terms anyway, so only their operator meaning is lost)."""
-    escaped = "".join("\\" + ch if ch in LUCENE_SPECIAL else ch for ch in text)
-    return " ".join(word.lower() if word in ("AND", "OR", "NOT") else word for word in escaped.split())
-
-
-def normalise_name(text: str) -> str:
-    """Case-folded, whitespace-collapsed: what 'equals a name' means for the exact-match boost."""
-    return " ".join(text.split()).casefold()
-
-
-def fulltext_query() -> str:
-    """Candidates from the ``entity_names`` index ($query is already Lucene-escaped)."""
-    return (
-        "CALL db.index.fulltext.queryNodes('entity_names', $query, {limit: $candidates}) YIELD node, score\n"
-        "RETURN node.id AS id, node.name AS name, node.name_zh AS name_zh, node.synonyms AS synonyms,\n"
-        "       node.source AS source, labels(node) AS labels, score"
-    )
-
-
-def exact_match_query() -> str:
-    """Entities whose name, Chinese name or a synonym equals $folded (lower-cased, trimmed).
-
-    A label scan over a few thousand entities takes milliseconds; it catches exact names BM25 ranked too low.
-    """
-    return (
-        "MATCH (node:Entity)\n"
-        "WHERE toLower(node.name) = $folded OR toLower(node.name_zh) = $folded\n"
-        "   OR any(s IN coalesce(node.synonyms, []) WHERE toLower(s) = $folded)\n"
-        "RETURN node.id AS id, node.name AS name, node.name_zh AS name_zh, node.synonyms AS synonyms,\n"
-        "       node.source AS source, labels(node) AS labels, 0.0 AS score\n"
-        "LIMIT $candidates"
-    )
-
-
-def linked_ids_query() -> str:
-    """Ids linked to each of $ids by MAPS_TO, in either direction."""
-    return (
-        "UNWIND $ids AS id\n"
-        "MATCH (n:Entity {id: id})\n"
-        "OPTIONAL MATCH (n)-[:MAPS_TO]-(m:Entity)\n"
-        "RETURN id, [x IN collect(DISTINCT m.id) WHERE x IS NOT NULL] AS linked"
-    )
-
-
-@dataclass
-class LookupHit:
-    """One lookup result; ``xrefs`` are the ids linked to it by MAPS_TO (either direction)."""
-
-    id: str
-    name: str
-    name_zh: str | None
-    kind: str
-    score: float
-    xrefs: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def rank_candidates(text: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Merge candidate rows by id (best full-text score kept), add the tier boosts, sort best first.
-
-    Each returned row gains ``tier`` (2 exact curated, 1 exact, 0 partial) and ``score`` = full-text score +
-    EXACT_BOOST (exact) + CURATED_BOOST (exact and from the lexicon). Order: tier, then score, then id (stable).
-    """
-    folded = normalise_name(text)
-    curated = SOURCES["lexicon"].source
-    merged: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        previous = merged.get(row["id"])
-        if previous is None or row["score"] > previous["score"]:
-            merged[row["id"]] = dict(row)
-    for row in merged.values():
-        names = [row.get("name") or "", row.get("name_zh") or "", *(row.get("synonyms") or [])]
-        exact = any(normalise_name(name) == folded for name in names if name)
-        row["tier"] = (2 if row.get("source") == curated else 1) if exact else 0
-        row["score"] = float(row["score"]) + (EXACT_BOOST if exact else 0.0) + (CURATED_BOOST if row["tier"] == 2 else 0.0)
-    return sorted(merged.values(), key=lambda row: (-row["tier"], -row["score"], row["id"]))
-
-
-def lookup(graph: Graph, text: str, *, limit: int = 10) -> list[LookupHit]:
-    """Entities whose name, Chinese name or synonyms match ``text`` (Chinese or English), best first.
-
-    The text is Lucene-escaped and sent as a parameter, so it can neither inject Cypher nor Lucene syntax.
-    Returns [] for text with no searchable characters.
-    """
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    query = escape_lucene(text)
-    if not re.search(r"\w", query):
-        return []
-    candidates = max(50, limit * CANDIDATE_FACTOR)
-    rows = graph.read(fulltext_query(), {"query": query, "candidates": candidates})
-    rows += graph.read(exact_match_query(), {"folded": " ".join(text.split()).lower(), "candidates": candidates})
-    ranked = rank_candidates(text, rows)[:limit]
-    linked = {row["id"]: row["linked"] for row in graph.read(linked_ids_query(), {"ids": [r["id"] for r in ranked]})}
-    kinds = {label: kind for kind, label in ENTITY_KINDS.items()}
-    return [
-        LookupHit(
-            id=row["id"],
-            name=row["name"],
-            name_zh=row.get("name_zh"),
-            kind=next((kinds[label] for label in row["labels"] if label in kinds), ""),
-            score=round(row["score"], 4),
-            xrefs=sorted(linked.get(row["id"], [])),
-        )
-        for row in ranked
-    ]
-

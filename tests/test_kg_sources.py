@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kg_builder.build import (
-    CollectedSources,
-    collect,
-    escape_lucene,
-    find_problems,
-    rank_candidates,
-)
+from kg_builder.build import CollectedSources, collect, find_problems
 from kg_builder.records import EntityRecord, RelationRecord, Synonym
 from kg_builder.source_config import parse_source_keys
+from kg_builder.store.entities import escape_lucene, rank_candidates
 from kg_builder.sources.hpo import eye_term_ids, hpo_release, read_hpo_eye
 from kg_builder.sources.hpo_diseases import parse_hpoa
 from kg_builder.sources.icd10 import icd_version, read_icd10_eye

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from kg_builder.build import build as build_graph
-from kg_builder.build import lookup as lookup_entities
 from kg_builder.build import stats as graph_stats
 from kg_builder.graph import Graph
 from kg_builder.source_config import LEXICON_FILE, SOURCE_ORDER, parse_source_keys
+from kg_builder.store.entities import lookup as lookup_entities
 from ovp.settings import Settings
 
 
@@ -77,6 +77,6 @@ def lookup_cmd(settings: Settings, text: str, limit: int, as_json: bool) -> None
 
 
 # `ovp kg embed` lives with the graph encoder's CLI; it joins the kg group here.
-from ovp.cli.kg_embed_cmd import embed  # noqa: E402
+from cli.kg_embed_cmd import embed  # noqa: E402
 
 kg.add_command(embed)
