@@ -9,17 +9,28 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
 from kg_builder.graph import DEFAULT_BATCH_SIZE, Graph
-from kg_builder.records import EntityRecord, RelationRecord
+from kg_builder.records import EntityRecord, RelationRecord, SynonymRecord
 from kg_builder.schema import ENTITY_KINDS, ENTITY_RELATIONS, apply_schema
-from kg_builder.source_config import HP_OBO, LEXICON_FILE, PHENOTYPE_HPOA, SOURCE_ORDER, SOURCES
-from kg_builder.sources.hpo import read_hpo_eye
+from kg_builder.source_config import (
+    CMEKG_MAPPING_FILE,
+    HP_OBO,
+    HPO_ZH_FILE,
+    LEXICON_FILE,
+    PHENOTYPE_HPOA,
+    SOURCE_ORDER,
+    SOURCES,
+    SYNONYM_SOURCES,
+)
+from kg_builder.sources.cmekg import cmekg_version, read_cmekg_synonyms
+from kg_builder.sources.hpo import hpo_version, read_hpo_eye
+from kg_builder.sources.hpo_zh import zh_version
 from kg_builder.sources.hpo_diseases import hpoa_version, read_hpo_diseases
 from kg_builder.sources.icd10 import icd_version, read_icd10_eye
 from kg_builder.sources.lexicon import lexicon_version, mapped_ids, read_lexicon
@@ -48,6 +59,12 @@ def source_readers(lexicon_path: Path = LEXICON_FILE) -> dict[str, Callable[[], 
     }
 
 
+#: Synonym-source key → a function returning (version, SynonymRecords).
+synonym_readers: dict[str, Callable[[], tuple[str, list[SynonymRecord]]]] = {
+    "cmekg": lambda: read_cmekg_synonyms(CMEKG_MAPPING_FILE),
+}
+
+
 @dataclass
 class CollectedSources:
     """Every record of the selected sources, read before anything is validated or written."""
@@ -57,20 +74,53 @@ class CollectedSources:
     relations: list[RelationRecord] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)  # source → source_version
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # source key → {"entities": n, "relations": n}
+    #: synonyms of the synonym sources whose entity was not read in this build (checked in validate())
+    unapplied: list[SynonymRecord] = field(default_factory=list)
 
 
-def collect(keys: Iterable[str], *, lexicon_path: Path = LEXICON_FILE, progress: bool | None = None) -> CollectedSources:
-    """Read every record of the sources ``keys`` (in build order).
+def add_synonyms(record: EntityRecord, extra: Iterable[SynonymRecord]) -> EntityRecord:
+    """``record`` with the synonyms of ``extra`` appended, except those equal (case-folded, same language) to its
+    name, Chinese name or a synonym it has."""
+    seen = {(s.lang, s.text.casefold()) for s in record.synonyms}
+    seen |= {("en", record.name.casefold()), ("zh", record.name_zh.casefold())}
+    added = []
+    for item in extra:
+        key = (item.synonym.lang, item.synonym.text.casefold())
+        if key not in seen:
+            seen.add(key)
+            added.append(item.synonym)
+    return replace(record, synonyms=record.synonyms + tuple(added)) if added else record
+
+
+def collect(
+    keys: Iterable[str],
+    *,
+    lexicon_path: Path = LEXICON_FILE,
+    progress: bool | None = None,
+    synonym_sources: bool = True,
+) -> CollectedSources:
+    """Read every record of the sources ``keys`` (in build order), with the synonyms of the synonym sources applied
+    (``synonym_sources=False``: without them, as the script that maps CMeKG onto the graph needs).
 
     Raises:
         SourceValidationError: a source file is missing or malformed (names file and line).
     """
     readers = source_readers(lexicon_path)
     collected = CollectedSources(keys=tuple(k for k in SOURCE_ORDER if k in set(keys)))
+    # The synonym sources are read in every build and applied to the entities of whichever sources are built.
+    pending: dict[str, list[SynonymRecord]] = {}
+    for key, spec in SYNONYM_SOURCES.items() if synonym_sources else ():
+        version, synonyms = synonym_readers[key]()
+        collected.versions[spec.source] = version
+        collected.counts[key] = {"synonyms": len(synonyms)}
+        for synonym in synonyms:
+            pending.setdefault(synonym.entity_id, []).append(synonym)
     for key in tqdm(collected.keys, desc="reading sources", unit="source", disable=_no_bar(progress)):
         entities = relations = 0
         for record in readers[key]():
             if isinstance(record, EntityRecord):
+                if record.id in pending:
+                    record = add_synonyms(record, pending.pop(record.id))
                 collected.entities.append(record)
                 collected.versions.setdefault(record.source, record.source_version)
                 entities += 1
@@ -78,6 +128,7 @@ def collect(keys: Iterable[str], *, lexicon_path: Path = LEXICON_FILE, progress:
                 collected.relations.append(record)
                 relations += 1
         collected.counts[key] = {"entities": entities, "relations": relations}
+    collected.unapplied = [synonym for synonyms in pending.values() for synonym in synonyms]
     return collected
 
 
@@ -88,7 +139,8 @@ def find_problems(collected: CollectedSources, known_ids: set[str] | None = None
 
     Checks: an id that is empty or appears twice, an empty name, a kind off the allow-list, profile_label on a
     non-disease, a relationship type off the allow-list, and a relationship end that is neither a collected record
-    nor in ``known_ids`` (the ids already in the graph, consulted when building a subset of the sources).
+    nor in ``known_ids`` (the ids already in the graph, consulted when building a subset of the sources), and a
+    synonym-source synonym for an id that is neither read nor known.
     """
     problems: list[str] = []
     first_seen: dict[str, str] = {}
@@ -107,6 +159,12 @@ def find_problems(collected: CollectedSources, known_ids: set[str] | None = None
         elif record.profile_label and record.kind != "disease":
             problems.append(f"{where}: {record.id} has profile_label but is a {record.kind}; only diseases can be profile labels")
     known = known_ids or set()
+    # A synonym whose entity no source of this build yielded is unknown when every source was read, or when the
+    # graph was consulted (``known_ids``) and lacks it; a node of a source not rebuilt now keeps the synonym it has.
+    check_synonyms = known_ids is not None or set(collected.keys) == set(SOURCE_ORDER)
+    for synonym in collected.unapplied if check_synonyms else ():
+        if synonym.entity_id not in known:
+            problems.append(f"{synonym.origin or synonym.synonym.source}: synonym {synonym.synonym.text!r} for unknown id {synonym.entity_id}")
     for relation in collected.relations:
         where = relation.origin or relation.source
         if relation.type not in ENTITY_RELATIONS:
@@ -123,10 +181,11 @@ def validate(collected: CollectedSources, graph: Graph | None = None) -> None:
     Raises:
         SourceValidationError: listing the first problems with file:line; the graph has not been touched.
     """
-    known: set[str] = set()
+    known: set[str] | None = None
     if graph is not None and set(collected.keys) != set(SOURCE_ORDER):
         collected_ids = {record.id for record in collected.entities}
         missing = {end for rel in collected.relations for end in (rel.start, rel.end) if end not in collected_ids}
+        missing |= {synonym.entity_id for synonym in collected.unapplied}
         known = existing_ids(graph, missing)
     problems = find_problems(collected, known)
     if problems:
@@ -241,7 +300,10 @@ def current_versions(lexicon_path: Path = LEXICON_FILE) -> dict[str, str]:
 
     A source whose file is absent (the lexicon, before it is written) is left out.
     """
-    versions = {SOURCES["hpo"].source: _obo_release(HP_OBO), SOURCES["icd10"].source: icd_version()}
+    versions = {SOURCES["hpo"].source: hpo_version(_obo_release(HP_OBO), zh_version(HPO_ZH_FILE)),
+                SOURCES["icd10"].source: icd_version()}
+    if CMEKG_MAPPING_FILE.is_file():
+        versions[SYNONYM_SOURCES["cmekg"].source] = cmekg_version(CMEKG_MAPPING_FILE.read_bytes())
     versions[SOURCES["hpo-diseases"].source] = hpoa_version(_hpoa_header(PHENOTYPE_HPOA))
     if Path(lexicon_path).is_file():
         versions[SOURCES["lexicon"].source] = lexicon_version(Path(lexicon_path).read_bytes())
@@ -288,14 +350,59 @@ def stats(graph: Graph, *, lexicon_path: Path = LEXICON_FILE) -> dict[str, Any]:
         entry["nodes"] += row["n"]
         # One version per source is a clean build; several mean a build was interrupted or mixed.
         entry["version"] = row["version"] if len(entry["versions"]) == 1 else None
+    synonym_sources: dict[str, dict[str, Any]] = {}
+    for row in graph.read(SYNONYM_SOURCES_QUERY):
+        entry = synonym_sources.setdefault(row["source"], {"version": None, "versions": {}, "synonyms": 0, "entities": 0})
+        entry["versions"][row["version"]] = row["synonyms"]
+        entry["synonyms"] += row["synonyms"]
+        entry["entities"] += row["entities"]
+        entry["version"] = row["version"] if len(entry["versions"]) == 1 else None
     profile_labels = graph.read("MATCH (n:Disease) WHERE n.profile_label = true RETURN count(n) AS n")[0]["n"]
     current = current_versions(lexicon_path)
-    up_to_date = all(sources.get(source, {}).get("version") == version for source, version in current.items())
+    built = {source: info.get("version") for source, info in {**sources, **synonym_sources}.items()}
+    up_to_date = all(built.get(source) == version for source, version in current.items())
     return {
         "labels": labels,
         "relationships": relationships,
         "sources": sources,
+        "synonym_sources": synonym_sources,
+        "chinese_names": chinese_name_counts(graph),
         "profile_label_diseases": profile_labels,
         "current_versions": current,
         "up_to_date": up_to_date,
     }
+
+
+#: Synonyms that a synonym source (CMeKG) gave entities of another source, per source and version.
+SYNONYM_SOURCES_QUERY = """
+MATCH (n:Entity) WHERE n.synonym_sources IS NOT NULL
+UNWIND range(0, size(n.synonym_sources) - 1) AS i
+WITH n, n.synonym_sources[i] AS source, n.synonym_versions[i] AS version
+WHERE source <> n.source
+RETURN source, version, count(*) AS synonyms, count(DISTINCT n) AS entities
+ORDER BY source, version
+"""
+
+#: Per kind label: entities, those with a Chinese name (name_zh), those with a Chinese name or a Chinese synonym.
+CHINESE_NAMES_QUERY = """
+MATCH (n:Entity)
+WITH [label IN labels(n) WHERE label IN $kind_labels][0] AS label,
+     n.name_zh IS NOT NULL AS named,
+     any(lang IN coalesce(n.synonym_langs, []) WHERE lang = 'zh') AS has_synonym
+RETURN label, count(*) AS entities, sum(CASE WHEN named THEN 1 ELSE 0 END) AS name_zh,
+       sum(CASE WHEN named OR has_synonym THEN 1 ELSE 0 END) AS name_zh_or_synonym
+ORDER BY label
+"""
+
+
+def chinese_name_counts(graph: Graph) -> dict[str, dict[str, int]]:
+    """``{"all" | kind: {"entities", "name_zh", "name_zh_or_synonym"}}``: how many entities have a Chinese name, and
+    how many have a Chinese name or at least one Chinese synonym (what the linker and lookup can find in Chinese)."""
+    kinds = {label: kind for kind, label in ENTITY_KINDS.items()}
+    counts: dict[str, dict[str, int]] = {"all": {"entities": 0, "name_zh": 0, "name_zh_or_synonym": 0}}
+    for row in graph.read(CHINESE_NAMES_QUERY, {"kind_labels": list(kinds)}):
+        entry = {key: int(row[key]) for key in ("entities", "name_zh", "name_zh_or_synonym")}
+        counts[kinds.get(row["label"], "none")] = entry
+        for key, value in entry.items():
+            counts["all"][key] += value
+    return counts

@@ -107,7 +107,7 @@ def test_eye_subtree_skips_obsolete_and_other_branches() -> None:
 def test_hpo_source_yields_phenotypes_with_scoped_synonyms_and_inner_is_a(tmp_path: Path) -> None:
     path = tmp_path / "hp.obo"
     path.write_text(OBO, encoding="utf-8")
-    records = list(read_hpo_eye(path))
+    records = list(read_hpo_eye(path, zh_path=None))
     entities = {r.id: r for r in records if isinstance(r, EntityRecord)}
     relations = [(r.start, r.type, r.end) for r in records if isinstance(r, RelationRecord)]
     assert set(entities) == {"HP:0000478", "HP:0000501"}
@@ -288,6 +288,7 @@ def test_entity_upsert_query_sets_the_kind_label_from_the_allow_list() -> None:
         "SET n.name = row.name, n.name_zh = row.name_zh, n.definition = row.definition,\n"
         "    n.synonyms = row.synonyms, n.synonym_scopes = row.synonym_scopes,\n"
         "    n.synonym_layperson = row.synonym_layperson, n.synonym_langs = row.synonym_langs,\n"
+        "    n.synonym_sources = row.synonym_sources, n.synonym_versions = row.synonym_versions,\n"
         "    n.synonyms_text = row.synonyms_text, n.xrefs = row.xrefs,\n"
         "    n.source = row.source, n.source_version = row.source_version, n.profile_label = row.profile_label\n"
         "SET n:Disease\n"
