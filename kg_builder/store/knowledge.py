@@ -222,7 +222,9 @@ RETURN e.id AS id,
 
 def entity_knowledge_params(ids: Sequence[str], *, max_parents: int, max_diseases: int) -> dict[str, Any]:
     """The parameters of :data:`ENTITY_KNOWLEDGE_QUERY`."""
-    return {"ids": list(ids), "kind_labels": list(KIND_OF_LABEL), "max_parents": max_parents, "max_diseases": max_diseases}
+    return {
+        "ids": list(ids), "kind_labels": list(KIND_OF_LABEL), "max_parents": max_parents, "max_diseases": max_diseases,
+    }
 
 
 def read_entity_knowledge(
