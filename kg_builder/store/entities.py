@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from kg_builder.graph import Graph
-from kg_builder.schema import ENTITY_KINDS
+from kg_builder.schema import KIND_OF_LABEL
 from kg_builder.source_config import SOURCES
 
 #: Characters the Lucene query parser treats as syntax; each is escaped with a backslash.
@@ -126,7 +126,7 @@ def lookup(graph: Graph, text: str, *, limit: int = 10) -> list[LookupHit]:
     rows += graph.read(exact_match_query(), {"folded": " ".join(text.split()).lower(), "candidates": candidates})
     ranked = rank_candidates(text, rows)[:limit]
     linked = {row["id"]: row["linked"] for row in graph.read(linked_ids_query(), {"ids": [r["id"] for r in ranked]})}
-    kinds = {label: kind for kind, label in ENTITY_KINDS.items()}
+    kinds = KIND_OF_LABEL
     return [
         LookupHit(
             id=row["id"],
