@@ -1,12 +1,18 @@
-"""Entity-lookup latency and throughput of the API served by gunicorn: p50/p99 and requests/s at several concurrency
-levels. Prints JSON.
+"""Latency and throughput of the API served by gunicorn: p50/p99 and requests/s at several concurrency levels, for
+entity lookup or entity linking. Prints JSON.
 
 Starts ``gunicorn -c api/gunicorn.conf.py api.wsgi:app`` with 2 workers on 127.0.0.1 on a free port, warms it up,
-then for each level runs a bounded number of ``GET /entities?q=...`` requests (Chinese and English terms in turn)
-from that many threads, each with its own keep-alive ``http.client`` connection; a level stops early at its time
-cap. Gunicorn is stopped (SIGTERM to the process this script started) at the end, also on errors.
+then for each level runs a bounded number of requests from that many threads, each with its own keep-alive
+``http.client`` connection; a level stops early at its time cap. The requests are ``GET /entities?q=...`` (Chinese
+and English terms in turn; ``--endpoint entities``, the default) or ``POST /link`` with one typical caption each
+(the hand-labelled captions of ``tests/data/captions_gold.jsonl``, all under 300 characters, in turn;
+``--endpoint link``). With ``--against REV`` the code of that git revision is served too (``git archive`` to a
+temporary folder, its own gunicorn on another port) and each level runs on both servers, one after the other, so
+that the two are measured side by side on the same machine. Gunicorn is stopped (SIGTERM to the processes this
+script started) at the end, also on errors.
 
-Usage: ``python bench/api_latency.py [--requests 300] [--levels 1,8,32] [--workers 2] [--cap-s 60]``
+Usage: ``python bench/api_latency.py [--endpoint entities|link] [--against REV] [--repeat 1] [--requests 300]
+[--levels 1,8,32] [--workers 2] [--cap-s 60]``
 Needs Neo4j with the knowledge graph built, and the broker (only for the readiness check on /health).
 """
 from __future__ import annotations
@@ -22,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +40,9 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMS = ["青光眼", "pink eye", "白内障", "myopia", "老花眼", "dry eye", "glaucoma", "飞蚊症", "retinal detachment", "斜视"]
+GOLD_FILE = ROOT / "tests" / "data" / "captions_gold.jsonl"
+#: A typical caption for POST /link (longer ones are not typical; the API accepts up to OVP_MAX_TEXT_CHARS).
+TYPICAL_CAPTION_CHARS = 300
 
 
 def free_port() -> int:
@@ -42,26 +52,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
-    """gunicorn with the project's config, ``workers`` processes, no access log (it would dominate the timing)."""
+def start_gunicorn(port: int, workers: int, root: Path = ROOT) -> subprocess.Popen:
+    """gunicorn with the project's config, ``workers`` processes, no access log (it would dominate the timing),
+    serving the code under ``root``."""
     command = [
-        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api" / "gunicorn.conf.py"),
+        sys.executable, "-m", "gunicorn", "-c", str(root / "api" / "gunicorn.conf.py"),
         "-w", str(workers), "-b", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "--log-level", "warning",
         "api.wsgi:app",
     ]
-    return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+    return subprocess.Popen(command, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, start_new_session=True)
 
 
 def stop_gunicorn(process: subprocess.Popen) -> None:
-    """SIGTERM to the arbiter we started (it stops its workers), SIGKILL if it has not exited in 20 s."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
+    """SIGTERM to the arbiter we started (it stops its workers), SIGKILL if it has not exited in 20 s; then SIGKILL
+    to whatever is left of its process group (its own session: a worker stuck in a request outlives its arbiter)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def wait_ready(port: int, process: subprocess.Popen, timeout_s: float = 60.0) -> dict[str, Any]:
@@ -89,16 +104,24 @@ class Client:
 
     _local = threading.local()
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, timeout_s: float = 30.0) -> None:
         self.port = port
+        self.timeout_s = timeout_s
 
     def get(self, path: str) -> tuple[int, float]:
+        return self.send(("GET", path, None))
+
+    def send(self, request: tuple[str, str, bytes | None]) -> tuple[int, float]:
+        """``(method, path, JSON body or None)`` → (status, seconds); status 0 when the connection failed."""
+        method, path, body = request
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = self._local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            connection = self._local.connection = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                                             timeout=self.timeout_s)
         started = time.perf_counter()
         try:
-            connection.request("GET", path)
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
             status = response.status
@@ -109,20 +132,44 @@ class Client:
         return status, time.perf_counter() - started
 
 
-def run_level(port: int, concurrency: int, requests: int, cap_s: float) -> dict[str, Any]:
-    """``requests`` lookups from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
-    client = Client(port)
-    paths = [f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10" for i in range(requests)]
+def lookup_requests(count: int) -> list[tuple[str, str, bytes | None]]:
+    """``GET /entities?q=<term>&limit=10``, the terms in turn."""
+    return [("GET", f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10", None) for i in range(count)]
+
+
+def typical_captions() -> list[str]:
+    """The hand-labelled captions of at most :data:`TYPICAL_CAPTION_CHARS` characters."""
+    texts = [json.loads(line)["text"] for line in GOLD_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [t for t in texts if len(t) <= TYPICAL_CAPTION_CHARS]
+
+
+def link_requests(count: int) -> list[tuple[str, str, bytes | None]]:
+    """``POST /link`` with ``{"text": caption}``, the typical captions in turn."""
+    captions = typical_captions()
+    return [("POST", "/link", json.dumps({"text": captions[i % len(captions)]}).encode()) for i in range(count)]
+
+
+ENDPOINTS = {
+    "entities": ("GET /entities?q=<term>&limit=10", lookup_requests),
+    "link": ('POST /link {"text": <caption of at most 300 characters>}', link_requests),
+}
+
+
+def run_level(port: int, concurrency: int, requests: int, cap_s: float, endpoint: str = "entities",
+              timeout_s: float = 30.0) -> dict[str, Any]:
+    """``requests`` requests to ``endpoint`` from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
+    client = Client(port, timeout_s)
+    paths = ENDPOINTS[endpoint][1](requests)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
     deadline = time.monotonic() + cap_s
 
-    def one(path: str) -> None:
+    def one(request: tuple[str, str, bytes | None]) -> None:
         nonlocal errors
         if time.monotonic() > deadline:
             return
-        status, seconds = client.get(path)
+        status, seconds = client.send(request)
         with lock:
             if status == 200:
                 latencies.append(seconds)
@@ -148,35 +195,101 @@ def run_level(port: int, concurrency: int, requests: int, cap_s: float) -> dict[
     }
 
 
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One level's runs: the run itself when there is one, else the medians of p50, p99 and requests/s with every
+    run listed."""
+    if len(runs) == 1:
+        return runs[0]
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in runs if r[key] is not None]
+        return round(statistics.median(values), 2) if values else None
+
+    return {"concurrency": runs[0]["concurrency"], "repeats": len(runs), "median_p50_ms": median("p50_ms"),
+            "median_p99_ms": median("p99_ms"), "median_requests_per_s": median("requests_per_s"),
+            "errors": sum(r["errors"] for r in runs), "runs": runs}
+
+
+def warm_up(port: int, concurrency: int, requests: int, endpoint: str, rounds: int = 20) -> None:
+    """Rounds of ``requests`` requests until one has every request answered within a second: every worker process
+    has then opened its pool, cached its plans and, for /link, built its linker (the first /link of each process
+    reads the knowledge base, seconds on a busy machine). Gunicorn hands each request to whichever worker takes it,
+    so a round of concurrent requests reaches every worker."""
+    if endpoint != "entities":
+        # every process opens its graph handle first: before 043bf00 a process whose first request was POST /link
+        # hung (its linker's build waited for the graph handle's lock), and --against may name such a revision
+        run_level(port, 16, 64, cap_s=600.0, endpoint="entities", timeout_s=300.0)
+    for _ in range(rounds):
+        level = run_level(port, concurrency, requests, cap_s=600.0, endpoint=endpoint, timeout_s=300.0)
+        if level["errors"] == 0 and level["p99_ms"] is not None and level["p99_ms"] < 1000:
+            return
+    log.warning("the server on port %d still answers slowly after %d warm-up rounds", port, rounds)
+
+
+def export_revision(rev: str, into: Path) -> Path:
+    """The files of ``rev`` (``git archive``) under ``into``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", choices=sorted(ENDPOINTS), default="entities", help="what the requests ask")
+    parser.add_argument("--against", metavar="REV", help="also serve the code of this git revision, side by side")
     parser.add_argument("--requests", type=int, default=300, help="requests per concurrency level")
     parser.add_argument("--levels", default="1,8,32", help="comma-separated concurrency levels")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--cap-s", type=float, default=60.0, help="time cap per level, seconds")
-    parser.add_argument("--warmup", type=int, default=40, help="requests sent before measuring (compiles query plans)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per level (per side, taking turns); with more than one, medians are reported")
+    parser.add_argument("--warmup", type=int, default=40,
+                        help="requests per warm-up round (rounds go on until one is answered quickly throughout)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    port = free_port()
-    process = start_gunicorn(port, args.workers)
-    try:
-        health = wait_ready(port, process)
-        # Warm-up from several threads so that every worker process has its pool open and its plans cached.
-        run_level(port, min(8, args.workers * 4), args.warmup, args.cap_s)
-        levels = [run_level(port, int(c), args.requests, args.cap_s) for c in args.levels.split(",")]
-    finally:
-        stop_gunicorn(process)
+    with tempfile.TemporaryDirectory(prefix="ovp-api-latency-") as tmp:
+        roots = {"this_tree": ROOT}
+        if args.against:
+            roots = {args.against: export_revision(args.against, Path(tmp)), **roots}
+        servers: dict[str, tuple[int, subprocess.Popen]] = {}
+        try:
+            for side, root in roots.items():
+                port = free_port()
+                servers[side] = (port, start_gunicorn(port, args.workers, root))
+            health = {side: wait_ready(port, process) for side, (port, process) in servers.items()}
+            # Warm-up from several threads so that every worker process has its pool open and its plans cached (and,
+            # for /link, its linker built: the first request of each worker reads the knowledge base).
+            for port, _ in servers.values():
+                warm_up(port, min(8, args.workers * 4), args.warmup, args.endpoint)
+            levels: dict[str, list[dict[str, Any]]] = {side: [] for side in servers}
+            for c in args.levels.split(","):
+                runs: dict[str, list[dict[str, Any]]] = {side: [] for side in servers}
+                for _ in range(args.repeat):
+                    for side, (port, _) in servers.items():  # the sides take turns at each level
+                        runs[side].append(run_level(port, int(c), args.requests, args.cap_s, args.endpoint))
+                for side in servers:
+                    levels[side].append(summarise(runs[side]))
+        finally:
+            for _, process in servers.values():
+                stop_gunicorn(process)
     threads = 4  # api/gunicorn.conf.py: gthread worker, 4 threads each
-    print(json.dumps({
-        "benchmark": "api_entity_lookup",
-        "endpoint": "GET /entities?q=<term>&limit=10",
-        "terms": TERMS,
+    report: dict[str, Any] = {
+        "benchmark": "api_entity_lookup" if args.endpoint == "entities" else "api_link",
+        "endpoint": ENDPOINTS[args.endpoint][0],
         "server": {"gunicorn_workers": args.workers, "threads_per_worker": threads, "worker_class": "gthread"},
-        "neo4j": health.get("neo4j", {}).get("version"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "levels": levels,
-    }, indent=2, ensure_ascii=False))
+        "neo4j": health["this_tree"].get("neo4j", {}).get("version"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_avg": os.getloadavg()},
+    }
+    if args.endpoint == "entities":
+        report["terms"] = TERMS
+    else:
+        captions = typical_captions()
+        report["captions"] = {"file": str(GOLD_FILE.relative_to(ROOT)), "count": len(captions),
+                              "max_chars": max(map(len, captions))}
+    report["levels"] = levels["this_tree"] if not args.against else levels
+    print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 
 
