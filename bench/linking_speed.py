@@ -19,10 +19,11 @@ What it measures, for the code of this tree and, with ``--against``, for the cod
 Each side runs in its own worker process (``OMP_NUM_THREADS=1``; pinned with ``taskset`` to ``--core`` when given,
 the same core for both), and the rounds alternate between the two, so that a machine shared with other work slows
 both alike. Medians over rounds, of wall-clock seconds (``*_per_s``) and of the worker's CPU seconds
-(``*_per_cpu_s``: what one core does when it is not shared, the fairer figure on a busy machine); for the captions
-also the best round (``best_*``), the least disturbed by other work. A length is skipped for a side when its previous
-length, scaled up as if linking were quadratic, predicts more than ``--max-seconds`` (the old code needs about 25 s
-for 16,000 characters without a sentence break, so 100,000 would take a quarter of an hour).
+(``*_per_cpu_s``: what one core does when it is not shared, the fairer figure on a busy machine: a long text is
+preempted by other work where a short one is not); also the best round (``best_*``), the least disturbed by other
+work. A length is skipped for a side when its previous length, scaled up as if linking were quadratic, predicts more
+than ``--max-seconds`` (the old code needs about 25 s for 16,000 characters without a sentence break, so 100,000
+would take a quarter of an hour).
 """
 from __future__ import annotations
 
@@ -194,7 +195,7 @@ def measure(workers: dict[str, Worker], texts: dict[str, Any], lengths: Sequence
             times: dict[str, list[float]] = {side: [] for side in todo}
             cpu_times: dict[str, list[float]] = {side: [] for side in todo}
             mentions: dict[str, int] = {}
-            for _ in range(rounds if n < max(lengths) else max(1, rounds // 2)):
+            for _ in range(rounds):
                 for side in todo:  # rounds alternate between the sides, as for the captions
                     answer = workers[side].ask(long=key)
                     times[side].append(answer["seconds"])
@@ -205,13 +206,16 @@ def measure(workers: dict[str, Worker], texts: dict[str, Any], lengths: Sequence
                 median, cpu_median = statistics.median(times[side]), statistics.median(cpu_times[side])
                 last[side] = (n, median)
                 row[side][str(n)] = {"seconds": round(median, 4), "chars_per_s": round(n / median),
-                                     "chars_per_cpu_s": round(n / cpu_median), "mentions": mentions[side]}
+                                     "chars_per_cpu_s": round(n / cpu_median),
+                                     "best_chars_per_cpu_s": round(n / min(cpu_times[side])), "mentions": mentions[side]}
         for side in sides:
             measured = [row[side][str(n)] for n in lengths if "chars_per_s" in row[side][str(n)]]
             if len(measured) > 1:
                 row[side]["ratio_at_longest"] = round(measured[-1]["chars_per_s"] / measured[0]["chars_per_s"], 3)
                 row[side]["cpu_ratio_at_longest"] = round(
                     measured[-1]["chars_per_cpu_s"] / measured[0]["chars_per_cpu_s"], 3)
+                row[side]["best_cpu_ratio_at_longest"] = round(
+                    measured[-1]["best_chars_per_cpu_s"] / measured[0]["best_chars_per_cpu_s"], 3)
         results["scaling"][kind] = row
     if len(sides) == 2:
         a, b = sides
