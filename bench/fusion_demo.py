@@ -664,7 +664,7 @@ log = logging.getLogger("bench.fusion_demo")
                    "and JSON.")
 @click.option("--set", "settings_overrides", multiple=True, metavar="FIELD=JSON",
               help="A FusionConfig field for every variant, e.g. --set task_weighting=equal or "
-                   "--set detach_popularity=true (repeatable; the value is JSON, a bare word is read as a string).")
+                   "--set modality_dropout=0.3 (repeatable; the value is JSON, a bare word is read as a string).")
 def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience: int | None, width: int,
          dropout: float, lr: float, variants: tuple[str, ...], resnet_arch: str, keyframes: int,
          out: Path | None, select_on: str, split_per_seed: bool, folds: int | None, predictions: bool,
@@ -674,7 +674,7 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     if merge:
         _merge(merge)
         return
-    from fusion.ablation import VARIANTS, ablate_manifest
+    from fusion.ablation import VARIANTS, ablate_on_manifest
     from fusion.demo_data import generate_demo_set
 
     settings = dataclasses.replace(Settings.from_env(), resnet_arch=resnet_arch, keyframes=keyframes)
@@ -690,7 +690,7 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     if patience:
         overrides["patience"] = patience
     started = time.perf_counter()
-    report, feats = ablate_manifest(
+    report, feats = ablate_on_manifest(
         manifest, settings, seed=seed, seeds=[int(s) for s in seeds.split(",")] if seeds else None, epochs=epochs,
         variants=variants or tuple(VARIANTS), width=width, dropout=dropout, lr=lr,
         progress=sys.stderr.isatty(), eval_split=select_on, split_per_seed=split_per_seed,
