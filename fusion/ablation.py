@@ -176,7 +176,7 @@ class AblationReport:
         """Plain JSON data, the target's reading first (``predictions``: each variant's pooled predictions too, see
         ``VariantResult.to_dict``)."""
         return {
-            "non_inferiority": self.non_inferiority(),
+            "non_inferiority": self.target(),
             "data": "SYNTHETIC (ovp demo-data): says nothing about real videos" if self.synthetic else "operator-supplied",
             "synthetic": self.synthetic,
             "seed": self.seed,
@@ -338,6 +338,11 @@ class AblationReport:
                        + "; ".join(f"{c['variant']} {c['metric']} {c['mean']:+.3f} (se {c['se']:.3f})"
                                    for c in read["clear_losses"]))
         return ("SYNTHETIC data — " if self.synthetic else "") + f"{target} — {verdict}"
+
+    def target(self) -> dict[str, Any]:
+        """:meth:`non_inferiority` with its one-line reading (``"reading"``, SYNTHETIC-labelled where it applies): what
+        every report leads with."""
+        return {"reading": self.target_line(), **self.non_inferiority()}
 
     def table(self) -> str:
         """The target's reading (:meth:`target_line`), then a plain-text table: one row per variant, the headline

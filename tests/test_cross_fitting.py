@@ -225,6 +225,7 @@ def test_verdicts_read_each_difference_against_the_seeds_noise() -> None:
         "errors of the seed mean) — NOT MET: 1 clear loss(es) in 3 comparisons: no_gnn popularity_spearman -0.020 "
         "(se 0.000)")
     assert next(iter(report.to_dict())) == "non_inferiority"
+    assert report.to_dict()["non_inferiority"]["reading"] == report.table().splitlines()[0]
     better = AblationReport(seed=0, seeds=[0, 1, 2, 3], synthetic=False, sizes={}, variants=[full, _variant(
         "no_gnn", [(0.78, 0.29, 0.70), (0.79, 0.30, 0.65), (0.80, 0.28, 0.74), (0.78, 0.29, 0.674)])])
     assert better.non_inferiority() == {"met": True, "margin_se": 2.0, "comparisons": 3, "clear_losses": []}
