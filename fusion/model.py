@@ -479,6 +479,8 @@ class FusionModel(nn.Module):
         self.reset_parameters()
 
     def _build_heads(self, config: FusionConfig) -> None:
+        """The task heads and the paths beside them; a task the config does not train gets None. Built after the trunk
+        and in this order, since construction draws the initial weights from torch's random stream."""
         d = config.width
         disease = config.has("disease")
         self.disease_head = nn.Linear(d, config.n_diseases) if disease else None
