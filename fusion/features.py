@@ -36,7 +36,7 @@ from fusion.manifest import VideoEntry, read_manifest
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
 from kg_builder.graph import Graph
 from kg_builder.store.labels import read_profile_labels
-from ovp.errors import VideoDecodeError
+from ovp.errors import ModelNotFound, VideoDecodeError
 from ovp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -121,11 +121,19 @@ class FeatureSettings:
     @classmethod
     def for_model(cls, model_dir: Path, settings: Settings) -> "FeatureSettings":
         """The feature settings a trained model was trained with (``features.json`` beside it), so inference extracts
-        exactly what training saw; the current settings for a model directory without that file."""
+        exactly what training saw; the current settings for a model directory without that file.
+
+        Raises:
+            ModelNotFound: ``features.json`` is unreadable or names settings this version cannot extract (a retired
+                option: the message names it and says to retrain).
+        """
         file = Path(model_dir) / MODEL_FEATURES_FILE
-        if file.is_file():
+        if not file.is_file():
+            return cls.from_settings(settings)
+        try:
             return cls.from_dict(json.loads(file.read_text(encoding="utf-8")))
-        return cls.from_settings(settings)
+        except (ValueError, TypeError) as exc:
+            raise ModelNotFound(f"{file} cannot be used: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ a corrupt video as a FeatureFailure that does not stop the batch, the per-video 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,12 @@ import pytest
 import torch
 
 from encoders.enrichment import GNN_DIM
-from fusion.splits import DataSplit, split_ids
 from fusion.demo_data import generate_demo_set
 from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings, compose_text
 from fusion.manifest import read_manifest
 from fusion.records import METADATA_DIM, VideoFeatures
+from fusion.splits import DataSplit, split_ids
+from ovp.errors import ModelNotFound
 from ovp.settings import Settings
 
 
@@ -91,12 +93,18 @@ def test_caption_only_text_is_a_different_cache_entry(extractor: FeatureExtracto
     assert FeatureSettings.from_dict(extractor.features.to_dict()) == extractor.features
 
 
-def test_features_of_a_model_trained_with_separate_knowledge_are_refused_naming_it(extractor: FeatureExtractor) -> None:
+def test_features_of_a_model_trained_with_separate_knowledge_are_refused_naming_it(extractor: FeatureExtractor,
+                                                                                    settings: Settings,
+                                                                                    tmp_path: Path) -> None:
     saved = extractor.features.to_dict()
     # Saved before the option was retired, at the value still built in: the same settings.
     assert FeatureSettings.from_dict({**saved, "separate_knowledge": False}) == extractor.features
     with pytest.raises(ValueError, match="separate_knowledge=True.*retrain"):
         FeatureSettings.from_dict({**saved, "separate_knowledge": True})
+    # Beside a model (what the worker and `ovp evaluate` read), the refusal is a ModelNotFound the CLI prints as one line.
+    (tmp_path / "features.json").write_text(json.dumps({**saved, "separate_knowledge": True}))
+    with pytest.raises(ModelNotFound, match="separate_knowledge=True.*retrain"):
+        FeatureSettings.for_model(tmp_path, settings)
 
 
 def test_caption_states_are_the_caption_only_token_states_beside_the_joint_ones(extractor: FeatureExtractor,
