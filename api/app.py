@@ -18,6 +18,7 @@ from api.blueprints.entities import bp as entities
 from api.blueprints.health import bp as health
 from api.blueprints.linking import bp as linking
 from api.blueprints.queries import bp as queries
+from api.blueprints.search import bp as search
 from api.blueprints.videos import bp as videos
 from api.errors import register_error_handlers
 from api.openapi import bp as openapi
@@ -51,7 +52,7 @@ def create_app(settings: Settings, test_config: Mapping[str, Any] | None = None)
     app.extensions["ovp_named_queries"] = load_queries(app.config.get("OVP_QUERY_DIR") or QUERY_DIR)
 
     register_error_handlers(app)
-    for blueprint in (health, entities, linking, videos, diseases, batches, queries, openapi):
+    for blueprint in (health, entities, linking, videos, search, diseases, batches, queries, openapi):
         app.register_blueprint(blueprint)
     log.debug("API created (neo4j %s, broker %s)", settings.neo4j_uri, _redact(settings.broker_url))
     return app
