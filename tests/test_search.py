@@ -27,7 +27,7 @@ from worker.writeback import write_profiles
 
 PREFIX = "searchtest_"
 
-EXPECTED_WITHOUT_ENTITIES = """CALL {
+EXPECTED_WITHOUT_ENTITIES = """CALL () {
   // the nearest videos by the meaning of their text (approximate nearest neighbours from the vector index)
   CALL db.index.vector.queryNodes('video_text_vector', $candidates, $vector) YIELD node
   RETURN node AS v

@@ -87,7 +87,7 @@ LIMIT $k
 def search_query(with_entities: bool) -> str:
     """The ranking query: vector candidates, and entity candidates when the query has concepts (``$concepts``: a list
     of ``{id, ids}``; the entity branch is left out when it is empty, which saves its scan)."""
-    return "CALL {" + _VECTOR_CANDIDATES + (_ENTITY_CANDIDATES if with_entities else "") + _SCORE
+    return "CALL () {" + _VECTOR_CANDIDATES + (_ENTITY_CANDIDATES if with_entities else "") + _SCORE
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,44 @@ RETURN v {.id, .platform, .url, .path, .title, .caption, .hashtags, .duration_s,
 
 VIDEO_EXISTS = "MATCH (v:Video {id: $id}) RETURN v.id AS id"
 
+#: Up to $limit videos whose id starts with $prefix, with their profiles (a bench's or an evaluation's own videos).
+DELETE_VIDEOS_WITH_PREFIX = """
+MATCH (v:Video) WHERE v.id STARTS WITH $prefix
+WITH v LIMIT $limit
+OPTIONAL MATCH (v)-[:HAS_PROFILE]->(p:Profile)
+DETACH DELETE p, v
+RETURN count(DISTINCT v) AS deleted
+"""
+
+#: Videos that have a text vector (search by meaning can find them), leaving out those whose id starts with $prefix.
+TEXT_VECTOR_VIDEOS = """
+MATCH (v:Video) WHERE v.text_vector IS NOT NULL AND NOT v.id STARTS WITH $prefix
+RETURN count(v) AS n
+"""
+
 
 def video_exists(graph: Graph, video_id: str) -> bool:
     """Is there a video with that id?"""
     return bool(graph.read(VIDEO_EXISTS, {"id": video_id}))
+
+
+def delete_videos_with_prefix(graph: Graph, prefix: str, batch: int = 1000) -> int:
+    """Delete every video whose id starts with ``prefix`` and its profiles, ``batch`` videos per transaction; returns
+    how many. Refuses an empty prefix (it would delete every video)."""
+    if not prefix:
+        raise ValueError("a prefix is required: an empty one would delete every video")
+    total = 0
+    while True:
+        deleted = graph.write_transaction(
+            lambda tx: tx.run(DELETE_VIDEOS_WITH_PREFIX, prefix=prefix, limit=batch).single()["deleted"])
+        total += deleted
+        if deleted < batch:
+            return total
+
+
+def text_vector_videos(graph: Graph, excluding_prefix: str) -> int:
+    """How many videos have a text vector, leaving out those whose id starts with ``excluding_prefix``."""
+    return graph.read(TEXT_VECTOR_VIDEOS, {"prefix": excluding_prefix})[0]["n"]
 
 
 def video_detail(graph: Graph, video_id: str) -> dict[str, Any] | None:
