@@ -56,20 +56,24 @@ _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n+")
 
 @dataclass(frozen=True)
 class TagThresholds:
-    """When each source's candidate becomes a tag.
+    """When each source's candidate becomes a tag. The defaults were chosen on the development half of the MedQuAD
+    eye set (``bench/open_tags_eval.py --split dev --sweep``; each source's F1-best point of its grid) and frozen
+    before its test half was scored.
 
     Attributes:
-        named_min_score: lowest linker score of a named disease's best mention.
+        named_min_score: lowest linker score of a named disease's best mention (0.85: dictionary names and synonyms,
+            and semantic links at least that close; dev precision 0.476, recall 0.489).
         phenotypes: the phenotype source's gates (:class:`encoders.phenotype_ic.PhenotypeThresholds`).
-        similarity_min: lowest cosine of a disease to the text (or one of its sentences).
+        similarity_min: lowest cosine of a disease to the text (or one of its sentences) (0.5 with one tag per text:
+            dev precision 0.388, recall 0.375).
         similarity_max_tags: at most this many similarity tags per text, best first.
         max_segments: sentences of a long text read by the similarity source (its first ones), besides the whole.
     """
 
-    named_min_score: float = 0.6
+    named_min_score: float = 0.85
     phenotypes: PhenotypeThresholds = field(default_factory=PhenotypeThresholds)
-    similarity_min: float = 0.6
-    similarity_max_tags: int = 3
+    similarity_min: float = 0.5
+    similarity_max_tags: int = 1
     max_segments: int = 16
 
     def __post_init__(self) -> None:
