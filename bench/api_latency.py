@@ -109,10 +109,12 @@ class Client:
         return status, time.perf_counter() - started
 
 
-def run_level(port: int, concurrency: int, requests: int, cap_s: float) -> dict[str, Any]:
-    """``requests`` lookups from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
+def run_level(port: int, concurrency: int, requests: int, cap_s: float, paths: list[str] | None = None) -> dict[str, Any]:
+    """``requests`` GETs from ``concurrency`` threads (stops starting new ones after ``cap_s``): ``paths`` in turn,
+    or entity lookups of :data:`TERMS`."""
     client = Client(port)
-    paths = [f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10" for i in range(requests)]
+    base = paths or [f"/entities?q={quote(term)}&limit=10" for term in TERMS]
+    paths = [base[i % len(base)] for i in range(requests)]
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
