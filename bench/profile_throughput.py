@@ -1,7 +1,7 @@
 """Profiling throughput of one worker process, with the time per stage. Prints JSON.
 
 Usage: python bench/profile_throughput.py [--videos 16] [--chunk-sizes 1,4,8] [--arch resnet18|resnet50] [--keyframes K]
-       [--tags off,on]
+       [--tags off,on] [--repeats N]
 
 On SYNTHETIC demo videos (`ovp demo-data`) with a tiny model trained here (2 epochs: throughput does not depend on
 how well it learned). Each chunk size runs with empty feature caches, so every video is decoded and encoded; one
@@ -9,7 +9,8 @@ process plays the worker (the same `profile_in_process` → `run_chunk` path a C
 separate pass over the same files (keyframe extraction alone); `visual` in the pipeline is decode + ResNet together.
 With ``--tags off,on`` every chunk size runs twice, side by side, without and with the open-vocabulary disease tags
 (``OVP_OPEN_TAGS``; their sentence vectors, phenotype scoring and similarity, and the TAGGED write), each with empty
-caches, and ``tags_cost`` gives the ratio of their throughputs.
+caches, and ``tags_cost`` gives the ratio of their throughputs (medians over ``--repeats`` rounds, each round running
+every variant once, in turn).
 Needs Neo4j with the knowledge graph built. Uses the GPU when one is present (OVP_DEVICE=auto).
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--keyframes", type=int, default=4)
     parser.add_argument("--tags", default="on", help="open-vocabulary tags: on, off, or both in turn (off,on)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of every variant (medians are reported)")
     args = parser.parse_args()
     tag_modes = [mode.strip() for mode in args.tags.split(",")]
     if not tag_modes or any(mode not in ("on", "off") for mode in tag_modes):
@@ -62,9 +64,10 @@ def main() -> None:
 
     runs = []
     with Graph.connect(settings) as graph:
-        for chunk_size, tags in [(int(c), mode) for c in args.chunk_sizes.split(",") for mode in tag_modes]:
+        variants = [(int(c), mode) for c in args.chunk_sizes.split(",") for mode in tag_modes]
+        for repeat, (chunk_size, tags) in [(r, v) for r in range(args.repeats) for v in variants]:
             run_settings = dataclasses.replace(settings, chunk_size=chunk_size, open_tags=int(tags == "on"),
-                                               cache_dir=work / f"cache-{chunk_size}-{tags}")
+                                               cache_dir=work / f"cache-{chunk_size}-{tags}-{repeat}")
             # Empty keyframe/feature caches (every video is decoded), but the entity (and disease) vectors of the
             # graph are a per-machine asset a worker loads at start, not per-video work: bring them along.
             run_settings.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +86,7 @@ def main() -> None:
             runs.append({
                 "chunk_size": chunk_size,
                 "open_tags": tags,
+                "repeat": repeat,
                 "videos": len(entries),
                 "seconds": round(total, 2),
                 "videos_per_s": round(len(entries) / total, 3),
@@ -96,8 +100,10 @@ def main() -> None:
                     {"ids": ids})
 
     best = max(runs, key=lambda r: r["videos_per_s"])
-    by_run = {(r["chunk_size"], r["open_tags"]): r["videos_per_s"] for r in runs}
-    tags_cost = [{"chunk_size": c, "videos_per_s_without": by_run[c, "off"], "videos_per_s_with": by_run[c, "on"],
+    by_run = {key: statistics.median(r["videos_per_s"] for r in runs if (r["chunk_size"], r["open_tags"]) == key)
+              for key in {(r["chunk_size"], r["open_tags"]) for r in runs}}
+    tags_cost = [{"chunk_size": c, "median_videos_per_s_without": by_run[c, "off"],
+                  "median_videos_per_s_with": by_run[c, "on"],
                   "with_over_without": round(by_run[c, "on"] / by_run[c, "off"], 3)}
                  for c in sorted({c for c, _ in by_run}) if (c, "off") in by_run and (c, "on") in by_run]
     print(json.dumps({

@@ -154,10 +154,6 @@ class TextTags:
     tags: tuple[DiseaseTag, ...]
     vector: np.ndarray
 
-    def ids(self, source: str | None = None) -> list[str]:
-        """The tagged disease ids, all or those one source tagged."""
-        return [t.disease_id for t in self.tags if source is None or source in t.sources]
-
 
 # --- the sources, as pure functions -------------------------------------------------------------------------------
 
@@ -279,7 +275,7 @@ class DiseaseTagger:
 
     Args:
         graph: the knowledge graph (diseases, phenotype annotations; read once here).
-        settings: ``cache_dir`` for the disease vectors.
+        settings: ``cache_dir`` for the disease vectors; ``max_text_chars`` bounds the text read (as the linker's).
         thresholds: when a candidate becomes a tag (defaults: the frozen ones).
         encoder: the sentence encoder to share (default: a new one, one BLAS thread).
 
@@ -293,6 +289,7 @@ class DiseaseTagger:
                  encoder: SentenceVectorEncoder | None = None) -> None:
         started = time.perf_counter()
         self.thresholds = thresholds or TagThresholds()
+        self.max_text_chars = settings.max_text_chars
         self.encoder = (encoder or SentenceVectorEncoder()).load()
         diseases = disease_texts(graph)
         if not diseases:
@@ -307,13 +304,15 @@ class DiseaseTagger:
                  self.timings.load_s)
 
     def tag(self, texts: Sequence[str], mentions: Sequence[Sequence[Mention]]) -> list[TextTags]:
-        """The tags and sentence vector of each text (mentions: the text's linked mentions, offsets into it).
+        """The tags and sentence vector of each text (mentions: the text's linked mentions, offsets into it). A text
+        longer than ``max_text_chars`` is read up to there, as the linker reads it.
 
         Raises:
             ValueError: ``texts`` and ``mentions`` differ in length.
         """
         if len(texts) != len(mentions):
             raise ValueError(f"{len(texts)} texts but {len(mentions)} mention lists")
+        texts = [text[: self.max_text_chars] for text in texts]
         t = self.thresholds
         started = time.perf_counter()
         spans = [text_segments(text, t.max_segments) for text in texts]

@@ -49,11 +49,9 @@ class SearchConfig:
 
 @dataclass(frozen=True)
 class SharedConcept:
-    """A query concept a hit shares: how (``mention``: its text names it; ``tag``: its profile is tagged with it)."""
+    """A query concept a hit shares, and how (``mention``: its text names it; ``tag``: its profile is tagged with it)."""
 
-    id: str
-    name: str
-    name_zh: str
+    concept: Concept
     via: tuple[str, ...]
 
 
@@ -78,7 +76,8 @@ class SearchHit:
     def to_json(self) -> dict[str, Any]:
         return {"video_id": self.video_id, "title": self.title, "platform": self.platform, "synthetic": self.synthetic,
                 "score": round(self.score, 4), "similarity": round(self.similarity, 4),
-                "shared": [{"id": s.id, "name": s.name, "name_zh": s.name_zh, "via": list(s.via)} for s in self.shared],
+                "shared": [{"id": s.concept.id, "name": s.concept.name, "name_zh": s.concept.name_zh, "via": list(s.via)}
+                           for s in self.shared],
                 "reason": self.reason, "quality": self.quality, "popularity_pct": self.popularity_pct}
 
 
@@ -101,7 +100,8 @@ def hit_reason(similarity: float, shared: Sequence[SharedConcept]) -> str:
     """One line a person reads: the text's cosine to the query, then each shared concept and how it is shared."""
     parts = [f"text similarity {similarity:.2f}"]
     for s in shared:
-        parts.append(f"{' and '.join('mentions' if v == 'mention' else 'tagged' for v in s.via)} {s.name or s.id}")
+        how = " and ".join("mentions" if v == "mention" else "tagged" for v in s.via)
+        parts.append(f"{how} {s.concept.name or s.concept.id}")
     return "; ".join(parts)
 
 
@@ -168,8 +168,7 @@ class VideoSearch:
         hits = []
         for row in rows:
             mentioned, tagged = set(row["mentioned"]), set(row["tagged"])
-            shared = tuple(SharedConcept(x.id, x.name, x.name_zh,
-                                         tuple(v for v, s in (("mention", mentioned), ("tag", tagged)) if x.id in s))
+            shared = tuple(SharedConcept(x, tuple(v for v, s in (("mention", mentioned), ("tag", tagged)) if x.id in s))
                            for x in by_id.values() if x.id in mentioned or x.id in tagged)
             hits.append(SearchHit(row["video_id"], row["title"] or "", row["platform"] or "", bool(row["synthetic"]),
                                   float(row["score"]), float(row["similarity"]), shared, row["quality"],

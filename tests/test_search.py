@@ -20,7 +20,7 @@ from encoders.sentence_vectors import SentenceVectorEncoder
 from encoders.video_search import SearchConfig, SharedConcept, VideoSearch, hit_reason
 from kg_builder.graph import Graph
 from kg_builder.store.rows import MentionRecord, VideoMeta
-from kg_builder.store.search import search_query
+from kg_builder.store.search import Concept, search_query
 from ovp.settings import Settings
 from worker.records import ProfileRecord
 from worker.writeback import write_profiles
@@ -79,8 +79,8 @@ def test_search_query_text() -> None:
 
 
 def test_hit_reason_and_limits() -> None:
-    shared = (SharedConcept("OVP:glaucoma", "Glaucoma", "青光眼", ("mention", "tag")),
-              SharedConcept("HP:0007663", "", "", ("tag",)))
+    shared = (SharedConcept(Concept("OVP:glaucoma", "Glaucoma", "青光眼", ("OVP:glaucoma",)), ("mention", "tag")),
+              SharedConcept(Concept("HP:0007663", "", "", ("HP:0007663",)), ("tag",)))
     assert hit_reason(0.4567, shared) == "text similarity 0.46; mentions and tagged Glaucoma; tagged HP:0007663"
     assert hit_reason(-0.1, ()) == "text similarity -0.10"
     with pytest.raises(ValueError):
@@ -141,7 +141,7 @@ def test_a_chinese_query_finds_the_english_video_and_says_why(graph: Graph, vide
     assert [c.id for c in result.concepts][:1] == ["OVP:glaucoma"]
     assert _ours(list(result.hits))[0] == videos["glaucoma_en"]
     hit = next(h for h in result.hits if h.video_id == videos["glaucoma_en"])
-    assert [(s.id, s.via) for s in hit.shared] == [("OVP:glaucoma", ("mention", "tag"))]
+    assert [(s.concept.id, s.via) for s in hit.shared] == [("OVP:glaucoma", ("mention", "tag"))]
     assert hit.score == pytest.approx(hit.similarity + SearchConfig().entity_weight * 1 / len(result.concepts), abs=1e-4)
     assert "mentions and tagged Glaucoma" in hit.reason and hit.synthetic
 

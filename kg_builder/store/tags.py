@@ -42,13 +42,6 @@ RETURN DISTINCT e.id AS entity_id, p.id AS phenotype_id
 ORDER BY entity_id, phenotype_id
 """
 
-#: Names of entities, for evidence a person reads.
-ENTITY_NAMES = """
-UNWIND $ids AS id
-MATCH (e:Entity {id: id})
-RETURN e.id AS id, e.name AS name, e.name_zh AS name_zh
-"""
-
 #: The tags of a video's latest profile, best rank first (the review pages' and ``GET /videos/{id}``'s list).
 VIDEO_TAGS = """
 MATCH (:Video {id: $id})-[:HAS_PROFILE]->(p:Profile {latest: true})-[t:TAGGED]->(d:Disease)
@@ -100,11 +93,6 @@ def phenotype_graph(graph: Graph) -> PhenotypeGraph:
         parents=tuple((r["child"], r["parent"]) for r in graph.read(PHENOTYPE_PARENTS)),
         equivalents=tuple((r["entity_id"], r["phenotype_id"]) for r in graph.read(PHENOTYPE_EQUIVALENTS)),
     )
-
-
-def entity_names(graph: Graph, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """``{id: {name, name_zh}}`` for the ids the graph has."""
-    return {r["id"]: {"name": r["name"], "name_zh": r["name_zh"]} for r in graph.read(ENTITY_NAMES, {"ids": list(ids)})}
 
 
 def video_tags(graph: Graph, video_id: str) -> list[dict[str, Any]]:
