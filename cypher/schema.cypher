@@ -6,6 +6,8 @@ CREATE CONSTRAINT entity_id IF NOT EXISTS FOR (n:Entity) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT video_id IF NOT EXISTS FOR (n:Video) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT profile_id IF NOT EXISTS FOR (n:Profile) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT batch_id IF NOT EXISTS FOR (n:Batch) REQUIRE n.id IS UNIQUE;
+// The one build-stamp node (kg_builder/store/build_stamp.py): processes that hold entities in memory read its stamp.
+CREATE CONSTRAINT graph_build_id IF NOT EXISTS FOR (n:GraphBuild) REQUIRE n.id IS UNIQUE;
 
 // Range indexes that the read queries filter on.
 CREATE INDEX entity_source IF NOT EXISTS FOR (n:Entity) ON (n.source);
