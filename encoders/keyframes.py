@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Iterator, Literal, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ovp.errors import VideoDecodeError
 
@@ -96,6 +99,7 @@ def extract_keyframes(
     timeout_s: float = 20.0,
     scene_threshold: float = 0.45,
     max_held_bytes: int = 256 << 20,
+    decoder_threads: int = 0,
 ) -> KeyframeSet:
     """Choose up to ``k`` frames of a video: key frames, scene changes, evenly spaced fill-ins (see module doc).
 
@@ -108,12 +112,15 @@ def extract_keyframes(
             change.
         max_held_bytes: decoded key frames are held in memory up to this many bytes so that the chosen ones need no
             second decode; past it, the chosen key frames are decoded again by seeking (long, high-resolution videos).
+        decoder_threads: FFmpeg's threads for this video; 0 lets FFmpeg choose (one per core). A caller decoding
+            several videos at once gives each a share of the cores instead, so that the decoders do not each start
+            a thread per core.
 
     Returns:
         A :class:`KeyframeSet` with frames in time order.
 
     Raises:
-        ValueError: ``k < 1``, ``scene_threshold`` outside (0, 1] or ``timeout_s <= 0``.
+        ValueError: ``k < 1``, ``scene_threshold`` outside (0, 1], ``timeout_s <= 0`` or ``decoder_threads < 0``.
         VideoDecodeError: the file is missing or empty, has no video stream, is truncated, is not a video or cannot
             be decoded, or decoding took longer than ``timeout_s``.
     """
@@ -123,6 +130,8 @@ def extract_keyframes(
         raise ValueError(f"scene_threshold must be in (0, 1], got {scene_threshold}")
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    if decoder_threads < 0:
+        raise ValueError(f"decoder_threads must be >= 0 (0: FFmpeg chooses), got {decoder_threads}")
     path = Path(path)
     deadline = _Deadline(path, timeout_s)
     _check_file(path)
@@ -139,6 +148,7 @@ def extract_keyframes(
         stream = _video_stream(container, path)
         _check_index(stream, path)
         stream.codec_context.thread_type = "AUTO"
+        stream.codec_context.thread_count = decoder_threads
         scan = _scan_keyframes(container, stream, deadline, max_held_bytes)
         if scan.packets == 0:
             raise VideoDecodeError(f"{path}: the video stream has no frames (zero-length video)")
@@ -181,6 +191,17 @@ def extract_keyframes(
         path, len(result), ",".join(result.reasons), len(scan.times), deadline.elapsed(),
     )
     return result
+
+
+def decoder_threads_for(workers: int, cores: int | None = None) -> int:
+    """FFmpeg threads per video when ``workers`` videos are decoded at once: a share of the cores (at least one), or
+    0 (FFmpeg chooses: one per core) for a single worker. Left to choose, eight concurrent decoders on 16 cores would
+    start a thread per core each, 8 × 16 threads fighting for 16 cores."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if workers == 1:
+        return 0
+    return max(1, (cores if cores is not None else os.cpu_count() or 1) // workers)
 
 
 def plan_picks(
@@ -248,12 +269,41 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(0.5 * np.abs(a - b).sum() / a.shape[0])
 
 
+#: Added to a pixel's bin per channel, so that one bincount counts all three channels.
+_CHANNEL_OFFSETS = np.arange(3, dtype=np.intp) * HIST_BINS
+
+
 def colour_histogram(rgb: np.ndarray) -> np.ndarray:
     """Per-channel histogram (``3 × HIST_BINS``, each row sums to 1) of an RGB uint8 image."""
     pixels = rgb.reshape(-1, 3)
-    bins = (pixels >> (8 - int(math.log2(HIST_BINS)))).astype(np.int64)
-    hist = np.stack([np.bincount(bins[:, c], minlength=HIST_BINS) for c in range(3)]).astype(np.float64)
+    bins = (pixels >> (8 - int(math.log2(HIST_BINS)))).astype(np.intp) + _CHANNEL_OFFSETS
+    hist = np.bincount(bins.ravel(), minlength=3 * HIST_BINS).reshape(3, HIST_BINS).astype(np.float64)
     return hist / max(1, pixels.shape[0])
+
+
+# --- conversion -------------------------------------------------------------------------------------------------
+
+#: Each decoding thread keeps its own two reformatters (one is not safe to share between threads). A reformatter
+#: keeps FFmpeg's scaler set up between calls with the same sizes and formats; a frame's own ``reformat`` and
+#: ``to_ndarray(format=...)`` set up a new one each time, which costs more than converting a 720p frame (2.4 ms per
+#: frame instead of 0.7 ms, the same pixels).
+_reformatters = threading.local()
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as an RGB ``height × width × 3`` uint8 array."""
+    reformatter = getattr(_reformatters, "rgb", None)
+    if reformatter is None:
+        reformatter = _reformatters.rgb = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+
+
+def _thumbnail(frame: av.VideoFrame) -> np.ndarray:
+    """The frame squeezed to ``THUMB_SIZE × THUMB_SIZE`` RGB, for its colour histogram."""
+    reformatter = getattr(_reformatters, "thumbnail", None)
+    if reformatter is None:
+        reformatter = _reformatters.thumbnail = VideoReformatter()
+    return reformatter.reformat(frame, width=THUMB_SIZE, height=THUMB_SIZE, format="rgb24").to_ndarray()
 
 
 # --- decoding ---------------------------------------------------------------------------------------------------
@@ -373,8 +423,7 @@ def _scan_keyframes(
             deadline.check()
             if rotation is None:
                 rotation = _frame_rotation(frame, stream)
-            thumb = frame.reformat(width=THUMB_SIZE, height=THUMB_SIZE, format="rgb24").to_ndarray()
-            hist = colour_histogram(thumb)
+            hist = colour_histogram(_thumbnail(frame))
             scan.scene_scores.append(0.0 if previous_hist is None else histogram_distance(previous_hist, hist))
             previous_hist = hist
             scan.times.append(_frame_time(frame, start_s))
@@ -434,7 +483,7 @@ def _materialise(
         if pick.keyframe_index is None:
             continue
         if scan.held is not None:
-            frames[i] = scan.held[pick.keyframe_index].to_ndarray(format="rgb24")
+            frames[i] = _to_rgb(scan.held[pick.keyframe_index])
         else:
             need_keyframes.append(i)
     if need_keyframes:
@@ -442,7 +491,7 @@ def _materialise(
         for i in need_keyframes:
             frame = next(_decode_from(container, stream, scan.pts[picks[i].keyframe_index], deadline), None)
             if frame is not None:
-                frames[i] = frame.to_ndarray(format="rgb24")
+                frames[i] = _to_rgb(frame)
     uniform = [i for i, p in enumerate(picks) if p.keyframe_index is None]
     if uniform:
         stream.codec_context.skip_frame = "DEFAULT"
@@ -507,7 +556,7 @@ def _decode_uniform(
             else:
                 previous = current
         if chosen is not None:
-            frames[i] = chosen[0].to_ndarray(format="rgb24")
+            frames[i] = _to_rgb(chosen[0])
             times[i] = chosen[1]
             position = chosen[1]
 

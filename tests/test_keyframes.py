@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from encoders.keyframes import extract_keyframes, plan_picks
+from encoders.keyframes import colour_histogram, decoder_threads_for, extract_keyframes, plan_picks
 from cli import main
 from ovp.errors import VideoDecodeError
 from videos import make_audio_only, make_video, truncate_copy
@@ -160,6 +161,38 @@ def test_invalid_arguments(videos: dict[str, Path]) -> None:
         extract_keyframes(videos["gop1s"], scene_threshold=0.0)
     with pytest.raises(ValueError, match="timeout_s"):
         extract_keyframes(videos["gop1s"], timeout_s=0)
+    with pytest.raises(ValueError, match="decoder_threads"):
+        extract_keyframes(videos["gop1s"], decoder_threads=-1)
+
+
+def test_decoder_threads_and_threads_at_once_give_the_same_frames(videos: dict[str, Path]) -> None:
+    # Each thread converts with reformatters of its own; one FFmpeg thread or one per core decode the same pixels.
+    alone = extract_keyframes(videos["dense"], k=5)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda n: extract_keyframes(videos["dense"], k=5, decoder_threads=n), [1, 2, 0, 1]))
+    for other in together:
+        assert other.timestamps_s == alone.timestamps_s and other.scene_scores == alone.scene_scores
+        assert all(np.array_equal(a, b) for a, b in zip(alone.frames, other.frames))
+
+
+def test_concurrent_decoders_share_the_cores() -> None:
+    assert decoder_threads_for(1, cores=16) == 0  # one video at a time: FFmpeg takes every core
+    assert decoder_threads_for(8, cores=16) == 2
+    assert decoder_threads_for(3, cores=16) == 5
+    assert decoder_threads_for(8, cores=2) == 1
+    with pytest.raises(ValueError, match="workers"):
+        decoder_threads_for(0)
+
+
+def test_colour_histogram_counts_each_channel() -> None:
+    rgb = np.zeros((2, 2, 3), dtype=np.uint8)
+    rgb[0, 0] = (255, 0, 16)
+    rgb[1, 1] = (255, 17, 16)
+    hist = colour_histogram(rgb)
+    assert hist.shape == (3, 16) and np.allclose(hist.sum(axis=1), 1.0)
+    assert hist[0].tolist() == [0.5] + [0.0] * 14 + [0.5]  # red: two 0s, two 255s
+    assert hist[1, 0] == 0.75 and hist[1, 1] == 0.25  # green: 17 falls in bin 1
+    assert hist[2, 0] == 0.5 and hist[2, 1] == 0.5
 
 
 # --- plan_picks: the selection rule alone ------------------------------------------------------------------------
