@@ -4,7 +4,9 @@
 # initialised (it warns, and every profile records visual_weights="none").
 FROM python:3.11-slim-bookworm
 
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
+# FFmpeg's shared libraries for torchcodec (keyframes decoded on the GPU); PyAV carries its own.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 libavcodec59 libavformat59 libavutil57 \
+      libswscale6 libswresample4 libavfilter8 libavdevice59 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --no-cache-dir -r requirements.lock

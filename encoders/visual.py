@@ -30,7 +30,8 @@ from torchvision import models
 
 from encoders.device import resolve_device
 from encoders.feature_cache import file_sha256
-from encoders.keyframes import KeyframeSet, decoder_threads_for, extract_keyframes
+from encoders.keyframes import KeyframeSet, decoder_threads_for
+from encoders.keyframes_gpu import KeyframeDecoder, keyframe_decoder
 from ovp.errors import ModelNotFound, VideoDecodeError
 
 if TYPE_CHECKING:
@@ -268,6 +269,7 @@ def encode_videos(
     k: int = 8,
     timeout_s: float = 20.0,
     workers: int = 1,
+    decoder: KeyframeDecoder | None = None,
     on_done: Callable[[int], object] | None = None,
 ) -> list[VisualFeatures | VideoDecodeError]:
     """Keyframes → ResNet features of several videos, as :func:`encode_video` gives them one by one, but faster.
@@ -280,6 +282,8 @@ def encode_videos(
     time (``bench/profile_gpu.py``).
 
     Args:
+        decoder: how keyframes are decoded (:func:`encoders.keyframes_gpu.keyframe_decoder`); default: torchcodec on
+            the GPU when the encoder runs on CUDA and torchcodec loads, else PyAV.
         on_done: called with the number of videos finished, after each window (a progress bar's ``update``).
 
     Returns:
@@ -310,10 +314,11 @@ def encode_videos(
             todo.append((i, path, digest, key))
 
     decoder_threads = decoder_threads_for(workers)
+    extract = (decoder or keyframe_decoder("auto", encoder.device)).extract
 
     def decode(item: tuple[int, Path, str, str | None]) -> KeyframeSet | VideoDecodeError:
         try:
-            return extract_keyframes(item[1], k=k, timeout_s=timeout_s, decoder_threads=decoder_threads)
+            return extract(item[1], k=k, timeout_s=timeout_s, decoder_threads=decoder_threads)
         except VideoDecodeError as exc:
             return exc
 
