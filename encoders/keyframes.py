@@ -124,26 +124,12 @@ def extract_keyframes(
         VideoDecodeError: the file is missing or empty, has no video stream, is truncated, is not a video or cannot
             be decoded, or decoding took longer than ``timeout_s``.
     """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    if not 0.0 < scene_threshold <= 1.0:
-        raise ValueError(f"scene_threshold must be in (0, 1], got {scene_threshold}")
-    if timeout_s <= 0:
-        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    _check_arguments(k, scene_threshold, timeout_s)
     if decoder_threads < 0:
         raise ValueError(f"decoder_threads must be >= 0 (0: FFmpeg chooses), got {decoder_threads}")
     path = Path(path)
     deadline = _Deadline(path, timeout_s)
-    _check_file(path)
-    try:
-        container = av.open(str(path), timeout=timeout_s, metadata_errors="replace")
-    except av.ExitError as exc:  # PyAV's timeout interrupted FFmpeg
-        raise deadline.expired() from exc
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoDecodeError(
-            f"{path}: not a video FFmpeg can read, or cut short ({_reason(exc)})",
-            hint="check the file is a complete video file",
-        ) from exc
+    container = _open(path, deadline)
     try:
         stream = _video_stream(container, path)
         _check_index(stream, path)
@@ -342,6 +328,29 @@ class _Scan:
     rotation: int = 0
     start_pts: int = 0
     packets: int = 0
+
+
+def _check_arguments(k: int, scene_threshold: float, timeout_s: float) -> None:
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if not 0.0 < scene_threshold <= 1.0:
+        raise ValueError(f"scene_threshold must be in (0, 1], got {scene_threshold}")
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+
+
+def _open(path: Path, deadline: _Deadline) -> av.container.InputContainer:
+    """The file opened by FFmpeg, after the checks that need no decoder (missing, not a file, empty)."""
+    _check_file(path)
+    try:
+        return av.open(str(path), timeout=deadline.timeout_s, metadata_errors="replace")
+    except av.ExitError as exc:  # PyAV's timeout interrupted FFmpeg
+        raise deadline.expired() from exc
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise VideoDecodeError(
+            f"{path}: not a video FFmpeg can read, or cut short ({_reason(exc)})",
+            hint="check the file is a complete video file",
+        ) from exc
 
 
 def _check_file(path: Path) -> None:

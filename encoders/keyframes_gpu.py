@@ -36,10 +36,11 @@ from encoders.keyframes import (
     HIST_BINS,
     THUMB_SIZE,
     KeyframeSet,
-    _check_file,
+    _check_arguments,
     _check_index,
     _Deadline,
     _duration,
+    _open,
     _reason,
     _video_stream,
     extract_keyframes,
@@ -182,22 +183,10 @@ def extract_keyframes_torchcodec(
     """
     from torchcodec.decoders import VideoDecoder
 
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    if not 0.0 < scene_threshold <= 1.0:
-        raise ValueError(f"scene_threshold must be in (0, 1], got {scene_threshold}")
-    if timeout_s <= 0:
-        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    _check_arguments(k, scene_threshold, timeout_s)
     path, device = Path(path), torch.device(device)
     deadline = _Deadline(path, timeout_s)
-    _check_file(path)
-    try:
-        container = av.open(str(path), timeout=timeout_s, metadata_errors="replace")
-    except av.ExitError as exc:
-        raise deadline.expired() from exc
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoDecodeError(f"{path}: not a video FFmpeg can read, or cut short ({_reason(exc)})",
-                               hint="check the file is a complete video file") from exc
+    container = _open(path, deadline)
     try:
         stream = _video_stream(container, path)
         _check_index(stream, path)
