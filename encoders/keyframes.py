@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,7 +98,6 @@ def extract_keyframes(
     timeout_s: float = 20.0,
     scene_threshold: float = 0.45,
     max_held_bytes: int = 256 << 20,
-    decoder_threads: int = 0,
 ) -> KeyframeSet:
     """Choose up to ``k`` frames of a video: key frames, scene changes, evenly spaced fill-ins (see module doc).
 
@@ -112,21 +110,16 @@ def extract_keyframes(
             change.
         max_held_bytes: decoded key frames are held in memory up to this many bytes so that the chosen ones need no
             second decode; past it, the chosen key frames are decoded again by seeking (long, high-resolution videos).
-        decoder_threads: FFmpeg's threads for this video; 0 lets FFmpeg choose (one per core). A caller decoding
-            several videos at once gives each a share of the cores instead, so that the decoders do not each start
-            a thread per core.
 
     Returns:
         A :class:`KeyframeSet` with frames in time order.
 
     Raises:
-        ValueError: ``k < 1``, ``scene_threshold`` outside (0, 1], ``timeout_s <= 0`` or ``decoder_threads < 0``.
+        ValueError: ``k < 1``, ``scene_threshold`` outside (0, 1] or ``timeout_s <= 0``.
         VideoDecodeError: the file is missing or empty, has no video stream, is truncated, is not a video or cannot
             be decoded, or decoding took longer than ``timeout_s``.
     """
     _check_arguments(k, scene_threshold, timeout_s)
-    if decoder_threads < 0:
-        raise ValueError(f"decoder_threads must be >= 0 (0: FFmpeg chooses), got {decoder_threads}")
     path = Path(path)
     deadline = _Deadline(path, timeout_s)
     container = _open(path, deadline)
@@ -134,7 +127,6 @@ def extract_keyframes(
         stream = _video_stream(container, path)
         _check_index(stream, path)
         stream.codec_context.thread_type = "AUTO"
-        stream.codec_context.thread_count = decoder_threads
         scan = _scan_keyframes(container, stream, deadline, max_held_bytes)
         if scan.packets == 0:
             raise VideoDecodeError(f"{path}: the video stream has no frames (zero-length video)")
@@ -177,17 +169,6 @@ def extract_keyframes(
         path, len(result), ",".join(result.reasons), len(scan.times), deadline.elapsed(),
     )
     return result
-
-
-def decoder_threads_for(workers: int, cores: int | None = None) -> int:
-    """FFmpeg threads per video when ``workers`` videos are decoded at once: a share of the cores (at least one), or
-    0 (FFmpeg chooses: one per core) for a single worker. Left to choose, eight concurrent decoders on 16 cores would
-    start a thread per core each, 8 × 16 threads fighting for 16 cores."""
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    if workers == 1:
-        return 0
-    return max(1, (cores if cores is not None else os.cpu_count() or 1) // workers)
 
 
 def plan_picks(

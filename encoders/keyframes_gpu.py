@@ -115,8 +115,7 @@ def keyframe_decoder(choice: str, device: torch.device) -> KeyframeDecoder:
     if name == "pyav":
         return KeyframeDecoder(name, reason, extract_keyframes)
 
-    def extract(path: str | Path, k: int = 8, *, timeout_s: float = 20.0, scene_threshold: float = 0.45,
-                decoder_threads: int = 0) -> KeyframeSet:
+    def extract(path: str | Path, k: int = 8, *, timeout_s: float = 20.0, scene_threshold: float = 0.45) -> KeyframeSet:
         try:
             return extract_keyframes_torchcodec(path, k, device=device, timeout_s=timeout_s,
                                                 scene_threshold=scene_threshold)
@@ -124,8 +123,7 @@ def keyframe_decoder(choice: str, device: torch.device) -> KeyframeDecoder:
             # NVDEC decodes H.264, HEVC, VP9 and AV1 on recent GPUs; anything else, or a stream it refuses, goes to
             # the CPU path, which also reports a damaged file as a VideoDecodeError naming it.
             logger.warning("%s: not decoded on %s (%s); decoding it with PyAV", path, device, exc)
-            return extract_keyframes(path, k, timeout_s=timeout_s, scene_threshold=scene_threshold,
-                                     decoder_threads=decoder_threads)
+            return extract_keyframes(path, k, timeout_s=timeout_s, scene_threshold=scene_threshold)
 
     return KeyframeDecoder(name, reason, extract)
 

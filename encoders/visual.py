@@ -30,7 +30,7 @@ from torchvision import models
 
 from encoders.device import resolve_device
 from encoders.feature_cache import file_sha256
-from encoders.keyframes import KeyframeSet, decoder_threads_for
+from encoders.keyframes import KeyframeSet
 from encoders.keyframes_gpu import KeyframeDecoder, keyframe_decoder
 from ovp.errors import ModelNotFound, VideoDecodeError
 
@@ -275,11 +275,10 @@ def encode_videos(
     """Keyframes → ResNet features of several videos, as :func:`encode_video` gives them one by one, but faster.
 
     Cache hits are answered first. The other videos are decoded by ``workers`` threads (PyAV releases the GIL while
-    FFmpeg decodes and converts; each video's decoder gets its share of the cores, see
-    :func:`encoders.keyframes.decoder_threads_for`), in windows of ``max(8, 2 × workers)`` videos: while the network
-    encodes one window's frames in batches of ``encoder.config.batch_size``, the threads decode the next. At most two
-    windows of decoded frames are held at once. One worker decoding one video at a time left a GPU idle most of the
-    time (``bench/profile_gpu.py``).
+    FFmpeg decodes and converts), in windows of ``max(8, 2 × workers)`` videos: while the network encodes one window's
+    frames in batches of ``encoder.config.batch_size``, the threads decode the next. At most two windows of decoded
+    frames are held at once. One worker decoding one video at a time left a GPU idle most of the time
+    (``bench/profile_gpu.py``).
 
     Args:
         decoder: how keyframes are decoded (:func:`encoders.keyframes_gpu.keyframe_decoder`); default: torchcodec on
@@ -313,12 +312,11 @@ def encode_videos(
         else:
             todo.append((i, path, digest, key))
 
-    decoder_threads = decoder_threads_for(workers)
     extract = (decoder or keyframe_decoder("auto", encoder.device)).extract
 
     def decode(item: tuple[int, Path, str, str | None]) -> KeyframeSet | VideoDecodeError:
         try:
-            return extract(item[1], k=k, timeout_s=timeout_s, decoder_threads=decoder_threads)
+            return extract(item[1], k=k, timeout_s=timeout_s)
         except VideoDecodeError as exc:
             return exc
 
