@@ -60,6 +60,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[_LOCK_KEY] = threading.Lock()
     app.extensions["ovp_named_queries"] = load_queries(app.config.get("OVP_QUERY_DIR") or _default_query_dir())
 
+    from api.extensions import init_extensions
+
+    init_extensions(app, settings)
     register_error_handlers(app)
     _register_blueprints(app)
     app.teardown_appcontext(_unbind_graph)
@@ -81,11 +84,17 @@ def _register_blueprints(app: Flask) -> None:
     from api.blueprints.health import bp as health
     from api.blueprints.linking import bp as linking
     from api.blueprints.queries import bp as queries
+    from api.blueprints.ratings import bp as ratings
     from api.blueprints.videos import bp as videos
+    from api.extensions import csrf
     from api.openapi import bp as openapi
+    from api.pages import bp as pages
 
-    for blueprint in (health, entities, linking, videos, diseases, batches, queries, openapi):
+    # The JSON API authenticates with bearer tokens, never with the session cookie, so CSRF does not apply to it.
+    for blueprint in (health, entities, linking, videos, ratings, diseases, batches, queries, openapi):
+        csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
+    app.register_blueprint(pages)
 
 
 def get_settings() -> Settings:

@@ -426,6 +426,7 @@ class FeatureExtractor:
                     popularity=entry.popularity,
                     quality=entry.quality,
                     synthetic=entry.synthetic,
+                    raters=entry.raters or 0,
                 )
             except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
                 results[i] = FeatureFailure(entry.id, str(exc))

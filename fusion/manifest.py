@@ -33,6 +33,8 @@ Optional fields (labels for training and evaluation, and provenance):
                        interaction weighs more the more effort it costs the viewer, so a share counts 20 views
 ``quality``            integer 1–5, the Global Quality Score used in ophthalmic video studies
 ``synthetic``          bool (default false): generated data (``ovp demo-data``); every report on it must say so
+``raters``             integer ≥ 1: the labels are the consensus of this many reviewers' ratings (written by
+                       ``ovp ratings export``; the model card counts the videos that had it)
 =====================  ==========================================================================================
 
 Any other field is an error, so a misspelt label (``"qualty"``) is never silently ignored.
@@ -65,7 +67,7 @@ ENGAGEMENT_WEIGHTS = {"views": 1, "likes": 5, "comments": 10, "shares": 20}
 MAX_LISTED_PROBLEMS = 1_000
 
 REQUIRED_FIELDS = ("id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s", "author_followers")
-OPTIONAL_FIELDS = ("url", "diseases", "views", "likes", "comments", "shares", "quality", "synthetic")
+OPTIONAL_FIELDS = ("url", "diseases", "views", "likes", "comments", "shares", "quality", "synthetic", "raters")
 ENGAGEMENT_FIELDS = tuple(ENGAGEMENT_WEIGHTS)
 
 
@@ -101,6 +103,7 @@ class VideoEntry:
     shares: int | None = None
     quality: int | None = None
     synthetic: bool = False
+    raters: int | None = None
 
     @property
     def popularity(self) -> float | None:
@@ -143,6 +146,8 @@ class VideoEntry:
             out["quality"] = self.quality
         if self.synthetic:
             out["synthetic"] = True
+        if self.raters is not None:
+            out["raters"] = self.raters
         return out
 
 
@@ -300,6 +305,12 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
             problems.add(line, "synthetic", f"expected true or false, got {obj['synthetic']!r}")
         else:
             values["synthetic"] = obj["synthetic"]
+    if "raters" in obj and obj["raters"] is not None:
+        raters = _as_int(obj["raters"])
+        if raters is None or raters < 1:
+            problems.add(line, "raters", f"expected an integer ≥ 1 (reviewers behind the labels), got {obj['raters']!r}")
+        else:
+            values["raters"] = raters
 
     if problems.count != before:
         return None

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("ovp.cli.worker_cmd:batch", "Inspect submitted batches."),
     "serve": ("ovp.cli.api_cmd:serve", "Run the Flask API (development server)."),
     "query": ("ovp.cli.api_cmd:query", "Run a named read-only Cypher query from cypher/."),
+    "raters": ("ovp.cli.review_cmd:raters", "Add, revoke or list reviewer accounts (review pages, ratings API)."),
+    "ratings": ("ovp.cli.review_cmd:ratings", "Export the reviewers' ratings as a training manifest."),
 }
 
 
