@@ -55,18 +55,24 @@ def load_reviewer(user_id: str) -> Reviewer | None:
 
 def init_extensions(app: Flask, settings: Settings) -> None:
     """Configure the session cookie, CSRF, sign-in and rate limiting for ``app``."""
-    app.config.setdefault("SECRET_KEY", settings.secret_key)
+    defaults = {
+        "SECRET_KEY": settings.secret_key,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+        "RATELIMIT_STORAGE_URI": settings.ratelimit_storage,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "ovp",
+        "RATELIMIT_HEADERS_ENABLED": True,
+    }
+    for key, value in defaults.items():
+        # Flask's own defaults are None for some of these: a test's or a deployment's explicit value wins.
+        if app.config.get(key) is None:
+            app.config[key] = value
     if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not app.config.get("TESTING"):
         log.warning("*** OVP_SECRET_KEY is not set: sessions and CSRF tokens are signed with the public development "
                     "key. Anyone can forge a reviewer's session. Set OVP_SECRET_KEY to a long random value. ***")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.ratelimit_storage)
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", "ovp")
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     csrf.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
