@@ -11,7 +11,7 @@ OVP := $(VENV)/bin/ovp
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST_ARGS ?=
 
-.PHONY: venv services stop demo test bench serve
+.PHONY: venv services browser stop demo test bench serve
 
 venv: $(VENV)/.installed
 	@# The `ovp` console script comes from an editable install (of the first clone that made the venv); which clone's
@@ -31,6 +31,12 @@ services: venv
 	$(OVP) redis start
 	$(OVP) db init
 
+# Headless Chromium and its driver from Debian's packages, for the review pages' browser tests and screenshots
+# (like redis-server, installed when missing; nothing is downloaded by Selenium itself).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 stop:
 	-$(OVP) neo4j stop
 	-$(OVP) redis stop
@@ -38,7 +44,7 @@ stop:
 demo: services
 	OVP=$(OVP) bash scripts/demo.sh
 
-test: services
+test: services browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: services
