@@ -315,6 +315,8 @@ class TrainResult:
     refit: dict[str, Any] = field(default_factory=dict)
     # ``FusionConfig.distill``: each single-task teacher's validation headline metric on its own task (empty otherwise).
     teachers: dict[str, float] = field(default_factory=dict)
+    # Training and validation videos whose labels are the reviewers' consensus (``ovp ratings export``).
+    n_rated: int = 0
 
     @property
     def config(self) -> FusionConfig:
@@ -488,6 +490,7 @@ def train(
         n_train=len(train_items),
         n_val=len(val_items),
         synthetic=any(it.synthetic for it in list(train_items) + list(val_items)),
+        n_rated=sum(1 for it in list(train_items) + list(val_items) if it.raters > 0),
         stopped_early=stopped_early,
         refit=refit,
         teachers={task: task_score(t.val_metrics, task) for task, t in teachers.items()} if distilling else {},
@@ -927,7 +930,8 @@ Best epoch {result.best_epoch} of {len(result.history)}.{refit_line}{decision_li
 
 ## Data
 {data_line}
-{result.n_train} training and {result.n_val} validation videos.
+{result.n_train} training and {result.n_val} validation videos; {result.n_rated} of them labelled by reviewers' ratings
+(the consensus of `ovp ratings export`).
 
 ## Metrics
 {metrics_table}
@@ -964,6 +968,7 @@ def save_model(result: TrainResult, out_dir: Path) -> Path:
         "synthetic": result.synthetic,
         "n_train": result.n_train,
         "n_val": result.n_val,
+        "n_rated": result.n_rated,
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "validation": result.val_metrics,

@@ -70,3 +70,47 @@ def delete_review_data(graph: Graph, prefix: str) -> None:
 def app_settings(media_root: Path, **changes: object) -> Settings:
     return dataclasses.replace(Settings.from_env(), media_roots=str(media_root), secret_key="test-secret-key",
                                **changes)
+
+
+def seed_profiled_videos(graph: Graph, prefix: str, count: int, media: Path, *, seed: int = 0,
+                         chunk: int = 50) -> list[str]:
+    """``count`` profiled SYNTHETIC videos (``prefix`` + number) with varied profiles over the graph's profile-label
+    diseases, all pointing at the media file ``media``; written in chunks like the worker does. Returns their ids."""
+    import random
+
+    from worker.writeback import write_profiles
+
+    rng = random.Random(seed)
+    labels = [row["id"] for row in graph.read("MATCH (d:Disease {profile_label: true}) RETURN d.id AS id ORDER BY d.id")]
+    ids: list[str] = []
+    records: list[ProfileRecord] = []
+    for i in range(count):
+        video_id = f"{prefix}{i:05d}"
+        ids.append(video_id)
+        raw = [rng.random() ** 2 for _ in range(5)]
+        probs = tuple(x / sum(raw) for x in raw)
+        diseases = rng.sample(labels, k=min(len(labels), rng.randint(1, 3)))
+        records.append(ProfileRecord(
+            video=VideoMeta(id=video_id, platform=rng.choice(["douyin", "bilibili", "youtube"]), path=str(media),
+                            title=f"SYNTHETIC {TITLE} {i}", caption=CAPTION, hashtags=("青光眼",), duration_s=2.0,
+                            published_at=f"2024-{1 + i % 12:02d}-01T12:00:00+00:00", author_followers=rng.randint(0, 10**5),
+                            synthetic=True),
+            model_version="m-bench", popularity=rng.uniform(0, 8), popularity_pct=rng.uniform(0, 100),
+            quality=max(range(5), key=lambda q: probs[q]) + 1, quality_probs=probs,
+            predictions=tuple(DiseasePrediction(d, rng.uniform(0.5, 1.0), r) for r, d in enumerate(diseases, start=1)),
+            mentions=MENTIONS,
+            explanation=Explanation(
+                keyframes=tuple((t, w) for t, w in zip((0.2, 0.7, 1.2, 1.7), (0.4, 0.3, 0.2, 0.1))),
+                entities=(("OVP:glaucoma", 1.0),),
+                diseases=tuple(DiseaseEvidence(d, named=r == 1, via=("HP:0001123",) if r == 2 else (), prior_logit=0.5,
+                                               head_logit=0.2, frames_logit=0.1, keyframe=(0.7, 0.6))
+                               for r, d in enumerate(diseases, start=1)),
+            ),
+            embedding=tuple(rng.uniform(-1, 1) for _ in range(256)), visual_weights="imagenet",
+        ))
+        if len(records) == chunk:
+            write_profiles(graph, records)
+            records = []
+    if records:
+        write_profiles(graph, records)
+    return ids
