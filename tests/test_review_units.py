@@ -222,3 +222,21 @@ def test_svg_escapes_and_links() -> None:
     assert "+5 more" in picture  # 7 of 12 children drawn
     chart = agreement_chart_svg([Bar("GQS", 0.5, "n=3", 0), Bar("GQS", None, "n=0", 1)], ["a", "b"], "undefined")
     assert "0.50" in chart and "undefined" in chart and "n=3" in chart
+
+
+def test_texts_follow_the_mention_field_when_there_is_one() -> None:
+    from api.pages.videos import _texts
+
+    video = {"title": "青光眼", "caption": "眼压高", "hashtags": [], "transcript": "今天讲青光眼和近视"}
+    legacy = _texts(video, [{"entity_id": "OVP:glaucoma", "surface": "青光眼", "start": 0, "end": 3}])
+    assert list(legacy["texts"]) == ["composed", "transcript"]  # the transcript is shown even without mentions in it
+    assert [s.mention["entity_id"] for s in legacy["texts"]["composed"] if s.mention] == ["OVP:glaucoma"]
+    fielded = _texts(video, [{"entity_id": "OVP:glaucoma", "surface": "青光眼", "start": 3, "end": 6, "field": "transcript"},
+                             {"entity_id": "OVP:myopia", "surface": "近视", "start": 7, "end": 9, "field": "transcript",
+                              "negated": True},
+                             {"entity_id": "OVP:glaucoma", "surface": "青光眼", "start": 0, "end": 3, "field": "title"},
+                             {"entity_id": "X:1", "surface": "眼压", "start": 5, "end": 7, "field": "caption"}])
+    assert list(fielded["texts"]) == ["title", "caption", "transcript"]
+    assert [s.text for s in fielded["texts"]["transcript"] if s.mention] == ["青光眼", "近视"]
+    assert [m["entity_id"] for m in fielded["unplaced"]] == ["X:1"]  # offsets that do not spell the surface
+    assert _texts({"title": "", "caption": ""}, [])["texts"] == {"composed": []}

@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from api.pages.i18n import COOKIE, LANGUAGES, choose_language, entity_label, translate
+from ovp.errors import OVPError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,20 @@ def _error_page(exc: HTTPException) -> tuple[str, int]:
     else:
         message = exc.description or exc.name
     return render_template("error.html", status=status, message=message), status
+
+
+@bp.errorhandler(OVPError)
+def _domain_error_page(exc: OVPError) -> tuple[str, int]:
+    # Neo4j or the broker down, a bad request parameter: the same message the JSON API gives, as a page.
+    status = exc.http_status if exc.http_status < 500 or exc.http_status == 503 else 500
+    message = str(exc) if status != 500 else translate("error", g.get("lang", "en"))
+    if status == 500:
+        log.error("error on a page", exc_info=exc)
+    return render_template("error.html", status=status, message=message), status
+
+
+# The site's root opens the pages (the JSON API has no document at /).
+bp.record_once(lambda state: state.app.add_url_rule("/", "root", lambda: redirect(url_for("pages.videos"))))
 
 
 def register_routes() -> None:
