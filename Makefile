@@ -32,10 +32,11 @@ services: venv
 	$(OVP) db init
 
 # Headless Chromium and its driver from Debian's packages, for the review pages' browser tests and screenshots
-# (like redis-server, installed when missing; nothing is downloaded by Selenium itself).
+# (like redis-server, installed when missing; nothing is downloaded by Selenium itself), and a CJK font so Chinese
+# pages render in screenshots.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; }
 
 stop:
 	-$(OVP) neo4j stop

@@ -37,7 +37,8 @@ def neighbourhood(entity: dict[str, Any], lang: str) -> Any:
         Group(translate("parents", lang), "top", _nodes(entity["parents"], lang), len(entity["parents"])),
         Group(translate("children", lang), "bottom", _nodes(entity["children"], lang), entity["child_count"]),
         Group(translate(linked_title, lang), "right", _nodes(linked, lang), linked_total),
-        Group(translate("xrefs", lang), "left", tuple(Node(m["id"], m.get("name") or m["id"]) for m in entity["maps_to"]),
+        # the same concept in other sources: its name is usually the entity's own, so the id says more
+        Group(translate("xrefs", lang), "left", tuple(Node(m["id"], m["id"]) for m in entity["maps_to"]),
               len(entity["maps_to"])),
     ]
     return neighbourhood_svg(Node(entity["id"], entity_label(entity, lang)), groups,

@@ -122,7 +122,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "queue_empty": ("Nothing to review: every profiled video has its reviewers.", "没有待审阅的视频：每个已画像的视频都已有审阅者。"),
     "certainty": ("certainty", "确定度"),
     "next_video": ("Review the next video", "审阅下一个视频"),
-    "per_video": ("reviewers per video", "每个视频的审阅者人数"),
+    "per_video": ("Reviewers per video", "每个视频的审阅者人数"),
     "agreement_intro": ("Latest rating of each reviewer per video.", "每位审阅者对每个视频的最新评分。"),
     "between_reviewers": ("Between reviewers", "审阅者之间"),
     "model_vs_consensus": ("Model vs reviewers' consensus", "模型与审阅者共识"),
@@ -184,6 +184,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "too_many": ("Too many attempts; wait a minute and try again.", "尝试次数过多；请稍候一分钟再试。"),
     "language": ("中文", "English"),
     "more": ("more", "更多"),
+    "score": ("Score", "得分"),
+    "kind_Disease": ("Disease", "疾病"),
+    "kind_Phenotype": ("Phenotype", "表型"),
+    "kind_Anatomy": ("Anatomy", "解剖结构"),
+    "kind_Treatment": ("Treatment", "治疗"),
+    "kind_Exam": ("Exam", "检查"),
 }
 
 

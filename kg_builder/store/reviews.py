@@ -168,7 +168,7 @@ WITH v, p, raters, {_CERTAINTY}
 WITH v, p, raters, quality_certainty, disease_certainty,
      CASE WHEN disease_certainty IS NULL THEN quality_certainty
           ELSE (quality_certainty + disease_certainty) / 2.0 END AS certainty
-RETURN v.id AS id, v.title AS title, v.platform AS platform, p.quality AS quality, raters,
+RETURN v.id AS id, v.title AS title, v.platform AS platform, v.synthetic AS synthetic, p.quality AS quality, raters,
        quality_certainty, disease_certainty, certainty
 ORDER BY certainty ASC, raters DESC, id
 LIMIT $limit
