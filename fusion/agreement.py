@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from fusion.consensus import consensus
-from kg_builder.store.ratings import RatingRecord, VideoRatings
+from kg_builder.store.ratings import VideoRatings
 
 GQS_LEVELS = (1, 2, 3, 4, 5)
 SCALES = ("gqs", "discern", "jama", "diseases")
@@ -186,8 +186,3 @@ def agreement_report(rated: Sequence[VideoRatings]) -> AgreementReport:
         double_rated=sum(1 for v in rated if len(v.ratings) >= 2),
     )
 
-
-def rating_pairs(ratings: Sequence[RatingRecord]) -> int:
-    """How many reviewer pairs a video's latest ratings make."""
-    n = len(ratings)
-    return n * (n - 1) // 2
