@@ -100,7 +100,8 @@ def seed_profiled_videos(graph: Graph, prefix: str, count: int, media: Path, *, 
             predictions=tuple(DiseasePrediction(d, rng.uniform(0.5, 1.0), r) for r, d in enumerate(diseases, start=1)),
             mentions=MENTIONS,
             explanation=Explanation(
-                keyframes=tuple((t, w) for t, w in zip((0.2, 0.7, 1.2, 1.7), (0.4, 0.3, 0.2, 0.1))),
+                # times differ per video (to the millisecond), so each page's thumbnails are made from the file once
+                keyframes=tuple((round(rng.uniform(0.0, 1.9), 3), w) for w in (0.4, 0.3, 0.2, 0.1)),
                 entities=(("OVP:glaucoma", 1.0),),
                 diseases=tuple(DiseaseEvidence(d, named=r == 1, via=("HP:0001123",) if r == 2 else (), prior_logit=0.5,
                                                head_logit=0.2, frames_logit=0.1, keyframe=(0.7, 0.6))
