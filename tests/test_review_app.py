@@ -209,3 +209,26 @@ def test_export_after_ratings(graph: Graph, data: dict[str, Any], tmp_path: Path
     entries = {e.id: e for e in read_manifest(tmp_path / "rated.jsonl")}
     assert summary.written == len(entries) >= 2
     assert entries[data["ids"]["certain"]].quality == 5 and entries[data["ids"]["certain"]].synthetic
+
+
+def test_store_queries_anchored_on_an_id_seek_it(graph: Graph, data: dict[str, Any]) -> None:
+    """The review queries that start from one video, entity or reviewer find it through a uniqueness index."""
+    from kg_builder.store import raters, ratings, reviews
+    from test_named_queries import plan_operators
+
+    video, rater = data["ids"]["middle"], data["alice"].name
+    cases = {
+        "VIDEO_PAGE": (reviews.VIDEO_PAGE, {"id": video}),
+        "VIDEO_PATH": (reviews.VIDEO_PATH, {"id": video}),
+        "ENTITY_VIDEOS": (reviews.ENTITY_VIDEOS, {"id": "OVP:glaucoma", "limit": 10}),
+        "ENTITY_NAMES": (reviews.ENTITY_NAMES, {"ids": ["OVP:glaucoma"]}),
+        "VIDEO_RATINGS": (ratings.VIDEO_RATINGS, {"video_id": video}),
+        "RATER_BY_NAME": (raters.RATER_BY_NAME, {"name": rater}),
+        "RATER_BY_TOKEN_ID": (raters.RATER_BY_TOKEN_ID, {"token_id": "0123456789abcdef"}),
+        "CREATE_RATING": (ratings.CREATE_RATING, {"id": "x", "rater": rater, "video_id": video, "gqs": 3, "note": "",
+                                                  "created_at": "t", "discern": None, "jama": None, "diseases": None}),
+    }
+    for name, (cypher, params) in cases.items():
+        operators = plan_operators(graph, cypher, params)
+        assert not [op for op in operators if op.endswith("Scan")], (name, operators)
+        assert any("IndexSeek" in op for op in operators), (name, operators)
