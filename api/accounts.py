@@ -1,5 +1,5 @@
 """Reviewer accounts: creating one (a one-time password and an API token, both shown once and stored hashed),
-revoking it, and checking a password or a token.
+replacing the one-time password with the reviewer's own, revoking it, and checking a password or a token.
 
 Passwords are hashed with argon2id (argon2-cffi's defaults, which follow RFC 9106's recommendation). API tokens are
 ``ovpr_<id>_<secret>``: the id is stored in clear to find the account with one index seek, the 256-bit secret as its
@@ -20,12 +20,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from kg_builder.graph import Graph
-from kg_builder.store.raters import RaterRecord, rater_by_name, rater_by_token_id, revoke_rater, upsert_rater
+from kg_builder.store.raters import (RaterRecord, rater_by_name, rater_by_token_id, revoke_rater, set_password,
+                                     upsert_rater)
 from ovp.errors import OVPError
 
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: A reviewer's own password: at least this long (length is what makes a password hard to guess; no other rule).
+MIN_PASSWORD_CHARS = 10
+MAX_PASSWORD_CHARS = 1024
 TOKEN_PATTERN = re.compile(r"ovpr_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 _HASHER = PasswordHasher()
 #: Verified against when the name is unknown, so a wrong name costs the same time as a wrong password.
@@ -112,3 +116,21 @@ def check_token(graph: Graph, token: str) -> RaterRecord | None:
     expected = rater.token_hash if rater is not None and rater.active and rater.token_hash else token_digest("-")
     valid = hmac.compare_digest(token_digest(match.group(2)).encode(), expected.encode())
     return rater if valid and rater is not None and rater.active else None
+
+
+def change_password(graph: Graph, name: str, current: str, new: str) -> None:
+    """Replace the reviewer's password (the one-time one at first sign-in) after checking the current one.
+
+    Raises:
+        RaterError: the current password is wrong, or the new one is shorter than MIN_PASSWORD_CHARS, longer than
+            MAX_PASSWORD_CHARS, or the same as the current one.
+    """
+    if check_password(graph, name, current) is None:
+        raise RaterError("the current password is not right")
+    if not MIN_PASSWORD_CHARS <= len(new) <= MAX_PASSWORD_CHARS:
+        raise RaterError(f"the new password needs {MIN_PASSWORD_CHARS}-{MAX_PASSWORD_CHARS} characters")
+    if new == current:
+        raise RaterError("the new password must differ from the one-time password")
+    if not set_password(graph, name, password_hash=_HASHER.hash(new), now=_now()):
+        raise RaterError(f"reviewer {name!r} is not active")
+    log.info("reviewer %s set a new password", name)

@@ -36,6 +36,7 @@ class Reviewer(UserMixin):
 
     name: str
     token_id: str
+    must_change_password: bool = False
 
     def get_id(self) -> str:
         return f"{self.name}:{self.token_id}"
@@ -50,7 +51,7 @@ def load_reviewer(user_id: str) -> Reviewer | None:
     rater = rater_by_name(get_graph(), name) if name else None
     if rater is None or not rater.active or not token_id or rater.token_id != token_id:
         return None
-    return Reviewer(name=rater.name, token_id=rater.token_id)
+    return Reviewer(name=rater.name, token_id=rater.token_id, must_change_password=rater.password_temporary)
 
 
 def init_extensions(app: Flask, settings: Settings) -> None:

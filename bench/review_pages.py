@@ -32,12 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the shared synthetic-video, seeding and browser helpers
 
-from api.accounts import add_rater  # noqa: E402
 from api.app import close_graph, create_app  # noqa: E402
 from browser import headless_chromium, serve_app  # noqa: E402
 from kg_builder.graph import Graph  # noqa: E402
 from ovp.settings import Settings  # noqa: E402
-from review_support import delete_review_data, media_video, seed_profiled_videos  # noqa: E402
+from review_support import add_reviewer, delete_review_data, media_video, seed_profiled_videos  # noqa: E402
 
 PREFIX = "benchpage_"
 
@@ -88,7 +87,7 @@ def main() -> None:
         ids = seed_profiled_videos(graph, PREFIX, args.videos, media)
         seed_s = time.perf_counter() - started
         total_videos = graph.read("MATCH (v:Video) RETURN count(v) AS n")[0]["n"]
-        reviewer = add_rater(graph, f"{PREFIX}reviewer")
+        reviewer = add_reviewer(graph, f"{PREFIX}reviewer")
         app = create_app({"OVP_SETTINGS": dataclasses.replace(settings, media_roots=str(media_root), cache_dir=cache,
                                                               secret_key=uuid.uuid4().hex),
                           "RATELIMIT_KEY_PREFIX": f"bench-{uuid.uuid4().hex}"})

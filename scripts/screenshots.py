@@ -28,7 +28,7 @@ from browser import headless_chromium, serve_app  # noqa: E402
 from fusion.manifest import read_manifest  # noqa: E402
 from kg_builder.graph import Graph  # noqa: E402
 from ovp.settings import Settings  # noqa: E402
-from review_support import delete_review_data  # noqa: E402
+from review_support import add_reviewer, delete_review_data  # noqa: E402
 
 PREFIX = "screenshot_"
 OUT = ROOT / "docs" / "screenshots"
@@ -75,7 +75,7 @@ def main() -> None:
     with Graph.connect(settings) as graph:
         delete_review_data(graph, PREFIX)
         synthetic_ratings(graph, args.manifest, args.ratings)
-        viewer = add_rater(graph, f"{PREFIX}viewer")
+        viewer = add_reviewer(graph, f"{PREFIX}viewer")
         video = args.video or graph.read(
             "MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true}) WHERE v.synthetic "
             "RETURN v.id AS id ORDER BY COUNT { (p)-[:PREDICTS]->() } DESC, COUNT { (v)-[:MENTIONS]->() } DESC, "

@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from api.accounts import NewRater, add_rater
+import dataclasses as _dc
+
+from api.accounts import NewRater, add_rater, change_password
 from kg_builder.graph import Graph
 from ovp.settings import Settings
 from videos import make_video
@@ -50,7 +52,11 @@ def media_video(folder: Path, name: str) -> Path:
 
 
 def add_reviewer(graph: Graph, name: str) -> NewRater:
-    return add_rater(graph, name)
+    """A reviewer who has already replaced the one-time password with their own (returned as ``password``)."""
+    created = add_rater(graph, name)
+    own = f"own-password-of-{name}"
+    change_password(graph, name, created.password, own)
+    return _dc.replace(created, password=own)
 
 
 def delete_review_data(graph: Graph, prefix: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 from flask.testing import FlaskClient
 
-from api.accounts import check_password, check_token, remove_rater
+from api.accounts import add_rater, check_password, check_token, remove_rater
 from api.app import close_graph, create_app
 from fusion.consensus import export_manifest
 from fusion.manifest import read_manifest
@@ -83,6 +83,27 @@ def test_accounts_hash_and_revoke(graph: Graph, data: dict[str, Any]) -> None:
     carol = add_reviewer(graph, f"{PREFIX}carol")
     remove_rater(graph, carol.name)
     assert check_password(graph, carol.name, carol.password) is None and check_token(graph, carol.token) is None
+
+
+def test_the_one_time_password_is_replaced_first(app: Any, graph: Graph) -> None:
+    erin = add_rater(graph, f"{PREFIX}erin")
+    client = app.test_client()
+    signed = sign_in(client, erin.name, erin.password)
+    assert signed.status_code == 302 and "/ui/password" in signed.headers["Location"]
+    assert "/ui/password" in client.get("/ui/queue").headers["Location"]  # nothing else before the own password
+    token = csrf_token(client, "/ui/password")
+    short = client.post("/ui/password", data={"current": erin.password, "new": "short", "repeat": "short", "csrf_token": token})
+    assert short.status_code == 400 and "10-1024 characters" in short.get_data(as_text=True)
+    wrong = client.post("/ui/password", data={"current": "nope", "new": "a long new secret", "repeat": "a long new secret",
+                                              "csrf_token": token})
+    assert wrong.status_code == 400 and "not right" in wrong.get_data(as_text=True)
+    done = client.post("/ui/password", data={"current": erin.password, "new": "a long new secret",
+                                             "repeat": "a long new secret", "csrf_token": token, "next": "/ui/queue"})
+    assert done.status_code == 302 and done.headers["Location"].endswith("/ui/queue")
+    assert client.get("/ui/queue").status_code == 200
+    assert check_password(graph, erin.name, erin.password) is None  # one-time: it no longer works
+    assert check_password(graph, erin.name, "a long new secret").name == erin.name
+    assert check_token(graph, erin.token).name == erin.name  # the API token is unaffected
 
 
 def test_json_twin(app: Any, graph: Graph, data: dict[str, Any]) -> None:

@@ -18,7 +18,8 @@ from api.app import close_graph, create_app
 from browser import headless_chromium, serve_app
 from kg_builder.graph import Graph
 from kg_builder.store.ratings import video_ratings
-from review_support import add_reviewer, app_settings, delete_review_data, media_video, profiled_video
+from api.accounts import add_rater
+from review_support import app_settings, delete_review_data, media_video, profiled_video
 
 PREFIX = "browsertest_"
 
@@ -29,7 +30,7 @@ def site(graph: Graph, built_kg: dict[str, Any], tmp_path_factory: pytest.TempPa
     root = tmp_path_factory.mktemp("media")
     video_id = f"{PREFIX}video"
     profiled_video(graph, video_id, media_video(root, "video"), quality_probs=(0.05, 0.1, 0.2, 0.5, 0.15))
-    reviewer = add_reviewer(graph, f"{PREFIX}reviewer")
+    reviewer = add_rater(graph, f"{PREFIX}reviewer")  # with the one-time password
     app = create_app({"TESTING": True, "OVP_SETTINGS": app_settings(root),
                       "RATELIMIT_KEY_PREFIX": f"ovptest-{uuid.uuid4().hex}"})
     with serve_app(app) as base, headless_chromium() as driver:
@@ -52,11 +53,18 @@ def test_review_in_a_browser(site: dict[str, Any], graph: Graph) -> None:
     driver, base, video = site["driver"], site["base"], site["video"]
     reviewer = site["reviewer"]
 
-    # sign in
+    # sign in with the one-time password, then choose one's own
     driver.get(f"{base}/ui/sign-in?lang=en")
     driver.find_element(By.ID, "name").send_keys(reviewer.name)
     driver.find_element(By.ID, "password").send_keys(reviewer.password)
     driver.find_element(By.ID, "sign-in").click()
+    wait_for(driver, "#save-password")
+    assert "/ui/password" in driver.current_url
+    driver.find_element(By.ID, "current").send_keys(reviewer.password)
+    driver.find_element(By.ID, "new").send_keys("my own long password")
+    driver.find_element(By.ID, "repeat").send_keys("my own long password")
+    driver.find_element(By.ID, "save-password").click()
+    assert "Password saved" in wait_for(driver, ".flash").text
     assert wait_for(driver, "#reviewer-name").text == reviewer.name
 
     pairs_before = model_gqs_pairs(driver, base)

@@ -24,9 +24,18 @@ bp = Blueprint("pages", __name__, url_prefix="/ui", template_folder="templates",
                static_url_path="/static")
 
 
+#: What a reviewer who still has the one-time password may open.
+_BEFORE_OWN_PASSWORD = ("pages.password", "pages.sign_out", "pages.static")
+
+
 @bp.before_request
-def _language() -> None:
+def _language() -> Response | None:
     g.lang = choose_language(request)
+    # The one-time password printed by `ovp raters add` is replaced before anything else.
+    if (current_user.is_authenticated and getattr(current_user, "must_change_password", False)
+            and request.endpoint not in _BEFORE_OWN_PASSWORD):
+        return redirect(url_for("pages.password", next=request.full_path if request.method == "GET" else None))
+    return None
 
 
 @bp.after_request

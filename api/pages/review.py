@@ -5,10 +5,10 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from api.accounts import check_password
+from api.accounts import MIN_PASSWORD_CHARS, RaterError, change_password, check_password
 from api.app import get_graph, get_settings
 from api.extensions import Reviewer, limiter
 from api.pages import bp
@@ -42,8 +42,30 @@ def sign_in() -> Any:
     if rater is None:
         log.info("failed sign-in for %r from %s", name, request.remote_addr)
         return render_template("sign_in.html", next=request.form.get("next", ""), failed=True, name=name), 401
-    login_user(Reviewer(name=rater.name, token_id=rater.token_id))
+    login_user(Reviewer(name=rater.name, token_id=rater.token_id, must_change_password=rater.password_temporary))
     log.info("reviewer %s signed in", rater.name)
+    if rater.password_temporary:
+        return redirect(url_for("pages.password", next=_safe_next(request.form.get("next"))))
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+@limiter.limit(_signin_limit, methods=["POST"])
+def password() -> Any:
+    """Replace the one-time password (required before anything else after the first sign-in) or one's own."""
+    if request.method == "GET":
+        return render_template("password.html", next=request.args.get("next", ""), error=None,
+                               min_chars=MIN_PASSWORD_CHARS)
+    new = request.form.get("new", "")
+    try:
+        if new != request.form.get("repeat", ""):
+            raise RaterError("the two new passwords differ")
+        change_password(get_graph(), current_user.name, request.form.get("current", ""), new)
+    except RaterError as exc:
+        return render_template("password.html", next=request.form.get("next", ""), error=str(exc),
+                               min_chars=MIN_PASSWORD_CHARS), 400
+    flash("password_saved", "ok")
     return redirect(_safe_next(request.form.get("next")))
 
 

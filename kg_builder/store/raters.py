@@ -25,9 +25,10 @@ class RaterRecord:
     active: bool
     created_at: str
     revoked_at: str | None = None
+    password_temporary: bool = False  # the one-time password from `ovp raters add`: to be replaced at first sign-in
 
 
-_FIELDS = "r {.name, .password_hash, .token_id, .token_hash, .active, .created_at, .revoked_at} AS rater"
+_FIELDS = "r {.name, .password_hash, .token_id, .token_hash, .active, .created_at, .revoked_at, .password_temporary} AS rater"
 
 # A new account, or a revoked one given fresh credentials (its ratings stay linked to it).
 UPSERT_RATER = """
@@ -37,7 +38,7 @@ WITH r
 // an active account is never overwritten: revoke it first
 WHERE coalesce(r.active, false) = false
 SET r.password_hash = $password_hash, r.token_id = $token_id, r.token_hash = $token_hash, r.active = true,
-    r.revoked_at = null, r.reactivated_at = CASE WHEN r.created_at = $now THEN null ELSE $now END
+    r.password_temporary = true, r.revoked_at = null, r.reactivated_at = CASE WHEN r.created_at = $now THEN null ELSE $now END
 RETURN r.name AS name
 """
 
@@ -45,6 +46,13 @@ RETURN r.name AS name
 REVOKE_RATER = """
 MATCH (r:Rater {name: $name})
 SET r.active = false, r.revoked_at = $now, r.password_hash = null, r.token_hash = null, r.token_id = null
+RETURN r.name AS name
+"""
+
+# The reviewer's own password replaces the one-time one (only on an active account).
+SET_PASSWORD = """
+MATCH (r:Rater {name: $name}) WHERE r.active
+SET r.password_hash = $password_hash, r.password_temporary = false, r.password_changed_at = $now
 RETURN r.name AS name
 """
 
@@ -64,7 +72,7 @@ def _record(row: dict[str, Any]) -> RaterRecord:
     return RaterRecord(
         name=data["name"], password_hash=data.get("password_hash") or "", token_id=data.get("token_id") or "",
         token_hash=data.get("token_hash") or "", active=bool(data.get("active")), created_at=data.get("created_at") or "",
-        revoked_at=data.get("revoked_at"),
+        revoked_at=data.get("revoked_at"), password_temporary=bool(data.get("password_temporary")),
     )
 
 
@@ -75,6 +83,12 @@ def upsert_rater(graph: "Graph", name: str, *, password_hash: str, token_id: str
                           token_hash=token_hash, now=now).data()
     )
     return bool(result)
+
+
+def set_password(graph: "Graph", name: str, *, password_hash: str, now: str) -> bool:
+    """Store the reviewer's own password hash (the one-time password stops working); False when not active."""
+    return bool(graph.write_transaction(
+        lambda tx: tx.run(SET_PASSWORD, name=name, password_hash=password_hash, now=now).data()))
 
 
 def revoke_rater(graph: "Graph", name: str, *, now: str) -> bool:
