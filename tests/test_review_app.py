@@ -6,6 +6,8 @@ Videos, reviewers and ratings start with ``reviewtest_`` and are deleted afterwa
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import uuid
 from pathlib import Path
@@ -22,8 +24,10 @@ from kg_builder.graph import Graph
 from kg_builder.store.ratings import latest_ratings, video_ratings
 from kg_builder.store.reviews import review_queue
 from review_support import add_reviewer, app_settings, delete_review_data, media_video, profiled_video
+from test_api import broker_url_for_tests, purge_test_queue
 
 PREFIX = "reviewtest_"
+API_TOKEN = "review-test-api-token"
 UNCERTAIN = (0.2, 0.2, 0.2, 0.2, 0.2)
 CERTAIN = (0.0, 0.0, 0.02, 0.96, 0.02)
 
@@ -47,10 +51,13 @@ def data(graph: Graph, built_kg: dict[str, Any], tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="module")
 def app(data: dict[str, Any]) -> Iterator[Any]:
-    app = create_app({"TESTING": True, "OVP_SETTINGS": app_settings(data["root"], reviewers_per_video=2),
-                      "RATELIMIT_KEY_PREFIX": f"ovptest-{uuid.uuid4().hex}"})
+    settings = app_settings(data["root"], reviewers_per_video=2)
+    # batches go to Redis database 15, where no worker listens; emptied afterwards
+    settings = dataclasses.replace(settings, broker_url=broker_url_for_tests(settings), api_token=API_TOKEN)
+    app = create_app({"TESTING": True, "OVP_SETTINGS": settings, "RATELIMIT_KEY_PREFIX": f"ovptest-{uuid.uuid4().hex}"})
     yield app
     close_graph(app)
+    purge_test_queue(settings.broker_url)
 
 
 def csrf_token(client: FlaskClient, path: str) -> str:
@@ -222,6 +229,28 @@ def test_sign_in_is_rate_limited(app: Any, data: dict[str, Any]) -> None:
     assert statuses[0] == 401 and 429 in statuses  # 10 per minute per address
     limited = sign_in(client, data["alice"].name, data["alice"].password)
     assert limited.status_code == 429
+
+
+def test_submitting_a_manifest_from_the_page(app: Any, graph: Graph, data: dict[str, Any]) -> None:
+    client = app.test_client()
+    token = csrf_token(client, "/ui/batches")
+    line = {"id": f"{PREFIX}submitted", "path": str(data["root"] / "certain.mp4"), "platform": "douyin", "title": "t",
+            "caption": "青光眼", "hashtags": [], "published_at": "2024-01-01T00:00:00Z", "duration_s": 2,
+            "author_followers": 1}
+    good = json.dumps(line, ensure_ascii=False)
+    refused = client.post("/ui/batches", data={"manifest": good, "token": "wrong", "csrf_token": token})
+    assert refused.status_code == 401 and "API token is not right" in refused.get_data(as_text=True)
+    bad = client.post("/ui/batches", data={"manifest": good + "\n{\"id\": \"x\"}\nnot json", "token": API_TOKEN,
+                                           "csrf_token": token})
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "upload:2: path: missing" in page and "upload:3:" in page  # every problem, by line
+    assert graph.read("MATCH (v:Video {id: $id}) RETURN v", {"id": line["id"]}) == []  # nothing recorded
+    accepted = client.post("/ui/batches", data={"manifest": good, "token": API_TOKEN, "csrf_token": token})
+    assert accepted.status_code == 302
+    batch_id = accepted.headers["Location"].rsplit("/", 1)[-1]
+    page = client.get(f"/ui/batches/{batch_id}").get_data(as_text=True)
+    assert "refreshes every few seconds" in page and 'http-equiv="refresh"' in page and "1 pending" in page
+    graph.write("MATCH (b:Batch {id: $id}) DETACH DELETE b", {"id": batch_id})
 
 
 def test_export_after_ratings(graph: Graph, data: dict[str, Any], tmp_path: Path) -> None:

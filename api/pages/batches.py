@@ -55,7 +55,7 @@ def submit() -> Any:
         return render_template("batches.html", batches=rows, refresh=None, error_key="bad_token", problems=[]), 401
     lines = _manifest_text().split(b"\n")
     try:
-        entries = parse_manifest_lines(lines, "manifest")
+        entries = parse_manifest_lines(lines, "upload")
         if len(entries) > MAX_VIDEOS:
             raise ManifestError(f"at most {MAX_VIDEOS} videos per batch, got {len(entries)}; split the manifest")
         batch_id, total = accept_batch([entry.to_json_dict(None) for entry in entries])
