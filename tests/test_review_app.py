@@ -282,3 +282,26 @@ def test_store_queries_anchored_on_an_id_seek_it(graph: Graph, data: dict[str, A
         operators = plan_operators(graph, cypher, params)
         assert not [op for op in operators if op.endswith("Scan")], (name, operators)
         assert any("IndexSeek" in op for op in operators), (name, operators)
+
+
+def test_raters_cli(graph: Graph, data: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from ovp.cli import main
+
+    runner = CliRunner()
+    name = f"{PREFIX}frank"
+    added = runner.invoke(main, ["raters", "add", name])
+    assert added.exit_code == 0, added.output
+    password = re.search(r"password:\s+(\S+)", added.output).group(1)
+    token = re.search(r"API token:\s+(ovpr_\S+)", added.output).group(1)
+    assert check_password(graph, name, password).name == name and check_token(graph, token).name == name
+    again = runner.invoke(main, ["raters", "add", name])
+    assert again.exit_code == 1 and "already exists" in again.output and "ovp raters revoke" in again.output
+    assert name in runner.invoke(main, ["raters", "list"]).output
+    assert runner.invoke(main, ["raters", "revoke", name]).exit_code == 0
+    assert check_token(graph, token) is None
+    unknown = runner.invoke(main, ["raters", "revoke", f"{PREFIX}nobody"])
+    assert unknown.exit_code == 1 and "no reviewer" in unknown.output
+    bad = runner.invoke(main, ["raters", "add", "no spaces allowed"])
+    assert bad.exit_code == 1 and "not valid" in bad.output
