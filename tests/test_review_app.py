@@ -250,6 +250,8 @@ def test_submitting_a_manifest_from_the_page(app: Any, graph: Graph, data: dict[
     batch_id = accepted.headers["Location"].rsplit("/", 1)[-1]
     page = client.get(f"/ui/batches/{batch_id}").get_data(as_text=True)
     assert "refreshes every few seconds" in page and 'http-equiv="refresh"' in page and "1 pending" in page
+    unprofiled = client.get(f"/ui/videos/{line['id']}?lang=en")
+    assert unprofiled.status_code == 200 and "Not profiled yet." in unprofiled.get_data(as_text=True)
     graph.write("MATCH (b:Batch {id: $id}) DETACH DELETE b", {"id": batch_id})
 
 
