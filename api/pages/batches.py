@@ -1,12 +1,16 @@
 """Batches: the list with each one's progress, one batch with its failures (the page refreshes itself while the batch
 runs, without JavaScript), and submitting a manifest from the page, which goes through the same validation as
-``POST /batches`` and needs the same API token."""
+``POST /batches`` and needs the same API token.
+
+One batch's page is open like ``GET /batches/{id}``; the list of every batch is more than the JSON API shows anyone
+(it names batches by their unguessable ids), so it is for signed-in reviewers."""
 from __future__ import annotations
 
 import logging
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 
 from api.app import get_graph
 from api.blueprints.batches import MAX_VIDEOS, accept_batch, token_matches
@@ -24,6 +28,7 @@ REFRESH_S = 5
 
 
 @bp.get("/batches")
+@login_required
 def batches() -> str:
     rows = list_batches(get_graph())
     running = any(b.get("status") not in ("finished", "rejected") for b in rows)
@@ -50,7 +55,7 @@ def _manifest_text() -> bytes:
 @bp.post("/batches")
 def submit() -> Any:
     """The form: a manifest (pasted or uploaded) and the API token."""
-    rows = list_batches(get_graph())
+    rows = list_batches(get_graph()) if current_user.is_authenticated else []
     if not token_matches(request.form.get("token", "")):
         return render_template("batches.html", batches=rows, refresh=None, error_key="bad_token", problems=[]), 401
     lines = _manifest_text().split(b"\n")
