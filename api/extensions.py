@@ -44,7 +44,7 @@ class Reviewer(UserMixin):
 
 @login_manager.user_loader
 def load_reviewer(user_id: str) -> Reviewer | None:
-    from api.app import get_graph
+    from api.db import get_graph
     from kg_builder.store.raters import rater_by_name
 
     name, _, token_id = user_id.partition(":")

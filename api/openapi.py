@@ -11,13 +11,13 @@ from flask import Blueprint, jsonify
 
 from api.blueprints.batches import MAX_VIDEOS
 from api.blueprints.diseases import MAX_LIMIT as DISEASE_MAX_LIMIT
-from api.blueprints.diseases import SORT_KEYS
 from api.blueprints.entities import MAX_LIMIT as ENTITY_MAX_LIMIT
 from api.blueprints.entities import MAX_QUERY_CHARS
 from api.blueprints.linking import MAX_TEXTS
 from api.ratings import MAX_DISEASES, MAX_NOTE_CHARS
 from kg_builder.store.ratings import DISCERN_ITEMS, JAMA_ITEMS
 from fusion.manifest import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, PLATFORMS
+from kg_builder.store.diseases import SORT_KEYS
 
 bp = Blueprint("openapi", __name__)
 

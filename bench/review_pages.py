@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the shared synthetic-video, seeding and browser helpers
 
-from api.app import close_graph, create_app  # noqa: E402
+from api.app import create_app  # noqa: E402
+from api.db import close_graph  # noqa: E402
 from browser import headless_chromium, serve_app  # noqa: E402
 from kg_builder.graph import Graph  # noqa: E402
 from ovp.settings import Settings  # noqa: E402
@@ -88,9 +89,9 @@ def main() -> None:
         seed_s = time.perf_counter() - started
         total_videos = graph.read("MATCH (v:Video) RETURN count(v) AS n")[0]["n"]
         reviewer = add_reviewer(graph, f"{PREFIX}reviewer")
-        app = create_app({"OVP_SETTINGS": dataclasses.replace(settings, media_roots=str(media_root), cache_dir=cache,
-                                                              secret_key=uuid.uuid4().hex),
-                          "RATELIMIT_KEY_PREFIX": f"bench-{uuid.uuid4().hex}"})
+        app = create_app(dataclasses.replace(settings, media_roots=str(media_root), cache_dir=cache,
+                                             secret_key=uuid.uuid4().hex),
+                         {"RATELIMIT_KEY_PREFIX": f"bench-{uuid.uuid4().hex}"})
         sample = ids[:: max(1, len(ids) // args.pages)][: args.pages]
         try:
             with serve_app(app) as base, headless_chromium() as driver:

@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the shared browser helper
 
 from api.accounts import add_rater  # noqa: E402
-from api.app import close_graph, create_app  # noqa: E402
+from api.app import create_app  # noqa: E402
+from api.db import close_graph  # noqa: E402
 from api.ratings import RatingInput, store_rating  # noqa: E402
 from browser import headless_chromium, serve_app  # noqa: E402
 from fusion.manifest import read_manifest  # noqa: E402
@@ -80,7 +81,7 @@ def main() -> None:
             "MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true}) WHERE v.synthetic "
             "RETURN v.id AS id ORDER BY COUNT { (p)-[:PREDICTS]->() } DESC, COUNT { (v)-[:MENTIONS]->() } DESC, "
             "COUNT { (v)<-[:RATES]-() } DESC, v.id LIMIT 1")[0]["id"]
-        app = create_app({"OVP_SETTINGS": settings, "RATELIMIT_KEY_PREFIX": f"shots-{uuid.uuid4().hex}"})
+        app = create_app(settings, {"RATELIMIT_KEY_PREFIX": f"shots-{uuid.uuid4().hex}"})
         try:
             with serve_app(app) as base, headless_chromium() as driver:
                 driver.get(f"{base}/ui/sign-in?lang=en")

@@ -17,7 +17,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from api.accounts import add_rater, check_password, check_token, remove_rater
-from api.app import close_graph, create_app
+from api.app import create_app
+from api.db import close_graph
 from fusion.consensus import export_manifest
 from fusion.manifest import read_manifest
 from kg_builder.graph import Graph
@@ -54,7 +55,7 @@ def app(data: dict[str, Any]) -> Iterator[Any]:
     settings = app_settings(data["root"], reviewers_per_video=2)
     # batches go to Redis database 15, where no worker listens; emptied afterwards
     settings = dataclasses.replace(settings, broker_url=broker_url_for_tests(settings), api_token=API_TOKEN)
-    app = create_app({"TESTING": True, "OVP_SETTINGS": settings, "RATELIMIT_KEY_PREFIX": f"ovptest-{uuid.uuid4().hex}"})
+    app = create_app(settings, {"TESTING": True, "RATELIMIT_KEY_PREFIX": f"ovptest-{uuid.uuid4().hex}"})
     yield app
     close_graph(app)
     purge_test_queue(settings.broker_url)
@@ -283,7 +284,7 @@ def test_store_queries_anchored_on_an_id_seek_it(graph: Graph, data: dict[str, A
 def test_raters_cli(graph: Graph, data: dict[str, Any]) -> None:
     from click.testing import CliRunner
 
-    from ovp.cli import main
+    from cli import main
 
     runner = CliRunner()
     name = f"{PREFIX}frank"

@@ -14,7 +14,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from api.app import close_graph, create_app
+from api.app import create_app
+from api.db import close_graph
 from browser import headless_chromium, serve_app
 from kg_builder.graph import Graph
 from kg_builder.store.ratings import video_ratings
@@ -31,8 +32,7 @@ def site(graph: Graph, built_kg: dict[str, Any], tmp_path_factory: pytest.TempPa
     video_id = f"{PREFIX}video"
     profiled_video(graph, video_id, media_video(root, "video"), quality_probs=(0.05, 0.1, 0.2, 0.5, 0.15))
     reviewer = add_rater(graph, f"{PREFIX}reviewer")  # with the one-time password
-    app = create_app({"TESTING": True, "OVP_SETTINGS": app_settings(root),
-                      "RATELIMIT_KEY_PREFIX": f"ovptest-{uuid.uuid4().hex}"})
+    app = create_app(app_settings(root), {"TESTING": True, "RATELIMIT_KEY_PREFIX": f"ovptest-{uuid.uuid4().hex}"})
     with serve_app(app) as base, headless_chromium() as driver:
         yield {"base": base, "driver": driver, "video": video_id, "reviewer": reviewer}
     close_graph(app)

@@ -15,10 +15,10 @@ from api.ratings import RatingInput, store_rating
 from fusion.demo_data import generate_demo_set
 from fusion.manifest import read_manifest, write_manifest
 from kg_builder.graph import Graph
-from ovp.cli import main
+from cli import main
 from review_support import delete_review_data
-from worker.chunks import video_meta
-from worker.writeback import create_batch
+from kg_builder.store.batches import record_batch
+from worker.records import video_meta
 
 PREFIX = "trainreview_"
 
@@ -29,7 +29,7 @@ def test_ratings_export_trains_a_model_that_counts_them(graph: Graph, built_kg: 
     entries = [dataclasses.replace(e, id=PREFIX + e.id) for e in read_manifest(tmp_path / "demo" / "manifest.jsonl")]
     write_manifest(entries, tmp_path / "demo" / "renamed.jsonl")
     try:
-        create_batch(graph, f"{PREFIX}batch", [video_meta(e) for e in entries])
+        record_batch(graph, f"{PREFIX}batch", [video_meta(e) for e in entries])
         ann, ben = add_rater(graph, f"{PREFIX}ann"), add_rater(graph, f"{PREFIX}ben")
         for i, entry in enumerate(entries[:10]):
             diseases = tuple(entry.diseases or ())

@@ -11,7 +11,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from api.accounts import check_token
-from api.app import get_graph
+from api.db import get_graph
 from api.ratings import parse_rating, store_rating
 from api.validation import check_id, json_object
 from kg_builder.store.ratings import video_ratings

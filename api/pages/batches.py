@@ -12,14 +12,13 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from api.app import get_graph
+from api.db import get_graph
 from api.blueprints.batches import MAX_VIDEOS, accept_batch, token_matches
 from api.pages import bp
 from api.validation import check_id
 from fusion.manifest import parse_manifest_lines
-from kg_builder.store.reviews import list_batches
+from kg_builder.store.batches import batch_status, list_batches
 from ovp.errors import ManifestError
-from worker.writeback import batch_status
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def submit() -> Any:
         entries = parse_manifest_lines(lines, "upload")
         if len(entries) > MAX_VIDEOS:
             raise ManifestError(f"at most {MAX_VIDEOS} videos per batch, got {len(entries)}; split the manifest")
-        batch_id, total = accept_batch([entry.to_json_dict(None) for entry in entries])
+        batch_id, total = accept_batch([entry.to_json_dict(None) for entry in entries], "upload")
     except ManifestError as exc:
         return render_template("batches.html", batches=rows, refresh=None, error_key="manifest_problems",
                                error=str(exc), problems=exc.problems), 422

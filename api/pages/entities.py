@@ -6,13 +6,13 @@ from typing import Any
 
 from flask import abort, g, render_template, request, url_for
 
-from api.app import get_graph
-from api.blueprints.entities import ENTITY_DETAIL, MAX_NEIGHBOURS
+from api.blueprints.entities import MAX_NEIGHBOURS
+from api.db import get_graph
 from api.pages import bp
 from api.pages.i18n import entity_label, translate
 from api.pages.svg import Group, Node, neighbourhood_svg
 from api.validation import arg_str, check_id
-from kg_builder.build import lookup
+from kg_builder.store.entities import entity_detail, lookup
 from kg_builder.store.reviews import entity_videos
 
 
@@ -50,9 +50,8 @@ def neighbourhood(entity: dict[str, Any], lang: str) -> Any:
 def entity(entity_id: str) -> str:
     check_id("entity id", entity_id)
     graph = get_graph()
-    rows = graph.read(ENTITY_DETAIL, {"id": entity_id, "max": MAX_NEIGHBOURS})
-    if not rows:
+    detail = entity_detail(graph, entity_id, max_neighbours=MAX_NEIGHBOURS)
+    if detail is None:
         abort(404, description=f"no entity {entity_id}")
-    detail = rows[0]
     return render_template("entity.html", e=detail, picture=neighbourhood(detail, g.lang),
                            videos=entity_videos(graph, entity_id))

@@ -16,7 +16,8 @@ from typing import Any
 from flask import Response, abort, current_app, send_file
 from flask_login import login_required
 
-from api.app import get_graph, get_settings
+from api.context import get_settings
+from api.db import get_graph
 from api.pages import bp
 from api.validation import check_id
 from encoders.thumbnails import DEFAULT_WIDTH, thumbnail

@@ -9,7 +9,8 @@ from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from api.accounts import MIN_PASSWORD_CHARS, RaterError, change_password, check_password
-from api.app import get_graph, get_settings
+from api.context import get_settings
+from api.db import get_graph
 from api.extensions import Reviewer, limiter
 from api.pages import bp
 from api.pages.i18n import translate

@@ -10,7 +10,8 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from api.app import get_graph, get_settings
+from api.context import get_settings
+from api.db import get_graph
 from api.pages import bp
 from api.pages.media import MediaRefused, media_file
 from api.pages.text import COMPOSED, composed_text, mention_field, segments

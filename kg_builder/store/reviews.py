@@ -1,5 +1,5 @@
 """The review pages' reads: the video list, one video with everything its page shows, the review queue, an entity's
-videos and the list of batches.
+videos, the profile-label diseases.
 
 Sorting keys come from fixed allow-lists (:data:`VIDEO_SORTS`); every value is a parameter.
 
@@ -200,19 +200,6 @@ LIMIT $limit
 def entity_videos(graph: "Graph", entity_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
     """Videos that mention the entity or are predicted to be about it, most popular first."""
     return graph.read(ENTITY_VIDEOS, {"id": entity_id, "limit": limit})
-
-
-LIST_BATCHES = """
-MATCH (b:Batch)
-RETURN b {.id, .submitted_at, .status, .total, .done, .failed} AS batch
-ORDER BY b.submitted_at DESC, b.id
-LIMIT $limit
-"""
-
-
-def list_batches(graph: "Graph", *, limit: int = 50) -> list[dict[str, Any]]:
-    """The most recent batches with their counts, newest first."""
-    return [row["batch"] for row in graph.read(LIST_BATCHES, {"limit": limit})]
 
 
 PROFILE_LABELS = """
