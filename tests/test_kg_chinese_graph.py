@@ -20,7 +20,7 @@ from kg_builder.sources.hpo_zh import read_zh_labels
 
 pytestmark = pytest.mark.neo4j
 
-OVP = [sys.executable, "-m", "ovp.cli"]
+OVP = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture(scope="module")
