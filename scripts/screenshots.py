@@ -79,8 +79,8 @@ def main() -> None:
         viewer = add_reviewer(graph, f"{PREFIX}viewer")
         video = args.video or graph.read(
             "MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true}) WHERE v.synthetic "
-            "RETURN v.id AS id ORDER BY COUNT { (p)-[:PREDICTS]->() } DESC, COUNT { (v)-[:MENTIONS]->() } DESC, "
-            "COUNT { (v)<-[:RATES]-() } DESC, v.id LIMIT 1")[0]["id"]
+            "RETURN v.id AS id ORDER BY COUNT { (v)<-[:RATES]-() } DESC, COUNT { (p)-[:PREDICTS]->() } DESC, "
+            "COUNT { (v)-[:MENTIONS]->() } DESC, v.id LIMIT 1")[0]["id"]
         app = create_app(settings, {"RATELIMIT_KEY_PREFIX": f"shots-{uuid.uuid4().hex}"})
         try:
             with serve_app(app) as base, headless_chromium() as driver:

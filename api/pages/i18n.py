@@ -90,6 +90,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "latest": ("latest", "最新"),
     "visual_backbone": ("Visual backbone", "视觉骨干网络"),
     "unknown": ("not recorded", "未记录"),
+    "random_weights": ("random weights (no pretrained network)", "随机权重（未使用预训练网络）"),
     "ratings": ("Ratings", "评分"),
     "no_ratings": ("No ratings yet.", "尚无评分。"),
     "rater": ("Reviewer", "审阅者"),
