@@ -6,6 +6,8 @@
   which authenticate with a bearer token and never with the cookie, are exempt.
 - **Flask-Limiter** counts requests in Redis (``Settings.ratelimit_storage``); sign-in is limited now, and other
   endpoints can take ``@limiter.limit(...)`` from here. When Redis is down it falls back to counting in memory.
+  There is one limiter per process: when a process builds several apps (tests do), the first app's storage and key
+  prefix are the ones it keeps.
 """
 from __future__ import annotations
 
