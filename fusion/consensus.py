@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from fusion.manifest import PLATFORMS, VideoEntry, parse_manifest_objects
+from fusion.manifest import PLATFORMS, parse_manifest_objects
 from kg_builder.store.ratings import RatingRecord, VideoRatings
 
 log = logging.getLogger(__name__)
