@@ -77,7 +77,8 @@ def video_meta(entry: VideoEntry) -> VideoMeta:
         hashtags=tuple(entry.hashtags),
         duration_s=float(entry.duration_s),
         published_at=entry.published_at.isoformat(),
-        author_followers=int(entry.author_followers),
+        author_followers=entry.author_followers,
+        transcript=entry.transcript,
         synthetic=bool(entry.synthetic),
     )
 

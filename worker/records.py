@@ -17,7 +17,8 @@ class VideoMeta:
     hashtags: tuple[str, ...] = ()
     duration_s: float = 0.0
     published_at: str = ""
-    author_followers: int = 0
+    author_followers: int | None = None  # None: the platform does not say (stored as no property)
+    transcript: str = ""
     synthetic: bool = False
 
 

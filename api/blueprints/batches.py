@@ -19,8 +19,8 @@ from werkzeug.exceptions import Unauthorized
 from api.app import app_resource, get_graph, get_settings
 from api.errors import BrokerUnavailable
 from api.validation import RequestValidationError, check_id, json_body
-from fusion.manifest import VideoEntry, parse_manifest_objects
-from worker.records import VideoMeta
+from fusion.manifest import parse_manifest_objects
+from worker.chunks import video_meta  # light: no model is imported
 from worker.writeback import batch_status, create_batch
 
 log = logging.getLogger(__name__)
@@ -59,15 +59,6 @@ def manifest_objects(body: object) -> list[object]:
     if len(body) > MAX_VIDEOS:
         raise RequestValidationError(f"at most {MAX_VIDEOS} videos per batch, got {len(body)}; split the manifest")
     return body
-
-
-def video_meta(entry: VideoEntry) -> VideoMeta:
-    """What the graph stores about a submitted video before it is profiled."""
-    return VideoMeta(
-        id=entry.id, platform=entry.platform, url=entry.url or "", path=str(entry.path), title=entry.title,
-        caption=entry.caption, hashtags=tuple(entry.hashtags), duration_s=float(entry.duration_s),
-        published_at=entry.published_at.isoformat(), author_followers=entry.author_followers, synthetic=entry.synthetic,
-    )
 
 
 def get_celery() -> Any:
