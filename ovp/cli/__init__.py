@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "enrich": ("ovp.cli.text_cmd:enrich", "Print a caption enriched with its entities' graph knowledge."),
     "keyframes": ("ovp.cli.visual_cmd:keyframes", "Pick keyframes from a video."),
     "visual-features": ("ovp.cli.visual_cmd:visual_features", "ResNet features of a video's keyframes."),
+    "import": ("ovp.cli.import_cmd:import_group", "Turn downloaded videos (yt-dlp folders) into a manifest."),
     "demo-data": ("ovp.cli.fusion_cmd:demo_data", "Synthesise a labelled demo set of videos (SYNTHETIC)."),
     "train": ("ovp.cli.fusion_cmd:train", "Train the fusion model on a manifest."),
     "evaluate": ("ovp.cli.fusion_cmd:evaluate", "Evaluate a trained model on a manifest."),
