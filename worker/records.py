@@ -24,12 +24,16 @@ class VideoMeta:
 
 @dataclass(frozen=True)
 class MentionRecord:
+    """A linked entity in a video's text: ``start``/``end`` index the text of ``field`` (title, caption, hashtags —
+    the ``#a #b`` line of those the caption does not show — or transcript)."""
+
     entity_id: str
     surface: str
     start: int
     end: int
     score: float
     negated: bool = False
+    field: str = "caption"
 
 
 @dataclass(frozen=True)
