@@ -16,36 +16,21 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from fusion.manifest import VideoEntry
-from fusion.ytdlp_import import filled_fields, import_ytdlp
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the fixtures and folder builder the tests use
 
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "ytdlp"
+from fusion.manifest import VideoEntry  # noqa: E402
+from fusion.ytdlp_import import filled_fields, import_ytdlp  # noqa: E402
+from ytdlp_folder import build_download_folder, fixture_infos  # noqa: E402
+
 #: What an import can fill; the labels a person gives (quality) and the flags are not import fields.
 IMPORT_FIELDS = tuple(f.name for f in dataclasses.fields(VideoEntry)
                       if f.name not in ("quality", "synthetic", "diseases", "diseases_weak"))
-
-
-def make_folder(folder: Path, videos: int) -> None:
-    infos = sorted(FIXTURES.glob("*.info.json"))
-    for n in range(videos):
-        source = infos[n % len(infos)]
-        info = json.loads(source.read_text(encoding="utf-8"))
-        stem = f"video {n:05d} [{info['id']}{n}]"
-        info["id"] = f"{info['id']}{n}"
-        (folder / f"{stem}.info.json").write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
-        (folder / f"{stem}.{info['ext']}").write_bytes(b"\x00\x00\x00\x18ftypmp42")
-        old = source.name.removesuffix(".info.json")
-        for sub in FIXTURES.glob(f"{glob_escape(old)}.*"):
-            if not sub.name.endswith(".info.json"):
-                (folder / (stem + sub.name[len(old):])).write_bytes(sub.read_bytes())
-
-
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "[]*?" else c for c in text)
 
 
 def main() -> None:
@@ -55,21 +40,22 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        make_folder(folder, args.videos)
+        build_download_folder(folder, copies=-(-args.videos // len(fixture_infos())))
         seconds = []
         for _ in range(args.repeats):
             started = time.perf_counter()
             result = import_ytdlp(folder)
             seconds.append(time.perf_counter() - started)
-    assert len(result.entries) == args.videos and not result.problems, result.summary()
+    videos = len(result.entries)
+    assert not result.problems, result.summary()
     with tempfile.TemporaryDirectory() as scratch:
-        make_folder(Path(scratch), len(list(FIXTURES.glob("*.info.json"))))
+        build_download_folder(Path(scratch))
         per_platform = {e.platform: filled_fields(e) for e in import_ytdlp(Path(scratch)).entries}
     median = statistics.median(seconds)
     print(json.dumps({
-        "bench": "ytdlp_import", "videos": args.videos, "repeats": args.repeats,
+        "bench": "ytdlp_import", "videos": videos, "repeats": args.repeats,
         "import_s_median": round(median, 3), "import_s_all": [round(s, 3) for s in seconds],
-        "videos_per_s": round(args.videos / median, 1),
+        "videos_per_s": round(videos / median, 1),
         "fields_filled": {p: {"filled": len([f for f in fields if f in IMPORT_FIELDS]), "of": len(IMPORT_FIELDS),
                               "missing": [f for f in IMPORT_FIELDS if f not in fields]}
                           for p, fields in sorted(per_platform.items())},

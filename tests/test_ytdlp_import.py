@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,17 +14,14 @@ from click.testing import CliRunner
 from fusion.manifest import read_manifest, write_manifest
 from fusion.subtitles import SubtitleError, join_lines, read_subtitle
 from fusion.ytdlp_import import MAX_INFO_BYTES, filled_fields, import_ytdlp
+from ytdlp_folder import FIXTURES, build_download_folder
 
-FIXTURES = Path(__file__).parent / "data" / "ytdlp"
 
 
 def ytdlp_folder(tmp_path: Path) -> Path:
-    """The fixtures copied to ``tmp_path/dl`` with a stand-in media file for each (the import never decodes it)."""
+    """The fixtures in ``tmp_path/dl``, each with a stand-in media file (the import never decodes it)."""
     folder = tmp_path / "dl"
-    shutil.copytree(FIXTURES, folder)
-    for info in folder.glob("*.info.json"):
-        ext = json.loads(info.read_text(encoding="utf-8"))["ext"]
-        info.with_name(info.name.removesuffix(".info.json") + f".{ext}").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    build_download_folder(folder)
     return folder
 
 
