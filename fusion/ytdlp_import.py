@@ -452,7 +452,10 @@ def _media_file(job: _FileImport, info: dict[str, Any], folders: dict[Path, _Fol
     for ext in exts:
         name = f"{stem}.{ext}"
         if name in names:
-            resolved = _inside(directory / name, job.root)
+            try:
+                resolved = _inside(directory / name, job.root)
+            except _Unusable as exc:
+                raise _Unusable(f"its media file {name}: {exc}") from None
             if resolved is None:
                 raise _Unusable(f"its media file {name} is a link to a file outside the folder; not read")
             return _usable_media(resolved, job)

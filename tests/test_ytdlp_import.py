@@ -108,6 +108,8 @@ def test_every_unusable_file_is_reported_and_the_rest_go_on(tmp_path: Path) -> N
     (folder / "twice.mp4").write_bytes(b"x")
     (folder / "empty.info.json").write_text(json.dumps(base | {"id": "empty1"}), encoding="utf-8")
     (folder / "empty.mp4").write_bytes(b"")
+    (folder / "medialoop.info.json").write_text(json.dumps(base | {"id": "medialoop1"}), encoding="utf-8")
+    os.symlink("medialoop.mp4", folder / "medialoop.mp4")
 
     result = import_ytdlp(folder)
     assert len(result.entries) == 5  # the five fixtures, untouched by the rest
@@ -125,6 +127,7 @@ def test_every_unusable_file_is_reported_and_the_rest_go_on(tmp_path: Path) -> N
     assert said["noextractor.info.json"] == "names no extractor (extractor_key, extractor); give --platform-default"
     assert said["twice.info.json"].startswith("the same video (youtube:gl4uc0ma001) as ")
     assert said["empty.info.json"] == "its media file empty.mp4 is empty (0 bytes): the download did not complete"
+    assert said["medialoop.info.json"] == "its media file medialoop.mp4: a symbolic link loop"
     assert not any("again" in p.path for p in result.problems)  # the folder link was not walked
     # With a default platform the extractor-less file is imported.
     assert "other:noext1" in {e.id for e in import_ytdlp(folder, platform_default="other").entries}
