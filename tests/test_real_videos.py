@@ -27,7 +27,7 @@ MEDIA_ORDER = ("h264", "vp9", "av1", "hevc", "rotated", "vfr", "vertical")
 
 def ovp(env: dict[str, str], *args: str, timeout_s: float = 900) -> str:
     """Run ``ovp ARGS`` as a process; returns stdout, fails the test with stderr on a non-zero exit."""
-    done = subprocess.run([sys.executable, "-m", "ovp", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout_s)
     assert done.returncode == 0, f"ovp {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
     return done.stdout

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from fusion.ablation import VARIANTS, AblationReport, VariantResult, variant_config
 from fusion.config import FusionConfig
 from fusion.demo_data import generate_demo_set
-from ovp.cli import main
+from cli import main
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from encoders.device import resolve_device
 from encoders.feature_cache import FeatureCache, file_sha256
 from encoders.keyframes import extract_keyframes
 from encoders.visual import VisualEncoder, VisualEncoderConfig, encode_video, encode_videos
-from ovp.cli import main
+from cli import main
 from ovp.errors import ConfigError, ModelNotFound, VideoDecodeError
 from videos import make_video
 

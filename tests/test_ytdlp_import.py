@@ -220,7 +220,7 @@ def test_subtitle_reading(tmp_path: Path) -> None:
 
 
 def test_the_command_writes_the_manifest_and_prints_each_problem(tmp_path: Path) -> None:
-    from ovp.cli import main
+    from cli import main
 
     folder = ytdlp_folder(tmp_path)
     (folder / "bad.info.json").write_bytes(b"\xff\xfe\x00")
