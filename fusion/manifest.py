@@ -269,8 +269,19 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
     for name in obj:
         if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
             problems.add(line, name, f"unknown field; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}")
-    values: dict[str, Any] = {}
+    values = {**_video_fields(obj, line, base_dir, problems), **_label_fields(obj, line, problems)}
+    read_at, published = values.get("engagement_read_at"), values.get("published_at")
+    if read_at is not None and published is not None and read_at < published:
+        problems.add(line, "engagement_read_at", f"{obj['engagement_read_at']} is before published_at: counts cannot "
+                                                 "be read before the video is published")
+    if problems.count != before:
+        return None
+    return VideoEntry(**values)
 
+
+def _video_fields(obj: Mapping[str, Any], line: int, base_dir: Path | None, problems: _Problems) -> dict[str, Any]:
+    """The valid values of the video's own fields (id, file, platform, text, publication, author), recording problems."""
+    values: dict[str, Any] = {}
     if "id" in obj and (vid := _check_str(obj, "id", line, problems)) is not None:
         if ID_PATTERN.fullmatch(vid):
             values["id"] = vid
@@ -321,6 +332,12 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
     if obj.get("transcript") is not None and (
             transcript := _check_str(obj, "transcript", line, problems, max_chars=MAX_TRANSCRIPT_CHARS)) is not None:
         values["transcript"] = transcript
+    return values
+
+
+def _label_fields(obj: Mapping[str, Any], line: int, problems: _Problems) -> dict[str, Any]:
+    """The valid values of the labels (diseases, engagement, quality) and the SYNTHETIC flag, recording problems."""
+    values: dict[str, Any] = {}
     if "diseases" in obj and obj["diseases"] is not None:
         diseases = obj["diseases"]
         if not isinstance(diseases, list) or not all(isinstance(d, str) for d in diseases):
@@ -352,9 +369,6 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
             problems.add(line, "engagement_read_at", f"{stamp[:60]!r} is not an ISO 8601 date-time (e.g. 2024-04-01T09:00:00Z)")
         elif not present:
             problems.add(line, "engagement_read_at", "dates engagement counts, but the line gives none (views, likes, …)")
-        elif "published_at" in values and read_at < values["published_at"]:
-            problems.add(line, "engagement_read_at", f"{stamp} is before published_at: counts cannot be read before "
-                                                     "the video is published")
         else:
             values["engagement_read_at"] = read_at
     if "quality" in obj and obj["quality"] is not None:
@@ -368,10 +382,7 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
             problems.add(line, "synthetic", f"expected true or false, got {obj['synthetic']!r}")
         else:
             values["synthetic"] = obj["synthetic"]
-
-    if problems.count != before:
-        return None
-    return VideoEntry(**values)
+    return values
 
 
 def _validate_objects(objects: Iterable[tuple[int, object]], base_dir: Path | None, problems: _Problems) -> tuple[list[VideoEntry], int]:

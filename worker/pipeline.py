@@ -16,9 +16,9 @@ from typing import Sequence
 
 from encoders.enrichment import EnrichedText
 from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings, locate, text_segments
+from fusion.inference import LoadedModel, load_model
 from fusion.manifest import VideoEntry
 from fusion.records import Prediction, VideoFeatures
-from fusion.training import LoadedModel, load_model
 from kg_builder.graph import Graph
 from ovp.settings import Settings
 from kg_builder.store.rows import DiseasePrediction, MentionRecord
@@ -68,7 +68,7 @@ class ProfilingPipeline:
             GraphUnavailable: the linker's knowledge base cannot be read.
         """
         model_dir = Path(model_dir) if model_dir else settings.model_path
-        model = load_model(model_dir, device=settings.device)
+        model = load_model(model_dir, device=settings.device, precision=settings.fusion_precision)
         extractor = FeatureExtractor(graph, settings, FeatureSettings.for_model(model_dir, settings))
         log.info("profiling pipeline ready: model %s from %s", model.model_version, model_dir)
         return cls(settings, extractor, model)
