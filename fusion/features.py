@@ -492,6 +492,7 @@ class FeatureExtractor:
                 popularity=entry.popularity,
                 quality=entry.quality,
                 synthetic=entry.synthetic,
+                diseases_weak=entry.diseases_weak,
             )
         except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
             return FeatureFailure(entry.id, str(exc))

@@ -66,8 +66,10 @@ def test_a_ytdlp_folder_goes_from_import_to_a_query(download, tmp_path: Path) ->
 
     said = ovp(env, "train", str(manifest), "--out", str(tmp_path / "model"), "--epochs", "2")
     assert "1 videos failed" in said  # the audio-only one: no keyframes to learn from
+    # No video has a quality label: that head is reported, not trained on nothing; the weak labels are named.
+    assert "not trained: the quality head (no training video has a quality label)" in said
     card = (tmp_path / "model" / "model_card.md").read_text(encoding="utf-8")
-    assert "popularity" in card
+    assert "tasks: disease, popularity" in card and "**WEAK disease labels**" in card
 
     worker = WorkerProcess(env, tmp_path / "worker.log", f"e2e{tag}")
     try:
@@ -81,6 +83,7 @@ def test_a_ytdlp_folder_goes_from_import_to_a_query(download, tmp_path: Path) ->
     [failure] = batch["failures"]
     assert failure["video_id"] == f"bilibili:BV1Ey4y1q7Lh2x{tag}" and "no video stream" in failure["reason"]
     assert len(report["profiles"]) == 14
+    assert all(p["quality"] is None and p["popularity_pct"] is not None for p in report["profiles"])
 
     rows = json.loads(ovp(env, "query", "entity_videos", "-p", "entity_id=OVP:cataract", "-p", "limit=200", "--json"))
     ours = [r for r in rows if r["video_id"].endswith(tag)]

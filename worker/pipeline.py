@@ -111,9 +111,10 @@ class ProfilingPipeline:
         return ProfileRecord(
             video=video_meta(entry),
             model_version=self.model_version,
-            popularity=float(prediction.popularity or 0.0),
-            popularity_pct=float(prediction.popularity_pct or 0.0),
-            quality=int(prediction.quality or 0),
+            # A head the model does not have (no training label) predicts nothing rather than a default.
+            popularity=None if prediction.popularity is None else float(prediction.popularity),
+            popularity_pct=None if prediction.popularity_pct is None else float(prediction.popularity_pct),
+            quality=None if prediction.quality is None else int(prediction.quality),
             quality_probs=tuple(float(p) for p in (prediction.quality_probs or ())),
             predictions=tuple(DiseasePrediction(d, float(p), rank) for rank, (d, p) in enumerate(ranked, start=1)),
             mentions=mention_records(entry, enriched.mentions),

@@ -52,9 +52,9 @@ class ProfileRecord:
 
     video: VideoMeta
     model_version: str
-    popularity: float
-    popularity_pct: float
-    quality: int
+    popularity: float | None  # None for a task the model was not trained for
+    popularity_pct: float | None
+    quality: int | None
     quality_probs: tuple[float, ...]
     predictions: tuple[DiseasePrediction, ...] = ()
     mentions: tuple[MentionRecord, ...] = ()

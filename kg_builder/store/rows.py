@@ -63,9 +63,9 @@ class ProfileProperties:
     video_id: str
     model_version: str
     created_at: str
-    popularity: float
-    popularity_pct: float
-    quality: int
+    popularity: float | None  # None: the model has no popularity head (stored as no property)
+    popularity_pct: float | None
+    quality: int | None  # None: the model has no quality head (no training video had a quality label)
     quality_probs: tuple[float, ...]
     top_keyframe_times: tuple[float, ...]
     top_keyframe_weights: tuple[float, ...]
