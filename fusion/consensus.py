@@ -109,6 +109,8 @@ def manifest_object(rated: VideoRatings, agreed: Consensus) -> dict[str, object]
     }
     if video.get("url"):
         obj["url"] = video["url"]
+    if video.get("transcript"):
+        obj["transcript"] = video["transcript"]
     if agreed.diseases is not None:
         obj["diseases"] = list(agreed.diseases)
     if video.get("synthetic"):

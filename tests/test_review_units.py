@@ -100,7 +100,7 @@ def test_consensus_rule() -> None:
 def test_export_manifest_is_read_by_the_manifest_reader(tmp_path: Path) -> None:
     video = {"id": "v1", "platform": "douyin", "path": str(tmp_path / "v1.mp4"), "title": "青光眼", "caption": "眼压",
              "hashtags": ["青光眼"], "published_at": "2024-03-01T12:00:00+00:00", "duration_s": 3.0,
-             "author_followers": 10, "synthetic": True}
+             "author_followers": 10, "synthetic": True, "transcript": "今天讲青光眼"}
     rated = [
         VideoRatings("v1", (rating("a", "v1", 4, diseases=("OVP:glaucoma",)), rating("b", "v1", 3, diseases=("OVP:glaucoma",))),
                      video=video),
@@ -113,6 +113,7 @@ def test_export_manifest_is_read_by_the_manifest_reader(tmp_path: Path) -> None:
     entries = {e.id: e for e in read_manifest(out)}
     assert entries["v1"].quality == 3 and entries["v1"].diseases == ("OVP:glaucoma",) and entries["v1"].raters == 2
     assert entries["v3"].diseases is None and entries["v3"].raters == 1 and entries["v3"].synthetic
+    assert entries["v1"].transcript == "今天讲青光眼"  # the transcript travels with the labels
     # min_raters leaves single-rated videos out, and the previous file is replaced whole
     assert export_manifest(rated, out, min_raters=2).written == 1
     assert [e.id for e in read_manifest(out)] == ["v1"]
@@ -227,7 +228,7 @@ def test_svg_escapes_and_links() -> None:
 def test_texts_follow_the_mention_field_when_there_is_one() -> None:
     from api.pages.videos import _texts
 
-    video = {"title": "青光眼", "caption": "眼压高", "hashtags": [], "transcript": "今天讲青光眼和近视"}
+    video = {"title": " 青光眼 ", "caption": "眼压高 #护眼", "hashtags": ["护眼", "近视"], "transcript": "今天讲青光眼和近视"}
     legacy = _texts(video, [{"entity_id": "OVP:glaucoma", "surface": "青光眼", "start": 0, "end": 3}])
     assert list(legacy["texts"]) == ["composed", "transcript"]  # the transcript is shown even without mentions in it
     assert [s.mention["entity_id"] for s in legacy["texts"]["composed"] if s.mention] == ["OVP:glaucoma"]
@@ -235,8 +236,11 @@ def test_texts_follow_the_mention_field_when_there_is_one() -> None:
                              {"entity_id": "OVP:myopia", "surface": "近视", "start": 7, "end": 9, "field": "transcript",
                               "negated": True},
                              {"entity_id": "OVP:glaucoma", "surface": "青光眼", "start": 0, "end": 3, "field": "title"},
+                             {"entity_id": "OVP:myopia", "surface": "近视", "start": 1, "end": 3, "field": "hashtags"},
                              {"entity_id": "X:1", "surface": "眼压", "start": 5, "end": 7, "field": "caption"}])
-    assert list(fielded["texts"]) == ["title", "caption", "transcript"]
+    assert list(fielded["texts"]) == ["title", "caption", "hashtags", "transcript"]
+    assert [s.text for s in fielded["texts"]["title"] if s.mention] == ["青光眼"]  # offsets into the stripped title
+    assert "".join(s.text for s in fielded["texts"]["hashtags"]) == "#近视"  # only the tags the caption does not show
     assert [s.text for s in fielded["texts"]["transcript"] if s.mention] == ["青光眼", "近视"]
     assert [m["entity_id"] for m in fielded["unplaced"]] == ["X:1"]  # offsets that do not spell the surface
     assert _texts({"title": "", "caption": ""}, [])["texts"] == {"composed": []}

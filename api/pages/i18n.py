@@ -58,6 +58,7 @@ TEXTS: dict[str, tuple[str, str]] = {
                        "由 `ovp demo-data` 生成：其上的数字与真实视频无关。"),
     "caption": ("Caption", "描述"),
     "transcript": ("Transcript", "字幕"),
+    "hashtags": ("Hashtags", "话题标签"),
     "no_transcript": ("No transcript stored for this video.", "该视频没有存储字幕。"),
     "linked_text": ("Linked text", "实体链接文本"),
     "negated": ("negated", "否定"),

@@ -87,25 +87,36 @@ def _evidence(latest: dict[str, Any], explanation: dict[str, Any], names: dict[s
 
 
 def _texts(video: dict[str, Any], mentions: list[dict[str, Any]]) -> dict[str, Any]:
-    """The texts to show, each cut into segments by the mentions that point into it."""
+    """The texts to show, each cut into segments by the mentions that point into it.
+
+    A mention's ``field`` names the text its offsets index, stripped as the worker links it (title, caption, the
+    ``#a #b`` line of the hashtags the caption does not show, transcript); one without a field (written before fields
+    existed) indexes the three first joined by newlines.
+    """
+    title, caption = str(video.get("title") or "").strip(), str(video.get("caption") or "").strip()
+    hashtags = list(video.get("hashtags") or [])
+    tags = [t if t.startswith("#") else f"#{t}" for t in hashtags]
     sources = {
-        COMPOSED: composed_text(str(video.get("title") or ""), str(video.get("caption") or ""), video.get("hashtags") or []),
-        "title": str(video.get("title") or ""),
-        "caption": str(video.get("caption") or ""),
-        "transcript": str(video.get("transcript") or ""),
+        COMPOSED: composed_text(title, caption, hashtags),
+        "title": title,
+        "caption": caption,
+        "hashtags": " ".join(t for t in tags if t not in caption),
+        "transcript": str(video.get("transcript") or "").strip(),
     }
     by_field: dict[str, list[dict[str, Any]]] = {}
     for m in mentions:
         by_field.setdefault(mention_field(m), []).append(m)
+    # Without field-aware mentions the linked (composed) text is what the offsets point into; show that.
+    if COMPOSED in by_field or not by_field:
+        order = [COMPOSED]
+    else:
+        order = [f for f in ("title", "caption", "hashtags") if sources[f]]
+    if sources["transcript"]:
+        order.append("transcript")
     shown: dict[str, Any] = {}
     unplaced: list[dict[str, Any]] = []
-    # Without field-aware mentions the linked (composed) text is what the offsets point into; show that.
-    order = [COMPOSED] if COMPOSED in by_field or not by_field else []
-    order += [f for f in ("title", "caption", "transcript") if f in by_field]
-    if "transcript" not in order and sources["transcript"]:
-        order.append("transcript")
     for name in order:
-        parts, missed = segments(sources.get(name, ""), by_field.get(name, []))
+        parts, missed = segments(sources[name], by_field.get(name, []))
         shown[name] = parts
         unplaced.extend(missed)
     for name, items in by_field.items():

@@ -95,7 +95,7 @@ CALL (v) {{
 }}
 OPTIONAL MATCH (v)-[:HAS_PROFILE]->(p:Profile {{latest: true}})
 RETURN v {{.id, .platform, .url, .path, .title, .caption, .hashtags, .duration_s, .published_at, .author_followers,
-          .synthetic}} AS video,
+          .transcript, .synthetic}} AS video,
        ratings, p.quality AS model_quality,
        COLLECT {{ MATCH (p)-[:PREDICTS]->(d:Disease) RETURN d.id ORDER BY d.id }} AS model_diseases
 ORDER BY v.id
