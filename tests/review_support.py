@@ -18,10 +18,10 @@ from worker.writeback import write_profile
 
 TITLE = "青光眼科普"
 CAPTION = "眼压高 视野缩小 不是近视"
-# Offsets into the composed text "青光眼科普\n眼压高 视野缩小 不是近视\n#青光眼" (title, caption, missing hashtags).
+# Each mention's offsets index the text of its field, as the worker writes them.
 MENTIONS = (
-    MentionRecord("OVP:glaucoma", "青光眼", 0, 3, 1.0),
-    MentionRecord("OVP:myopia", "近视", 17, 19, 0.9, negated=True),
+    MentionRecord("OVP:glaucoma", "青光眼", 0, 3, 1.0, field="title"),
+    MentionRecord("OVP:myopia", "近视", 11, 13, 0.9, negated=True, field="caption"),
 )
 
 
