@@ -493,6 +493,7 @@ class FeatureExtractor:
                 quality=entry.quality,
                 synthetic=entry.synthetic,
                 diseases_weak=entry.diseases_weak,
+                raters=entry.raters or 0,
             )
         except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
             return FeatureFailure(entry.id, str(exc))

@@ -193,7 +193,8 @@ def test_openapi_lists_every_endpoint(client: Any) -> None:
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
-        "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/diseases/{disease_id}/videos",
+        "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/videos/{video_id}/ratings",
+        "/diseases/{disease_id}/videos",
         "/batches", "/batches/{batch_id}", "/queries", "/queries/{name}",
     }
 
