@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from torchvision import models
 
 import encoders.keyframes_gpu as keyframes_gpu
+import encoders.visual as visual
 from encoders.device import resolve_device
 from encoders.feature_cache import FeatureCache, file_sha256
 from encoders.keyframes import extract_keyframes
