@@ -110,3 +110,13 @@ def test_nearest_frame_takes_the_later_one_on_a_tie_and_the_last_past_the_end() 
     assert gpu._nearest(times, 0.375) == 2  # half-way: the later frame, as the CPU path takes it
     assert gpu._nearest(times, 5.0) == 3
     assert gpu._nearest(times, 0.0) == 0
+
+
+@needs_torchcodec
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["h264", "vp9", "av1", "hevc", "rotated", "vfr", "vertical"])
+def test_torchcodec_picks_what_pyav_picks_on_real_codecs(real_media: dict[str, Path], variant: str) -> None:
+    cpu = extract_keyframes(real_media[variant], k=8)
+    tc = extract_keyframes_torchcodec(real_media[variant], k=8, device="cpu")
+    assert (tc.timestamps_s, tc.reasons, tc.rotation) == (cpu.timestamps_s, cpu.reasons, cpu.rotation)
+    assert all(np.array_equal(a, b) for a, b in zip(cpu.frames, tc.frames)) and len(tc.frames) == len(cpu.frames)
