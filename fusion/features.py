@@ -1,5 +1,5 @@
-"""From manifest entries to ``VideoFeatures``: keyframes → ResNet, caption → links → enrichment → BERT states, GNN
-embeddings of the linked entities, metadata and labels.
+"""From manifest entries to ``VideoFeatures``: keyframes → ImageNet CNN, caption → links → enrichment → BERT states,
+GNN embeddings of the linked entities, metadata and labels.
 
 :class:`FeatureExtractor` loads the visual encoder, the linker (knowledge base read from the graph) and the text encoder
 once; :meth:`FeatureExtractor.extract` turns a batch of :class:`fusion.manifest.VideoEntry` into one
@@ -66,9 +66,11 @@ class FeatureSettings:
 
     Attributes:
         keyframes: K keyframes per video (``OVP_KEYFRAMES``).
-        resnet_arch, resnet_weights: the visual encoder (``OVP_RESNET_ARCH``, ``OVP_RESNET_WEIGHTS``).
-        text_model: the text encoder directory ("" = all-MiniLM-L6-v2).
-        text_max_length: token positions per text (256: the caption and its annotations fit; MiniLM has 512).
+        visual_backbone, visual_weights, resnet_weights: the visual encoder (``OVP_VISUAL_BACKBONE``,
+            ``OVP_VISUAL_WEIGHTS``, ``OVP_RESNET_WEIGHTS``; see :class:`encoders.visual.VisualEncoderConfig`).
+        text_model: the text encoder (``OVP_TEXT_MODEL``: a known model's name or a directory; "" = the default,
+            :data:`encoders.text.DEFAULT_TEXT_MODEL`).
+        text_max_length: token positions per text (256: the caption and its annotations fit; both models have 512).
         enrich: append graph annotations to the text (False = the caption-only ablation).
         enrichment: the bounds of the annotations.
         separate_knowledge: encode the caption and its annotations as two texts and join their token states
@@ -88,7 +90,8 @@ class FeatureSettings:
     """
 
     keyframes: int = 8
-    resnet_arch: str = "resnet50"
+    visual_backbone: str = "efficientnet_lite0"
+    visual_weights: str = "pretrained"
     resnet_weights: str = ""
     text_model: str = ""
     text_max_length: int = 256
@@ -100,8 +103,9 @@ class FeatureSettings:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "FeatureSettings":
         """The feature settings ``settings`` describe, with ``overrides`` applied."""
-        base = cls(keyframes=settings.keyframes, resnet_arch=settings.resnet_arch,
-                   resnet_weights=settings.resnet_weights, text_model=settings.text_model)
+        base = cls(keyframes=settings.keyframes, visual_backbone=settings.visual_backbone,
+                   visual_weights=settings.visual_weights, resnet_weights=settings.resnet_weights,
+                   text_model=settings.text_model)
         return replace(base, **overrides) if overrides else base
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +116,12 @@ class FeatureSettings:
         values = dict(data)
         # Saved before ``caption_states`` existed: those models' features carry no caption-alone states.
         values.setdefault("caption_states", False)
+        # Saved when ResNets were the only backbones and MiniLM the only text model ("" then meant it).
+        if "resnet_arch" in values:
+            values["visual_backbone"] = values.pop("resnet_arch")
+            if values.get("resnet_weights") == "none":
+                values["visual_weights"], values["resnet_weights"] = "random", ""
+            values["text_model"] = values.get("text_model") or "all-MiniLM-L6-v2"
         values["enrichment"] = EnrichmentConfig(**values.get("enrichment", {}))
         return cls(**values)
 
@@ -139,7 +149,7 @@ class StageTimings:
 
     load_s: float = 0.0  # building the encoders and the knowledge base (once)
     hash_s: float = 0.0  # SHA-256 of the video files and cache reads
-    visual_s: float = 0.0  # decode + keyframes + ResNet (cache misses only)
+    visual_s: float = 0.0  # decode + keyframes + CNN (cache misses only)
     link_enrich_s: float = 0.0  # entity linking and the enrichment round trip
     text_s: float = 0.0  # BERT states (cache misses only)
     assemble_s: float = 0.0  # metadata, labels, records, cache writes
@@ -192,7 +202,7 @@ class FeatureExtractor:
             label map are read from it.
         settings: device, cache and timeout settings (``Settings.from_env()`` when omitted).
         features: what shapes the features (``FeatureSettings.from_settings(settings)`` when omitted).
-        visual_seed: seed of the visual encoder's random weights when no ImageNet weights are found.
+        visual_seed: seed of the visual encoder's random weights (``visual_weights="random"``).
     """
 
     def __init__(
@@ -205,7 +215,7 @@ class FeatureExtractor:
     ) -> None:
         from encoders.feature_cache import FeatureCache
         from encoders.linker import load_linker
-        from encoders.text import TextEncoder, TextEncoderConfig
+        from encoders.text import LINKING_TEXT_MODEL, TextEncoder, TextEncoderConfig
         from encoders.visual import VisualEncoder, VisualEncoderConfig
 
         started = time.perf_counter()
@@ -213,14 +223,18 @@ class FeatureExtractor:
         self.settings = settings or Settings.from_env()
         self.features = features or FeatureSettings.from_settings(self.settings)
         self.visual = VisualEncoder(VisualEncoderConfig(
-            arch=self.features.resnet_arch, weights=self.features.resnet_weights, device=self.settings.device, seed=visual_seed,
+            backbone=self.features.visual_backbone, weights=self.features.visual_weights,
+            resnet_weights=self.features.resnet_weights, device=self.settings.device, seed=visual_seed,
         ))
         self.visual_cache = FeatureCache.from_settings(self.settings)
         self.text = TextEncoder(TextEncoderConfig(
-            model=self.features.text_model, device=self.settings.device, max_length=self.features.text_max_length,
+            model=self.features.text_model, models_dir=self.settings.models_dir, device=self.settings.device,
+            max_length=self.features.text_max_length,
         ))
-        # The same linker as the API, worker and CLI (dictionary + semantic fallback), sharing this text encoder.
-        self.linker = load_linker(self.settings, graph, semantic=True, encoder=self.text)
+        # The same linker as the API, worker and CLI (dictionary + semantic fallback); it shares this text encoder
+        # only when it is the linker's own model.
+        shared = self.text if self.text.name == LINKING_TEXT_MODEL else None
+        self.linker = load_linker(self.settings, graph, semantic=True, encoder=shared)
         self.enricher = KnowledgeEnricher(graph, self.features.enrichment)
         self.label_map = profile_label_map(graph)
         self.cache_root = self.settings.cache_dir / "features"
@@ -230,10 +244,10 @@ class FeatureExtractor:
 
     @property
     def text_identity(self) -> str:
-        """What the token states depend on besides the text: the model directory, max length, transformers version."""
+        """What the token states depend on besides the text: the model, max length, transformers version."""
         import transformers
 
-        return f"{self.text.model_path}|L{self.features.text_max_length}|transformers-{transformers.__version__}"
+        return f"{self.text.identity}|L{self.features.text_max_length}|transformers-{transformers.__version__}"
 
     def cache_key(self, video_sha256: str, text: str) -> str:
         """Entry name for a video file's content and the exact text encoded, under the current encoders."""
@@ -372,7 +386,7 @@ class FeatureExtractor:
         show = progress and sys.stderr.isatty()
         started = time.perf_counter()
         # Decoded by several threads, encoded a window of videos at a time (encoders.visual.encode_videos).
-        with tqdm(total=len(misses), desc="keyframes+ResNet", unit="video", disable=not show, leave=False) as bar:
+        with tqdm(total=len(misses), desc="keyframes+CNN", unit="video", disable=not show, leave=False) as bar:
             encoded_videos = encode_videos([entries[i].path for i in misses], self.visual, self.visual_cache,
                                            k=self.features.keyframes, timeout_s=self.settings.decode_timeout_s,
                                            workers=self.settings.decode_threads, on_done=bar.update)
@@ -426,6 +440,8 @@ class FeatureExtractor:
                     popularity=entry.popularity,
                     quality=entry.quality,
                     synthetic=entry.synthetic,
+                    visual_model=self.visual.features_name,
+                    text_model=self.text.name,
                 )
             except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
                 results[i] = FeatureFailure(entry.id, str(exc))

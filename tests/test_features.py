@@ -27,8 +27,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return dataclasses.replace(Settings.from_env(), home=tmp_path_factory.mktemp("home"), resnet_arch="resnet18",
-                               resnet_weights="none", keyframes=4, device="cpu")
+    # The default encoders (EfficientNet-Lite0 with its ImageNet weights, bge-small-zh-v1.5), K = 4.
+    return dataclasses.replace(Settings.from_env(), home=tmp_path_factory.mktemp("home"), keyframes=4, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,9 @@ def test_features_shapes_labels_failures_and_cache(extractor: FeatureExtractor, 
     assert len(items) == 6
     labels = set(extractor.label_map.disease_ids)
     for it, entry in zip(items, [e for e in entries if "corrupt" not in e.id]):
-        assert 1 <= it.frames.shape[0] <= 4 and it.frames.shape[1] == 512
-        assert it.tokens.shape[1] == 384 and 2 <= it.tokens.shape[0] <= extractor.features.text_max_length
+        assert 1 <= it.frames.shape[0] <= 4 and it.frames.shape[1] == 1280
+        assert it.tokens.shape[1] == 512 and 2 <= it.tokens.shape[0] <= extractor.features.text_max_length
+        assert (it.visual_model, it.text_model) == ("efficientnet_lite0/efficientnet-lite0-57934424", "bge-small-zh-v1.5")
         assert it.tokens.shape[0] == len(it.token_text)
         assert it.entities.shape == (len(it.entity_ids), GNN_DIM)
         assert it.metadata.shape == (METADATA_DIM,)

@@ -152,7 +152,9 @@ def profile_properties(record: ProfileRecord, created_at: str | None = None) -> 
             },
             ensure_ascii=False,
         ),
+        "visual_backbone": record.visual_backbone,
         "visual_weights": record.visual_weights,
+        "text_model": record.text_model,
     }
 
 
