@@ -13,10 +13,17 @@ PYTEST_ARGS ?=
 
 .PHONY: venv models services stop demo test bench serve
 
+# The `ovp` console script comes from an editable install of this package; which clone's code runs is decided by
+# PYTHONPATH above. The install is redone whenever pyproject.toml (its entry point, its packages) differs from the one
+# installed, which the marker records by hash: a venv made before a change and a fresh clone both get a working `ovp`.
+PYPROJECT_KEY := $(shell sha256sum pyproject.toml | cut -c1-12)
+EDITABLE_MARKER := $(VENV)/.editable-pyproject
+
 venv: $(VENV)/.installed
-	@# The `ovp` console script comes from an editable install (of the first clone that made the venv); which clone's
-	@# code runs is decided by PYTHONPATH above.
-	@[ -x $(VENV)/bin/ovp ] || $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	@if [ ! -x $(VENV)/bin/ovp ] || [ "$$(cat $(EDITABLE_MARKER) 2>/dev/null)" != "$(PYPROJECT_KEY)" ]; then \
+	  echo "installing the ovp package (editable) for pyproject.toml $(PYPROJECT_KEY)"; \
+	  $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e . && echo $(PYPROJECT_KEY) > $(EDITABLE_MARKER); \
+	fi
 
 # No prerequisite: the path already encodes the lock's content (a changed lock means another venv), and a fresh
 # clone's file times say nothing about it.

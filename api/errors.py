@@ -34,13 +34,6 @@ HTTP_CODES: dict[int, str] = {
 INTERNAL_MESSAGE = "internal server error; the cause is in the server log"
 
 
-class BrokerUnavailable(OVPError):
-    """The Celery broker refused or timed out when a batch was being enqueued."""
-
-    code = "broker_unavailable"
-    http_status = 503
-
-
 def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
     """The JSON body and status of an error."""
     return jsonify({"code": code, "message": message, **extra}), status

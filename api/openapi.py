@@ -11,11 +11,11 @@ from flask import Blueprint, jsonify
 
 from api.blueprints.batches import MAX_VIDEOS
 from api.blueprints.diseases import MAX_LIMIT as DISEASE_MAX_LIMIT
-from api.blueprints.diseases import SORT_KEYS
 from api.blueprints.entities import MAX_LIMIT as ENTITY_MAX_LIMIT
 from api.blueprints.entities import MAX_QUERY_CHARS
 from api.blueprints.linking import MAX_TEXTS
 from fusion.manifest import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, PLATFORMS
+from kg_builder.store.diseases import SORT_KEYS
 
 bp = Blueprint("openapi", __name__)
 

@@ -21,4 +21,4 @@ logging.basicConfig(
 )
 logging.getLogger("neo4j").setLevel(logging.ERROR)
 
-app = create_app({"OVP_SETTINGS": settings})
+app = create_app(settings)

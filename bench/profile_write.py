@@ -3,7 +3,7 @@
     python bench/profile_write.py [--videos 256] [--chunk-sizes 1,8,32] [--batch-sizes 256,4096] [--repeats 3]
 
 Against the local Neo4j (`ovp neo4j start`, graph built). For each batch size B, a batch of B videos is recorded
-(``create_batch``, as a submission does); then the profiles of ``--videos`` of them are written as a worker writes
+(``record_batch``, as a submission does); then the profiles of ``--videos`` of them are written as a worker writes
 them: ``write_profiles`` per chunk, where chunk size 1 is what ``write_profile`` did for every video before chunks
 were written together. The profiles are made-up records of the shape the pipeline writes (2 mentions, 2 predictions,
 a 256-d embedding, the explanation) on real disease and phenotype ids. The variants run interleaved, ``--repeats``
@@ -22,9 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kg_builder.graph import Graph  # noqa: E402
+from kg_builder.store.batches import record_batch  # noqa: E402
+from kg_builder.store.rows import DiseasePrediction, MentionRecord, VideoMeta  # noqa: E402
 from ovp.settings import Settings  # noqa: E402
-from worker.records import DiseasePrediction, Explanation, MentionRecord, ProfileRecord, VideoMeta  # noqa: E402
-from worker.writeback import create_batch, write_profiles  # noqa: E402
+from worker.records import Explanation, ProfileRecord  # noqa: E402
+from worker.writeback import write_profiles  # noqa: E402
 
 PREFIX = "bench-write-"
 
@@ -73,7 +75,7 @@ def main() -> None:
                         run = uuid.uuid4().hex[:8]
                         batch = records(run, max(batch_size, args.videos))
                         batch_id = f"{PREFIX}{run}"
-                        create_batch(graph, batch_id, [r.video for r in batch])
+                        record_batch(graph, batch_id, [r.video for r in batch])
                         started = time.perf_counter()
                         for start in range(0, args.videos, chunk):
                             write_profiles(graph, batch[start:min(start + chunk, args.videos)], batch_id=batch_id)

@@ -220,8 +220,15 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
     for name in obj:
         if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
             problems.add(line, name, f"unknown field; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}")
-    values: dict[str, Any] = {}
+    values = {**_video_fields(obj, line, base_dir, problems), **_label_fields(obj, line, problems)}
+    if problems.count != before:
+        return None
+    return VideoEntry(**values)
 
+
+def _video_fields(obj: Mapping[str, Any], line: int, base_dir: Path | None, problems: _Problems) -> dict[str, Any]:
+    """The valid values of the video's own fields (id, file, platform, text, publication, author), recording problems."""
+    values: dict[str, Any] = {}
     if "id" in obj and (vid := _check_str(obj, "id", line, problems)) is not None:
         if ID_PATTERN.fullmatch(vid):
             values["id"] = vid
@@ -268,6 +275,12 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
 
     if "url" in obj and obj["url"] is not None and (url := _check_str(obj, "url", line, problems, max_chars=2_000)) is not None:
         values["url"] = url
+    return values
+
+
+def _label_fields(obj: Mapping[str, Any], line: int, problems: _Problems) -> dict[str, Any]:
+    """The valid values of the labels (diseases, engagement, quality) and the SYNTHETIC flag, recording problems."""
+    values: dict[str, Any] = {}
     if "diseases" in obj and obj["diseases"] is not None:
         diseases = obj["diseases"]
         if not isinstance(diseases, list) or not all(isinstance(d, str) for d in diseases):
@@ -300,10 +313,7 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
             problems.add(line, "synthetic", f"expected true or false, got {obj['synthetic']!r}")
         else:
             values["synthetic"] = obj["synthetic"]
-
-    if problems.count != before:
-        return None
-    return VideoEntry(**values)
+    return values
 
 
 def _validate_objects(objects: Iterable[tuple[int, object]], base_dir: Path | None, problems: _Problems) -> tuple[list[VideoEntry], int]:

@@ -1,5 +1,5 @@
-"""Build the knowledge graph from its sources: read everything, validate everything, then write; plus reset, stats
-and the bilingual full-text lookup over what was built.
+"""Build the knowledge graph from its sources: read everything, validate everything, then write; plus reset and
+stats. The lookup over what was built is :func:`kg_builder.store.entities.lookup`.
 
 Nothing reaches Neo4j until every record of every selected source has been read and validated: a bad lexicon line
 leaves the graph exactly as it was.
@@ -7,20 +7,30 @@ leaves the graph exactly as it was.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
 from kg_builder.graph import DEFAULT_BATCH_SIZE, Graph
-from kg_builder.records import EntityRecord, RelationRecord
+from kg_builder.records import EntityRecord, RelationRecord, SynonymRecord
 from kg_builder.schema import ENTITY_KINDS, ENTITY_RELATIONS, apply_schema
-from kg_builder.source_config import HP_OBO, LEXICON_FILE, PHENOTYPE_HPOA, SOURCE_ORDER, SOURCES
-from kg_builder.sources.hpo import read_hpo_eye
+from kg_builder.source_config import (
+    CMEKG_MAPPING_FILE,
+    HP_OBO,
+    HPO_ZH_FILE,
+    LEXICON_FILE,
+    PHENOTYPE_HPOA,
+    SOURCE_ORDER,
+    SOURCES,
+    SYNONYM_SOURCES,
+)
+from kg_builder.sources.cmekg import cmekg_version, read_cmekg_synonyms
+from kg_builder.sources.hpo import hpo_version, read_hpo_eye
+from kg_builder.sources.hpo_zh import zh_version
 from kg_builder.sources.hpo_diseases import hpoa_version, read_hpo_diseases
 from kg_builder.sources.icd10 import icd_version, read_icd10_eye
 from kg_builder.sources.lexicon import lexicon_version, mapped_ids, read_lexicon
@@ -49,6 +59,12 @@ def source_readers(lexicon_path: Path = LEXICON_FILE) -> dict[str, Callable[[], 
     }
 
 
+#: Synonym-source key → a function returning (version, SynonymRecords).
+synonym_readers: dict[str, Callable[[], tuple[str, list[SynonymRecord]]]] = {
+    "cmekg": lambda: read_cmekg_synonyms(CMEKG_MAPPING_FILE),
+}
+
+
 @dataclass
 class CollectedSources:
     """Every record of the selected sources, read before anything is validated or written."""
@@ -58,20 +74,53 @@ class CollectedSources:
     relations: list[RelationRecord] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)  # source → source_version
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # source key → {"entities": n, "relations": n}
+    #: synonyms of the synonym sources whose entity was not read in this build (checked in validate())
+    unapplied: list[SynonymRecord] = field(default_factory=list)
 
 
-def collect(keys: Iterable[str], *, lexicon_path: Path = LEXICON_FILE, progress: bool | None = None) -> CollectedSources:
-    """Read every record of the sources ``keys`` (in build order).
+def add_synonyms(record: EntityRecord, extra: Iterable[SynonymRecord]) -> EntityRecord:
+    """``record`` with the synonyms of ``extra`` appended, except those equal (case-folded, same language) to its
+    name, Chinese name or a synonym it has."""
+    seen = {(s.lang, s.text.casefold()) for s in record.synonyms}
+    seen |= {("en", record.name.casefold()), ("zh", record.name_zh.casefold())}
+    added = []
+    for item in extra:
+        key = (item.synonym.lang, item.synonym.text.casefold())
+        if key not in seen:
+            seen.add(key)
+            added.append(item.synonym)
+    return replace(record, synonyms=record.synonyms + tuple(added)) if added else record
+
+
+def collect(
+    keys: Iterable[str],
+    *,
+    lexicon_path: Path = LEXICON_FILE,
+    progress: bool | None = None,
+    synonym_sources: bool = True,
+) -> CollectedSources:
+    """Read every record of the sources ``keys`` (in build order), with the synonyms of the synonym sources applied
+    (``synonym_sources=False``: without them, as the script that maps CMeKG onto the graph needs).
 
     Raises:
         SourceValidationError: a source file is missing or malformed (names file and line).
     """
     readers = source_readers(lexicon_path)
     collected = CollectedSources(keys=tuple(k for k in SOURCE_ORDER if k in set(keys)))
+    # The synonym sources are read in every build and applied to the entities of whichever sources are built.
+    pending: dict[str, list[SynonymRecord]] = {}
+    for key, spec in SYNONYM_SOURCES.items() if synonym_sources else ():
+        version, synonyms = synonym_readers[key]()
+        collected.versions[spec.source] = version
+        collected.counts[key] = {"synonyms": len(synonyms)}
+        for synonym in synonyms:
+            pending.setdefault(synonym.entity_id, []).append(synonym)
     for key in tqdm(collected.keys, desc="reading sources", unit="source", disable=_no_bar(progress)):
         entities = relations = 0
         for record in readers[key]():
             if isinstance(record, EntityRecord):
+                if record.id in pending:
+                    record = add_synonyms(record, pending.pop(record.id))
                 collected.entities.append(record)
                 collected.versions.setdefault(record.source, record.source_version)
                 entities += 1
@@ -79,6 +128,7 @@ def collect(keys: Iterable[str], *, lexicon_path: Path = LEXICON_FILE, progress:
                 collected.relations.append(record)
                 relations += 1
         collected.counts[key] = {"entities": entities, "relations": relations}
+    collected.unapplied = [synonym for synonyms in pending.values() for synonym in synonyms]
     return collected
 
 
@@ -89,7 +139,8 @@ def find_problems(collected: CollectedSources, known_ids: set[str] | None = None
 
     Checks: an id that is empty or appears twice, an empty name, a kind off the allow-list, profile_label on a
     non-disease, a relationship type off the allow-list, and a relationship end that is neither a collected record
-    nor in ``known_ids`` (the ids already in the graph, consulted when building a subset of the sources).
+    nor in ``known_ids`` (the ids already in the graph, consulted when building a subset of the sources), and a
+    synonym-source synonym for an id that is neither read nor known.
     """
     problems: list[str] = []
     first_seen: dict[str, str] = {}
@@ -108,6 +159,12 @@ def find_problems(collected: CollectedSources, known_ids: set[str] | None = None
         elif record.profile_label and record.kind != "disease":
             problems.append(f"{where}: {record.id} has profile_label but is a {record.kind}; only diseases can be profile labels")
     known = known_ids or set()
+    # A synonym whose entity no source of this build yielded is unknown when every source was read, or when the
+    # graph was consulted (``known_ids``) and lacks it; a node of a source not rebuilt now keeps the synonym it has.
+    check_synonyms = known_ids is not None or set(collected.keys) == set(SOURCE_ORDER)
+    for synonym in collected.unapplied if check_synonyms else ():
+        if synonym.entity_id not in known:
+            problems.append(f"{synonym.origin or synonym.synonym.source}: synonym {synonym.synonym.text!r} for unknown id {synonym.entity_id}")
     for relation in collected.relations:
         where = relation.origin or relation.source
         if relation.type not in ENTITY_RELATIONS:
@@ -124,10 +181,11 @@ def validate(collected: CollectedSources, graph: Graph | None = None) -> None:
     Raises:
         SourceValidationError: listing the first problems with file:line; the graph has not been touched.
     """
-    known: set[str] = set()
+    known: set[str] | None = None
     if graph is not None and set(collected.keys) != set(SOURCE_ORDER):
         collected_ids = {record.id for record in collected.entities}
         missing = {end for rel in collected.relations for end in (rel.start, rel.end) if end not in collected_ids}
+        missing |= {synonym.entity_id for synonym in collected.unapplied}
         known = existing_ids(graph, missing)
     problems = find_problems(collected, known)
     if problems:
@@ -242,7 +300,10 @@ def current_versions(lexicon_path: Path = LEXICON_FILE) -> dict[str, str]:
 
     A source whose file is absent (the lexicon, before it is written) is left out.
     """
-    versions = {SOURCES["hpo"].source: _obo_release(HP_OBO), SOURCES["icd10"].source: icd_version()}
+    versions = {SOURCES["hpo"].source: hpo_version(_obo_release(HP_OBO), zh_version(HPO_ZH_FILE)),
+                SOURCES["icd10"].source: icd_version()}
+    if CMEKG_MAPPING_FILE.is_file():
+        versions[SYNONYM_SOURCES["cmekg"].source] = cmekg_version(CMEKG_MAPPING_FILE.read_bytes())
     versions[SOURCES["hpo-diseases"].source] = hpoa_version(_hpoa_header(PHENOTYPE_HPOA))
     if Path(lexicon_path).is_file():
         versions[SOURCES["lexicon"].source] = lexicon_version(Path(lexicon_path).read_bytes())
@@ -289,144 +350,59 @@ def stats(graph: Graph, *, lexicon_path: Path = LEXICON_FILE) -> dict[str, Any]:
         entry["nodes"] += row["n"]
         # One version per source is a clean build; several mean a build was interrupted or mixed.
         entry["version"] = row["version"] if len(entry["versions"]) == 1 else None
+    synonym_sources: dict[str, dict[str, Any]] = {}
+    for row in graph.read(SYNONYM_SOURCES_QUERY):
+        entry = synonym_sources.setdefault(row["source"], {"version": None, "versions": {}, "synonyms": 0, "entities": 0})
+        entry["versions"][row["version"]] = row["synonyms"]
+        entry["synonyms"] += row["synonyms"]
+        entry["entities"] += row["entities"]
+        entry["version"] = row["version"] if len(entry["versions"]) == 1 else None
     profile_labels = graph.read("MATCH (n:Disease) WHERE n.profile_label = true RETURN count(n) AS n")[0]["n"]
     current = current_versions(lexicon_path)
-    up_to_date = all(sources.get(source, {}).get("version") == version for source, version in current.items())
+    built = {source: info.get("version") for source, info in {**sources, **synonym_sources}.items()}
+    up_to_date = all(built.get(source) == version for source, version in current.items())
     return {
         "labels": labels,
         "relationships": relationships,
         "sources": sources,
+        "synonym_sources": synonym_sources,
+        "chinese_names": chinese_name_counts(graph),
         "profile_label_diseases": profile_labels,
         "current_versions": current,
         "up_to_date": up_to_date,
     }
 
 
-# --- lookup -------------------------------------------------------------------------------------------------------
+#: Synonyms that a synonym source (CMeKG) gave entities of another source, per source and version.
+SYNONYM_SOURCES_QUERY = """
+MATCH (n:Entity) WHERE n.synonym_sources IS NOT NULL
+UNWIND range(0, size(n.synonym_sources) - 1) AS i
+WITH n, n.synonym_sources[i] AS source, n.synonym_versions[i] AS version
+WHERE source <> n.source
+RETURN source, version, count(*) AS synonyms, count(DISTINCT n) AS entities
+ORDER BY source, version
+"""
 
-#: Characters the Lucene query parser treats as syntax; each is escaped with a backslash.
-LUCENE_SPECIAL = frozenset('+-&|!(){}[]^"~*?:\\/')
-#: Ranking = tiers, then the full-text (BM25) score. Tier 2: the text equals a name, Chinese name or synonym
-#: (case-folded) of a curated lexicon concept; tier 1: it equals one of another source's entity; tier 0: partial
-#: (word or CJK-bigram) matches. Bigram matching scores partial names ("急性青光眼") close to the exact one, and a user
-#: who types a whole name means that concept; among equal names ("pink eye" is also an HPO synonym of Conjunctivitis)
-#: the curated concept carries the Chinese name, the profile label and the MAPS_TO links, so it goes first.
-#: The reported score is the full-text score + the tier's boost (BM25 scores of short names stay far below 50, so
-#: sorting by score gives the same order; the sort uses the tier explicitly all the same).
-EXACT_BOOST = 100.0
-CURATED_BOOST = 50.0
-#: Full-text candidates fetched per requested hit, so that exact matches ranked low by BM25 still get re-ranked.
-CANDIDATE_FACTOR = 10
-
-
-def escape_lucene(text: str) -> str:
-    """``text`` as a Lucene query matching its words literally: special characters escaped, AND/OR/NOT lower-cased
-    (the analyzer lower-cases terms anyway, so only their operator meaning is lost)."""
-    escaped = "".join("\\" + ch if ch in LUCENE_SPECIAL else ch for ch in text)
-    return " ".join(word.lower() if word in ("AND", "OR", "NOT") else word for word in escaped.split())
+#: Per kind label: entities, those with a Chinese name (name_zh), those with a Chinese name or a Chinese synonym.
+CHINESE_NAMES_QUERY = """
+MATCH (n:Entity)
+WITH [label IN labels(n) WHERE label IN $kind_labels][0] AS label,
+     n.name_zh IS NOT NULL AS named,
+     any(lang IN coalesce(n.synonym_langs, []) WHERE lang = 'zh') AS has_synonym
+RETURN label, count(*) AS entities, sum(CASE WHEN named THEN 1 ELSE 0 END) AS name_zh,
+       sum(CASE WHEN named OR has_synonym THEN 1 ELSE 0 END) AS name_zh_or_synonym
+ORDER BY label
+"""
 
 
-def normalise_name(text: str) -> str:
-    """Case-folded, whitespace-collapsed: what 'equals a name' means for the exact-match boost."""
-    return " ".join(text.split()).casefold()
-
-
-def fulltext_query() -> str:
-    """Candidates from the ``entity_names`` index ($query is already Lucene-escaped)."""
-    return (
-        "CALL db.index.fulltext.queryNodes('entity_names', $query, {limit: $candidates}) YIELD node, score\n"
-        "RETURN node.id AS id, node.name AS name, node.name_zh AS name_zh, node.synonyms AS synonyms,\n"
-        "       node.source AS source, labels(node) AS labels, score"
-    )
-
-
-def exact_match_query() -> str:
-    """Entities whose name, Chinese name or a synonym equals $folded (lower-cased, trimmed).
-
-    A label scan over a few thousand entities takes milliseconds; it catches exact names BM25 ranked too low.
-    """
-    return (
-        "MATCH (node:Entity)\n"
-        "WHERE toLower(node.name) = $folded OR toLower(node.name_zh) = $folded\n"
-        "   OR any(s IN coalesce(node.synonyms, []) WHERE toLower(s) = $folded)\n"
-        "RETURN node.id AS id, node.name AS name, node.name_zh AS name_zh, node.synonyms AS synonyms,\n"
-        "       node.source AS source, labels(node) AS labels, 0.0 AS score\n"
-        "LIMIT $candidates"
-    )
-
-
-def linked_ids_query() -> str:
-    """Ids linked to each of $ids by MAPS_TO, in either direction."""
-    return (
-        "UNWIND $ids AS id\n"
-        "MATCH (n:Entity {id: id})\n"
-        "OPTIONAL MATCH (n)-[:MAPS_TO]-(m:Entity)\n"
-        "RETURN id, [x IN collect(DISTINCT m.id) WHERE x IS NOT NULL] AS linked"
-    )
-
-
-@dataclass
-class LookupHit:
-    """One lookup result; ``xrefs`` are the ids linked to it by MAPS_TO (either direction)."""
-
-    id: str
-    name: str
-    name_zh: str | None
-    kind: str
-    score: float
-    xrefs: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def rank_candidates(text: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Merge candidate rows by id (best full-text score kept), add the tier boosts, sort best first.
-
-    Each returned row gains ``tier`` (2 exact curated, 1 exact, 0 partial) and ``score`` = full-text score +
-    EXACT_BOOST (exact) + CURATED_BOOST (exact and from the lexicon). Order: tier, then score, then id (stable).
-    """
-    folded = normalise_name(text)
-    curated = SOURCES["lexicon"].source
-    merged: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        previous = merged.get(row["id"])
-        if previous is None or row["score"] > previous["score"]:
-            merged[row["id"]] = dict(row)
-    for row in merged.values():
-        names = [row.get("name") or "", row.get("name_zh") or "", *(row.get("synonyms") or [])]
-        exact = any(normalise_name(name) == folded for name in names if name)
-        row["tier"] = (2 if row.get("source") == curated else 1) if exact else 0
-        row["score"] = float(row["score"]) + (EXACT_BOOST if exact else 0.0) + (CURATED_BOOST if row["tier"] == 2 else 0.0)
-    return sorted(merged.values(), key=lambda row: (-row["tier"], -row["score"], row["id"]))
-
-
-def lookup(graph: Graph, text: str, *, limit: int = 10) -> list[LookupHit]:
-    """Entities whose name, Chinese name or synonyms match ``text`` (Chinese or English), best first.
-
-    The text is Lucene-escaped and sent as a parameter, so it can neither inject Cypher nor Lucene syntax.
-    Returns [] for text with no searchable characters.
-    """
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    query = escape_lucene(text)
-    if not re.search(r"\w", query):
-        return []
-    candidates = max(50, limit * CANDIDATE_FACTOR)
-    rows = graph.read(fulltext_query(), {"query": query, "candidates": candidates})
-    rows += graph.read(exact_match_query(), {"folded": " ".join(text.split()).lower(), "candidates": candidates})
-    ranked = rank_candidates(text, rows)[:limit]
-    linked = {row["id"]: row["linked"] for row in graph.read(linked_ids_query(), {"ids": [r["id"] for r in ranked]})}
+def chinese_name_counts(graph: Graph) -> dict[str, dict[str, int]]:
+    """``{"all" | kind: {"entities", "name_zh", "name_zh_or_synonym"}}``: how many entities have a Chinese name, and
+    how many have a Chinese name or at least one Chinese synonym (what the linker and lookup can find in Chinese)."""
     kinds = {label: kind for kind, label in ENTITY_KINDS.items()}
-    return [
-        LookupHit(
-            id=row["id"],
-            name=row["name"],
-            name_zh=row.get("name_zh"),
-            kind=next((kinds[label] for label in row["labels"] if label in kinds), ""),
-            score=round(row["score"], 4),
-            xrefs=sorted(linked.get(row["id"], [])),
-        )
-        for row in ranked
-    ]
-
+    counts: dict[str, dict[str, int]] = {"all": {"entities": 0, "name_zh": 0, "name_zh_or_synonym": 0}}
+    for row in graph.read(CHINESE_NAMES_QUERY, {"kind_labels": list(kinds)}):
+        entry = {key: int(row[key]) for key in ("entities", "name_zh", "name_zh_or_synonym")}
+        counts[kinds.get(row["label"], "none")] = entry
+        for key, value in entry.items():
+            counts["all"][key] += value
+    return counts

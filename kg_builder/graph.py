@@ -34,12 +34,12 @@ class Graph:
     """A connection to Neo4j. Use as a context manager, or call :meth:`close`.
 
     Args:
-        settings: where and how to connect; ``Settings.from_env()`` when omitted.
+        settings: where and how to connect (read once by the entry point and passed down).
         retry_time_s: how long managed transactions keep retrying transient errors.
     """
 
-    def __init__(self, settings: Settings | None = None, *, retry_time_s: float = 15.0) -> None:
-        self.settings = settings or Settings.from_env()
+    def __init__(self, settings: Settings, *, retry_time_s: float = 15.0) -> None:
+        self.settings = settings
         self.database = self.settings.neo4j_database
         self._driver = GraphDatabase.driver(
             self.settings.neo4j_uri,
@@ -50,7 +50,7 @@ class Graph:
         )
 
     @classmethod
-    def connect(cls, settings: Settings | None = None, **kwargs: Any) -> "Graph":
+    def connect(cls, settings: Settings, **kwargs: Any) -> "Graph":
         """Open a connection and check that the server answers.
 
         Raises:

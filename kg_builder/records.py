@@ -9,10 +9,15 @@ SYNONYM_SCOPES = ("EXACT", "RELATED", "BROAD", "NARROW")
 
 @dataclass(frozen=True)
 class Synonym:
+    """One synonym; ``source`` and ``source_version`` name the source that gave it when that is not the entity's own
+    (a :class:`SynonymRecord` from a synonym source such as CMeKG), empty otherwise."""
+
     text: str
     scope: str = "EXACT"
     layperson: bool = False
     lang: str = "en"
+    source: str = ""
+    source_version: str = ""
 
     def __post_init__(self) -> None:
         if self.scope not in SYNONYM_SCOPES:
@@ -34,6 +39,15 @@ class EntityRecord:
     xrefs: tuple[str, ...] = ()  # external ids that are not graph nodes (UMLS:…, SNOMEDCT_US:…, MSH:…)
     profile_label: bool = False
     origin: str = ""  # "file:line" where the record was read, for error messages
+
+
+@dataclass(frozen=True)
+class SynonymRecord:
+    """A synonym a synonym source gives an entity that another source owns (added before the entity is written)."""
+
+    entity_id: str
+    synonym: Synonym
+    origin: str = ""
 
 
 @dataclass(frozen=True)

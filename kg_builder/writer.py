@@ -37,6 +37,7 @@ def entity_upsert_query(kind: str) -> str:
         "SET n.name = row.name, n.name_zh = row.name_zh, n.definition = row.definition,\n"
         "    n.synonyms = row.synonyms, n.synonym_scopes = row.synonym_scopes,\n"
         "    n.synonym_layperson = row.synonym_layperson, n.synonym_langs = row.synonym_langs,\n"
+        "    n.synonym_sources = row.synonym_sources, n.synonym_versions = row.synonym_versions,\n"
         "    n.synonyms_text = row.synonyms_text, n.xrefs = row.xrefs,\n"
         "    n.source = row.source, n.source_version = row.source_version, n.profile_label = row.profile_label\n"
         f"SET n:{label}\n"
@@ -96,8 +97,8 @@ def delete_source_relations_query() -> str:
 # --- records → parameter rows (pure) ------------------------------------------------------------------------------
 
 def entity_row(record: EntityRecord) -> dict[str, Any]:
-    """The parameter row of one entity: synonyms as parallel lists, empty strings as null, profile_label only
-    on diseases (null elsewhere, so the property is absent)."""
+    """The parameter row of one entity: synonyms as parallel lists (text, scope, layperson flag, language, source,
+    source version), empty strings as null, profile_label only on diseases (null elsewhere, so the property is absent)."""
     synonyms = record.synonyms
     return {
         "id": record.id,
@@ -108,6 +109,9 @@ def entity_row(record: EntityRecord) -> dict[str, Any]:
         "synonym_scopes": [s.scope for s in synonyms],
         "synonym_layperson": [s.layperson for s in synonyms],
         "synonym_langs": [s.lang for s in synonyms],
+        # which source gave each synonym, at which version: the entity's own, or a synonym source (CMeKG)
+        "synonym_sources": [s.source or record.source for s in synonyms],
+        "synonym_versions": [s.source_version or record.source_version for s in synonyms],
         "synonyms_text": SYNONYM_SEPARATOR.join(s.text for s in synonyms) or None,
         "xrefs": list(record.xrefs),
         "source": record.source,

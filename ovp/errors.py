@@ -30,6 +30,13 @@ class GraphUnavailable(OVPError):
     http_status = 503
 
 
+class BrokerUnavailable(OVPError):
+    """The Celery broker refused or timed out when a batch was being enqueued."""
+
+    code = "broker_unavailable"
+    http_status = 503
+
+
 class ServiceError(OVPError):
     """A local service (Neo4j, Redis) could not be installed, started or stopped."""
 

@@ -48,6 +48,7 @@ class Settings:
     resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet state dict of the ResNet backbone; empty = torchvision's cache"})
     models_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "models", metadata={"env": "OVP_MODELS_DIR", "doc": "pretrained models fetched by the set-up (`ovp models fetch`, run by make demo/test); shared by clones"})
     device: str = field(default="auto", metadata={"env": "OVP_DEVICE", "doc": "auto (CUDA when present), cpu, cuda or cuda:N"})
+    fusion_precision: str = field(default="fp32", metadata={"env": "OVP_FUSION_PRECISION", "doc": "fusion training/prediction on CUDA: fp32, or bf16 autocast (slower for this small model on an H100: `bench/fusion_gpu.py`)"})
     keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
     decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on decoding one video"})
     decode_workers: int = field(default=0, metadata={"env": "OVP_DECODE_WORKERS", "doc": "threads that decode a chunk's videos while the GPU encodes; 0 = min(8, CPU cores)"})

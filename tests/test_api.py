@@ -14,11 +14,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 import redis
 
-from api.app import close_graph, create_app
+from api.app import create_app
+from api.db import close_graph
 from api.errors import INTERNAL_MESSAGE
 from kg_builder.graph import Graph
 from ovp.settings import Settings
-from worker.records import DiseaseEvidence, DiseasePrediction, Explanation, MentionRecord, ProfileRecord, VideoMeta
+from kg_builder.store.rows import DiseasePrediction, MentionRecord, VideoMeta
+from worker.records import DiseaseEvidence, Explanation, ProfileRecord
 from worker.writeback import write_profile
 
 PREFIX = "apitest_"
@@ -128,7 +130,7 @@ def profiled(graph: Graph, built_kg: dict[str, Any]) -> Iterator[dict[str, str]]
 
 @pytest.fixture(scope="module")
 def app(settings: Settings, profiled: dict[str, str]) -> Iterator[Any]:
-    app = create_app({"TESTING": True, "OVP_SETTINGS": dataclasses.replace(settings, broker_url=broker_url_for_tests(settings))})
+    app = create_app(dataclasses.replace(settings, broker_url=broker_url_for_tests(settings)), {"TESTING": True})
     yield app
     close_graph(app)
 
@@ -177,7 +179,7 @@ def test_health_reports_versions(client: Any) -> None:
 
 
 def test_neo4j_down_gives_503_json(settings: Settings) -> None:
-    down = create_app({"OVP_SETTINGS": dataclasses.replace(settings, neo4j_uri="bolt://127.0.0.1:1")})
+    down = create_app(dataclasses.replace(settings, neo4j_uri="bolt://127.0.0.1:1"))
     client = down.test_client()
     health = client.get("/health")
     assert health.status_code == 503
@@ -204,7 +206,7 @@ def test_unknown_route_and_method_are_json(client: Any) -> None:
 
 
 def test_unexpected_error_leaks_nothing(settings: Settings) -> None:
-    app = create_app({"OVP_SETTINGS": settings})
+    app = create_app(settings)
 
     @app.get("/boom")
     def boom() -> None:
@@ -292,7 +294,7 @@ def test_link_rejects_non_json(client: Any) -> None:
 
 
 def test_oversized_body_is_413_json(settings: Settings) -> None:
-    small = create_app({"OVP_SETTINGS": dataclasses.replace(settings, api_max_body_bytes=1024)})
+    small = create_app(dataclasses.replace(settings, api_max_body_bytes=1024))
     client = small.test_client()
     body = assert_error(client.post("/link", json={"text": "x" * 2000}), 413, "payload_too_large")
     assert "OVP_API_MAX_BODY_BYTES" in body["message"]
@@ -403,7 +405,7 @@ def test_batch_unknown(client: Any) -> None:
 
 
 def test_broker_down_is_503_after_the_batch_is_recorded(settings: Settings, profiled: dict[str, str], graph: Graph, submitted: list[str]) -> None:
-    down = create_app({"OVP_SETTINGS": dataclasses.replace(settings, broker_url="redis://127.0.0.1:1/0")})
+    down = create_app(dataclasses.replace(settings, broker_url="redis://127.0.0.1:1/0"))
     response = down.test_client().post("/batches", json=[manifest_line(f"{PREFIX}b3")], headers={"Authorization": f"Bearer {TOKEN}"})
     body = assert_error(response, 503, "broker_unavailable")
     batch_id = body["message"].split()[1]

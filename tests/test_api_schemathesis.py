@@ -16,7 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from api.app import close_graph, create_app
+from api.app import create_app
+from api.db import close_graph
 from kg_builder.graph import Graph
 from ovp.settings import Settings
 from test_api import purge_test_queue
@@ -27,7 +28,7 @@ MAX_EXAMPLES = 25
 
 _SETTINGS = Settings.from_env()
 _BROKER = urlunsplit(urlsplit(_SETTINGS.broker_url)._replace(path="/15"))
-APP = create_app({"TESTING": True, "OVP_SETTINGS": dataclasses.replace(_SETTINGS, api_token=TOKEN, broker_url=_BROKER)})
+APP = create_app(dataclasses.replace(_SETTINGS, api_token=TOKEN, broker_url=_BROKER), {"TESTING": True})
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 #: Batches accepted during the run and the video ids they carried, for clean-up.
 ACCEPTED: dict[str, list[str]] = {}

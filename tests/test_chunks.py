@@ -11,10 +11,10 @@ import pytest
 
 from fusion.manifest import VideoEntry
 from kg_builder.graph import Graph
+from kg_builder.store.batches import batch_status, record_batch
 from worker.batches import chunked
-from worker.chunks import VideoOutcome, run_chunk, video_meta
-from worker.records import ProfileRecord
-from worker.writeback import batch_status, create_batch
+from worker.chunks import VideoOutcome, run_chunk
+from worker.records import ProfileRecord, video_meta
 
 pytestmark = pytest.mark.neo4j
 
@@ -47,7 +47,7 @@ def batch(graph: Graph):
                    hashtags=(), published_at=datetime(2025, 1, 1, tzinfo=timezone.utc), duration_s=5.0, author_followers=10)
         for i in range(4)
     ]
-    create_batch(graph, tag, [video_meta(e) for e in entries])
+    record_batch(graph, tag, [video_meta(e) for e in entries])
     yield tag, entries
     graph.write("MATCH (n) WHERE (n:Video OR n:Batch) AND n.id STARTS WITH $tag DETACH DELETE n", {"tag": tag})
     graph.write("MATCH (p:Profile) WHERE p.video_id STARTS WITH $tag DETACH DELETE p", {"tag": tag})

@@ -18,7 +18,7 @@ from fusion.demo_data import (
     visual_cue,
 )
 from fusion.manifest import read_manifest
-from ovp.cli.fusion_cmd import demo_data
+from cli.fusion_cmd import demo_data
 from ovp.errors import OVPError, SourceValidationError
 
 LEXICON_LINES = [

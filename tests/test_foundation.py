@@ -14,7 +14,7 @@ from kg_builder.schema import apply_schema, describe_schema, schema_statements
 from ovp.errors import GraphUnavailable
 from ovp.settings import Settings
 
-OVP = [sys.executable, "-m", "ovp.cli"]
+OVP = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture(scope="module")

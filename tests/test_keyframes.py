@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from encoders.keyframes import extract_keyframes, plan_picks
-from ovp.cli import main
+from cli import main
 from ovp.errors import VideoDecodeError
 from videos import make_audio_only, make_video, truncate_copy
 

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from kg_builder.build import build, lookup, stats
+from kg_builder.build import build, stats
 from kg_builder.graph import Graph
 from kg_builder.source_config import LEXICON_FILE
+from kg_builder.store.entities import lookup
 from ovp.errors import SourceValidationError
 
 pytestmark = pytest.mark.neo4j
 
-OVP = [sys.executable, "-m", "ovp.cli"]
+OVP = [sys.executable, "-m", "cli"]
 
 
 def _counts(report: dict[str, Any]) -> dict[str, Any]:

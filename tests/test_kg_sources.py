@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kg_builder.build import (
-    CollectedSources,
-    collect,
-    escape_lucene,
-    find_problems,
-    rank_candidates,
-)
+from kg_builder.build import CollectedSources, collect, find_problems
 from kg_builder.records import EntityRecord, RelationRecord, Synonym
 from kg_builder.source_config import parse_source_keys
+from kg_builder.store.entities import escape_lucene, rank_candidates
 from kg_builder.sources.hpo import eye_term_ids, hpo_release, read_hpo_eye
 from kg_builder.sources.hpo_diseases import parse_hpoa
 from kg_builder.sources.icd10 import icd_version, read_icd10_eye
@@ -112,7 +107,7 @@ def test_eye_subtree_skips_obsolete_and_other_branches() -> None:
 def test_hpo_source_yields_phenotypes_with_scoped_synonyms_and_inner_is_a(tmp_path: Path) -> None:
     path = tmp_path / "hp.obo"
     path.write_text(OBO, encoding="utf-8")
-    records = list(read_hpo_eye(path))
+    records = list(read_hpo_eye(path, zh_path=None))
     entities = {r.id: r for r in records if isinstance(r, EntityRecord)}
     relations = [(r.start, r.type, r.end) for r in records if isinstance(r, RelationRecord)]
     assert set(entities) == {"HP:0000478", "HP:0000501"}
@@ -293,6 +288,7 @@ def test_entity_upsert_query_sets_the_kind_label_from_the_allow_list() -> None:
         "SET n.name = row.name, n.name_zh = row.name_zh, n.definition = row.definition,\n"
         "    n.synonyms = row.synonyms, n.synonym_scopes = row.synonym_scopes,\n"
         "    n.synonym_layperson = row.synonym_layperson, n.synonym_langs = row.synonym_langs,\n"
+        "    n.synonym_sources = row.synonym_sources, n.synonym_versions = row.synonym_versions,\n"
         "    n.synonyms_text = row.synonyms_text, n.xrefs = row.xrefs,\n"
         "    n.source = row.source, n.source_version = row.source_version, n.profile_label = row.profile_label\n"
         "SET n:Disease\n"

@@ -208,7 +208,7 @@ def test_queries_anchored_on_an_id_seek_it_in_the_index(graph: Graph, built_kg: 
     """A query that starts from one entity, video or disease id finds it through a uniqueness constraint's index.
     ``(:Disease {id: …})`` alone has no index (the constraint is on ``:Entity``): Neo4j scanned all 6,600 Disease
     nodes for every lookup, which made writing a profile's predictions 10 ms per video."""
-    from api.blueprints.diseases import DISEASE_EXISTS
+    from kg_builder.store.diseases import DISEASE_EXISTS
 
     queries = load_queries()
     anchored = {name: q for name, q in queries.items() if any(p.required and p.name.endswith("_id") for p in q.params)}

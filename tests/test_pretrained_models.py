@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from encoders.onnx_bert import max_difference, read_onnx_bert
 from encoders.text import FETCHED_MARKER, fetched_model_dir
 from ovp.errors import ModelNotFound
-from ovp.services.pretrained import BGE_SMALL_ZH, MAX_DIFFERENCE, PROBE_TEXTS, fetch_model
+from cli.services.pretrained import BGE_SMALL_ZH, MAX_DIFFERENCE, PROBE_TEXTS, fetch_model
 from ovp.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,12 @@ import redis as redis_client
 
 from kg_builder.graph import Graph
 from ovp.errors import ServiceError
-from ovp.services import EXIT_DOWN, neo4j_server, redis_server
+from cli.services import EXIT_DOWN, neo4j_server, redis_server
+from cli.services.neo4j_server import Neo4jServer
+from cli.services.redis_server import RedisServer
 from ovp.settings import Settings
 
-OVP = [sys.executable, "-c", "from ovp.cli import main; main()"]
+OVP = [sys.executable, "-c", "from cli import main; main()"]
 
 
 def free_port() -> int:
@@ -69,12 +71,12 @@ def test_redis_config_binds_loopback_without_persistence(tmp_path: Path) -> None
 
 @pytest.mark.neo4j
 def test_neo4j_start_is_idempotent_and_status_reports_up(settings: Settings) -> None:
-    first = neo4j_server.start(settings)
-    second = neo4j_server.start(settings)
+    first = Neo4jServer(settings).start()
+    second = Neo4jServer(settings).start()
     assert first.up and second.up
     assert not second.started and second.detail == "already running"
     assert second.pid == first.pid
-    current = neo4j_server.status(settings)
+    current = Neo4jServer(settings).status()
     assert current.up and current.version == f"Neo4j {settings.neo4j_version}"
     with Graph.connect(settings) as graph:
         assert graph.read("RETURN 1 AS one") == [{"one": 1}]
@@ -82,7 +84,7 @@ def test_neo4j_start_is_idempotent_and_status_reports_up(settings: Settings) -> 
 
 @pytest.mark.neo4j
 def test_neo4j_status_cli_prints_up_and_exits_0(settings: Settings) -> None:
-    neo4j_server.start(settings)
+    Neo4jServer(settings).start()
     done = ovp("neo4j", "status")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"up at bolt://127.0.0.1:{settings.neo4j_bolt_port} (pid ")
@@ -102,25 +104,25 @@ def test_neo4j_status_on_a_wrong_port_reports_down_with_exit_3() -> None:
 
 @pytest.mark.neo4j
 def test_neo4j_start_on_another_port_from_the_same_home_is_refused_not_awaited(settings: Settings) -> None:
-    neo4j_server.start(settings)
+    Neo4jServer(settings).start()
     other = dataclasses.replace(settings, neo4j_uri=f"bolt://127.0.0.1:{free_port()}")
     with pytest.raises(ServiceError, match="already runs on bolt port"):
-        neo4j_server.start(other, timeout_s=5)
-    assert neo4j_server.status(settings).up
+        Neo4jServer(other).start(timeout_s=5)
+    assert Neo4jServer(settings).status().up
 
 
 @pytest.mark.neo4j
 @pytest.mark.redis
 def test_neo4j_start_refuses_a_port_held_by_another_process(tmp_path: Path, settings: Settings) -> None:
-    redis_server.start(settings)
+    RedisServer(settings).start()
     # Redis holds this port; the check runs before any jar is resolved, so this is quick.
     clash = Settings(home=tmp_path, neo4j_uri=f"bolt://127.0.0.1:{settings.redis_port}", neo4j_http_port=0)
     with pytest.raises(ServiceError, match=rf"port {settings.redis_port} is already used by pid \d+ .*redis-server"):
-        neo4j_server.start(clash)
+        Neo4jServer(clash).start()
     # ... and stop leaves the foreign process alone.
-    result = neo4j_server.stop(clash)
+    result = Neo4jServer(clash).stop()
     assert not result.stopped and "which ovp did not start" in result.detail
-    assert redis_server.status(settings).up
+    assert RedisServer(settings).status().up
 
 
 @pytest.mark.neo4j
@@ -134,18 +136,18 @@ def test_a_second_neo4j_starts_stops_and_removes_its_pid_file(tmp_path: Path, se
     paths.root.mkdir(parents=True)
     paths.lib.symlink_to(shared.lib, target_is_directory=True)
     try:
-        up = neo4j_server.start(own)
+        up = Neo4jServer(own).start()
         assert up.up and up.started and up.ours
         assert paths.pid_file.read_text().strip() == str(up.pid)
         with Graph.connect(own) as graph:
             assert graph.read("RETURN 2 AS two") == [{"two": 2}]
     finally:
-        stopped = neo4j_server.stop(own)
+        stopped = Neo4jServer(own).stop()
     assert stopped.stopped and stopped.pid == up.pid
     assert not paths.pid_file.exists()
-    assert not neo4j_server.status(own).up
-    assert neo4j_server.stop(own).detail == "not running"
-    assert neo4j_server.status(settings).up, "the shared Neo4j must survive"
+    assert not Neo4jServer(own).status().up
+    assert Neo4jServer(own).stop().detail == "not running"
+    assert Neo4jServer(settings).status().up, "the shared Neo4j must survive"
 
 
 # --- Redis ------------------------------------------------------------------------------------------------------
@@ -153,8 +155,8 @@ def test_a_second_neo4j_starts_stops_and_removes_its_pid_file(tmp_path: Path, se
 
 @pytest.mark.redis
 def test_redis_start_is_idempotent_and_answers_ping(settings: Settings) -> None:
-    first = redis_server.start(settings)
-    second = redis_server.start(settings)
+    first = RedisServer(settings).start()
+    second = RedisServer(settings).start()
     assert first.up and second.up and not second.started and second.pid == first.pid
     assert (second.version or "").startswith("Redis ")
     with redis_client.Redis(host="127.0.0.1", port=settings.redis_port) as client:
@@ -168,10 +170,10 @@ def test_a_second_redis_starts_stops_and_removes_its_pid_file(tmp_path: Path) ->
     own = Settings(home=tmp_path, broker_url=f"redis://127.0.0.1:{free_port()}/0")
     paths = redis_server.RedisPaths.of(own)
     try:
-        up = redis_server.start(own)
+        up = RedisServer(own).start()
         assert up.up and up.started and up.ours
     finally:
-        stopped = redis_server.stop(own)
+        stopped = RedisServer(own).stop()
     assert stopped.stopped and stopped.pid == up.pid
     assert not paths.pid_file.exists()
     done = ovp("redis", "status", OVP_HOME=str(tmp_path), OVP_BROKER_URL=own.broker_url)
@@ -184,7 +186,7 @@ def test_stop_ignores_a_stale_pid_file_pointing_at_someone_else(tmp_path: Path) 
     paths = redis_server.RedisPaths.of(own)
     paths.root.mkdir(parents=True)
     paths.pid_file.write_text(f"{os.getpid()}\n")  # alive, but pytest is not a redis-server
-    result = redis_server.stop(own)
+    result = RedisServer(own).stop()
     assert not result.stopped and "stale pid file" in result.detail
     assert not paths.pid_file.exists()
 
@@ -195,7 +197,7 @@ def test_stop_with_settings_for_another_port_leaves_our_servers_running() -> Non
     # Settings that name another port (another clone, another service) must never stop the servers of this home.
     settings = Settings.from_env()
     other = dataclasses.replace(settings, neo4j_uri="bolt://127.0.0.1:17688", broker_url="redis://127.0.0.1:16380/0")
-    for server in (neo4j_server, redis_server):
-        result = server.stop(other)
+    for server in (Neo4jServer, RedisServer):
+        result = server(other).stop()
         assert not result.stopped and result.detail.startswith("not stopped")
-        assert server.status(settings).up
+        assert server(settings).status().up

@@ -6,8 +6,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ovp.cli import main
-from ovp.cli.text_cmd import decode_lines
+from cli import main
+from cli.text_cmd import decode_lines
 from ovp.settings import Settings
 
 pytestmark = pytest.mark.neo4j

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from torchvision import models
 
 import encoders.visual as visual
+from cli import main
 from encoders.device import resolve_device
 from encoders.feature_cache import FeatureCache, file_sha256
 from encoders.keyframes import extract_keyframes
@@ -25,7 +26,6 @@ from encoders.visual import (
     encode_video,
     encode_videos,
 )
-from ovp.cli import main
 from ovp.errors import ConfigError, ModelNotFound, VideoDecodeError
 from ovp.settings import Settings
 from videos import make_video

@@ -13,17 +13,18 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
-from fusion.ablation import train_manifest
 from fusion.demo_data import generate_demo_set
 from fusion.manifest import read_manifest, write_manifest
+from fusion.training import train_on_manifest
 from kg_builder.graph import Graph
-from ovp.services import neo4j_server
+from cli.services.neo4j_server import Neo4jServer
 from ovp.settings import Settings
-from worker.app import make_celery
-from worker.batches import entry_objects, new_batch_id
+from kg_builder.store.batches import batch_status
+from worker.batches import new_batch_id, submit_batch
+from worker.celery_app import make_celery
 from worker.pipeline import ProfilingPipeline, profile_in_process
-from worker.writeback import batch_status
 from worker_support import WorkerProcess, graph_counts, latest_profiles, wait_for, worker_env
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.redis, pytest.mark.slow]
@@ -59,7 +60,7 @@ def settings(home: Path) -> Settings:
 @pytest.fixture(scope="module")
 def model_dir(demo: Path, settings: Settings) -> Path:
     """A tiny model trained on the batch itself (3 epochs): enough to produce profiles, and its features are cached."""
-    train_manifest(demo, settings.model_path, settings, seed=0, epochs=3, progress=False)
+    train_on_manifest(demo, settings.model_path, settings, seed=0, epochs=3, progress=False)
     return settings.model_path
 
 
@@ -109,6 +110,37 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
     assert {row["v"] for row in rows} == set(good_ids(entries))
 
 
+def test_cli_submit_records_the_batch_before_any_worker_runs(graph: Graph, demo: Path) -> None:
+    """`ovp profile --submit` records the batch with every video pending before it enqueues the task, so `ovp batch
+    status` answers at once; here no worker ever runs (the message waits on a broker database no worker reads)."""
+    from click.testing import CliRunner
+    from test_api import broker_url_for_tests, purge_test_queue
+
+    from cli import main
+
+    broker = broker_url_for_tests(Settings.from_env())
+    batch_id = f"cli-{new_batch_id()}"
+    runner = CliRunner()
+    purge_test_queue(broker)
+    try:
+        submitted = runner.invoke(main, ["profile", str(demo), "--submit", "--batch-id", batch_id, "--json"],
+                                  env={"OVP_BROKER_URL": broker})
+        assert submitted.exit_code == 0, submitted.output
+        assert json.loads(submitted.stdout) == {"id": batch_id, "status": "submitted", "total": 12}
+        shown = runner.invoke(main, ["batch", "status", batch_id, "--json"], env={"OVP_BROKER_URL": broker})
+        assert shown.exit_code == 0, shown.output
+        status = json.loads(shown.stdout)
+        assert (status["total"], status["done"], status["failed"], status["status"]) == (12, 0, 0, "running")
+        assert sorted(status["pending"]) == sorted(e.id for e in read_manifest(demo))
+        queue = redis.Redis.from_url(broker)
+        messages = [json.loads(m) for m in queue.lrange("batches", 0, -1)]
+        queue.close()
+        assert [m["headers"]["task"] for m in messages] == ["ovp.profile_batch"]
+    finally:
+        graph.write("MATCH (b:Batch {id: $id}) DETACH DELETE b", {"id": batch_id})
+        purge_test_queue(broker)
+
+
 @pytest.fixture()
 def celery_app(settings: Settings):
     app = make_celery(settings)
@@ -118,9 +150,10 @@ def celery_app(settings: Settings):
     return app
 
 
-def submit(app, entries) -> str:  # type: ignore[no-untyped-def]
+def submit(graph: Graph, app, entries) -> str:  # type: ignore[no-untyped-def]
+    """As the API and `ovp profile --submit` do: record the batch, then enqueue it."""
     batch_id = new_batch_id()
-    app.send_task("ovp.profile_batch", args=[batch_id, entry_objects(entries)])
+    submit_batch(graph, app, batch_id, entries)
     return batch_id
 
 
@@ -135,7 +168,7 @@ def test_worker_batch_records_failures_then_repeat_adds_nothing(
     worker = WorkerProcess(worker_env(model_dir, home), tmp_path / "worker.log", "w1")
     try:
         worker.wait_ready()
-        batch_id = submit(celery_app, entries)
+        batch_id = submit(graph, celery_app, entries)
         status = wait_for(lambda: finished(graph, batch_id), 600, "the first batch to finish")
         assert (status["done"], status["failed"]) == (10, 2)
         reasons = {f["video_id"]: f["reason"] for f in status["failures"]}
@@ -144,7 +177,7 @@ def test_worker_batch_records_failures_then_repeat_adds_nothing(
         before = graph_counts(graph, ids)
         assert before["latest"] == 10
 
-        again = submit(celery_app, entries)
+        again = submit(graph, celery_app, entries)
         wait_for(lambda: finished(graph, again), 600, "the repeated batch to finish")
         assert graph_counts(graph, ids) == before  # no duplicate nodes or relationships
     finally:
@@ -157,7 +190,7 @@ def test_sigkilled_worker_mid_batch_loses_nothing(
     env = worker_env(model_dir, home, OVP_CHUNK_SIZE="1")
     first = WorkerProcess(env, tmp_path / "worker1.log", "w2a")
     first.wait_ready()
-    batch_id = submit(celery_app, entries)
+    batch_id = submit(graph, celery_app, entries)
     wait_for(lambda: (batch_status(graph, batch_id) or {}).get("done", 0) >= 2, 300, "two videos done", 0.2)
     first.kill()
     assert batch_status(graph, batch_id)["status"] == "running"
@@ -176,15 +209,15 @@ def test_neo4j_outage_mid_batch_is_retried(graph: Graph, celery_app, model_dir: 
     worker = WorkerProcess(worker_env(model_dir, home, OVP_CHUNK_SIZE="1"), tmp_path / "worker.log", "w3")
     try:
         worker.wait_ready()
-        batch_id = submit(celery_app, entries)
+        batch_id = submit(graph, celery_app, entries)
         wait_for(lambda: (batch_status(graph, batch_id) or {}).get("done", 0) >= 1, 300, "a first video done", 0.2)
         # An abrupt outage (as in a crash or a failover): gone at once, back a few seconds later.
         done_at_outage = batch_status(graph, batch_id)["done"]
-        os.kill(neo4j_server.status(shared).pid, signal.SIGKILL)
+        os.kill(Neo4jServer(shared).status().pid, signal.SIGKILL)
         try:
             time.sleep(5)
         finally:
-            neo4j_server.start(shared)
+            Neo4jServer(shared).start()
         assert done_at_outage < 10  # the outage really fell in the middle of the batch
         status = wait_for(lambda: finished(graph, batch_id), 600, "the batch to finish after the outage")
         assert (status["done"], status["failed"]) == (10, 2)

@@ -9,8 +9,10 @@ import pytest
 from kg_builder.graph import Graph
 from kg_builder.schema import apply_schema
 from ovp.settings import Settings
-from worker.records import DiseasePrediction, Explanation, MentionRecord, ProfileRecord, VideoMeta
-from worker.writeback import batch_status, create_batch, record_failure, write_profile, write_profiles
+from kg_builder.store.batches import batch_status, record_batch, record_failure
+from kg_builder.store.rows import DiseasePrediction, MentionRecord, VideoMeta
+from worker.records import Explanation, ProfileRecord
+from worker.writeback import write_profile, write_profiles
 
 pytestmark = pytest.mark.neo4j
 
@@ -92,7 +94,7 @@ def test_batch_outcomes_are_counted_from_the_videos(graph: Graph, world) -> None
     tag, ids = world
     batch_id = f"test-{tag}-batch"
     good, bad = _record(tag, ids, "m1"), VideoMeta(id=f"test-{tag}-bad", caption="x")
-    create_batch(graph, batch_id, [good.video, bad])
+    record_batch(graph, batch_id, [good.video, bad])
     assert batch_status(graph, batch_id)["status"] == "running"
     write_profile(graph, good, batch_id=batch_id)
     record_failure(graph, batch_id, bad, "VideoDecodeError: not a video")
@@ -109,7 +111,7 @@ def test_a_chunk_s_profiles_land_together_or_not_at_all(graph: Graph, world) -> 
     batch_id = f"test-{tag}-chunk"
     base = _record(tag, ids, "m1")
     records = [dataclasses.replace(base, video=dataclasses.replace(base.video, id=f"test-{tag}-c{i}")) for i in range(5)]
-    create_batch(graph, batch_id, [r.video for r in records])
+    record_batch(graph, batch_id, [r.video for r in records])
     # Neo4j refuses a list holding null as a property value: the fourth video's write fails inside the transaction.
     broken = dataclasses.replace(records[3], video=dataclasses.replace(records[3].video, hashtags=("ok", None)))
     with pytest.raises(Exception):
@@ -127,12 +129,36 @@ def test_a_chunk_s_profiles_land_together_or_not_at_all(graph: Graph, world) -> 
 def test_write_back_statements_find_videos_entities_and_profiles_by_index(graph: Graph) -> None:
     from test_named_queries import plan_operators
 
-    from worker import writeback
+    from kg_builder.store import profiles
 
     rows = [{"video": {"id": "x"}, "embedding": [], "profile": {"id": "x@m"}, "mentions": [], "predictions": []}]
-    for statement in (writeback.MERGE_VIDEOS, writeback.REPLACE_MENTIONS, writeback.MERGE_PROFILES, writeback.REPLACE_PREDICTIONS):
+    for statement in profiles.WRITE_STATEMENTS:
         operators = plan_operators(graph, statement, {"rows": rows})
         assert not [op for op in operators if op.endswith("Scan")], (statement, operators)
+
+
+def test_batch_and_read_statements_find_their_nodes_by_index(graph: Graph) -> None:
+    """The store's batch statements (run per chunk, some per video) and its reads by id seek their anchor through a
+    uniqueness constraint's index, never by scanning a label."""
+    from test_named_queries import plan_operators
+
+    from kg_builder.store import batches, diseases, entities, profiles, videos
+
+    ids = {"batch_id": "b", "video_ids": ["v"], "now": "t", "total": 1, "videos": [{"id": "v"}], "status": "done",
+           "reason": "", "pending": ["queued"], "problems": [], "id": "x", "max": 3, "sort": "quality",
+           "min_quality": 1, "limit": 5, "ids": ["v"], "video": {"id": "v"}}
+    statements = {
+        "RECORD_BATCH": batches.RECORD_BATCH, "BATCH_STATUS": batches.BATCH_STATUS,
+        "SET_OUTCOMES": batches.SET_OUTCOMES, "RECOUNT_BATCH": batches.RECOUNT_BATCH,
+        "ENSURE_VIDEO": batches.ENSURE_VIDEO, "CHUNK_STATE": batches.CHUNK_STATE,
+        "BEGIN_ATTEMPT": batches.BEGIN_ATTEMPT, "REJECT_BATCH": batches.REJECT_BATCH,
+        "VIDEO_DETAIL": videos.VIDEO_DETAIL, "ENTITY_DETAIL": entities.ENTITY_DETAIL,
+        "DISEASE_VIDEOS": diseases.DISEASE_VIDEOS, "LATEST_PROFILE_SUMMARIES": profiles.LATEST_PROFILE_SUMMARIES,
+    }
+    for name, statement in statements.items():
+        params = {key: value for key, value in ids.items() if f"${key}" in statement}
+        operators = plan_operators(graph, statement, params)
+        assert not [op for op in operators if op.endswith("Scan")], (name, operators)
 
 
 def test_disease_evidence_splits_the_log_odds_and_names_the_caption_s_evidence() -> None:

@@ -1,45 +1,16 @@
-"""The Celery app: configured once from settings, JSON only, late acknowledgement, named queues.
+"""The worker process's entry point: ``celery -A worker.app worker -Q batches,profiles --concurrency 1``.
 
-Run a worker with ``celery -A worker.app worker -Q batches,profiles --concurrency 1`` — one process per GPU, pinned with
-``CUDA_VISIBLE_DEVICES``; models load once per process (``worker_process_init`` in ``worker.tasks``).
+Settings are read here, once per process, and passed down: to the Celery app and to the tasks (:mod:`worker.tasks`
+takes them from this module). Clients that only send tasks (the API, ``ovp profile --submit``) build their own app
+with :func:`worker.celery_app.make_celery` from the settings they were given.
+
+One process per GPU, pinned with ``CUDA_VISIBLE_DEVICES``; models and the Neo4j connection pool are opened once per
+pool process (``worker_process_init`` in :mod:`worker.tasks`).
 """
 from __future__ import annotations
 
-from celery import Celery
-
 from ovp.settings import Settings
+from worker.celery_app import make_celery
 
-#: Queue names: fanning out a batch is cheap and must never wait behind GPU work.
-BATCH_QUEUE = "batches"
-PROFILE_QUEUE = "profiles"
-
-
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app configured from ``settings``; the tasks are registered by importing ``worker.tasks``."""
-    app = Celery("ovp", broker=settings.broker_url, backend=settings.result_backend, include=["worker.tasks"])
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        # A task is acknowledged only after it finished; if its worker dies the message goes back to the queue
-        # (reject_on_worker_lost for a killed pool process; the visibility timeout for a killed worker).
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        # Redis redelivers an unacknowledged message after this long: above the longest chunk's run time, or a slow
-        # chunk would be delivered twice while still running.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
-        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
-        task_routes={
-            "ovp.profile_batch": {"queue": BATCH_QUEUE},
-            "ovp.profile_chunk": {"queue": PROFILE_QUEUE},
-        },
-        task_default_queue=PROFILE_QUEUE,
-        result_expires=7 * 24 * 3600,
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-    )
-    return app
-
-
-app = make_celery(Settings.from_env())
+settings = Settings.from_env()
+app = make_celery(settings)

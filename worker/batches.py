@@ -1,14 +1,24 @@
-"""Starting a batch: validate the manifest, record the batch and every video, fan the videos out in chunks."""
+"""Batches: submit one (record it with its videos pending, then enqueue it), and fan a submitted one out in chunks.
+
+Whoever submits records the batch, once, before anything is enqueued (the API, ``ovp profile --submit``, ``ovp
+profile`` in-process): ``GET /batches/{id}`` and ``ovp batch status`` answer at once, and a submission whose message
+is lost stays in the graph with its videos pending. The ``ovp.profile_batch`` task only fans out.
+"""
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from fusion.manifest import VideoEntry, parse_manifest_objects
 from kg_builder.graph import Graph
-from worker.chunks import video_meta
-from worker.writeback import create_batch
+from kg_builder.store.batches import record_batch
+from ovp.errors import BrokerUnavailable
+from worker.celery_app import PROFILE_BATCH_TASK
+from worker.records import video_meta
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +47,52 @@ def chunked(entries: Sequence[VideoEntry], size: int) -> list[list[VideoEntry]]:
     return [list(entries[i : i + size]) for i in range(0, len(entries), size)]
 
 
-def start_batch(
+def record_submission(graph: Graph, batch_id: str, entries: Sequence[VideoEntry]) -> None:
+    """Record the batch and its videos, pending (status 'queued' on each ``CONTAINS``)."""
+    record_batch(graph, batch_id, [video_meta(e) for e in entries])
+
+
+def submit_batch(
     graph: Graph,
+    celery: Celery,
+    batch_id: str,
+    entries: Sequence[VideoEntry],
+    *,
+    manifest: Sequence[dict[str, Any]] | None = None,
+    **send_options: Any,
+) -> None:
+    """Record the batch (:func:`record_submission`), then enqueue ``ovp.profile_batch`` for it.
+
+    Args:
+        manifest: the manifest objects the task gets (default: ``entry_objects(entries)``); the API passes the body
+            it validated, as it was sent.
+        send_options: passed to ``send_task`` (e.g. the API's publish retry policy).
+
+    Raises:
+        GraphUnavailable: the batch could not be recorded; nothing was enqueued.
+        BrokerUnavailable: the batch is recorded but its message could not be published.
+    """
+    record_submission(graph, batch_id, entries)
+    args = [batch_id, list(manifest) if manifest is not None else entry_objects(entries)]
+    try:
+        celery.send_task(PROFILE_BATCH_TASK, args=args, **send_options)
+    except Exception as exc:  # noqa: BLE001 - kombu raises transport-specific errors; each means "not enqueued"
+        log.error("batch %s recorded but not enqueued: %s", batch_id, exc)
+        raise BrokerUnavailable(
+            f"batch {batch_id} was recorded but could not be enqueued: the broker is not reachable",
+            hint="start it with `ovp redis start` (or check OVP_BROKER_URL) and submit again",
+        ) from exc
+    log.info("batch %s: %d videos enqueued", batch_id, len(entries))
+
+
+def fan_out(
     batch_id: str,
     entries: Sequence[VideoEntry],
     *,
     chunk_size: int,
     enqueue: Callable[[str, list[dict[str, Any]]], None],
 ) -> list[list[VideoEntry]]:
-    """Record the batch and its videos (status 'queued'), then hand each chunk to ``enqueue``; returns the chunks.
-
-    Recording comes first, so a submitted video is in the graph before any worker touches it.
-    """
-    create_batch(graph, batch_id, [video_meta(e) for e in entries])
+    """Hand each chunk of a recorded batch to ``enqueue``; returns the chunks."""
     chunks = chunked(entries, chunk_size)
     for chunk in chunks:
         enqueue(batch_id, entry_objects(chunk))

@@ -19,8 +19,10 @@ import neo4j
 
 from fusion.manifest import VideoEntry
 from kg_builder.graph import Graph
-from worker.records import ProfileRecord, VideoMeta
-from worker.writeback import record_failure, write_profiles
+from kg_builder.store.batches import begin_attempt, record_failure, video_states
+from kg_builder.store.rows import VideoMeta
+from worker.records import ProfileRecord, video_meta
+from worker.writeback import write_profiles
 
 log = logging.getLogger(__name__)
 
@@ -49,39 +51,6 @@ class ChunkReport:
     skipped: list[str] = field(default_factory=list)  # already finished by an earlier delivery
 
 
-# Reads the state of the chunk's videos within the batch; a video not in the batch reads as never tried.
-CHUNK_STATE = """
-UNWIND $video_ids AS vid
-OPTIONAL MATCH (:Batch {id: $batch_id})-[c:CONTAINS]->(:Video {id: vid})
-RETURN vid AS video_id, coalesce(c.status, 'queued') AS status, coalesce(c.attempts, 0) AS attempts
-"""
-
-# Counts one more attempt for each video about to be processed and marks it running.
-BEGIN_ATTEMPT = """
-UNWIND $video_ids AS vid
-MATCH (:Batch {id: $batch_id})-[c:CONTAINS]->(:Video {id: vid})
-SET c.attempts = coalesce(c.attempts, 0) + 1, c.status = 'running'
-RETURN vid AS video_id, c.attempts AS attempts
-"""
-
-
-def video_meta(entry: VideoEntry) -> VideoMeta:
-    """The (:Video) metadata of a manifest entry."""
-    return VideoMeta(
-        id=entry.id,
-        platform=entry.platform,
-        url=entry.url or "",
-        path=str(entry.path),
-        title=entry.title,
-        caption=entry.caption,
-        hashtags=tuple(entry.hashtags),
-        duration_s=float(entry.duration_s),
-        published_at=entry.published_at.isoformat(),
-        author_followers=int(entry.author_followers),
-        synthetic=bool(entry.synthetic),
-    )
-
-
 def run_chunk(
     graph: Graph, profiler: Profiler, batch_id: str, entries: Sequence[VideoEntry], *, max_deliveries: int
 ) -> ChunkReport:
@@ -91,19 +60,19 @@ def run_chunk(
         GraphUnavailable: Neo4j went away; the caller retries the whole chunk (finished videos are skipped then).
     """
     report = ChunkReport()
-    states = {row["video_id"]: row for row in graph.read(CHUNK_STATE, {"batch_id": batch_id, "video_ids": [e.id for e in entries]})}
+    states = video_states(graph, batch_id, [e.id for e in entries])
     todo = []
     for entry in entries:
-        if states[entry.id]["status"] in ("done", "failed"):
+        if states[entry.id].finished:
             report.skipped.append(entry.id)
         else:
             todo.append(entry)
-    redelivered = any(states[e.id]["attempts"] > 0 for e in todo)
+    redelivered = any(states[e.id].attempts > 0 for e in todo)
     groups = [[e] for e in todo] if redelivered else ([todo] if todo else [])
     if redelivered:
         log.warning("batch %s: chunk redelivered after a worker died; profiling its %d videos one at a time", batch_id, len(todo))
     for group in groups:
-        attempts = _begin_attempt(graph, batch_id, group)
+        attempts = begin_attempt(graph, batch_id, [e.id for e in group])
         runnable = []
         for entry in group:
             if attempts.get(entry.id, 1) > max_deliveries:
@@ -155,11 +124,3 @@ def _record_refused(graph: Graph, batch_id: str, record: ProfileRecord, exc: neo
     # Only the id: the record's own metadata may be what Neo4j refused (the video node exists since the submission).
     record_failure(graph, batch_id, VideoMeta(id=record.video.id), reason)
     report.failed.append(record.video.id)
-
-
-def _begin_attempt(graph: Graph, batch_id: str, group: Sequence[VideoEntry]) -> dict[str, int]:
-    # A write (it increments), so it goes through the write path; the result rows carry the new counts.
-    def work(tx: neo4j.ManagedTransaction) -> dict[str, int]:
-        return {row["video_id"]: row["attempts"] for row in tx.run(BEGIN_ATTEMPT, batch_id=batch_id, video_ids=[e.id for e in group])}
-
-    return graph.write_transaction(work)

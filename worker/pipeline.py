@@ -16,14 +16,15 @@ from typing import Sequence
 
 from encoders.enrichment import EnrichedText
 from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings
+from fusion.inference import LoadedModel, load_model
 from fusion.manifest import VideoEntry
 from fusion.records import Prediction, VideoFeatures
-from fusion.training import LoadedModel, load_model
 from kg_builder.graph import Graph
 from ovp.settings import Settings
-from worker.batches import start_batch
-from worker.chunks import ChunkReport, VideoOutcome, run_chunk, video_meta
-from worker.records import DiseaseEvidence, DiseasePrediction, Explanation, MentionRecord, ProfileRecord
+from kg_builder.store.rows import DiseasePrediction, MentionRecord
+from worker.batches import chunked, record_submission
+from worker.chunks import ChunkReport, VideoOutcome, run_chunk
+from worker.records import DiseaseEvidence, Explanation, ProfileRecord, video_meta
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +59,17 @@ class ProfilingPipeline:
         self.timings = PipelineTimings()
 
     @classmethod
-    def load(cls, settings: Settings, model_dir: Path | None = None, graph: Graph | None = None) -> "ProfilingPipeline":
-        """Load the fusion model from ``model_dir`` (default ``settings.model_path``) and the encoders it was trained
-        with (``features.json`` beside the model).
+    def load(cls, settings: Settings, model_dir: Path | None, graph: Graph) -> "ProfilingPipeline":
+        """Load the fusion model from ``model_dir`` (``None``: ``settings.model_path``) and the encoders it was trained
+        with (``features.json`` beside the model), which read the knowledge graph through ``graph``.
 
         Raises:
             ModelNotFound: the model directory is missing or incomplete (train one with ``ovp train``).
             GraphUnavailable: the linker's knowledge base cannot be read.
         """
         model_dir = Path(model_dir) if model_dir else settings.model_path
-        model = load_model(model_dir, device=settings.device)
-        extractor = FeatureExtractor(graph or Graph(settings), settings, FeatureSettings.for_model(model_dir, settings))
+        model = load_model(model_dir, device=settings.device, precision=settings.fusion_precision)
+        extractor = FeatureExtractor(graph, settings, FeatureSettings.for_model(model_dir, settings))
         log.info("profiling pipeline ready: model %s from %s", model.model_version, model_dir)
         return cls(settings, extractor, model)
 
@@ -167,8 +168,8 @@ def profile_in_process(
     from tqdm.auto import tqdm
 
     pipeline = pipeline or ProfilingPipeline.load(settings, model_dir, graph)
-    # No queue here: the chunks are run below, in this process.
-    chunks = start_batch(graph, batch_id, entries, chunk_size=settings.chunk_size, enqueue=lambda _b, _objs: None)
+    record_submission(graph, batch_id, entries)
+    chunks = chunked(entries, settings.chunk_size)
     reports = []
     for chunk in tqdm(chunks, desc="profiling", unit="chunk", disable=not progress):
         reports.append(run_chunk(graph, pipeline, batch_id, chunk, max_deliveries=settings.max_deliveries))

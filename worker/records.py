@@ -1,41 +1,14 @@
-"""Typed records the profiling pipeline hands to the graph write-back."""
+"""Typed records the profiling pipeline hands to the graph write-back.
+
+A profile's video, mentions and predictions are the graph's own rows (:mod:`kg_builder.store.rows`); the explanation
+and the profile record are the worker's, turned into the graph's rows by :mod:`worker.writeback`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class VideoMeta:
-    """The manifest's description of a video, as stored on ``(:Video)``."""
-
-    id: str
-    platform: str = "other"
-    url: str = ""
-    path: str = ""
-    title: str = ""
-    caption: str = ""
-    hashtags: tuple[str, ...] = ()
-    duration_s: float = 0.0
-    published_at: str = ""
-    author_followers: int = 0
-    synthetic: bool = False
-
-
-@dataclass(frozen=True)
-class MentionRecord:
-    entity_id: str
-    surface: str
-    start: int
-    end: int
-    score: float
-    negated: bool = False
-
-
-@dataclass(frozen=True)
-class DiseasePrediction:
-    disease_id: str
-    prob: float
-    rank: int
+from fusion.manifest import VideoEntry
+from kg_builder.store.rows import DiseasePrediction, MentionRecord, VideoMeta
 
 
 @dataclass(frozen=True)
@@ -97,3 +70,20 @@ class ProfileRecord:
     def profile_id(self) -> str:
         # Keyed by video and model version: a redelivered or repeated task writes the same node, never a second one.
         return f"{self.video.id}@{self.model_version}"
+
+
+def video_meta(entry: VideoEntry) -> VideoMeta:
+    """The (:Video) metadata of a manifest entry: what a submission records and a profile stores."""
+    return VideoMeta(
+        id=entry.id,
+        platform=entry.platform,
+        url=entry.url or "",
+        path=str(entry.path),
+        title=entry.title,
+        caption=entry.caption,
+        hashtags=tuple(entry.hashtags),
+        duration_s=float(entry.duration_s),
+        published_at=entry.published_at.isoformat(),
+        author_followers=int(entry.author_followers),
+        synthetic=bool(entry.synthetic),
+    )

@@ -1,33 +1,32 @@
 """``POST /batches`` (submit a manifest for profiling; bearer token required) and ``GET /batches/{id}`` (progress).
 
 A submission is validated completely before anything happens (422 with every problem, by line), then recorded in the
-graph (the batch and its videos, status 'queued', so ``GET /batches/{id}`` answers at once and nothing is lost if
-the broker is slow) and enqueued as the Celery task ``ovp.profile_batch``. The task is sent by name: the API never
-imports the models.
+graph (the batch and its videos, pending, so ``GET /batches/{id}`` answers at once and nothing is lost if the broker
+is slow) and enqueued as the Celery task ``ovp.profile_batch`` (:func:`worker.batches.submit_batch`). The task is
+sent by name: the API never imports the models.
 """
 from __future__ import annotations
 
 import hmac
 import logging
-import uuid
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request, url_for
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-from api.app import app_resource, get_graph, get_settings
-from api.errors import BrokerUnavailable
+from api.context import app_resource, get_settings
+from api.db import get_graph
 from api.validation import RequestValidationError, check_id, json_body
-from fusion.manifest import VideoEntry, parse_manifest_objects
-from worker.records import VideoMeta
-from worker.writeback import batch_status, create_batch
+from fusion.manifest import parse_manifest_objects
+from kg_builder.store.batches import batch_status
+from worker import batches as submission
+from worker.celery_app import make_celery
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("batches", __name__)
 
-TASK_NAME = "ovp.profile_batch"
 #: Videos per submission; bigger sets go in several batches (the body limit bounds it too).
 MAX_VIDEOS = 10_000
 #: Publishing retries when the broker hiccups; a broker that is down answers 503 within about a second.
@@ -61,19 +60,8 @@ def manifest_objects(body: object) -> list[object]:
     return body
 
 
-def video_meta(entry: VideoEntry) -> VideoMeta:
-    """What the graph stores about a submitted video before it is profiled."""
-    return VideoMeta(
-        id=entry.id, platform=entry.platform, url=entry.url or "", path=str(entry.path), title=entry.title,
-        caption=entry.caption, hashtags=tuple(entry.hashtags), duration_s=float(entry.duration_s),
-        published_at=entry.published_at.isoformat(), author_followers=entry.author_followers, synthetic=entry.synthetic,
-    )
-
-
 def get_celery() -> Any:
     """This app's Celery client (configured from the app's settings, so tests can point it at another broker)."""
-    from worker.app import make_celery
-
     return app_resource(_CELERY_KEY, lambda: make_celery(get_settings()))
 
 
@@ -83,17 +71,9 @@ def submit_batch() -> Any:
     require_token()
     objects = manifest_objects(json_body(request))
     entries = parse_manifest_objects(list(enumerate(objects, start=1)), "request body")  # ManifestError → 422
-    batch_id = uuid.uuid4().hex
-    create_batch(get_graph(), batch_id, [video_meta(entry) for entry in entries])
-    try:
-        get_celery().send_task(TASK_NAME, args=[batch_id, objects], retry=True, retry_policy=PUBLISH_RETRY)
-    except Exception as exc:  # noqa: BLE001 - kombu raises transport-specific errors; each means "not enqueued"
-        log.error("batch %s recorded but not enqueued: %s", batch_id, exc)
-        raise BrokerUnavailable(
-            f"batch {batch_id} was recorded but could not be enqueued: the broker is not reachable",
-            hint="start it with `ovp redis start` (or check OVP_BROKER_URL) and submit again",
-        ) from exc
-    log.info("batch %s: %d videos enqueued", batch_id, len(entries))
+    batch_id = submission.new_batch_id()
+    # BrokerUnavailable (503) once the batch is recorded but cannot be enqueued
+    submission.submit_batch(get_graph(), get_celery(), batch_id, entries, manifest=objects, retry=True, retry_policy=PUBLISH_RETRY)
     status_url = url_for("batches.get_batch", batch_id=batch_id)
     return jsonify({"batch_id": batch_id, "status_url": status_url, "total": len(entries)}), 202, {"Location": status_url}
 

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify
 
-from api.app import get_graph, get_settings
+from api.context import get_settings
+from api.db import get_graph
 from ovp.errors import OVPError
 
 log = logging.getLogger(__name__)

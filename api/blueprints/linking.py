@@ -13,7 +13,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from api.app import app_resource, get_graph, get_settings
+from api.context import app_resource, get_settings
+from api.db import get_graph
 from api.validation import RequestValidationError, check_str, json_object
 from encoders.linker import EntityLinker, link_mentions
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from flask import Blueprint, current_app, jsonify, request
 
-from api.app import get_graph
+from api.db import get_graph
 from api.validation import json_object
 from kg_builder.named_queries import NamedQuery, get_query
 

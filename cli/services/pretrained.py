@@ -25,12 +25,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.services import exclusive
+from cli.services.maven import copy_dependencies
 from encoders.onnx_bert import convert, max_difference
 from encoders.text import BGE_SMALL_ZH as BGE_SMALL_ZH_MODEL
 from encoders.text import FETCHED_MARKER, fetched_model_dir
 from ovp.errors import ModelNotFound, ServiceError
-from ovp.services import exclusive
-from ovp.services.maven import copy_dependencies
 from ovp.settings import Settings
 
 log = logging.getLogger(__name__)

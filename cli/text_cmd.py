@@ -69,7 +69,6 @@ def link(settings: Settings, text: str | None, as_json: bool, no_semantic: bool)
     from encoders.linker import link_mentions, load_linker
     from kg_builder.graph import Graph
 
-    settings = settings or Settings.from_env()
     with Graph.connect(settings) as graph:
         linker = load_linker(settings, graph, semantic=not no_semantic)
     limit = settings.max_text_chars
@@ -107,7 +106,6 @@ def enrich(settings: Settings, text: str, as_json: bool, no_semantic: bool) -> N
     from encoders.linker import link_mentions, load_linker
     from kg_builder.graph import Graph
 
-    settings = settings or Settings.from_env()
     text = cut(text, settings.max_text_chars)
     with Graph.connect(settings) as graph:
         linker = load_linker(settings, graph, semantic=not no_semantic)

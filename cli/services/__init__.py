@@ -1,22 +1,20 @@
 """Local development services (Neo4j, Redis) run as plain processes under ``<OVP_HOME>``, no Docker.
 
-:mod:`ovp.services.neo4j_server` and :mod:`ovp.services.redis_server` start, stop and inspect one server each. What
-they share lives here: the typed status they return, and the process bookkeeping that makes ``stop`` touch only a
-process that ``start`` launched (a pid file written by us, checked against the process's command line).
+:mod:`cli.services.neo4j_server` and :mod:`cli.services.redis_server` start, stop and inspect one server each, both
+on the skeleton of :class:`cli.services.local_server.LocalServer`. What they share lives here and there: the typed
+status they return, and the process bookkeeping that makes ``stop`` touch only a process that ``start`` launched (a
+pid file written by us, checked against the process's command line).
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import logging
 import os
 import signal
 import socket
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -168,84 +166,6 @@ def wait_for_exit(pid: int, timeout_s: float) -> bool:
             return False
         time.sleep(0.2)
     return True
-
-
-def probe_status(
-    service: str,
-    *,
-    port: int,
-    our_pid: int | None,
-    running_port: int | None,
-    home: Path,
-    log_file: Path,
-    login: Callable[[], tuple[str, str | None]],
-    refused: str,
-    protocol: str,
-) -> ServerStatus:
-    """Whether the server on 127.0.0.1:``port`` answers ``login()`` (``("up" | "refused" | "unreachable", version)``).
-
-    ``our_pid`` is the live process ``start`` launched from ``home`` (or ``None``) and ``running_port`` the port its
-    last config gave it; a server of ours on another port says nothing about this one. Never raises for a server
-    that is down.
-    """
-    began = time.monotonic()
-    address = f"{'bolt' if service == 'neo4j' else service}://127.0.0.1:{port}"
-    pid, detail = our_pid, ""
-    if pid is not None and running_port != port:
-        detail = f"the {service} started from {home} (pid {pid}) listens on port {running_port}"
-        pid = None
-    result = ServerStatus(service, False, address, pid=pid, ours=pid is not None, detail=detail)
-    if not port_accepts(port):
-        if pid is not None:
-            detail = f"pid {pid} is running but {protocol} does not answer yet; starting, or see {log_file}"
-        return replace(result, detail=detail, elapsed_s=time.monotonic() - began)
-    if pid is None:
-        result = replace(result, pid=listening_pid(port))
-    state, version = login()
-    detail = {
-        "up": "",
-        "refused": refused,
-        "unreachable": f"port {port} is open but does not answer {protocol} (held by {describe_process(result.pid)})",
-    }[state]
-    return replace(result, up=state == "up", version=version, detail=detail, elapsed_s=time.monotonic() - began)
-
-
-def stop_recorded(
-    service: str, pid_file: Path, our_pid: int | None, port: int, *, running_port: int | None, timeout_s: float
-) -> StopResult:
-    """Stop ``our_pid`` (the live process behind ``pid_file`` that ``start`` launched, or ``None``) and remove the
-    pid file. A process that ovp did not start is left alone and named in the result, whatever port it holds; so is
-    a server of ours that runs on ``running_port`` when ``port`` was asked for (settings that name another server).
-    """
-    began = time.monotonic()
-    if our_pid is not None and running_port is not None and running_port != port:
-        detail = (f"not stopped: the {service} started from {pid_file.parent} (pid {our_pid}) runs on port "
-                  f"{running_port}, and the settings name port {port}")
-        return StopResult(service, False, None, detail, time.monotonic() - began)
-    recorded = read_pid(pid_file)
-    pid_file.unlink(missing_ok=True)
-    if our_pid is None:
-        detail = "not running" if recorded is None else f"not running (removed stale pid file for pid {recorded})"
-        if port_accepts(port):
-            detail += f"; port {port} is held by {describe_process(listening_pid(port))}, which ovp did not start"
-        return StopResult(service, False, None, detail, time.monotonic() - began)
-    log.info("stopping %s (pid %d)", service, our_pid)
-    graceful = terminate(our_pid, timeout_s=timeout_s, name=service)
-    detail = "stopped" if graceful else f"killed after {timeout_s:.0f} s without exiting on SIGTERM"
-    return StopResult(service, True, our_pid, detail, time.monotonic() - began)
-
-
-@contextlib.contextmanager
-def exclusive(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_file`` for the block: two concurrent ``start`` calls (two terminals, two
-    test sessions) must not launch two servers onto the same data folder. The second waits, then finds it up."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # --- ports ------------------------------------------------------------------------------------------------------

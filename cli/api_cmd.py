@@ -18,7 +18,7 @@ def serve(settings: Settings, host: str, port: int, debug: bool) -> None:
     """Run the API with Flask's development server (production: gunicorn -c api/gunicorn.conf.py api.wsgi:app)."""
     from api.app import create_app
 
-    app = create_app({"OVP_SETTINGS": settings})
+    app = create_app(settings)
     click.echo(f"OVP API on http://{host}:{port} (development server; see docs/api.md for gunicorn)", err=True)
     app.run(host=host, port=port, debug=debug, threaded=True)
 

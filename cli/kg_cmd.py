@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from kg_builder.build import build as build_graph
-from kg_builder.build import lookup as lookup_entities
 from kg_builder.build import stats as graph_stats
 from kg_builder.graph import Graph
 from kg_builder.source_config import LEXICON_FILE, SOURCE_ORDER, parse_source_keys
+from kg_builder.store.entities import lookup as lookup_entities
 from ovp.settings import Settings
 
 
@@ -42,7 +42,7 @@ def build_cmd(settings: Settings, sources: str, reset: bool, lexicon: Path, as_j
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def stats_cmd(settings: Settings, as_json: bool) -> None:
-    """Counts per label and relationship type, source versions, profile-label diseases."""
+    """Counts per label and relationship type, source versions, Chinese names per kind, profile-label diseases."""
     with Graph.connect(settings) as graph:
         report = graph_stats(graph)
     if as_json:
@@ -54,6 +54,11 @@ def stats_cmd(settings: Settings, as_json: bool) -> None:
         click.echo(f"[{rel}]: {n}")
     for source, info in report["sources"].items():
         click.echo(f"{source} {info['version']}: {info['nodes']} nodes")
+    for source, info in report["synonym_sources"].items():
+        click.echo(f"{source} {info['version']}: {info['synonyms']} synonyms on {info['entities']} entities")
+    for kind, counts in report["chinese_names"].items():
+        click.echo(f"Chinese names, {kind}: {counts['name_zh']} of {counts['entities']} "
+                   f"({counts['name_zh_or_synonym']} with a Chinese name or synonym)")
     click.echo(f"profile-label diseases: {report['profile_label_diseases']}")
     click.echo(f"up to date: {'yes' if report['up_to_date'] else 'no (run `ovp kg build`)'}")
 
@@ -77,6 +82,6 @@ def lookup_cmd(settings: Settings, text: str, limit: int, as_json: bool) -> None
 
 
 # `ovp kg embed` lives with the graph encoder's CLI; it joins the kg group here.
-from ovp.cli.kg_embed_cmd import embed  # noqa: E402
+from cli.kg_embed_cmd import embed  # noqa: E402
 
 kg.add_command(embed)

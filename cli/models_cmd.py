@@ -1,4 +1,4 @@
-"""``ovp models fetch``: a thin shell over :mod:`ovp.services.pretrained` (the set-up's model fetch)."""
+"""``ovp models fetch``: a thin shell over :mod:`cli.services.pretrained` (the set-up's model fetch)."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,7 +19,7 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def fetch(settings: Settings, as_json: bool) -> None:
-    from ovp.services.pretrained import fetch_models  # lazy: keeps `ovp --help` free of torch
+    from cli.services.pretrained import fetch_models  # lazy: keeps `ovp --help` free of torch
 
     results = fetch_models(settings)
     if as_json:

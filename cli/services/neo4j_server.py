@@ -28,24 +28,11 @@ from pathlib import Path
 
 from neo4j.exceptions import AuthError, Neo4jError
 
+from cli.services import ServerStatus, describe_process, listening_pid, port_accepts, tail, write_pid
+from cli.services.local_server import LocalServer
+from cli.services.maven import copy_dependencies
 from kg_builder.graph import Graph
 from ovp.errors import GraphUnavailable, ServiceError
-from ovp.services import (
-    ServerStatus,
-    StopResult,
-    command_line,
-    describe_process,
-    exclusive,
-    is_alive,
-    listening_pid,
-    port_accepts,
-    probe_status,
-    read_pid,
-    stop_recorded,
-    tail,
-    write_pid,
-)
-from ovp.services.maven import copy_dependencies
 from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,37 +79,21 @@ class Neo4jPaths:
     run: Path
     imports: Path
     plugins: Path
+    conf_file: Path
+    pid_file: Path
+    console_log: Path
+    complete_marker: Path
 
     @classmethod
     def of(cls, settings: Settings) -> "Neo4jPaths":
         root = settings.home / "neo4j"
+        lib = root / f"lib-{settings.neo4j_version}"
         return cls(
-            root=root,
-            lib=root / f"lib-{settings.neo4j_version}",
-            maven=root / "maven",
-            conf_dir=root / "conf",
-            data=root / "data",
-            logs=root / "logs",
-            run=root / "run",
-            imports=root / "import",
-            plugins=root / "plugins",
+            root=root, lib=lib, maven=root / "maven", conf_dir=root / "conf", data=root / "data", logs=root / "logs",
+            run=root / "run", imports=root / "import", plugins=root / "plugins",
+            conf_file=root / "conf" / "neo4j.conf", pid_file=root / "run" / "ovp-neo4j.pid",
+            console_log=root / "logs" / "console.log", complete_marker=lib / ".ovp-complete",
         )
-
-    @property
-    def conf_file(self) -> Path:
-        return self.conf_dir / "neo4j.conf"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.run / "ovp-neo4j.pid"
-
-    @property
-    def console_log(self) -> Path:
-        return self.logs / "console.log"
-
-    @property
-    def complete_marker(self) -> Path:
-        return self.lib / ".ovp-complete"
 
     @property
     def initialised(self) -> bool:
@@ -287,141 +258,101 @@ def _child_env(paths: Neo4jPaths) -> dict[str, str]:
 # --- lifecycle --------------------------------------------------------------------------------------------------
 
 
-def status(settings: Settings) -> ServerStatus:
-    """Whether the Neo4j at ``settings.neo4j_uri`` answers Bolt with the configured credentials.
+class Neo4jServer(LocalServer):
+    """The local Neo4j Community server of ``settings.home`` (see :class:`cli.services.local_server.LocalServer`).
 
-    Never raises for a server that is down; ``up`` is ``True`` only when a login succeeds.
+    On the very first start the configured password replaces Neo4j's default one, so that clients can log in at once.
     """
-    paths = Neo4jPaths.of(settings)
-    return probe_status(
-        "neo4j", port=settings.neo4j_bolt_port, our_pid=_our_pid(paths), running_port=_configured_bolt_port(paths),
-        home=paths.root, log_file=paths.console_log, login=lambda: _bolt_login(settings), protocol="Bolt",
-        refused=f"Neo4j refuses user {settings.neo4j_user!r} with the configured password "
-                "(check OVP_NEO4J_PASSWORD; it was set when the data folder was created)",
-    )
 
+    service, title, scheme, protocol, port_name, poll_s = "neo4j", "Neo4j", "bolt", "Bolt", "bolt port", 0.5
+    start_timeout_s, stop_timeout_s = START_TIMEOUT_S, STOP_TIMEOUT_S
+    port_line = re.compile(r"^server\.bolt\.listen_address=.*:(\d+)\s*$", re.MULTILINE)
 
-def start(settings: Settings, *, timeout_s: float = START_TIMEOUT_S) -> ServerStatus:
-    """Start the local Neo4j (resolving its jars first if needed) and wait until Bolt accepts the credentials.
+    def __init__(self, settings: Settings) -> None:
+        self.paths = paths = Neo4jPaths.of(settings)
+        super().__init__(settings, port=settings.neo4j_bolt_port, root=paths.root, pid_file=paths.pid_file,
+                         conf_file=paths.conf_file, lock_file=paths.run / "ovp-neo4j.lock", log_file=paths.console_log)
+        self._tried_default_password = False
 
-    Idempotent: a server of ours that is already up is returned as is (``started=False``). On the very first start
-    the configured password replaces Neo4j's default one, so that clients can log in at once.
+    @property
+    def logs_hint(self) -> str:
+        return f"read {self.paths.console_log} and {self.paths.logs / 'neo4j.log'}"
 
-    Raises:
-        ServiceError: a port is held by a process that is not ours, Java/Maven are missing, the server exited,
-            or it did not answer within ``timeout_s`` (the message names the log and its last lines).
-    """
-    with exclusive(Neo4jPaths.of(settings).run / "ovp-neo4j.lock"):
-        return _start(settings, timeout_s)
+    def is_server(self, argv: list[str]) -> bool:
+        return ENTRY_POINT in argv and f"--home-dir={self.paths.root}" in argv
 
+    def login(self) -> tuple[str, str | None]:
+        """``("up", "Neo4j 5.26.30")``, ``("refused", None)`` or ``("unreachable", None)``."""
+        try:
+            with Graph(self.settings, retry_time_s=0) as graph:
+                agent = graph.verify()["agent"]
+        except GraphUnavailable as exc:
+            return ("refused" if isinstance(exc.__cause__, AuthError) else "unreachable"), None
+        return "up", agent.replace("/", " ")
 
-def _start(settings: Settings, timeout_s: float) -> ServerStatus:
-    began = time.monotonic()
-    paths = Neo4jPaths.of(settings)
-    current = status(settings)
-    if current.up:
-        if not current.ours:
-            log.warning("Neo4j at %s answers but was not started by ovp (%s); using it as is",
-                        current.address, describe_process(current.pid))
-        return dataclasses.replace(current, detail="already running", elapsed_s=time.monotonic() - began)
+    def refused_detail(self) -> str:
+        return (f"Neo4j refuses user {self.settings.neo4j_user!r} with the configured password "
+                "(check OVP_NEO4J_PASSWORD; it was set when the data folder was created)")
 
-    pid = _our_pid(paths)
-    if pid is None:
-        if paths.pid_file.exists():
-            log.info("removing stale pid file %s", paths.pid_file)
-            paths.pid_file.unlink(missing_ok=True)
-        _refuse_taken_ports(settings, current)
-        ensure_artifacts(settings)
-        pid = _launch(settings, paths)
-    elif _configured_bolt_port(paths) != settings.neo4j_bolt_port:
-        raise ServiceError(
-            f"the Neo4j started from {paths.root} (pid {pid}) already runs on bolt port "
-            f"{_configured_bolt_port(paths)}, not {settings.neo4j_bolt_port}",
-            hint="`ovp neo4j stop` it first, or use another OVP_HOME for a second server",
+    def refused_error(self, pid: int) -> ServiceError:
+        return ServiceError(
+            f"Neo4j is up (pid {pid}) but refuses user {self.settings.neo4j_user!r} with OVP_NEO4J_PASSWORD",
+            hint=f"the password was fixed when {self.paths.data} was created: use that one, "
+                 f"or `ovp neo4j stop` and delete {self.paths.data} to start afresh",
         )
-    else:
-        # Ours and alive but not answering: a start in progress (or one that timed out). Wait for it, don't fork
-        # a second JVM onto the same store.
-        log.info("Neo4j (pid %d) is already starting; waiting for it", pid)
-    _wait_until_up(settings, paths, pid, timeout_s)
-    final = status(settings)
-    log.info("Neo4j %s up at %s after %.1f s", settings.neo4j_version, final.address, time.monotonic() - began)
-    return dataclasses.replace(final, started=True, elapsed_s=time.monotonic() - began)
 
+    def on_refused(self) -> bool:
+        """A store started without an initial password answers to neo4j/neo4j: set the configured one, once."""
+        if self._tried_default_password or self.settings.neo4j_user != "neo4j":
+            return False
+        self._tried_default_password = True
+        return _replace_default_password(self.settings)
 
-def stop(settings: Settings, *, timeout_s: float = STOP_TIMEOUT_S) -> StopResult:
-    """Stop the Neo4j that ``start`` launched (SIGTERM, then SIGKILL after ``timeout_s``) and remove its pid file.
+    def refuse_taken_ports(self, current: ServerStatus) -> None:
+        ports = [("Bolt", self.settings.neo4j_bolt_port, "OVP_NEO4J_URI")]
+        if self.settings.neo4j_http_port:
+            ports.append(("HTTP", self.settings.neo4j_http_port, "OVP_NEO4J_HTTP_PORT"))
+        for name, port, variable in ports:
+            if port_accepts(port):
+                owner = current.pid if name == "Bolt" and current.pid else listening_pid(port)
+                why = f": {current.detail}" if name == "Bolt" and current.detail else ""
+                raise ServiceError(
+                    f"cannot start Neo4j: {name} port {port} is already used by {describe_process(owner)}, "
+                    f"which ovp did not start{why}",
+                    hint=f"stop that process or choose another port with {variable}",
+                )
 
-    A server that ovp did not start is left alone, whatever port it holds.
-    """
-    with exclusive(Neo4jPaths.of(settings).run / "ovp-neo4j.lock"):
-        return _stop(settings, timeout_s)
+    def launch(self) -> int:
+        """Resolve the jars, write the config, set the initial password if the store is new, start the server."""
+        ensure_artifacts(self.settings)
+        settings, paths = self.settings, self.paths
+        java = _java()
+        for folder in (paths.conf_dir, paths.data, paths.logs, paths.run, paths.imports, paths.plugins):
+            folder.mkdir(parents=True, exist_ok=True)
+        paths.conf_file.write_text(render_config(settings, paths))
+        if not paths.initialised:
+            _set_initial_password(settings, paths, java)
+        command = [
+            java, *jvm_args(settings), "-cp", f"{paths.lib}/*", ENTRY_POINT,
+            f"--home-dir={paths.root}", f"--config-dir={paths.conf_dir}",
+        ]
+        log.info("starting Neo4j %s on bolt port %d (heap %s, page cache %s); log: %s", settings.neo4j_version,
+                 settings.neo4j_bolt_port, settings.neo4j_heap, settings.neo4j_pagecache, paths.console_log)
+        with paths.console_log.open("ab") as console:
+            console.write(f"--- ovp neo4j start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+            console.flush()
+            # A session of its own: the server outlives the CLI and ignores the terminal's Ctrl-C.
+            process = subprocess.Popen(command, cwd=paths.root, env=_child_env(paths), stdin=subprocess.DEVNULL,
+                                       stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+        write_pid(paths.pid_file, process.pid)
+        return process.pid
 
+    def log_excerpt(self) -> str:
+        paths = self.paths
+        lines = tail(paths.console_log, 4) + tail(paths.logs / "neo4j.log", 4)
+        lines = [line for line in lines if not line.startswith("--- ovp neo4j start")]
+        return f"last lines of {paths.console_log} / neo4j.log: " + (" | ".join(lines) if lines else "(empty)")
 
-def _stop(settings: Settings, timeout_s: float) -> StopResult:
-    paths = Neo4jPaths.of(settings)
-    return stop_recorded("neo4j", paths.pid_file, _our_pid(paths), settings.neo4j_bolt_port,
-                         running_port=_configured_bolt_port(paths), timeout_s=timeout_s)
-
-
-def _our_pid(paths: Neo4jPaths) -> int | None:
-    """The pid in our pid file if that process is alive and really is our server (not a recycled pid)."""
-    pid = read_pid(paths.pid_file)
-    if pid is None or not is_alive(pid):
-        return None
-    argv = command_line(pid)
-    if ENTRY_POINT in argv and f"--home-dir={paths.root}" in argv:
-        return pid
-    return None
-
-
-def _configured_bolt_port(paths: Neo4jPaths) -> int | None:
-    """The bolt port in the ``neo4j.conf`` of the last start (what a running server of ours listens on)."""
-    try:
-        text = paths.conf_file.read_text()
-    except FileNotFoundError:
-        return None
-    match = re.search(r"^server\.bolt\.listen_address=.*:(\d+)\s*$", text, re.MULTILINE)
-    return int(match.group(1)) if match else None
-
-
-def _refuse_taken_ports(settings: Settings, current: ServerStatus) -> None:
-    ports = [("Bolt", settings.neo4j_bolt_port, "OVP_NEO4J_URI")]
-    if settings.neo4j_http_port:
-        ports.append(("HTTP", settings.neo4j_http_port, "OVP_NEO4J_HTTP_PORT"))
-    for name, port, variable in ports:
-        if port_accepts(port):
-            owner = current.pid if name == "Bolt" and current.pid else listening_pid(port)
-            why = f": {current.detail}" if name == "Bolt" and current.detail else ""
-            raise ServiceError(
-                f"cannot start Neo4j: {name} port {port} is already used by {describe_process(owner)}, "
-                f"which ovp did not start{why}",
-                hint=f"stop that process or choose another port with {variable}",
-            )
-
-
-def _launch(settings: Settings, paths: Neo4jPaths) -> int:
-    """Write the config, set the initial password if the store is new, and start the server detached."""
-    java = _java()
-    for folder in (paths.conf_dir, paths.data, paths.logs, paths.run, paths.imports, paths.plugins):
-        folder.mkdir(parents=True, exist_ok=True)
-    paths.conf_file.write_text(render_config(settings, paths))
-    if not paths.initialised:
-        _set_initial_password(settings, paths, java)
-    command = [
-        java, *jvm_args(settings), "-cp", f"{paths.lib}/*", ENTRY_POINT,
-        f"--home-dir={paths.root}", f"--config-dir={paths.conf_dir}",
-    ]
-    log.info("starting Neo4j %s on bolt port %d (heap %s, page cache %s); log: %s", settings.neo4j_version,
-             settings.neo4j_bolt_port, settings.neo4j_heap, settings.neo4j_pagecache, paths.console_log)
-    with paths.console_log.open("ab") as console:
-        console.write(f"--- ovp neo4j start {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
-        console.flush()
-        # A session of its own: the server outlives the CLI and ignores the terminal's Ctrl-C.
-        process = subprocess.Popen(command, cwd=paths.root, env=_child_env(paths), stdin=subprocess.DEVNULL,
-                                   stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
-    write_pid(paths.pid_file, process.pid)
-    return process.pid
 
 
 def _set_initial_password(settings: Settings, paths: Neo4jPaths, java: str) -> None:
@@ -438,46 +369,6 @@ def _set_initial_password(settings: Settings, paths: Neo4jPaths, java: str) -> N
                            hint="OVP_NEO4J_PASSWORD must have at least 8 characters")
 
 
-def _wait_until_up(settings: Settings, paths: Neo4jPaths, pid: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    tried_default = False
-    while True:
-        if not is_alive(pid):
-            paths.pid_file.unlink(missing_ok=True)
-            raise ServiceError(f"Neo4j (pid {pid}) exited during start-up: {_log_excerpt(paths)}",
-                               hint=f"read {paths.console_log} and {paths.logs / 'neo4j.log'}")
-        if port_accepts(settings.neo4j_bolt_port):
-            state, _ = _bolt_login(settings)
-            if state == "up":
-                return
-            if state == "refused":
-                if not tried_default and settings.neo4j_user == "neo4j" and _replace_default_password(settings):
-                    tried_default = True
-                    continue
-                raise ServiceError(
-                    f"Neo4j is up (pid {pid}) but refuses user {settings.neo4j_user!r} with OVP_NEO4J_PASSWORD",
-                    hint=f"the password was fixed when {paths.data} was created: use that one, "
-                         f"or `ovp neo4j stop` and delete {paths.data} to start afresh",
-                )
-        if time.monotonic() > deadline:
-            raise ServiceError(
-                f"Neo4j (pid {pid}) did not answer on bolt port {settings.neo4j_bolt_port} within {timeout_s:.0f} s: "
-                f"{_log_excerpt(paths)}",
-                hint=f"read {paths.logs / 'neo4j.log'}; it is still running (`ovp neo4j stop` ends it)",
-            )
-        time.sleep(0.5)
-
-
-def _bolt_login(settings: Settings) -> tuple[str, str | None]:
-    """``("up", "Neo4j 5.26.30")``, ``("refused", None)`` or ``("unreachable", None)``."""
-    try:
-        with Graph(settings, retry_time_s=0) as graph:
-            agent = graph.verify()["agent"]
-    except GraphUnavailable as exc:
-        return ("refused" if isinstance(exc.__cause__, AuthError) else "unreachable"), None
-    return "up", agent.replace("/", " ")
-
-
 def _replace_default_password(settings: Settings) -> bool:
     """Log in as neo4j/neo4j (a store started without an initial password) and set the configured password."""
     default = dataclasses.replace(settings, neo4j_password=DEFAULT_PASSWORD, neo4j_database="system")
@@ -490,9 +381,3 @@ def _replace_default_password(settings: Settings) -> bool:
         return False
     log.info("replaced Neo4j's default password with OVP_NEO4J_PASSWORD")
     return True
-
-
-def _log_excerpt(paths: Neo4jPaths) -> str:
-    lines = tail(paths.console_log, 4) + tail(paths.logs / "neo4j.log", 4)
-    lines = [line for line in lines if not line.startswith("--- ovp neo4j start")]
-    return f"last lines of {paths.console_log} / neo4j.log: " + (" | ".join(lines) if lines else "(empty)")

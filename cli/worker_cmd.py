@@ -24,16 +24,19 @@ def profile(settings: Settings, manifest: Path, model_dir: Path | None, submit: 
     """Profile the videos of MANIFEST and write the profiles into the graph."""
     from fusion.manifest import read_manifest
     from kg_builder.graph import Graph
-    from worker.batches import entry_objects, new_batch_id
+    from worker.batches import new_batch_id
 
     entries = read_manifest(manifest)  # ManifestError lists every bad line before anything is queued
     batch_id = batch_id or new_batch_id()
     if submit:
         if model_dir is not None:
             raise click.UsageError("--model applies to in-process profiling; workers read OVP_MODEL_DIR")
-        from worker.app import app
+        from worker.batches import submit_batch
+        from worker.celery_app import make_celery
 
-        app.send_task("ovp.profile_batch", args=[batch_id, entry_objects(entries)])
+        # Recorded in the graph (its videos pending) before it is enqueued: `ovp batch status` knows it at once.
+        with Graph.connect(settings) as graph:
+            submit_batch(graph, make_celery(settings), batch_id, entries)
         click.echo(f"submitted batch {batch_id}: {len(entries)} videos", err=True)
         if wait_s <= 0:
             _print_status({"id": batch_id, "status": "submitted", "total": len(entries)}, as_json)
@@ -52,11 +55,12 @@ def profile(settings: Settings, manifest: Path, model_dir: Path | None, submit: 
 def _report(settings: Settings, batch_id: str, video_ids: list[str], as_json: bool) -> None:
     """The batch's status and a table of the latest profiles of its videos."""
     from kg_builder.graph import Graph
-    from worker.writeback import batch_status
+    from kg_builder.store.batches import batch_status
+    from kg_builder.store.profiles import latest_profile_summaries
 
     with Graph.connect(settings) as graph:
         status = batch_status(graph, batch_id) or {"id": batch_id, "status": "unknown"}
-        table = _profile_table(graph, video_ids)
+        table = latest_profile_summaries(graph, video_ids)
     if as_json:
         click.echo(json.dumps({"batch": status, "profiles": table}, ensure_ascii=False, indent=2))
         return
@@ -69,7 +73,7 @@ def _report(settings: Settings, batch_id: str, video_ids: list[str], as_json: bo
 def _wait_for_batch(settings: Settings, batch_id: str, wait_s: float) -> dict | None:
     """Poll the batch until it is finished (or rejected) or ``wait_s`` passes."""
     from kg_builder.graph import Graph
-    from worker.writeback import batch_status
+    from kg_builder.store.batches import batch_status
 
     deadline = time.monotonic() + wait_s
     status = None
@@ -92,22 +96,6 @@ def _print_status(status: dict, as_json: bool) -> None:
         click.echo(f"  failed {failure['video_id']}: {failure['reason']}")
 
 
-def _profile_table(graph, video_ids: list[str]) -> list[dict]:  # type: ignore[no-untyped-def]
-    rows = graph.read(
-        """
-        UNWIND $ids AS id
-        MATCH (v:Video {id: id})-[:HAS_PROFILE]->(p:Profile {latest: true})
-        OPTIONAL MATCH (p)-[r:PREDICTS]->(d:Disease)
-        WITH v, p, r, d ORDER BY r.rank
-        RETURN v.id AS video, p.quality AS quality, round(p.popularity_pct, 1) AS popularity_pct,
-               [x IN collect(d.name + ' ' + toString(round(r.prob, 2))) WHERE x IS NOT NULL][..2] AS diseases
-        ORDER BY video
-        """,
-        {"ids": video_ids},
-    )
-    return rows
-
-
 @click.group()
 def batch() -> None:
     """Inspect submitted batches."""
@@ -120,7 +108,7 @@ def batch() -> None:
 def status(settings: Settings, batch_id: str, as_json: bool) -> None:
     """Progress and per-video failures of batch BATCH_ID."""
     from kg_builder.graph import Graph
-    from worker.writeback import batch_status
+    from kg_builder.store.batches import batch_status
 
     with Graph.connect(settings) as graph:
         report = batch_status(graph, batch_id)

@@ -12,26 +12,26 @@ import click
 from ovp.errors import OVPError
 from ovp.settings import Settings
 
-#: name → ("module:attribute", one-line help). Add a subcommand here and in its module under ovp/cli/.
+#: name → ("module:attribute", one-line help). Add a subcommand here and in its module under cli/.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "neo4j": ("ovp.cli.services_cmd:neo4j", "Start, stop or inspect the local Neo4j Community server."),
-    "redis": ("ovp.cli.services_cmd:redis", "Install (if missing), start, stop or inspect the local Redis."),
-    "models": ("ovp.cli.models_cmd:models", "Fetch the pretrained models no Python package ships (set-up)."),
-    "db": ("ovp.cli.db_cmd:db", "Apply the graph schema and inspect the database."),
-    "config": ("ovp.cli.db_cmd:config", "Print every OVP_* setting and its current value."),
-    "kg": ("ovp.cli.kg_cmd:kg", "Build, inspect, search and embed the knowledge graph."),
-    "link": ("ovp.cli.text_cmd:link", "Link mentions of graph entities in captions."),
-    "enrich": ("ovp.cli.text_cmd:enrich", "Print a caption enriched with its entities' graph knowledge."),
-    "keyframes": ("ovp.cli.visual_cmd:keyframes", "Pick keyframes from a video."),
-    "visual-features": ("ovp.cli.visual_cmd:visual_features", "ImageNet CNN features of a video's keyframes."),
-    "demo-data": ("ovp.cli.fusion_cmd:demo_data", "Synthesise a labelled demo set of videos (SYNTHETIC)."),
-    "train": ("ovp.cli.fusion_cmd:train", "Train the fusion model on a manifest."),
-    "evaluate": ("ovp.cli.fusion_cmd:evaluate", "Evaluate a trained model on a manifest."),
-    "ablate": ("ovp.cli.fusion_cmd:ablate", "Train and compare ablations on one split."),
-    "profile": ("ovp.cli.worker_cmd:profile", "Profile the videos of a manifest (in-process or --submit)."),
-    "batch": ("ovp.cli.worker_cmd:batch", "Inspect submitted batches."),
-    "serve": ("ovp.cli.api_cmd:serve", "Run the Flask API (development server)."),
-    "query": ("ovp.cli.api_cmd:query", "Run a named read-only Cypher query from cypher/."),
+    "neo4j": ("cli.services_cmd:neo4j", "Start, stop or inspect the local Neo4j Community server."),
+    "redis": ("cli.services_cmd:redis", "Install (if missing), start, stop or inspect the local Redis."),
+    "models": ("cli.models_cmd:models", "Fetch the pretrained models no Python package ships (set-up)."),
+    "db": ("cli.db_cmd:db", "Apply the graph schema and inspect the database."),
+    "config": ("cli.db_cmd:config", "Print every OVP_* setting and its current value."),
+    "kg": ("cli.kg_cmd:kg", "Build, inspect, search and embed the knowledge graph."),
+    "link": ("cli.text_cmd:link", "Link mentions of graph entities in captions."),
+    "enrich": ("cli.text_cmd:enrich", "Print a caption enriched with its entities' graph knowledge."),
+    "keyframes": ("cli.visual_cmd:keyframes", "Pick keyframes from a video."),
+    "visual-features": ("cli.visual_cmd:visual_features", "ImageNet CNN features of a video's keyframes."),
+    "demo-data": ("cli.fusion_cmd:demo_data", "Synthesise a labelled demo set of videos (SYNTHETIC)."),
+    "train": ("cli.fusion_cmd:train", "Train the fusion model on a manifest."),
+    "evaluate": ("cli.fusion_cmd:evaluate", "Evaluate a trained model on a manifest."),
+    "ablate": ("cli.fusion_cmd:ablate", "Train and compare ablations on one split."),
+    "profile": ("cli.worker_cmd:profile", "Profile the videos of a manifest (in-process or --submit)."),
+    "batch": ("cli.worker_cmd:batch", "Inspect submitted batches."),
+    "serve": ("cli.api_cmd:serve", "Run the Flask API (development server)."),
+    "query": ("cli.api_cmd:query", "Run a named read-only Cypher query from cypher/."),
 }
 
 

@@ -1,0 +1,92 @@
+"""Typed records that the store's write functions take: the graph's shape of a video, a mention, a prediction and a
+profile. Callers above the graph layer (the worker's write-back, a submission) build them from their own records."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """The manifest's description of a video, as stored on ``(:Video)``."""
+
+    id: str
+    platform: str = "other"
+    url: str = ""
+    path: str = ""
+    title: str = ""
+    caption: str = ""
+    hashtags: tuple[str, ...] = ()
+    duration_s: float = 0.0
+    published_at: str = ""
+    author_followers: int = 0
+    synthetic: bool = False
+
+    def properties(self) -> dict[str, Any]:
+        """The (:Video) properties: the fields, with hashtags as a list (Neo4j stores lists, not tuples)."""
+        props = asdict(self)
+        props["hashtags"] = list(self.hashtags)
+        return props
+
+
+@dataclass(frozen=True)
+class MentionRecord:
+    """One ``(:Video)-[:MENTIONS]->(:Entity)``: where the caption names the entity, and how sure the linker was."""
+
+    entity_id: str
+    surface: str
+    start: int
+    end: int
+    score: float
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class DiseasePrediction:
+    """One ``(:Profile)-[:PREDICTS {prob, rank}]->(:Disease)``."""
+
+    disease_id: str
+    prob: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class ProfileProperties:
+    """The properties of one ``(:Profile)`` node. Neo4j properties cannot be maps, so the explanation is stored
+    twice: as parallel lists that Cypher can read (``top_*``), and as one JSON string that the API returns as is."""
+
+    id: str
+    video_id: str
+    model_version: str
+    created_at: str
+    popularity: float
+    popularity_pct: float
+    quality: int
+    quality_probs: tuple[float, ...]
+    top_keyframe_times: tuple[float, ...]
+    top_keyframe_weights: tuple[float, ...]
+    top_entity_ids: tuple[str, ...]
+    top_entity_weights: tuple[float, ...]
+    explanation: str
+    # The encoders the profile's features came from (worker.records.ProfileRecord says what they mean).
+    visual_backbone: str
+    visual_weights: str
+    text_model: str
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """One video's profile as one write stores it: the video, its embedding (empty keeps the stored one), the
+    profile node, the caption's mentions and the predicted diseases."""
+
+    video: VideoMeta
+    profile: ProfileProperties
+    embedding: tuple[float, ...] = ()
+    mentions: tuple[MentionRecord, ...] = ()
+    predictions: tuple[DiseasePrediction, ...] = ()
+
+    def parameters(self) -> dict[str, Any]:
+        """The row as the profile statements read it (``row.video``, ``row.profile``, …); tuples become lists."""
+        profile = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self.profile).items()}
+        return {"video": self.video.properties(), "embedding": list(self.embedding), "profile": profile,
+                "mentions": [asdict(m) for m in self.mentions], "predictions": [asdict(p) for p in self.predictions]}

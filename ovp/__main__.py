@@ -1,3 +1,0 @@
-from ovp.cli import main
-
-main()

@@ -1,0 +1,45 @@
+"""The Celery app, configured from settings: JSON only, late acknowledgement, named queues, tasks sent by name.
+
+One factory for both sides: the workers' app (:mod:`worker.app`, ``celery -A worker.app worker``) and the clients
+that only send tasks (the API, ``ovp profile --submit``, the tests), so both agree on queues and serialisation.
+"""
+from __future__ import annotations
+
+from celery import Celery
+
+from ovp.settings import Settings
+
+#: Queue names: fanning out a batch is cheap and must never wait behind GPU work.
+BATCH_QUEUE = "batches"
+PROFILE_QUEUE = "profiles"
+#: Task names: clients send tasks by name and never import the models.
+PROFILE_BATCH_TASK = "ovp.profile_batch"
+PROFILE_CHUNK_TASK = "ovp.profile_chunk"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app configured from ``settings``; the tasks are registered by importing ``worker.tasks``."""
+    app = Celery("ovp", broker=settings.broker_url, backend=settings.result_backend, include=["worker.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # A task is acknowledged only after it finished; if its worker dies the message goes back to the queue
+        # (reject_on_worker_lost for a killed pool process; the visibility timeout for a killed worker).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Redis redelivers an unacknowledged message after this long: above the longest chunk's run time, or a slow
+        # chunk would be delivered twice while still running.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        task_routes={
+            PROFILE_BATCH_TASK: {"queue": BATCH_QUEUE},
+            PROFILE_CHUNK_TASK: {"queue": PROFILE_QUEUE},
+        },
+        task_default_queue=PROFILE_QUEUE,
+        result_expires=7 * 24 * 3600,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    return app
