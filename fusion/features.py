@@ -108,8 +108,8 @@ class FeatureSettings:
         was retired.
 
         Raises:
-            ValueError: the features were extracted with a retired option (``separate_knowledge``): the message names
-                it and says to retrain.
+            ValueError: the features were extracted with a retired option (``separate_knowledge``), or by a ResNet whose
+                weights were not recorded: the message names it and says to retrain.
         """
         values = dict(data)
         # Retired (docs/fusion-history.md): a model trained on such features needs them, and they are gone.
@@ -119,11 +119,15 @@ class FeatureSettings:
                              "`ovp train`")
         # Saved before ``caption_states`` existed: those models' features carry no caption-alone states.
         values.setdefault("caption_states", False)
-        # Saved when ResNets were the only backbones and MiniLM the only text model ("" then meant it).
+        # Saved when ResNets were the only backbones and MiniLM the only text model ("" then meant it). Their weights
+        # were random when asked ("none") or when torchvision's cache held none ("") — which of the two is not recorded.
         if "resnet_arch" in values:
             values["visual_backbone"] = values.pop("resnet_arch")
             if values.get("resnet_weights") == "none":
                 values["visual_weights"], values["resnet_weights"] = "random", ""
+            elif not values.get("resnet_weights"):
+                raise ValueError(f"the model was trained on {values['visual_backbone']} features whose weights were not "
+                                 "recorded (torchvision's cache, or random when it had none); retrain it with `ovp train`")
             values["text_model"] = values.get("text_model") or "all-MiniLM-L6-v2"
         values["enrichment"] = EnrichmentConfig(**values.get("enrichment", {}))
         return cls(**values)

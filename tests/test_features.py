@@ -108,6 +108,18 @@ def test_features_of_a_model_trained_with_separate_knowledge_are_refused_naming_
         FeatureSettings.for_model(tmp_path, settings)
 
 
+def test_features_json_of_models_trained_before_the_backbone_was_recorded() -> None:
+    """A ResNet asked for random weights maps onto today's settings (with MiniLM, the text model "" meant then); one
+    whose weights were never recorded (torchvision's cache, or random without a word) is refused, saying to retrain."""
+    old = {"keyframes": 4, "resnet_arch": "resnet18", "resnet_weights": "none", "text_model": "", "text_max_length": 256,
+           "enrich": True, "enrichment": {}, "caption_states": False}
+    mapped = FeatureSettings.from_dict(old)
+    assert (mapped.visual_backbone, mapped.visual_weights, mapped.resnet_weights, mapped.text_model) == (
+        "resnet18", "random", "", "all-MiniLM-L6-v2")
+    with pytest.raises(ValueError, match="resnet18 features whose weights were not recorded.*retrain"):
+        FeatureSettings.from_dict({**old, "resnet_weights": ""})
+
+
 def test_caption_states_are_the_caption_only_token_states_beside_the_joint_ones(extractor: FeatureExtractor,
                                                                                  demo: Path) -> None:
     entries = [e for e in read_manifest(demo) if "corrupt" not in e.id]
