@@ -11,7 +11,7 @@ OVP := $(VENV)/bin/ovp
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST_ARGS ?=
 
-.PHONY: venv models services stop demo test bench serve
+.PHONY: venv models services browser stop demo test bench serve
 
 # The `ovp` console script comes from an editable install of this package; which clone's code runs is decided by
 # PYTHONPATH above. The install is redone whenever pyproject.toml (its entry point, its packages) differs from the one
@@ -43,6 +43,13 @@ services: venv
 	$(OVP) redis start
 	$(OVP) db init
 
+# Headless Chromium and its driver from Debian's packages, for the review pages' browser tests and screenshots
+# (like redis-server, installed when missing; nothing is downloaded by Selenium itself), and a CJK font so Chinese
+# pages render in screenshots.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; }
+
 stop:
 	-$(OVP) neo4j stop
 	-$(OVP) redis stop
@@ -50,7 +57,7 @@ stop:
 demo: services models
 	OVP=$(OVP) bash scripts/demo.sh
 
-test: services models
+test: services browser models
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: services models

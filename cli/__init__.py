@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "enrich": ("cli.text_cmd:enrich", "Print a caption enriched with its entities' graph knowledge."),
     "keyframes": ("cli.visual_cmd:keyframes", "Pick keyframes from a video."),
     "visual-features": ("cli.visual_cmd:visual_features", "ImageNet CNN features of a video's keyframes."),
+    "import": ("cli.import_cmd:import_group", "Turn downloaded videos (yt-dlp folders) into a manifest."),
     "demo-data": ("cli.fusion_cmd:demo_data", "Synthesise a labelled demo set of videos (SYNTHETIC)."),
     "train": ("cli.fusion_cmd:train", "Train the fusion model on a manifest."),
     "evaluate": ("cli.fusion_cmd:evaluate", "Evaluate a trained model on a manifest."),
@@ -32,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("cli.worker_cmd:batch", "Inspect submitted batches."),
     "serve": ("cli.api_cmd:serve", "Run the Flask API (development server)."),
     "query": ("cli.api_cmd:query", "Run a named read-only Cypher query from cypher/."),
+    "raters": ("cli.review_cmd:raters", "Add, revoke or list reviewer accounts (review pages, ratings API)."),
+    "ratings": ("cli.review_cmd:ratings", "Export the reviewers' ratings as a training manifest."),
 }
 
 

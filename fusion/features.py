@@ -48,6 +48,9 @@ __all__ = [
     "StageTimings",
     "FeatureExtractor",
     "compose_text",
+    "locate",
+    "text_segments",
+    "TextSegment",
     "profile_label_map",
     "ManifestFeatures",
     "manifest_features",
@@ -182,12 +185,55 @@ class StageTimings:
         return out
 
 
-def compose_text(entry: VideoEntry) -> str:
-    """The text that is linked and encoded for a video: title, caption, and the hashtags the caption does not show."""
+#: The fields of a video whose text is linked and encoded, in the order they are joined.
+TEXT_FIELDS = ("title", "caption", "hashtags", "transcript")
+
+
+@dataclass(frozen=True)
+class TextSegment:
+    """One field's part of the linked text: ``text`` starts at ``start`` in :func:`compose_text`'s result."""
+
+    field: str
+    start: int
+    text: str
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
+def text_segments(entry: VideoEntry) -> list[TextSegment]:
+    """The non-empty parts of the linked text, in order: the title, the caption, the hashtags the caption does not show
+    (written ``#a #b``) and the transcript, each stripped, joined by one newline."""
     tags = [t if t.startswith("#") else f"#{t}" for t in entry.hashtags]
     missing = [t for t in tags if t not in entry.caption]
-    parts = [entry.title.strip(), entry.caption.strip(), " ".join(missing)]
-    return "\n".join(p for p in parts if p)
+    parts = zip(TEXT_FIELDS, (entry.title.strip(), entry.caption.strip(), " ".join(missing), entry.transcript.strip()))
+    segments: list[TextSegment] = []
+    at = 0
+    for name, text in parts:
+        if text:
+            segments.append(TextSegment(name, at, text))
+            at += len(text) + 1
+    return segments
+
+
+def compose_text(entry: VideoEntry) -> str:
+    """The text that is linked and encoded for a video: title, caption, the hashtags the caption does not show and
+    the transcript, joined by newlines (:func:`text_segments`). A video without a transcript gives the same text as
+    before transcripts existed, so cached token states stay valid."""
+    return "\n".join(segment.text for segment in text_segments(entry))
+
+
+def locate(segments: Sequence[TextSegment], start: int, end: int) -> tuple[str, int, int]:
+    """``(field, start, end)``: a span of :func:`compose_text`'s result as offsets into the one field it lies in.
+
+    A span that crosses a field boundary (a semantic match over a clause may) belongs to the field where it starts,
+    cut at that field's end.
+    """
+    for segment in segments:
+        if segment.start <= start < segment.end + 1:
+            return segment.field, start - segment.start, min(end, segment.end) - segment.start
+    raise ValueError(f"span {start}–{end} lies outside the linked text")
 
 
 def profile_label_map(graph: Graph) -> LabelMap:
@@ -464,6 +510,8 @@ class FeatureExtractor:
                 popularity=entry.popularity,
                 quality=entry.quality,
                 synthetic=entry.synthetic,
+                diseases_weak=entry.diseases_weak,
+                raters=entry.raters or 0,
                 visual_model=self.visual.features_name,
                 text_model=self.text.name,
             )

@@ -89,7 +89,8 @@ class VideoFeatures:
 
     Labels are optional and independent (``None`` = unknown, masked out of the loss):
     ``diseases`` (disease ids; ``[]`` means "labelled: about no profile disease"), ``popularity`` (log1p engagement),
-    ``quality`` (GQS 1–5). ``synthetic`` marks generated data, so every report made on it can say so.
+    ``quality`` (GQS 1–5). ``synthetic`` marks generated data, so every report made on it can say so. ``raters``: how
+    many reviewers' consensus gave the labels (0 = labels from elsewhere; the model card counts rated videos).
 
     Raises:
         ValueError: shapes disagree, values are not finite, or a label is out of range (the message names the video).
@@ -107,7 +108,9 @@ class VideoFeatures:
     popularity: float | None = None
     quality: int | None = None
     synthetic: bool = False
+    diseases_weak: bool = False  # the disease labels were proposed from the video's own linked text, not by a person
     related_ids: list[str] = field(default_factory=list)
+    raters: int = 0
     caption_tokens: np.ndarray | None = None
     visual_model: str = ""
     text_model: str = ""

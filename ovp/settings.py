@@ -20,6 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Neo4j 5.26 is the last line that runs on Java 17 (Neo4j 2025.x needs Java 21).
 NEO4J_VERSION = "5.26.30"
 
+#: The development secret key: fine on a laptop, never in production (create_app warns when it is in use).
+DEV_SECRET_KEY = "ovp-development-secret-key-do-not-use-in-production"
+
 
 #: Variables that used to be settings: set, they would be silently ignored, so they are refused with what to use instead.
 RETIRED: dict[str, str] = {
@@ -61,6 +64,12 @@ class Settings:
     predict_threshold: float = field(default=0.5, metadata={"env": "OVP_PREDICT_THRESHOLD", "doc": "disease probability at or above which a PREDICTS edge is written (plus the most probable one when none is, for a model with the at-least-one rule)"})
     api_token: str = field(default="ovp-dev-token", metadata={"env": "OVP_API_TOKEN", "doc": "bearer token required by POST /batches"})
     api_max_body_bytes: int = field(default=5_000_000, metadata={"env": "OVP_API_MAX_BODY_BYTES", "doc": "largest accepted request body"})
+    secret_key: str = field(default=DEV_SECRET_KEY, metadata={"env": "OVP_SECRET_KEY", "doc": "signs the review pages' session cookies and CSRF tokens; the default is for development only (the app warns loudly): set a long random value in production"})
+    media_roots: str = field(default="", metadata={"env": "OVP_MEDIA_ROOTS", "doc": "folders (separated by ':') whose video files the review pages may serve; files elsewhere are refused; empty = none"})
+    thumbnail_cache_mb: int = field(default=200, metadata={"env": "OVP_THUMBNAIL_CACHE_MB", "doc": "keyframe thumbnails cached under OVP_CACHE_DIR/thumbnails, oldest removed beyond this size"})
+    reviewers_per_video: int = field(default=1, metadata={"env": "OVP_REVIEWERS_PER_VIDEO", "doc": "how many reviewers the review queue hands each video to (2 for double rating)"})
+    signin_rate_limit: str = field(default="10 per minute", metadata={"env": "OVP_SIGNIN_RATE_LIMIT", "doc": "sign-in attempts allowed per client address (Flask-Limiter syntax)"})
+    ratelimit_storage_url: str = field(default="", metadata={"env": "OVP_RATELIMIT_STORAGE_URL", "doc": "where rate-limit counters live; empty = the broker's Redis, database 2"})
     log_level: str = field(default="INFO", metadata={"env": "OVP_LOG_LEVEL", "doc": "logging level"})
 
     @classmethod
@@ -95,6 +104,21 @@ class Settings:
     def decode_threads(self) -> int:
         """``decode_workers``, with 0 resolved to min(8, CPU cores): one decoding thread left a GPU mostly idle."""
         return self.decode_workers if self.decode_workers > 0 else min(8, os.cpu_count() or 1)
+
+    @property
+    def media_root_paths(self) -> tuple[Path, ...]:
+        """``media_roots`` as resolved absolute folders (symlinks followed), in the order given."""
+        return tuple(Path(part).expanduser().resolve() for part in self.media_roots.split(os.pathsep) if part.strip())
+
+    @property
+    def ratelimit_storage(self) -> str:
+        """Where Flask-Limiter keeps its counters: the setting, else the broker's Redis (database 2), else memory."""
+        if self.ratelimit_storage_url:
+            return self.ratelimit_storage_url
+        parts = urlparse(self.broker_url)
+        if parts.scheme in ("redis", "rediss"):
+            return parts._replace(path="/2").geturl()
+        return "memory://"
 
     @property
     def model_path(self) -> Path:

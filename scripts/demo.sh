@@ -45,6 +45,7 @@ step "done"
 cat <<MSG
 The graph, the profiles and the named queries are in Neo4j at ${OVP_NEO4J_URI:-bolt://127.0.0.1:7687}.
 Open the API:   $OVP serve      then  http://127.0.0.1:8000/health  and  http://127.0.0.1:8000/openapi.json
+Review pages:   $OVP raters add alice && OVP_MEDIA_ROOTS=$DEMO $OVP serve   then  http://127.0.0.1:8000/ui/
 Query:          $OVP query --list
 Stop services:  make stop
 MSG

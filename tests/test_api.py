@@ -193,7 +193,8 @@ def test_openapi_lists_every_endpoint(client: Any) -> None:
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
-        "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/diseases/{disease_id}/videos",
+        "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/videos/{video_id}/ratings",
+        "/diseases/{disease_id}/videos",
         "/batches", "/batches/{batch_id}", "/queries", "/queries/{name}",
     }
 
@@ -366,7 +367,7 @@ def test_submit_batch_needs_the_token(client: Any, headers: dict[str, str]) -> N
 
 
 def test_submit_batch_rejects_a_bad_manifest_with_every_problem(client: Any) -> None:
-    bad = manifest_line(f"{PREFIX}b1") | {"platform": "myspace", "qualty": 3}
+    bad = manifest_line(f"{PREFIX}b1") | {"platform": "my space", "qualty": 3}
     response = client.post("/batches", json={"videos": [manifest_line(f"{PREFIX}b0"), bad, "nope"]},
                            headers={"Authorization": f"Bearer {TOKEN}"})
     body = assert_error(response, 422, "manifest_invalid")
