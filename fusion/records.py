@@ -83,7 +83,9 @@ class VideoFeatures:
       knowledge enrichment, so empty for caption-only features;
     - ``caption_tokens``: C × D_t token states of the caption encoded on its own, without the knowledge appended
       (``FeatureSettings.caption_states``; None when not extracted); ``FusionConfig.quality_skip_caption_alone`` reads them;
-    - ``metadata``: float32 vector (``metadata_vector`` builds the standard one). Author followers are an input here.
+    - ``metadata``: float32 vector (``metadata_vector`` builds the standard one). Author followers are an input here;
+    - ``visual_model``, ``text_model``: the encoders the frames and tokens come from (``VisualEncoder.features_name``,
+      ``TextEncoder.name``; "" when not known), so a model refuses features of encoders it was not trained on.
 
     Labels are optional and independent (``None`` = unknown, masked out of the loss):
     ``diseases`` (disease ids; ``[]`` means "labelled: about no profile disease"), ``popularity`` (log1p engagement),
@@ -110,6 +112,8 @@ class VideoFeatures:
     related_ids: list[str] = field(default_factory=list)
     raters: int = 0
     caption_tokens: np.ndarray | None = None
+    visual_model: str = ""
+    text_model: str = ""
 
     def __post_init__(self) -> None:
         vid = self.video_id

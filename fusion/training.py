@@ -526,6 +526,8 @@ Best epoch {result.best_epoch} of {len(result.history)}.{refit_line}{decision_li
 {data_line}
 {result.n_train} training and {result.n_val} validation videos; {result.n_rated} of them labelled by reviewers' ratings
 (the consensus of `ovp ratings export`).
+Visual features: `{cfg.visual_features or "not recorded"}` ({cfg.d_visual}-d per keyframe); text token states:
+`{cfg.text_features or "not recorded"}` ({cfg.d_text}-d). The model refuses features of other encoders.
 
 ## Metrics
 {metrics_table}

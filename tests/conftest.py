@@ -50,10 +50,10 @@ def entity_dictionary(graph: Graph, built_kg: dict[str, Any]) -> EntityDictionar
 
 @pytest.fixture(scope="session")
 def text_encoder():
-    """The default text encoder (all-MiniLM-L6-v2 unless OVP_TEXT_MODEL says otherwise), loaded once per session."""
+    """The linker's text encoder (all-MiniLM-L6-v2, whatever OVP_TEXT_MODEL says), loaded once per session."""
     from encoders.text import TextEncoder, TextEncoderConfig
 
-    return TextEncoder(TextEncoderConfig.from_settings(Settings.from_env())).load()
+    return TextEncoder(TextEncoderConfig.for_linking(Settings.from_env())).load()
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,7 @@ def test_ratings_export_trains_a_model_that_counts_them(graph: Graph, built_kg: 
             if i < 4:
                 store_rating(graph, ben.name, entry.id, RatingInput(gqs=2 + i % 4, diseases=diseases))
         runner = CliRunner()
-        env = {"OVP_HOME": str(tmp_path / "home"), "OVP_RESNET_ARCH": "resnet18", "OVP_RESNET_WEIGHTS": "none",
-               "OVP_KEYFRAMES": "4", "OVP_DEVICE": "cpu", "OVP_LOG_LEVEL": "WARNING"}
+        env = {"OVP_HOME": str(tmp_path / "home"), "OVP_KEYFRAMES": "4", "OVP_DEVICE": "cpu", "OVP_LOG_LEVEL": "WARNING"}
         exported = tmp_path / "rated.jsonl"
         result = runner.invoke(main, ["ratings", "export", "--out", str(exported)], env=env)
         assert result.exit_code == 0, result.output

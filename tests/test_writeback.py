@@ -53,7 +53,9 @@ def _record(tag: str, ids: dict[str, str], model_version: str, quality: int = 4)
         mentions=(MentionRecord(ids["p"], "眼压高", 5, 8, 0.95), MentionRecord(ids["d1"], "青光眼", 1, 4, 1.0, field="transcript")),
         explanation=Explanation(keyframes=((1.0, 0.5), (3.0, 0.3)), entities=((ids["d1"], 0.7),)),
         embedding=tuple(float(i % 7) for i in range(256)),
-        visual_weights="none",
+        visual_backbone="efficientnet_lite0",
+        visual_weights="efficientnet-lite0-57934424",
+        text_model="bge-small-zh-v1.5",
     )
 
 

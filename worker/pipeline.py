@@ -125,7 +125,9 @@ class ProfilingPipeline:
                                for d, p in ranked),
             ),
             embedding=tuple(float(x) for x in prediction.embedding),
+            visual_backbone=self.extractor.visual.config.backbone,
             visual_weights=self.extractor.visual.weights_tag,
+            text_model=self.extractor.text.name,
         )
 
 

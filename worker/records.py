@@ -60,7 +60,11 @@ class ProfileRecord:
     mentions: tuple[MentionRecord, ...] = ()
     explanation: Explanation = field(default_factory=Explanation)
     embedding: tuple[float, ...] = ()
-    visual_weights: str = ""  # "none" when the ResNet ran with random weights: the profile says so
+    # The encoders the profile's features came from: a user can tell a profile made on random visual weights
+    # (visual_weights "random") or another backbone from one made on ImageNet weights.
+    visual_backbone: str = ""
+    visual_weights: str = ""
+    text_model: str = ""
 
     @property
     def profile_id(self) -> str:

@@ -53,7 +53,9 @@ def profile_properties(record: ProfileRecord, created_at: str) -> ProfilePropert
         top_entity_ids=tuple(e for e, _ in explanation.entities),
         top_entity_weights=tuple(float(w) for _, w in explanation.entities),
         explanation=explanation_json(explanation),
+        visual_backbone=record.visual_backbone,
         visual_weights=record.visual_weights,
+        text_model=record.text_model,
     )
 
 

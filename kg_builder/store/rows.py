@@ -72,7 +72,10 @@ class ProfileProperties:
     top_entity_ids: tuple[str, ...]
     top_entity_weights: tuple[float, ...]
     explanation: str
+    # The encoders the profile's features came from (worker.records.ProfileRecord says what they mean).
+    visual_backbone: str
     visual_weights: str
+    text_model: str
 
 
 @dataclass(frozen=True)
