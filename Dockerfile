@@ -5,7 +5,9 @@
 # that are removed again in the same layer). For the ResNet backbones, mount their weights and set OVP_RESNET_WEIGHTS.
 FROM python:3.11-slim-bookworm
 
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
+# FFmpeg's shared libraries for torchcodec (keyframes decoded on the GPU); PyAV carries its own.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 libavcodec59 libavformat59 libavutil57 \
+      libswscale6 libswresample4 libavfilter8 libavdevice59 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --no-cache-dir -r requirements.lock

@@ -10,6 +10,8 @@ CREATE CONSTRAINT batch_id IF NOT EXISTS FOR (n:Batch) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT rater_name IF NOT EXISTS FOR (n:Rater) REQUIRE n.name IS UNIQUE;
 CREATE CONSTRAINT rater_token_id IF NOT EXISTS FOR (n:Rater) REQUIRE n.token_id IS UNIQUE;
 CREATE CONSTRAINT rating_id IF NOT EXISTS FOR (n:Rating) REQUIRE n.id IS UNIQUE;
+// The one build-stamp node (kg_builder/store/build_stamp.py): processes that hold entities in memory read its stamp.
+CREATE CONSTRAINT graph_build_id IF NOT EXISTS FOR (n:GraphBuild) REQUIRE n.id IS UNIQUE;
 
 // Range indexes that the read queries filter on.
 CREATE INDEX entity_source IF NOT EXISTS FOR (n:Entity) ON (n.source);

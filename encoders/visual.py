@@ -37,7 +37,8 @@ from torchvision.transforms import v2
 
 from encoders.device import resolve_device
 from encoders.feature_cache import file_sha256
-from encoders.keyframes import KeyframeSet, extract_keyframes
+from encoders.keyframes import KeyframeSet
+from encoders.keyframes_gpu import KeyframeDecoder, keyframe_decoder
 from ovp.errors import ModelNotFound, VideoDecodeError
 
 if TYPE_CHECKING:
@@ -326,16 +327,20 @@ def encode_videos(
     k: int = 8,
     timeout_s: float = 20.0,
     workers: int = 1,
+    decoder: KeyframeDecoder | None = None,
     on_done: Callable[[int], object] | None = None,
 ) -> list[VisualFeatures | VideoDecodeError]:
     """Keyframes → CNN features of several videos, as :func:`encode_video` gives them one by one, but faster.
 
     Cache hits are answered first. The other videos are decoded by ``workers`` threads (PyAV releases the GIL while
-    FFmpeg decodes), in windows of ``max(8, 2 × workers)`` videos: while the network encodes one window's frames in
-    batches of ``encoder.config.batch_size``, the threads decode the next. At most two windows of decoded frames are
-    held at once. One worker decoding one video at a time left a GPU idle most of the time (``bench/profile_gpu.py``).
+    FFmpeg decodes and converts), in windows of ``max(8, 2 × workers)`` videos: while the network encodes one window's
+    frames in batches of ``encoder.config.batch_size``, the threads decode the next. At most two windows of decoded
+    frames are held at once. One worker decoding one video at a time left a GPU idle most of the time
+    (``bench/profile_gpu.py``).
 
     Args:
+        decoder: how keyframes are decoded (:func:`encoders.keyframes_gpu.keyframe_decoder`); default: torchcodec on
+            the GPU when the encoder runs on CUDA and torchcodec loads, else PyAV.
         on_done: called with the number of videos finished, after each window (a progress bar's ``update``).
 
     Returns:
@@ -365,9 +370,11 @@ def encode_videos(
         else:
             todo.append((i, path, digest, key))
 
+    extract = (decoder or keyframe_decoder("auto", encoder.device)).extract
+
     def decode(item: tuple[int, Path, str, str | None]) -> KeyframeSet | VideoDecodeError:
         try:
-            return extract_keyframes(item[1], k=k, timeout_s=timeout_s)
+            return extract(item[1], k=k, timeout_s=timeout_s)
         except VideoDecodeError as exc:
             return exc
 

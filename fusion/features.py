@@ -275,6 +275,7 @@ class FeatureExtractor:
         visual_seed: int = 0,
     ) -> None:
         from encoders.feature_cache import FeatureCache
+        from encoders.keyframes_gpu import keyframe_decoder
         from encoders.linker import load_linker
         from encoders.text import LINKING_TEXT_MODEL, TextEncoder, TextEncoderConfig
         from encoders.visual import VisualEncoder, VisualEncoderConfig
@@ -288,6 +289,8 @@ class FeatureExtractor:
             resnet_weights=self.features.resnet_weights, device=self.settings.device, seed=visual_seed,
         ))
         self.visual_cache = FeatureCache.from_settings(self.settings)
+        self.keyframes = keyframe_decoder(self.settings.video_decoder, self.visual.device)
+        logger.info("keyframes decoded by %s (%s)", self.keyframes.name, self.keyframes.reason)
         self.text = TextEncoder(TextEncoderConfig(
             model=self.features.text_model, models_dir=self.settings.models_dir, device=self.settings.device,
             max_length=self.features.text_max_length,
@@ -468,7 +471,8 @@ class FeatureExtractor:
         with tqdm(total=len(misses), desc="keyframes+CNN", unit="video", disable=not show, leave=False) as bar:
             encoded_videos = encode_videos([entries[i].path for i in misses], self.visual, self.visual_cache,
                                            k=self.features.keyframes, timeout_s=self.settings.decode_timeout_s,
-                                           workers=self.settings.decode_threads, on_done=bar.update)
+                                           workers=self.settings.decode_threads, decoder=self.keyframes,
+                                           on_done=bar.update)
         for i, outcome in zip(misses, encoded_videos):
             if isinstance(outcome, VideoDecodeError):
                 results[i] = FeatureFailure(entries[i].id, str(outcome))

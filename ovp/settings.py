@@ -54,6 +54,7 @@ class Settings:
     fusion_precision: str = field(default="fp32", metadata={"env": "OVP_FUSION_PRECISION", "doc": "fusion training/prediction on CUDA: fp32, or bf16 autocast (slower for this small model on an H100: `bench/fusion_gpu.py`)"})
     keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
     decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on decoding one video"})
+    video_decoder: str = field(default="auto", metadata={"env": "OVP_VIDEO_DECODER", "doc": "keyframe decoding: auto (torchcodec on the GPU when the encoders run on CUDA and torchcodec loads, else PyAV), pyav or torchcodec"})
     decode_workers: int = field(default=0, metadata={"env": "OVP_DECODE_WORKERS", "doc": "threads that decode a chunk's videos while the GPU encodes; 0 = min(8, CPU cores)"})
     max_text_chars: int = field(default=20_000, metadata={"env": "OVP_MAX_TEXT_CHARS", "doc": "captions longer than this are cut, with a warning"})
     cache_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "cache", metadata={"env": "OVP_CACHE_DIR", "doc": "content-keyed caches (keyframe features, entity text vectors); shared by clones, safe to delete"})

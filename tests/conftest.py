@@ -11,6 +11,7 @@ from kg_builder.build import build, stats
 from kg_builder.graph import Graph
 from kg_builder.schema import apply_schema
 from kg_builder.source_config import LEXICON_FILE, SOURCE_ORDER
+from kg_builder.store.entities import EntityDictionary
 from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,12 @@ def built_kg(graph: Graph) -> dict[str, Any]:
         build(graph, keys, reset=True, progress=False)
         report = stats(graph)
     return report
+
+
+@pytest.fixture(scope="session")
+def entity_dictionary(graph: Graph, built_kg: dict[str, Any]) -> EntityDictionary:
+    """The entity dictionary of the built graph, loaded once (what the lookup serves from memory)."""
+    return EntityDictionary.load(graph)
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,13 @@ import torch
 from click.testing import CliRunner
 from torchvision import models
 
+import encoders.keyframes_gpu as keyframes_gpu
 import encoders.visual as visual
 from cli import main
 from encoders.device import resolve_device
 from encoders.feature_cache import FeatureCache, file_sha256
 from encoders.keyframes import extract_keyframes
+from encoders.keyframes_gpu import KeyframeDecoder
 from encoders.visual import (
     BACKBONES,
     VisualEncoder,
@@ -228,13 +230,14 @@ def test_second_call_is_a_cache_hit_without_decoding(
     clip: Path, encoder: VisualEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decoded: list[Path] = []
-    real = visual.extract_keyframes
+    real = keyframes_gpu.extract_keyframes
 
     def counting(path: Path, **kwargs: object) -> object:
         decoded.append(Path(path))
         return real(path, **kwargs)
 
-    monkeypatch.setattr(visual, "extract_keyframes", counting)
+    # The PyAV path, which keyframe_decoder hands out on a CPU machine.
+    monkeypatch.setattr(keyframes_gpu, "extract_keyframes", counting)
     cache = FeatureCache(tmp_path / "visual")
     first = encode_video(clip, encoder, cache, k=4)
     second = encode_video(clip, encoder, cache, k=4)
@@ -309,14 +312,12 @@ def test_encode_videos_decodes_on_several_threads(clips: list[Path], encoder: Vi
     import threading
 
     threads: set[str] = set()
-    real = visual.extract_keyframes
 
     def recording(path: Path, **kwargs: object) -> object:
         threads.add(threading.current_thread().name)
-        return real(path, **kwargs)
+        return extract_keyframes(path, **kwargs)
 
-    monkeypatch.setattr(visual, "extract_keyframes", recording)
-    encode_videos(clips, encoder, None, k=2, workers=4)
+    encode_videos(clips, encoder, None, k=2, workers=4, decoder=KeyframeDecoder("recording", "test", recording))
     assert len(threads) > 1 and all(name.startswith("ovp-decode") for name in threads)
     with pytest.raises(ValueError, match="workers"):
         encode_videos(clips, encoder, None, workers=0)
