@@ -16,7 +16,9 @@ from api.blueprints.entities import MAX_QUERY_CHARS
 from api.blueprints.linking import MAX_TEXTS
 from api.blueprints.search import LIMITS as SEARCH_LIMITS
 from api.blueprints.search import SIMILAR_BY
-from fusion.manifest import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, PLATFORMS
+from api.ratings import MAX_DISEASES, MAX_NOTE_CHARS
+from fusion.manifest import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, MAX_TRANSCRIPT_CHARS
+from kg_builder.store.ratings import DISCERN_ITEMS, JAMA_ITEMS
 from kg_builder.store.diseases import SORT_KEYS, VIA
 
 bp = Blueprint("openapi", __name__)
@@ -49,7 +51,10 @@ def _query_int(name: str, minimum: int, maximum: int, default: int, description:
 
 
 COMPONENTS: dict[str, Any] = {
-    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "OVP_API_TOKEN"}},
+    "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "OVP_API_TOKEN"},
+        "reviewer": {"type": "http", "scheme": "bearer", "description": "a reviewer's token from `ovp raters add NAME`"},
+    },
     "schemas": {
         "Error": {
             "type": "object",
@@ -81,21 +86,24 @@ COMPONENTS: dict[str, Any] = {
         "ManifestVideo": {
             "type": "object",
             "description": "One manifest line (see fusion/manifest.py); unknown fields are rejected.",
-            "required": ["id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s", "author_followers"],
+            "required": ["id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s"],
             "properties": {
                 "id": ID_SCHEMA,
                 "path": {"type": "string", "minLength": 1, "maxLength": 4096},
-                "platform": {"type": "string", "enum": list(PLATFORMS)},
+                "platform": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},  # PLATFORM_PATTERN, any case
                 "title": {"type": "string", "maxLength": MAX_TITLE_CHARS},
                 "caption": {"type": "string", "maxLength": MAX_CAPTION_CHARS},
                 "hashtags": {"type": "array", "items": {"type": "string"}},
                 "published_at": {"type": "string", "format": "date-time"},
                 "duration_s": {"type": "number", "minimum": 0},
-                "author_followers": {"type": "integer", "minimum": 0},
+                "author_followers": {"type": "integer", "minimum": 0, "nullable": True},
                 "url": {"type": "string"},
+                "transcript": {"type": "string", "maxLength": MAX_TRANSCRIPT_CHARS},
                 "diseases": {"type": "array", "items": {"type": "string"}},
+                "diseases_weak": {"type": "boolean"},
                 "views": {"type": "integer", "minimum": 0}, "likes": {"type": "integer", "minimum": 0},
                 "comments": {"type": "integer", "minimum": 0}, "shares": {"type": "integer", "minimum": 0},
+                "engagement_read_at": {"type": "string", "format": "date-time"},
                 "quality": {"type": "integer", "minimum": 1, "maximum": 5},
                 "synthetic": {"type": "boolean"},
             },
@@ -134,6 +142,32 @@ COMPONENTS: dict[str, Any] = {
                     "via": {"type": "array", "items": {"type": "string", "enum": ["mention", "tag"]}}}}},
                 "reason": {"type": "string"}, "quality": {"type": "integer", "nullable": True},
                 "popularity_pct": {"type": "number", "nullable": True},
+            },
+        },
+        "NewRating": {
+            "type": "object",
+            "required": ["gqs"],
+            "additionalProperties": False,
+            "properties": {
+                "gqs": {"type": "integer", "minimum": 1, "maximum": 5, "description": "Global Quality Score"},
+                "discern": {"type": "array", "items": {"type": "boolean"}, "minItems": DISCERN_ITEMS,
+                            "maxItems": DISCERN_ITEMS, "description": "the modified DISCERN items, yes/no"},
+                "jama": {"type": "object", "required": list(JAMA_ITEMS), "additionalProperties": False,
+                         "properties": {item: {"type": "boolean"} for item in JAMA_ITEMS}},
+                "diseases": {"type": "array", "maxItems": MAX_DISEASES, "items": ID_SCHEMA,
+                             "description": "the diseases the video is about (confirms or corrects the prediction); [] = none"},
+                "note": {"type": "string", "maxLength": MAX_NOTE_CHARS},
+            },
+        },
+        "Rating": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"}, "rater": {"type": "string"}, "video_id": {"type": "string"},
+                "gqs": {"type": "integer"}, "discern": {"type": "array", "nullable": True, "items": {"type": "boolean"}},
+                "jama": {"type": "object", "nullable": True, "additionalProperties": {"type": "boolean"}},
+                "diseases": {"type": "array", "nullable": True, "items": {"type": "string"}},
+                "note": {"type": "string"}, "created_at": {"type": "string"},
+                "model_version": {"type": "string", "nullable": True},
             },
         },
         "QueryParam": {
@@ -254,6 +288,39 @@ PATHS: dict[str, Any] = {
                 **_COMMON_ERRORS,
             },
         }
+    },
+    "/videos/{video_id}/ratings": {
+        "post": {
+            "operationId": "rateVideo",
+            "summary": "Record a reviewer's rating (a new node; the reviewer's latest rating counts)",
+            "security": [{"reviewer": []}],
+            "parameters": [_path_id("video_id", "the manifest's video id")],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewRating")}}},
+            "responses": {
+                "201": _json(_ref("Rating"), "the rating as stored, with the model version of the latest profile"),
+                "400": _error("malformed id or body, or a listed disease that the graph does not have"),
+                "401": _error("missing, wrong or revoked reviewer token"),
+                "404": _error("no such video"),
+                "413": _error("body larger than OVP_API_MAX_BODY_BYTES"),
+                **_COMMON_ERRORS,
+            },
+        },
+        "get": {
+            "operationId": "videoRatings",
+            "summary": "Every rating of a video, newest first; current lists the one of each reviewer that counts",
+            "security": [{"reviewer": []}],
+            "parameters": [_path_id("video_id", "the manifest's video id")],
+            "responses": {
+                "200": _json({"type": "object", "properties": {
+                    "video_id": {"type": "string"}, "count": {"type": "integer"},
+                    "current": {"type": "array", "items": {"type": "string"}},
+                    "ratings": {"type": "array", "items": _ref("Rating")}}}, "the ratings"),
+                "400": _error("malformed id"),
+                "401": _error("missing, wrong or revoked reviewer token"),
+                "404": _error("no such video"),
+                **_COMMON_ERRORS,
+            },
+        },
     },
     "/diseases/{disease_id}/videos": {
         "get": {

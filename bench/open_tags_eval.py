@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 from bench.medquad_eye import EvalItem, load_items
 from encoders.disease_tags import (SOURCES, DiseaseTagger, SourceTag, TagThresholds, combine_tags, named_tags,
-                                   similarity_tags, text_segments)
+                                   similarity_tags, sentence_spans)
 from encoders.linker import Mention, link_mentions, load_linker
 from encoders.phenotype_ic import PhenotypeThresholds
 from kg_builder.graph import Graph
@@ -93,7 +93,7 @@ class Candidates:
         self.mentions = mentions
         self.tagger = tagger
         max_segments = tagger.thresholds.max_segments
-        self.spans = [text_segments(i.text, max_segments) for i in items]
+        self.spans = [sentence_spans(i.text, max_segments) for i in items]
         flat = [i.text[a:b] for i, ss in zip(items, self.spans) for a, b in ss]
         started = time.perf_counter()
         vectors = tagger.encoder.encode(flat)

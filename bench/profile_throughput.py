@@ -1,12 +1,14 @@
 """Profiling throughput of one worker process, with the time per stage. Prints JSON.
 
-Usage: python bench/profile_throughput.py [--videos 16] [--chunk-sizes 1,4,8] [--arch resnet18|resnet50] [--keyframes K]
-       [--tags off,on] [--repeats N]
+Usage: python bench/profile_throughput.py [--videos 16] [--chunk-sizes 1,4,8] [--keyframes K]
+           [--visual-backbone efficientnet_lite0|resnet18|resnet50] [--visual-weights pretrained|random]
+           [--text-model bge-small-zh-v1.5|all-MiniLM-L6-v2] [--tags off,on] [--repeats N]
 
 On SYNTHETIC demo videos (`ovp demo-data`) with a tiny model trained here (2 epochs: throughput does not depend on
 how well it learned). Each chunk size runs with empty feature caches, so every video is decoded and encoded; one
 process plays the worker (the same `profile_in_process` → `run_chunk` path a Celery task runs). Decode is timed in a
-separate pass over the same files (keyframe extraction alone); `visual` in the pipeline is decode + ResNet together.
+separate pass over the same files (keyframe extraction alone); `visual` in the pipeline is decode + CNN together.
+The encoders default to the settings' (EfficientNet-Lite0 with ImageNet weights, bge-small-zh-v1.5).
 With ``--tags off,on`` every chunk size runs twice, side by side, without and with the open-vocabulary disease tags
 (``OVP_OPEN_TAGS``; their sentence vectors, phenotype scoring and similarity, and the TAGGED write), each with empty
 caches, and ``tags_cost`` gives the ratio of their throughputs (medians over ``--repeats`` rounds, each round running
@@ -37,7 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=16)
     parser.add_argument("--chunk-sizes", default="1,4,8")
-    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--visual-backbone", default=None, help="default: OVP_VISUAL_BACKBONE")
+    parser.add_argument("--visual-weights", default=None, help="default: OVP_VISUAL_WEIGHTS")
+    parser.add_argument("--text-model", default=None, help="default: OVP_TEXT_MODEL")
     parser.add_argument("--keyframes", type=int, default=4)
     parser.add_argument("--tags", default="on", help="open-vocabulary tags: on, off, or both in turn (off,on)")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of every variant (medians are reported)")
@@ -48,8 +52,10 @@ def main() -> None:
 
     base = Settings.from_env()
     work = Path(tempfile.mkdtemp(prefix="ovp-throughput-"))
-    settings = dataclasses.replace(base, resnet_arch=args.arch, keyframes=args.keyframes, cache_dir=work / "cache-train",
-                                   model_dir=str(work / "model"))
+    encoders = {"visual_backbone": args.visual_backbone, "visual_weights": args.visual_weights,
+                "text_model": args.text_model}
+    settings = dataclasses.replace(base, keyframes=args.keyframes, cache_dir=work / "cache-train",
+                                   model_dir=str(work / "model"), **{k: v for k, v in encoders.items() if v is not None})
     generate_demo_set(work / "demo", videos=args.videos, seed=7)
     manifest = work / "demo" / "manifest.jsonl"
     # Ids of their own, so the bench never touches the demo's videos in a shared graph (it removes its own at the end).
@@ -110,7 +116,8 @@ def main() -> None:
         "bench": "profile_throughput",
         "data": "SYNTHETIC (ovp demo-data), 160x160 H.264, 4-8 s",
         "device": str(getattr(pipeline.extractor.visual, "device", settings.device)),
-        "visual_encoder": f"{args.arch}, K={args.keyframes}, weights={pipeline.extractor.visual.weights_tag}",
+        "visual_encoder": f"{pipeline.extractor.visual.features_name}, K={args.keyframes}",
+        "text_encoder": pipeline.extractor.text.name,
         "decode_only_s_per_video_median": round(statistics.median(decode), 3),
         "runs": runs,
         "tags_cost": tags_cost,

@@ -63,7 +63,7 @@ def synthetic_rows(tagger: DiseaseTagger, lexicon: list[str], n: int, seed: int)
             id=f"{video_id}@synthetic", video_id=video_id, model_version="synthetic", created_at="2026-01-01T00:00:00Z",
             popularity=float(rng.random() * 10), popularity_pct=float(rng.random() * 100), quality=int(rng.integers(1, 6)),
             quality_probs=(0.2,) * 5, top_keyframe_times=(), top_keyframe_weights=(), top_entity_ids=(),
-            top_entity_weights=(), explanation="{}", visual_weights="none")
+            top_entity_weights=(), explanation="{}", visual_backbone="none", visual_weights="none", text_model="none")
         rows.append(ProfileRow(
             video=VideoMeta(id=video_id, platform="other", title=f"SYNTHETIC video {i} about {disease_id}",
                             caption="SYNTHETIC", synthetic=True),
@@ -125,9 +125,9 @@ def main() -> int:
             process = start_gunicorn(port, args.workers)
             try:
                 health = wait_ready(port, process)
-                paths = [f"/search?q={quote(q)}&k=10" for q in queries]
-                run_level(port, args.workers * 4, 40, args.cap_s, paths)  # loads each worker's encoder and plans
-                levels = [run_level(port, int(c), args.requests, args.cap_s, paths) for c in args.levels.split(",")]
+                paths = [f"/search?q={quote(queries[i % len(queries)])}&k=10" for i in range(args.requests)]
+                run_level(port, args.workers * 4, paths[:40], args.cap_s)  # loads each worker's encoder and plans
+                levels = [run_level(port, int(c), paths, args.cap_s) for c in args.levels.split(",")]
             finally:
                 stop_gunicorn(process)
         finally:

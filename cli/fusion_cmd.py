@@ -72,6 +72,10 @@ def train(settings, manifest: Path, out: Path, seed: int, epochs: int | None, pa
         f"val score {result.val_metrics.get('score', float('nan')):.3f}, {len(outcome.features.failures)} videos failed "
         f"({outcome.features.seconds:.0f} s features, {outcome.train_s:.0f} s training)"
     )
+    for task, why in result.untrained.items():
+        click.echo(f"not trained: the {task} head ({why}); the model does not predict {task}")
+    if result.weak_diseases:
+        click.echo(f"WEAK disease labels on {result.weak_diseases} videos (proposed from their linked text; model card)")
 
 
 @click.command("evaluate")

@@ -44,11 +44,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SOURCES", "TagThresholds", "NamedEvidence", "SimilarityEvidence", "SourceTag", "DiseaseTag", "TextTags",
-           "named_tags", "similarity_tags", "combine_tags", "text_segments", "DiseaseTagger"]
+__all__ = ["SOURCES", "WHOLE_TEXT", "TagThresholds", "NamedEvidence", "SimilarityEvidence", "SourceTag", "DiseaseTag", "TextTags",
+           "named_tags", "similarity_tags", "combine_tags", "sentence_spans", "DiseaseTagger"]
 
 #: The sources, in the order a combined tag names its main one (the most direct evidence first).
 SOURCES: tuple[str, ...] = ("named", "phenotypes", "similarity")
+
+#: The ``field`` of a similarity won by the whole text rather than one of its sentences.
+WHOLE_TEXT = "all"
 
 #: Sentence ends (Latin and CJK) and line breaks: where a text is cut into the segments the similarity source reads.
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n+")
@@ -87,24 +90,30 @@ class TagThresholds:
 
 @dataclass(frozen=True)
 class NamedEvidence:
-    """One mention that names the disease: where, how it was linked and how sure the linker was."""
+    """One mention that names the disease: where (``field`` "" while the offsets index the whole linked text; the
+    worker stores them as offsets into their own field, as the mentions), how it was linked and how sure the linker
+    was."""
 
     surface: str
     start: int
     end: int
     score: float
     method: str
+    field: str = ""
 
 
 @dataclass(frozen=True)
 class SimilarityEvidence:
-    """The cosine of the disease's text to the part of the video's text closest to it (``start``/``end``: that span;
-    the whole text when it was closest)."""
+    """The cosine of the disease's text to the part of the video's text closest to it: ``start``/``end`` that span
+    (a sentence; ``field`` :data:`WHOLE_TEXT` when the whole text was closest, "" while a sentence's offsets index the
+    whole linked text), and what the disease vector was made of (``matched_text``: "name. definition" or the Chinese
+    name)."""
 
     similarity: float
     start: int
     end: int
-    matched_text: str  # what the disease vector was compared with: "name. definition" or the Chinese name
+    matched_text: str
+    field: str = ""
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,7 @@ def named_tags(mentions: Sequence[Mention], disease_ids: frozenset[str] | set[st
     return out
 
 
-def text_segments(text: str, max_segments: int) -> list[tuple[int, int]]:
+def sentence_spans(text: str, max_segments: int) -> list[tuple[int, int]]:
     """Spans of ``text`` the similarity source compares with the diseases: the whole text first, then its first
     ``max_segments`` sentences (when it has more than one), each stripped of surrounding space."""
     stripped = text.strip()
@@ -211,7 +220,7 @@ def similarity_tags(segment_vectors: np.ndarray, segments: Sequence[tuple[int, i
     """The diseases closest to any segment of the text, at least ``min_similarity``, at most ``max_tags``, best first.
 
     Args:
-        segment_vectors: ``S × D`` unit vectors of the text's segments (whole text first).
+        segment_vectors: ``S × D`` unit vectors of the text's segments (whole text first, :func:`sentence_spans`).
         segments: the ``S`` spans they encode.
         disease_matrix: ``R × D`` unit vectors, one per disease text (a disease may have several rows).
         row_disease: the disease id of each row.
@@ -233,7 +242,8 @@ def similarity_tags(segment_vectors: np.ndarray, segments: Sequence[tuple[int, i
         seen.add(disease_id)
         a, b = segments[best_segment[row]]
         out.append(SourceTag(disease_id, "similarity", round(float(min(best[row], 1.0)), 4),
-                             similarity=SimilarityEvidence(round(float(best[row]), 4), int(a), int(b), row_text[row])))
+                             similarity=SimilarityEvidence(round(float(best[row]), 4), int(a), int(b), row_text[row],
+                                                           WHOLE_TEXT if best_segment[row] == 0 else "")))
     return out
 
 
@@ -315,7 +325,7 @@ class DiseaseTagger:
         texts = [text[: self.max_text_chars] for text in texts]
         t = self.thresholds
         started = time.perf_counter()
-        spans = [text_segments(text, t.max_segments) for text in texts]
+        spans = [sentence_spans(text, t.max_segments) for text in texts]
         flat = [text[a:b] for text, ss in zip(texts, spans) for a, b in ss]
         vectors = self.encoder.encode(flat) if flat else np.zeros((0, DIM), dtype=np.float32)
         self.timings.encode_s += time.perf_counter() - started

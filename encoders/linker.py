@@ -1284,10 +1284,10 @@ def load_linker(
     it: construction costs a few seconds (the glosser's dictionaries alone about 3 s).
 
     Args:
-        settings: text model, device, cache directory and ``max_text_chars``.
+        settings: device, cache directory and ``max_text_chars``.
         graph: anything with ``read(query, params)`` (``kg_builder.graph.Graph``).
         semantic: add the semantic fallback (loads the text encoder; False = dictionary only).
-        encoder: a loaded text encoder to share (default: one from ``settings``, loaded on first use).
+        encoder: a loaded text encoder to share (default: :data:`encoders.text.LINKING_TEXT_MODEL`, loaded on first use).
         threshold: semantic threshold (default :data:`REAL_KB_SEMANTIC_THRESHOLD`).
         gloss_threshold: threshold for Chinese spans read through their English gloss (default
             :data:`REAL_KB_GLOSS_THRESHOLD`).
@@ -1303,7 +1303,7 @@ def load_linker(
         from encoders.text import TextEncoder, TextEncoderConfig
         from encoders.zh_gloss import ChineseGlosser
 
-        encoder = encoder or TextEncoder(TextEncoderConfig.from_settings(settings))
+        encoder = encoder or TextEncoder(TextEncoderConfig.for_linking(settings))
         shared = encoder
 
         def vectors(texts: list[str]) -> np.ndarray:

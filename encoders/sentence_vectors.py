@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from encoders.text import text_list
 from ovp.errors import ModelNotFound
 
 logger = logging.getLogger(__name__)
@@ -86,12 +87,7 @@ class SentenceVectorEncoder:
             TypeError: ``texts`` is a bare string, or holds something that is not a string.
             ModelNotFound: see :meth:`load`.
         """
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a list of strings, not a single string")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+        texts = text_list(texts)
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         filled = [i for i, text in enumerate(texts) if text.strip()]
         if filled:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from encoders.device import resolve_device
 from fusion.batches import FeatureBatch, collate
-from fusion.config import FusionConfig, check_compatible
+from fusion.config import TASKS, FusionConfig, check_compatible
 from fusion.evaluation import json_safe, score_predictions, write_json, write_plots
 from fusion.features import (MODEL_FEATURES_FILE, ManifestFeatures, feature_settings_for, manifest_features,
                              torch_threads)
@@ -58,6 +58,12 @@ class TrainResult:
     # The head-refit stage (``refit_heads``; empty when it did not run): per task the refit epoch kept (0 = the joint
     # checkpoint's head), and one record per refit epoch with each task's validation metric.
     refit: dict[str, Any] = field(default_factory=dict)
+    # Heads left out because no training video had their label (task → why): the model does not predict them.
+    untrained: dict[str, str] = field(default_factory=dict)
+    # Training and validation videos whose disease labels are weak (``diseases_weak``: proposed from linked mentions).
+    weak_diseases: int = 0
+    # Training and validation videos whose labels are the reviewers' consensus (``ovp ratings export``).
+    n_rated: int = 0
 
     @property
     def config(self) -> FusionConfig:
@@ -166,13 +172,25 @@ def train(
         task_weights=history[joint.best_epoch - 1]["task_weights"],
         n_train=len(train_items),
         n_val=len(val_items),
+        n_rated=sum(1 for it in list(train_items) + list(val_items) if it.raters > 0),
         synthetic=any(it.synthetic for it in list(train_items) + list(val_items)),
         stopped_early=stopped_early,
         refit=refit,
+        untrained={task: f"no training video has a {task} label" for task in TASKS
+                   if task not in config.tasks and task not in labelled_tasks(train_items)},
+        weak_diseases=sum(1 for it in list(train_items) + list(val_items) if it.diseases is not None and it.diseases_weak),
     )
     if out_dir is not None:
         save_model(result, out_dir)
     return result
+
+
+def labelled_tasks(items: Sequence[VideoFeatures]) -> tuple[str, ...]:
+    """The tasks (in ``TASKS`` order) at least one of ``items`` has a label for: the heads there is something to train."""
+    has = {"disease": any(it.diseases is not None for it in items),
+           "popularity": any(it.popularity is not None for it in items),
+           "quality": any(it.quality is not None for it in items)}
+    return tuple(task for task in TASKS if has[task])
 
 
 def _check_items(train_items: Sequence[VideoFeatures], val_items: Sequence[VideoFeatures], config: FusionConfig,
@@ -491,16 +509,25 @@ def _model_card(result: TrainResult, version: str) -> str:
                             "training video had a label (`disease_at_least_one`)." if bool(rule) else
                             "; a video may be predicted to be about none (`disease_at_least_one`: off, or a training "
                             "video was labelled with no disease)."))
+    untrained_line = "".join(f"\nNot trained: the {task} head ({why}); the model does not predict {task}."
+                             for task, why in result.untrained.items())
+    if result.weak_diseases:
+        data_line += (f"\n**WEAK disease labels** on {result.weak_diseases} of these videos: proposed from the diseases "
+                      "their own title, caption, hashtags and transcript name (`ovp import ytdlp --weak-diseases`), not "
+                      "given by a person; the disease metrics measure agreement with the linker, not with a clinician.")
     return f"""# OVP fusion model {version}
 
 ## Model
 Fusion `{cfg.fusion}` over {modalities}; width {cfg.width}; tasks: {", ".join(cfg.tasks)}
 (weighting: {cfg.task_weighting}; ordinal quality head); {len(result.label_map)} disease labels.
-Best epoch {result.best_epoch} of {len(result.history)}.{refit_line}{decision_line}
+Best epoch {result.best_epoch} of {len(result.history)}.{refit_line}{decision_line}{untrained_line}
 
 ## Data
 {data_line}
-{result.n_train} training and {result.n_val} validation videos.
+{result.n_train} training and {result.n_val} validation videos; {result.n_rated} of them labelled by reviewers' ratings
+(the consensus of `ovp ratings export`).
+Visual features: `{cfg.visual_features or "not recorded"}` ({cfg.d_visual}-d per keyframe); text token states:
+`{cfg.text_features or "not recorded"}` ({cfg.d_text}-d). The model refuses features of other encoders.
 
 ## Metrics
 {metrics_table}
@@ -537,12 +564,15 @@ def save_model(result: TrainResult, out_dir: Path) -> Path:
         "synthetic": result.synthetic,
         "n_train": result.n_train,
         "n_val": result.n_val,
+        "n_rated": result.n_rated,
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "validation": result.val_metrics,
         "task_weights": result.task_weights,
         "history": result.history,
         "head_refit": result.refit,
+        "untrained_heads": result.untrained,
+        "weak_disease_labels": result.weak_diseases,
     }
     (out_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
     (out_dir / "model_card.md").write_text(_model_card(result, version), encoding="utf-8")
@@ -598,6 +628,17 @@ def train_on_manifest(
         raise ValueError(f"the split of {len(feats.items)} videos leaves none for training; add videos")
     if epochs is not None:
         overrides["epochs"] = epochs
+    if "tasks" not in overrides:
+        # Each head trains on the videos that have its label; a head no training video has a label for is left out
+        # (and said so in the model card) instead of being trained on nothing and predicting noise.
+        overrides["tasks"] = labelled_tasks(train_items)
+        if not overrides["tasks"]:
+            raise ValueError(f"no training video of {manifest} has a label (diseases, engagement counts or quality); "
+                             "nothing to train — add labels, or import with --weak-diseases")
+        missing = [t for t in TASKS if t not in overrides["tasks"]]
+        if missing:
+            logger.warning("not training the %s head%s: no training video has %s label", " and ".join(missing),
+                           "s" if len(missing) > 1 else "", "that" if len(missing) == 1 else "their")
     config = FusionConfig.from_items(feats.items, feats.label_map, seed=seed, **overrides)
     started = time.perf_counter()
     with torch_threads(FUSION_THREADS):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from encoders.disease_tags import (DiseaseTag, SourceTag, TagThresholds, combine_tags, disease_rows, named_tags,
-                                   similarity_tags, text_segments)
+                                   similarity_tags, sentence_spans)
 from encoders.linker import Mention
 from encoders.phenotype_ic import PhenotypeIndex, PhenotypeThresholds
 from kg_builder.store.tags import DiseaseText, PhenotypeGraph
@@ -107,14 +107,14 @@ def test_named_tags_are_affirmed_disease_mentions_at_their_best_score() -> None:
     assert named_tags(mentions, {"D3"}, 0.6)[0].named[0].method == "semantic"
 
 
-def test_text_segments_are_the_whole_text_then_its_sentences() -> None:
-    assert text_segments("  ", 4) == []
-    assert text_segments(" one sentence only ", 4) == [(1, 18)]
+def test_sentence_spans_are_the_whole_text_then_its_sentences() -> None:
+    assert sentence_spans("  ", 4) == []
+    assert sentence_spans(" one sentence only ", 4) == [(1, 18)]
     text = "Glaucoma damages the optic nerve. It is silent!\n青光眼很危险。要定期检查"
-    spans = text_segments(text, 8)
+    spans = sentence_spans(text, 8)
     assert [text[a:b] for a, b in spans] == [text, "Glaucoma damages the optic nerve.", "It is silent!", "青光眼很危险。",
                                              "要定期检查"]
-    assert len(text_segments(text, 2)) == 3  # the whole text and the first two sentences
+    assert len(sentence_spans(text, 2)) == 3  # the whole text and the first two sentences
 
 
 def test_similarity_tags_take_each_disease_s_best_row_and_segment() -> None:
@@ -122,8 +122,8 @@ def test_similarity_tags_take_each_disease_s_best_row_and_segment() -> None:
     seg = np.eye(3, 4, dtype=np.float32)  # three unit segment vectors along axes 0, 1, 2
     rows = np.array([[0.9, 0.1, 0, 0], [0.2, 0.0, 0.75, 0], [0, 0.8, 0, 0], [0, 0, 0, 1.0]], dtype=np.float32)
     tags = similarity_tags(seg, segments, rows, ["A", "B", "A", "C"], ["a", "b", "a-zh", "c"], min_similarity=0.5, max_tags=5)
-    assert [(t.disease_id, t.score, t.similarity.start, t.similarity.matched_text) for t in tags] == [
-        ("A", 0.9, 0, "a"), ("B", 0.75, 5, "b")]
+    assert [(t.disease_id, t.score, t.similarity.field, t.similarity.start, t.similarity.matched_text) for t in tags] == [
+        ("A", 0.9, "all", 0, "a"), ("B", 0.75, "", 5, "b")]  # A's best is the whole text, B's a sentence
     assert [t.disease_id for t in similarity_tags(seg, segments, rows, ["A", "B", "A", "C"], ["a", "b", "a", "c"],
                                                   min_similarity=0.5, max_tags=1)] == ["A"]
     assert similarity_tags(np.zeros((0, 4)), [], rows, ["A"] * 4, ["a"] * 4, min_similarity=0.0, max_tags=3) == []

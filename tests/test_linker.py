@@ -19,7 +19,7 @@ from encoders.linker import (
     link_mentions,
 )
 from encoders.normalize import normalize, units
-from encoders.text import TextEncoder, TextEncoderConfig, TextFeatures
+from encoders.text import LINKING_TEXT_MODEL, TextEncoder, TextEncoderConfig, TextFeatures
 
 # --------------------------------------------------------------------------------------------------------------
 # normalisation
@@ -320,7 +320,7 @@ class CountingEncoder:
 
 @pytest.fixture(scope="module")
 def text_encoder() -> TextEncoder:
-    return TextEncoder(TextEncoderConfig(device="cpu")).load()
+    return TextEncoder(TextEncoderConfig(model=LINKING_TEXT_MODEL, device="cpu")).load()
 
 
 @pytest.fixture()

@@ -108,6 +108,13 @@ def linker(graph: Graph, built_kg: dict[str, Any]) -> EntityLinker:
     return load_linker(Settings.from_env(), graph, semantic=False)
 
 
+def _mention(entity_id: str, surface: str, title: str, caption: str) -> MentionRecord:
+    """The first occurrence of ``surface``, as offsets into its field (title first)."""
+    field, text = ("title", title) if surface in title else ("caption", caption)
+    start = text.index(surface)
+    return MentionRecord(entity_id, surface, start, start + len(surface), 1.0, field=field)
+
+
 def _delete(graph: Graph) -> None:
     graph.write("MATCH (v:Video) WHERE v.id STARTS WITH $p OPTIONAL MATCH (v)-[:HAS_PROFILE]->(x:Profile) DETACH DELETE x, v",
                 {"p": PREFIX})
@@ -120,7 +127,7 @@ def videos(graph: Graph, built_kg: dict[str, Any], encoder: SentenceVectorEncode
     records = []
     for suffix, (title, caption, mentions, tagged) in VIDEOS.items():
         text = f"{title}\n{caption}"
-        found = [MentionRecord(e, s, text.index(s), text.index(s) + len(s), 1.0) for e, s in mentions]
+        found = [_mention(e, s, title, caption) for e, s in mentions]
         tags = combine_tags([SourceTag(d, "named", 1.0, named=(NamedEvidence(d, 0, 1, 1.0, "dictionary"),)) for d in tagged])
         records.append(ProfileRecord(
             video=VideoMeta(id=PREFIX + suffix, platform="youtube", title=title, caption=caption, synthetic=True),

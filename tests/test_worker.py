@@ -85,7 +85,10 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
         "MATCH (v:Video {id: $id})-[:HAS_PROFILE]->(p:Profile {latest: true}) RETURN p", {"id": good_ids(entries)[0]}
     )[0]["p"]
     assert 1 <= profile["quality"] <= 5 and len(profile["quality_probs"]) == 5
-    assert profile["model_version"] == pipeline.model_version and profile["visual_weights"] == "none"
+    assert profile["model_version"] == pipeline.model_version
+    # The profile says which encoders made it: the defaults, with real ImageNet weights.
+    assert (profile["visual_backbone"], profile["visual_weights"], profile["text_model"]) == (
+        "efficientnet_lite0", "efficientnet-lite0-57934424", "bge-small-zh-v1.5")
     assert len(profile["top_keyframe_times"]) >= 1 and '"keyframes"' in profile["explanation"]
     # Every profile explains each predicted disease: named or related by the graph, the prior's and the keyframes'
     # path's shares of the log-odds beside what the fused head added (the three sum to the logit of the stored

@@ -55,10 +55,12 @@ def _record(tag: str, ids: dict[str, str], model_version: str, quality: int = 4)
         quality=quality,
         quality_probs=(0.0, 0.1, 0.1, 0.6, 0.2),
         predictions=(DiseasePrediction(ids["d1"], 0.9, 1), DiseasePrediction(ids["d2"], 0.6, 2)),
-        mentions=(MentionRecord(ids["p"], "眼压高", 5, 8, 0.95), MentionRecord(ids["d1"], "青光眼", 1, 4, 1.0)),
+        mentions=(MentionRecord(ids["p"], "眼压高", 5, 8, 0.95), MentionRecord(ids["d1"], "青光眼", 1, 4, 1.0, field="transcript")),
         explanation=Explanation(keyframes=((1.0, 0.5), (3.0, 0.3)), entities=((ids["d1"], 0.7),)),
         embedding=tuple(float(i % 7) for i in range(256)),
-        visual_weights="none",
+        visual_backbone="efficientnet_lite0",
+        visual_weights="efficientnet-lite0-57934424",
+        text_model="bge-small-zh-v1.5",
     )
 
 
@@ -82,6 +84,9 @@ def test_writing_a_profile_twice_with_one_model_version_replaces_it(graph: Graph
     assert _counts(graph, f"test-{tag}-v1") == {"mentions": 2, "profiles": 1, "latest": 1, "predicts": 2}
     row = graph.read("MATCH (:Video {id: $id})-[:HAS_PROFILE]->(p) RETURN p.quality AS q, p.explanation AS e", {"id": f"test-{tag}-v1"})[0]
     assert row["q"] == 2 and '"keyframes"' in row["e"]
+    fields = graph.read("MATCH (:Video {id: $id})-[m:MENTIONS]->() RETURN m.surface AS s, m.field AS f ORDER BY s",
+                        {"id": f"test-{tag}-v1"})
+    assert [(r["s"], r["f"]) for r in fields] == [("眼压高", "caption"), ("青光眼", "transcript")]
 
 
 def test_a_new_model_version_adds_a_profile_and_moves_latest(graph: Graph, world) -> None:
@@ -216,7 +221,8 @@ def test_tags_are_written_with_the_profile_apart_from_predictions(graph: Graph, 
     assert [(r["d"], r["t"]["source"], r["t"]["sources"], r["t"]["rank"]) for r in rows] == [
         (ids["d2"], "named", ["named", "similarity"], 1), (ids["d1"], "phenotypes", ["phenotypes"], 2)]
     evidence = json.loads(rows[0]["t"]["evidence"])
-    assert evidence["named"]["mentions"] == [{"surface": "青光眼", "start": 1, "end": 4, "score": 1.0, "method": "dictionary"}]
+    assert evidence["named"]["mentions"] == [
+        {"surface": "青光眼", "field": "", "start": 1, "end": 4, "score": 1.0, "method": "dictionary"}]
     assert evidence["similarity"]["similarity"] == 0.7 and evidence["similarity"]["matched_text"].startswith("Glaucoma")
     assert json.loads(rows[1]["t"]["evidence"])["phenotypes"]["phenotypes"] == [
         {"id": ids["p"], "ic": 3.2, "via": ids["p"], "via_ic": 3.2}]

@@ -8,6 +8,7 @@ records and chunk runner, in this process.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -15,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from encoders.disease_tags import DiseaseTagger, TextTags
+from encoders.disease_tags import WHOLE_TEXT, DiseaseTag, DiseaseTagger, NamedEvidence, SimilarityEvidence, TextTags
 from encoders.enrichment import EnrichedText
-from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings
+from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings, locate, text_segments
 from fusion.inference import LoadedModel, load_model
 from fusion.manifest import VideoEntry
 from fusion.records import Prediction, VideoFeatures
@@ -131,13 +132,13 @@ class ProfilingPipeline:
         return ProfileRecord(
             video=video_meta(entry),
             model_version=self.model_version,
-            popularity=float(prediction.popularity or 0.0),
-            popularity_pct=float(prediction.popularity_pct or 0.0),
-            quality=int(prediction.quality or 0),
+            # A head the model does not have (no training label) predicts nothing rather than a default.
+            popularity=None if prediction.popularity is None else float(prediction.popularity),
+            popularity_pct=None if prediction.popularity_pct is None else float(prediction.popularity_pct),
+            quality=None if prediction.quality is None else int(prediction.quality),
             quality_probs=tuple(float(p) for p in (prediction.quality_probs or ())),
             predictions=tuple(DiseasePrediction(d, float(p), rank) for rank, (d, p) in enumerate(ranked, start=1)),
-            # Offsets point into the linked text: title, caption and hashtags as fusion.features.compose_text joins them.
-            mentions=tuple(MentionRecord(m.id, m.surface, m.start, m.end, float(m.score), bool(m.negated)) for m in enriched.mentions),
+            mentions=mention_records(entry, enriched.mentions),
             explanation=Explanation(
                 keyframes=tuple(_top(prediction.frame_attention, TOP_KEYFRAMES)),
                 entities=tuple(_top(prediction.entity_attention, TOP_ENTITIES)),
@@ -145,11 +146,43 @@ class ProfilingPipeline:
                                for d, p in ranked),
             ),
             embedding=tuple(float(x) for x in prediction.embedding),
+            visual_backbone=self.extractor.visual.config.backbone,
             visual_weights=self.extractor.visual.weights_tag,
-            tags=tags.tags if tags is not None else (),
+            text_model=self.extractor.text.name,
+            tags=located_tags(entry, tags.tags) if tags is not None else (),
             # A blank text's vector is zero, which the cosine index cannot hold: such a video is found by nothing.
             text_vector=tuple(float(x) for x in tags.vector) if tags is not None and tags.vector.any() else (),
         )
+
+
+def mention_records(entry: VideoEntry, mentions: Sequence[object]) -> tuple[MentionRecord, ...]:
+    """The linker's mentions (offsets into ``compose_text(entry)``) as records whose offsets index their own field."""
+    segments = text_segments(entry)
+    records = []
+    for m in mentions:
+        name, start, end = locate(segments, m.start, m.end)  # type: ignore[attr-defined]
+        records.append(MentionRecord(m.id, m.surface, start, end, float(m.score), bool(m.negated), name))  # type: ignore[attr-defined]
+    return tuple(records)
+
+
+def located_tags(entry: VideoEntry, tags: Sequence[DiseaseTag]) -> tuple[DiseaseTag, ...]:
+    """The tags with their evidence's spans (offsets into ``compose_text(entry)``) as offsets into their own field,
+    as the mentions are stored; a similarity won by the whole text keeps field ``all`` and its offsets."""
+    segments = text_segments(entry)
+
+    def named(e: NamedEvidence) -> NamedEvidence:
+        field, start, end = locate(segments, e.start, e.end)
+        return dataclasses.replace(e, field=field, start=start, end=end)
+
+    def similar(e: SimilarityEvidence | None) -> SimilarityEvidence | None:
+        if e is None or e.field == WHOLE_TEXT:
+            return e
+        field, start, end = locate(segments, e.start, e.end)
+        return dataclasses.replace(e, field=field, start=start, end=end)
+
+    return tuple(dataclasses.replace(tag, evidence=tuple(
+        dataclasses.replace(s, named=tuple(named(e) for e in s.named), similarity=similar(s.similarity))
+        for s in tag.evidence)) for tag in tags)
 
 
 def disease_evidence(disease_id: str, prob: float, prediction: Prediction, enriched: EnrichedText,

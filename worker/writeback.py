@@ -41,15 +41,15 @@ def source_evidence(tag: SourceTag) -> dict[str, object]:
     """What one source saw: its score and, by source, the mentions, the phenotypes with their IC, or the similarity."""
     out: dict[str, object] = {"score": tag.score}
     if tag.source == "named":
-        out["mentions"] = [{"surface": m.surface, "start": m.start, "end": m.end, "score": m.score, "method": m.method}
-                           for m in tag.named]
+        out["mentions"] = [{"surface": m.surface, "field": m.field, "start": m.start, "end": m.end, "score": m.score,
+                            "method": m.method} for m in tag.named]
     elif tag.source == "phenotypes":
         out.update(summed_ic=tag.summed_ic, matched=tag.matched,
                    phenotypes=[{"id": p.phenotype_id, "ic": p.ic, "via": p.via, "via_ic": p.via_ic}
                                for p in tag.phenotypes])
     elif tag.similarity is not None:
         s = tag.similarity
-        out.update(similarity=s.similarity, start=s.start, end=s.end, matched_text=s.matched_text)
+        out.update(similarity=s.similarity, field=s.field, start=s.start, end=s.end, matched_text=s.matched_text)
     return out
 
 
@@ -68,16 +68,18 @@ def profile_properties(record: ProfileRecord, created_at: str) -> ProfilePropert
         video_id=record.video.id,
         model_version=record.model_version,
         created_at=created_at,
-        popularity=float(record.popularity),
-        popularity_pct=float(record.popularity_pct),
-        quality=int(record.quality),
+        popularity=None if record.popularity is None else float(record.popularity),
+        popularity_pct=None if record.popularity_pct is None else float(record.popularity_pct),
+        quality=None if record.quality is None else int(record.quality),
         quality_probs=tuple(float(p) for p in record.quality_probs),
         top_keyframe_times=tuple(float(t) for t, _ in explanation.keyframes),
         top_keyframe_weights=tuple(float(w) for _, w in explanation.keyframes),
         top_entity_ids=tuple(e for e, _ in explanation.entities),
         top_entity_weights=tuple(float(w) for _, w in explanation.entities),
         explanation=explanation_json(explanation),
+        visual_backbone=record.visual_backbone,
         visual_weights=record.visual_weights,
+        text_model=record.text_model,
     )
 
 
