@@ -19,6 +19,7 @@ from api.blueprints.health import bp as health
 from api.blueprints.linking import bp as linking
 from api.blueprints.queries import bp as queries
 from api.blueprints.ratings import bp as ratings
+from api.blueprints.search import bp as search
 from api.blueprints.videos import bp as videos
 from api.errors import register_error_handlers
 from api.extensions import csrf, init_extensions
@@ -56,7 +57,7 @@ def create_app(settings: Settings, test_config: Mapping[str, Any] | None = None)
     init_extensions(app, settings)
     register_error_handlers(app)
     # The JSON API authenticates with bearer tokens, never with the session cookie, so CSRF does not apply to it.
-    for blueprint in (health, entities, linking, videos, ratings, diseases, batches, queries, openapi):
+    for blueprint in (health, entities, linking, videos, search, ratings, diseases, batches, queries, openapi):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
     app.register_blueprint(pages)

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("cli.worker_cmd:batch", "Inspect submitted batches."),
     "serve": ("cli.api_cmd:serve", "Run the Flask API (development server)."),
     "query": ("cli.api_cmd:query", "Run a named read-only Cypher query from cypher/."),
+    "search": ("cli.search_cmd:search", "Find videos by the meaning of a Chinese or English text."),
     "raters": ("cli.review_cmd:raters", "Add, revoke or list reviewer accounts (review pages, ratings API)."),
     "ratings": ("cli.review_cmd:ratings", "Export the reviewers' ratings as a training manifest."),
 }

@@ -27,3 +27,8 @@ OPTIONS {indexConfig: {`fulltext.analyzer`: 'cjk', `fulltext.eventually_consiste
 // Videos similar to a video: the fused profile embedding (fusion width 256), cosine similarity.
 CREATE VECTOR INDEX video_embedding IF NOT EXISTS FOR (n:Video) ON (n.embedding)
 OPTIONS {indexConfig: {`vector.dimensions`: 256, `vector.similarity_function`: 'cosine'}};
+
+// Search by meaning: the cross-lingual sentence vector of the video's text (multilingual USE, 512-d, unit length),
+// written with its profile; a Chinese query finds English videos and the reverse.
+CREATE VECTOR INDEX video_text_vector IF NOT EXISTS FOR (n:Video) ON (n.text_vector)
+OPTIONS {indexConfig: {`vector.dimensions`: 512, `vector.similarity_function`: 'cosine'}};

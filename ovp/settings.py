@@ -62,6 +62,7 @@ class Settings:
     chunk_size: int = field(default=8, metadata={"env": "OVP_CHUNK_SIZE", "doc": "videos per worker task (one forward pass)"})
     max_deliveries: int = field(default=3, metadata={"env": "OVP_MAX_DELIVERIES", "doc": "deliveries of one video before it is recorded as failed"})
     visibility_timeout_s: int = field(default=3600, metadata={"env": "OVP_VISIBILITY_TIMEOUT_S", "doc": "Redis visibility timeout; above the longest chunk's run time"})
+    open_tags: int = field(default=1, metadata={"env": "OVP_OPEN_TAGS", "doc": "1: every profile gets open-vocabulary disease tags (any disease of the graph) and its text's sentence vector (search by meaning); 0: neither"})
     predict_threshold: float = field(default=0.5, metadata={"env": "OVP_PREDICT_THRESHOLD", "doc": "disease probability at or above which a PREDICTS edge is written (plus the most probable one when none is, for a model with the at-least-one rule)"})
     api_token: str = field(default="ovp-dev-token", metadata={"env": "OVP_API_TOKEN", "doc": "bearer token required by POST /batches"})
     api_max_body_bytes: int = field(default=5_000_000, metadata={"env": "OVP_API_MAX_BODY_BYTES", "doc": "largest accepted request body"})

@@ -195,7 +195,7 @@ def test_openapi_lists_every_endpoint(client: Any) -> None:
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
         "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/videos/{video_id}/ratings",
-        "/diseases/{disease_id}/videos",
+        "/videos/{video_id}/similar", "/search", "/diseases/{disease_id}/videos",
         "/batches", "/batches/{batch_id}", "/queries", "/queries/{name}",
     }
 

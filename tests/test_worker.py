@@ -108,6 +108,19 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
     # Every demo video is labelled with a disease, so the model applies the at-least-one rule: each profile predicts one.
     assert bool(pipeline.model.model.at_least_one)
     assert {row["v"] for row in rows} == set(good_ids(entries))
+    # Open-vocabulary tags were written in the same transaction: every disease the text names affirmatively (the
+    # demo captions name theirs) is tagged "named" with its mentions as evidence, and every video has a text vector.
+    tags = graph.read(
+        "MATCH (v:Video)-[:HAS_PROFILE]->(:Profile {latest: true, model_version: $m})-[t:TAGGED]->(d) "
+        "RETURN v.id AS v, d.id AS d, t.sources AS sources, t.evidence AS e", {"m": pipeline.model_version})
+    named = {(t["v"], t["d"]) for t in tags if "named" in t["sources"]}
+    affirmed = {(r["v"], r["d"]) for r in graph.read(
+        "MATCH (v:Video)-[m:MENTIONS]->(d:Disease) WHERE v.id IN $ids AND NOT m.negated AND m.score >= 0.85 "
+        "RETURN v.id AS v, d.id AS d", {"ids": good_ids(entries)})}
+    assert affirmed and named == affirmed
+    assert all(set(json.loads(t["e"])) == set(t["sources"]) for t in tags)
+    assert graph.read("MATCH (v:Video) WHERE v.id IN $ids AND size(v.text_vector) = 512 RETURN count(v) AS n",
+                      {"ids": good_ids(entries)}) == [{"n": len(good_ids(entries))}]
 
 
 def test_cli_submit_records_the_batch_before_any_worker_runs(graph: Graph, demo: Path) -> None:

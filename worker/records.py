@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from encoders.disease_tags import DiseaseTag
 from fusion.manifest import VideoEntry
 from kg_builder.store.rows import DiseasePrediction, MentionRecord, VideoMeta
 
@@ -65,6 +66,8 @@ class ProfileRecord:
     visual_backbone: str = ""
     visual_weights: str = ""
     text_model: str = ""
+    tags: tuple[DiseaseTag, ...] = ()  # open-vocabulary tags (any disease of the graph), apart from predictions
+    text_vector: tuple[float, ...] = ()  # the text's cross-lingual sentence vector, for search by meaning
 
     @property
     def profile_id(self) -> str:
