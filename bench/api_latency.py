@@ -1,18 +1,25 @@
-"""Latency and throughput of the API served by gunicorn: p50/p99 and requests/s at several concurrency levels, for
-entity lookup or entity linking. Prints JSON.
+"""Entity-lookup latency and throughput of the API served by gunicorn: p50/p99 and requests/s at several concurrency
+levels, for this tree and (``--base-tree``) another checkout side by side in one run. Prints JSON.
 
-Starts ``gunicorn -c api/gunicorn.conf.py api.wsgi:app`` with 2 workers on 127.0.0.1 on a free port, warms it up,
-then for each level runs a bounded number of requests from that many threads, each with its own keep-alive
-``http.client`` connection; a level stops early at its time cap. The requests are ``GET /entities?q=...`` (Chinese
-and English terms in turn; ``--endpoint entities``, the default) or ``POST /link`` with one typical caption each
-(the hand-labelled captions of ``tests/data/captions_gold.jsonl``, all under 300 characters, in turn;
-``--endpoint link``). With ``--against REV`` the code of that git revision is served too (``git archive`` to a
-temporary folder, its own gunicorn on another port) and each level runs on both servers, one after the other, so
-that the two are measured side by side on the same machine. Gunicorn is stopped (SIGTERM to the processes this
-script started) at the end, also on errors.
+Starts ``gunicorn -c api/gunicorn.conf.py api.wsgi:app`` with 2 workers on 127.0.0.1 on a free port (one per tree,
+each from its own checkout), warms it up, then for each level runs a bounded number of ``GET /entities?q=...``
+requests from that many threads, each with its own keep-alive ``http.client`` connection; a level stops early at its
+time cap. With two trees the levels alternate between them (base first at odd levels, this tree first at even ones).
+Gunicorn is stopped (SIGTERM to the processes this script started) at the end, also on errors.
 
-Usage: ``python bench/api_latency.py [--endpoint entities|link] [--against REV] [--repeat 1] [--requests 300]
-[--levels 1,8,32] [--workers 2] [--cap-s 60]``
+Two mixes of questions (``--mixes``):
+
+* ``terms``: the ten terms below in turn, Chinese and English (what issue 37's baseline measured): a server that
+  remembers answers answers these from memory after the first time.
+* ``cold``: the 200 fixed queries of ``bench/data/entity_queries.jsonl`` in order, each request a question the server
+  has not been asked before (the ``limit`` goes 10, 11, 12, … with each pass over the list), so every answer is
+  computed.
+
+With ``--base-tree``, both servers first answer the 200 fixed queries (limit 10) and the JSON bodies are compared:
+``equivalence`` reports how many are identical and lists the ones that differ.
+
+Usage: ``python bench/api_latency.py [--base-tree /path/to/base-checkout] [--requests 300] [--levels 1,8,32]
+[--mixes terms,cold] [--workers 2] [--cap-s 60]``
 Needs Neo4j with the knowledge graph built, and the broker (only for the readiness check on /health).
 """
 from __future__ import annotations
@@ -28,7 +35,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +45,8 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
+QUERIES_FILE = ROOT / "bench" / "data" / "entity_queries.jsonl"
 TERMS = ["青光眼", "pink eye", "白内障", "myopia", "老花眼", "dry eye", "glaucoma", "飞蚊症", "retinal detachment", "斜视"]
-GOLD_FILE = ROOT / "tests" / "data" / "captions_gold.jsonl"
-#: A typical caption for POST /link (longer ones are not typical; the API accepts up to OVP_MAX_TEXT_CHARS).
-TYPICAL_CAPTION_CHARS = 300
 
 
 def free_port() -> int:
@@ -52,31 +56,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, root: Path = ROOT) -> subprocess.Popen:
-    """gunicorn with the project's config, ``workers`` processes, no access log (it would dominate the timing),
-    serving the code under ``root``."""
+def start_gunicorn(port: int, workers: int, tree: Path = ROOT) -> subprocess.Popen:
+    """gunicorn serving the checkout ``tree`` with its config, ``workers`` processes, no access log (it would
+    dominate the timing)."""
     command = [
-        sys.executable, "-m", "gunicorn", "-c", str(root / "api" / "gunicorn.conf.py"),
+        sys.executable, "-m", "gunicorn", "-c", str(tree / "api" / "gunicorn.conf.py"),
         "-w", str(workers), "-b", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "--log-level", "warning",
         "api.wsgi:app",
     ]
-    return subprocess.Popen(command, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, start_new_session=True)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.Popen(command, cwd=tree, env=env, start_new_session=True)
 
 
 def stop_gunicorn(process: subprocess.Popen) -> None:
-    """SIGTERM to the arbiter we started (it stops its workers), SIGKILL if it has not exited in 20 s; then SIGKILL
-    to whatever is left of its process group (its own session: a worker stuck in a request outlives its arbiter)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """SIGTERM to the arbiter we started (it stops its workers), SIGKILL if it has not exited in 20 s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_ready(port: int, process: subprocess.Popen, timeout_s: float = 60.0) -> dict[str, Any]:
@@ -104,72 +105,83 @@ class Client:
 
     _local = threading.local()
 
-    def __init__(self, port: int, timeout_s: float = 30.0) -> None:
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.timeout_s = timeout_s
 
-    def get(self, path: str) -> tuple[int, float]:
-        return self.send(("GET", path, None))
-
-    def send(self, request: tuple[str, str, bytes | None]) -> tuple[int, float]:
-        """``(method, path, JSON body or None)`` → (status, seconds); status 0 when the connection failed."""
-        method, path, body = request
-        connection = getattr(self._local, "connection", None)
+    def get(self, path: str) -> tuple[int, float, bytes]:
+        """(status, seconds, body) of ``GET path``; status 0 when the connection failed."""
+        connections = getattr(self._local, "connections", None)
+        if connections is None:
+            connections = self._local.connections = {}
+        connection = connections.get(self.port)
         if connection is None:
-            connection = self._local.connection = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                                             timeout=self.timeout_s)
+            connection = connections[self.port] = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         started = time.perf_counter()
+        body = b""
         try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            connection.request(method, path, body=body, headers=headers)
+            connection.request("GET", path)
             response = connection.getresponse()
-            response.read()
+            body = response.read()
             status = response.status
         except (ConnectionError, OSError, http.client.HTTPException):
             connection.close()
-            self._local.connection = None
+            connections.pop(self.port, None)
             status = 0
-        return status, time.perf_counter() - started
+        return status, time.perf_counter() - started, body
 
 
-def lookup_requests(count: int) -> list[tuple[str, str, bytes | None]]:
-    """``GET /entities?q=<term>&limit=10``, the terms in turn."""
-    return [("GET", f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10", None) for i in range(count)]
+def read_queries(path: Path = QUERIES_FILE) -> list[str]:
+    """The fixed lookup queries (``q`` of each JSON line)."""
+    return [json.loads(line)["q"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def typical_captions() -> list[str]:
-    """The hand-labelled captions of at most :data:`TYPICAL_CAPTION_CHARS` characters."""
-    texts = [json.loads(line)["text"] for line in GOLD_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [t for t in texts if len(t) <= TYPICAL_CAPTION_CHARS]
+class Questions:
+    """The request paths of one mix for one server; ``cold`` never repeats a (query, limit) pair for that server."""
+
+    def __init__(self, mix: str, queries: list[str]) -> None:
+        if mix not in ("terms", "cold"):
+            raise ValueError(f"unknown mix {mix!r}; expected terms or cold")
+        self.mix, self.queries, self.asked = mix, queries, 0
+
+    def take(self, n: int) -> list[str]:
+        if self.mix == "terms":
+            return [f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10" for i in range(n)]
+        # The equivalence pass asked every query at limit 10; pass p asks them at limit 11 + p.
+        paths = []
+        for i in range(self.asked, self.asked + n):
+            paths.append(f"/entities?q={quote(self.queries[i % len(self.queries)])}&limit={11 + i // len(self.queries)}")
+        self.asked += n
+        return paths
 
 
-def link_requests(count: int) -> list[tuple[str, str, bytes | None]]:
-    """``POST /link`` with ``{"text": caption}``, the typical captions in turn."""
-    captions = typical_captions()
-    return [("POST", "/link", json.dumps({"text": captions[i % len(captions)]}).encode()) for i in range(count)]
+def compare_answers(old_port: int, new_port: int, queries: list[str]) -> dict[str, Any]:
+    """Ask both servers every query (limit 10) and compare the JSON bodies."""
+    client = Client(old_port)
+    differ = []
+    for text in queries:
+        path = f"/entities?q={quote(text)}&limit=10"
+        old = client.get(path)
+        client.port = new_port
+        new = client.get(path)
+        client.port = old_port
+        if (old[0], json.loads(old[2] or b"null")) != (new[0], json.loads(new[2] or b"null")):
+            differ.append({"q": text, "old": json.loads(old[2] or b"null"), "new": json.loads(new[2] or b"null")})
+    return {"queries": len(queries), "identical": len(queries) - len(differ), "differ": differ}
 
 
-ENDPOINTS = {
-    "entities": ("GET /entities?q=<term>&limit=10", lookup_requests),
-    "link": ('POST /link {"text": <caption of at most 300 characters>}', link_requests),
-}
-
-
-def run_level(port: int, concurrency: int, requests: int, cap_s: float, endpoint: str = "entities",
-              timeout_s: float = 30.0) -> dict[str, Any]:
-    """``requests`` requests to ``endpoint`` from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
-    client = Client(port, timeout_s)
-    paths = ENDPOINTS[endpoint][1](requests)
+def run_level(port: int, concurrency: int, paths: list[str], cap_s: float) -> dict[str, Any]:
+    """The requests ``paths`` from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
+    client = Client(port)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
     deadline = time.monotonic() + cap_s
 
-    def one(request: tuple[str, str, bytes | None]) -> None:
+    def one(path: str) -> None:
         nonlocal errors
         if time.monotonic() > deadline:
             return
-        status, seconds = client.send(request)
+        status, seconds, _ = client.get(path)
         with lock:
             if status == 200:
                 latencies.append(seconds)
@@ -195,101 +207,58 @@ def run_level(port: int, concurrency: int, requests: int, cap_s: float, endpoint
     }
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One level's runs: the run itself when there is one, else the medians of p50, p99 and requests/s with every
-    run listed."""
-    if len(runs) == 1:
-        return runs[0]
-
-    def median(key: str) -> float | None:
-        values = [r[key] for r in runs if r[key] is not None]
-        return round(statistics.median(values), 2) if values else None
-
-    return {"concurrency": runs[0]["concurrency"], "repeats": len(runs), "median_p50_ms": median("p50_ms"),
-            "median_p99_ms": median("p99_ms"), "median_requests_per_s": median("requests_per_s"),
-            "errors": sum(r["errors"] for r in runs), "runs": runs}
-
-
-def warm_up(port: int, concurrency: int, requests: int, endpoint: str, rounds: int = 20) -> None:
-    """Rounds of ``requests`` requests until one has every request answered within a second: every worker process
-    has then opened its pool, cached its plans and, for /link, built its linker (the first /link of each process
-    reads the knowledge base, seconds on a busy machine). Gunicorn hands each request to whichever worker takes it,
-    so a round of concurrent requests reaches every worker."""
-    if endpoint != "entities":
-        # every process opens its graph handle first: before 043bf00 a process whose first request was POST /link
-        # hung (its linker's build waited for the graph handle's lock), and --against may name such a revision
-        run_level(port, 16, 64, cap_s=600.0, endpoint="entities", timeout_s=300.0)
-    for _ in range(rounds):
-        level = run_level(port, concurrency, requests, cap_s=600.0, endpoint=endpoint, timeout_s=300.0)
-        if level["errors"] == 0 and level["p99_ms"] is not None and level["p99_ms"] < 1000:
-            return
-    log.warning("the server on port %d still answers slowly after %d warm-up rounds", port, rounds)
-
-
-def export_revision(rev: str, into: Path) -> Path:
-    """The files of ``rev`` (``git archive``) under ``into``."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", choices=sorted(ENDPOINTS), default="entities", help="what the requests ask")
-    parser.add_argument("--against", metavar="REV", help="also serve the code of this git revision, side by side")
+    parser.add_argument("--base-tree", type=Path, help="another checkout (e.g. a worktree of the base commit) to serve "
+                        "side by side with this tree")
     parser.add_argument("--requests", type=int, default=300, help="requests per concurrency level")
     parser.add_argument("--levels", default="1,8,32", help="comma-separated concurrency levels")
+    parser.add_argument("--mixes", default="terms,cold", help="comma-separated question mixes: terms, cold")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--cap-s", type=float, default=60.0, help="time cap per level, seconds")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs per level (per side, taking turns); with more than one, medians are reported")
-    parser.add_argument("--warmup", type=int, default=40,
-                        help="requests per warm-up round (rounds go on until one is answered quickly throughout)")
+    parser.add_argument("--warmup", type=int, default=40, help="requests sent before measuring (compiles query plans)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    with tempfile.TemporaryDirectory(prefix="ovp-api-latency-") as tmp:
-        roots = {"this_tree": ROOT}
-        if args.against:
-            roots = {args.against: export_revision(args.against, Path(tmp)), **roots}
-        servers: dict[str, tuple[int, subprocess.Popen]] = {}
-        try:
-            for side, root in roots.items():
-                port = free_port()
-                servers[side] = (port, start_gunicorn(port, args.workers, root))
-            health = {side: wait_ready(port, process) for side, (port, process) in servers.items()}
-            # Warm-up from several threads so that every worker process has its pool open and its plans cached (and,
-            # for /link, its linker built: the first request of each worker reads the knowledge base).
-            for port, _ in servers.values():
-                warm_up(port, min(8, args.workers * 4), args.warmup, args.endpoint)
-            levels: dict[str, list[dict[str, Any]]] = {side: [] for side in servers}
-            for c in args.levels.split(","):
-                runs: dict[str, list[dict[str, Any]]] = {side: [] for side in servers}
-                for _ in range(args.repeat):
-                    for side, (port, _) in servers.items():  # the sides take turns at each level
-                        runs[side].append(run_level(port, int(c), args.requests, args.cap_s, args.endpoint))
-                for side in servers:
-                    levels[side].append(summarise(runs[side]))
-        finally:
-            for _, process in servers.values():
-                stop_gunicorn(process)
+    trees = {"new": ROOT} if args.base_tree is None else {"old": args.base_tree.resolve(), "new": ROOT}
+    queries = read_queries()
+    ports = {name: free_port() for name in trees}
+    processes: dict[str, subprocess.Popen] = {}
+    result: dict[str, Any] = {}
+    try:
+        for name, tree in trees.items():
+            processes[name] = start_gunicorn(ports[name], args.workers, tree)
+        health = {name: wait_ready(ports[name], processes[name]) for name in trees}
+        for name in trees:
+            # Warm-up from several threads so that every worker process has its pool open and its plans cached.
+            run_level(ports[name], min(8, args.workers * 4), Questions("terms", queries).take(args.warmup), args.cap_s)
+        if "old" in trees:
+            result["equivalence"] = compare_answers(ports["old"], ports["new"], queries)
+        questions = {(name, mix): Questions(mix, queries) for name in trees for mix in args.mixes.split(",")}
+        for mix in args.mixes.split(","):
+            rows: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+            for index, level in enumerate(int(c) for c in args.levels.split(",")):
+                order = list(trees) if index % 2 == 0 else list(reversed(trees))
+                for name in order:
+                    paths = questions[name, mix].take(args.requests)
+                    rows[name].append(run_level(ports[name], level, paths, args.cap_s))
+            result[mix] = rows
+    finally:
+        for process in processes.values():
+            stop_gunicorn(process)
     threads = 4  # api/gunicorn.conf.py: gthread worker, 4 threads each
-    report: dict[str, Any] = {
-        "benchmark": "api_entity_lookup" if args.endpoint == "entities" else "api_link",
-        "endpoint": ENDPOINTS[args.endpoint][0],
+    print(json.dumps({
+        "benchmark": "api_entity_lookup",
+        "endpoint": "GET /entities?q=<term>&limit=10",
+        "trees": {name: str(tree) for name, tree in trees.items()},
+        "terms": TERMS,
+        "queries_file": str(QUERIES_FILE.relative_to(ROOT)),
         "server": {"gunicorn_workers": args.workers, "threads_per_worker": threads, "worker_class": "gthread"},
-        "neo4j": health["this_tree"].get("neo4j", {}).get("version"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_avg": os.getloadavg()},
-    }
-    if args.endpoint == "entities":
-        report["terms"] = TERMS
-    else:
-        captions = typical_captions()
-        report["captions"] = {"file": str(GOLD_FILE.relative_to(ROOT)), "count": len(captions),
-                              "max_chars": max(map(len, captions))}
-    report["levels"] = levels["this_tree"] if not args.against else levels
-    print(json.dumps(report, indent=2, ensure_ascii=False))
+        "neo4j": health["new"].get("neo4j", {}).get("version"),
+        "machine": {"cpus": os.cpu_count(), "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        **result,
+    }, indent=2, ensure_ascii=False))
     return 0
 
 

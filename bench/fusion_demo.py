@@ -1,14 +1,18 @@
 """Benchmark: the ablation study on the SYNTHETIC 600-video demo set; prints JSON.
 
-Claim measured: the full model (cross-modal attention over keyframes, knowledge-enriched text and GNN entity
-embeddings, three joint heads) is at least as good as every ablation on each task's headline metric (disease macro-F1,
-popularity Spearman, quality QWK) on the held-out test split — compared on the means over ``--seeds``, with the
-standard deviation over seeds beside each mean — and training + evaluation of the full model take under 20 minutes on
-the development CPU (the whole ablation is timed too, and may take longer).
+Claim measured (the settled target, non-inferiority): the full model (cross-modal attention over keyframes,
+knowledge-enriched text and GNN entity embeddings, three joint heads) is never clearly worse than an ablation on a
+task's headline metric (disease macro-F1, popularity Spearman, quality QWK) on the held-out test split — no full −
+variant difference more than two standard errors of the seed mean below zero, over ``--seeds`` (two or more) — and
+training + evaluation of the full model take under 20 minutes on the development CPU (the whole ablation is timed
+too, and may take longer). The table (stderr) and the JSON (stdout) both lead with that reading; the plain "at least
+as good on the means" reading is reported beside it. The rounds below record how the options were chosen; the
+options they rejected are retired from the code (``docs/fusion-history.md``), so their ``--set`` lines no longer run.
 
     python bench/fusion_demo.py [--videos 600] [--seed 0] [--seeds 0,1,2] [--epochs N] [--patience N]
                                 [--width 64] [--dropout 0.2] [--lr 2e-3] [--variant NAME ...]
-                                [--resnet-arch resnet18] [--keyframes 4] [--out DIR]
+                                [--visual-backbone B] [--visual-weights W] [--text-model M] [--keyframes 4]
+                                [--out DIR]
                                 [--select-on test|val] [--split-per-seed] [--folds K] [--predictions]
                                 [--set FIELD=VALUE ...]
     python bench/fusion_demo.py --merge A.json --merge B.json      # one report from --predictions processes run
@@ -17,8 +21,10 @@ the development CPU (the whole ablation is timed too, and may take longer).
 
 Makes the demo set with ``ovp demo-data``'s library function when it is missing. Features go through the feature
 cache (``OVP_CACHE_DIR``), so a second run measures training and evaluation only; ``seconds.features`` says which it
-was. The visual encoder defaults to ResNet-18 with K = 4 keyframes for time; without an ImageNet weights file
-(``OVP_RESNET_WEIGHTS``) its weights are random, which the JSON records. Every number is on SYNTHETIC data.
+was. The encoders are the settings' (EfficientNet-Lite0 with ImageNet weights, bge-small-zh-v1.5 by default), with
+K = 4 keyframes for time; the JSON records which (``encoders``). The tables below were measured with the earlier
+encoders (ResNet-18 with random weights, all-MiniLM-L6-v2): ``--visual-backbone resnet18 --visual-weights random
+--text-model all-MiniLM-L6-v2`` runs them again. Every number is on SYNTHETIC data.
 
 ``--select-on val`` scores the variants on the validation split instead (the test split is never scored), and
 ``--set FIELD=VALUE`` changes a ``FusionConfig`` field for every variant: that is how the joint-training options were
@@ -641,8 +647,13 @@ log = logging.getLogger("bench.fusion_demo")
               help="AdamW learning rate for every variant (14 steps per epoch at 420 videos, batch 32).")
 @click.option("--variant", "variants", multiple=True,
               help="Only these variants (repeatable) [default: all]; lets two processes share the ablation.")
-@click.option("--resnet-arch", type=click.Choice(["resnet18", "resnet50"]), default="resnet18", show_default=True,
-              help="Visual encoder (overrides OVP_RESNET_ARCH): ResNet-18 extracts ~3× faster on CPU.")
+@click.option("--visual-backbone", type=click.Choice(["efficientnet_lite0", "resnet18", "resnet50"]), default=None,
+              help="Visual encoder [default: OVP_VISUAL_BACKBONE, efficientnet_lite0].")
+@click.option("--visual-weights", type=click.Choice(["pretrained", "random"]), default=None,
+              help="Visual weights [default: OVP_VISUAL_WEIGHTS, pretrained].")
+@click.option("--text-model", default=None,
+              help="Text encoder of the fusion [default: OVP_TEXT_MODEL, bge-small-zh-v1.5]; all-MiniLM-L6-v2 or a "
+                   "directory also work.")
 @click.option("--keyframes", type=click.IntRange(min=1), default=4, show_default=True,
               help="Keyframes per video, K (overrides OVP_KEYFRAMES).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -664,9 +675,10 @@ log = logging.getLogger("bench.fusion_demo")
                    "and JSON.")
 @click.option("--set", "settings_overrides", multiple=True, metavar="FIELD=JSON",
               help="A FusionConfig field for every variant, e.g. --set task_weighting=equal or "
-                   "--set detach_popularity=true (repeatable; the value is JSON, a bare word is read as a string).")
+                   "--set modality_dropout=0.3 (repeatable; the value is JSON, a bare word is read as a string).")
 def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience: int | None, width: int,
-         dropout: float, lr: float, variants: tuple[str, ...], resnet_arch: str, keyframes: int,
+         dropout: float, lr: float, variants: tuple[str, ...], visual_backbone: str | None,
+         visual_weights: str | None, text_model: str | None, keyframes: int,
          out: Path | None, select_on: str, split_per_seed: bool, folds: int | None, predictions: bool,
          merge: tuple[Path, ...], settings_overrides: tuple[str, ...]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -674,10 +686,12 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     if merge:
         _merge(merge)
         return
-    from fusion.ablation import VARIANTS, ablate_manifest
+    from fusion.ablation import VARIANTS, ablate_on_manifest
     from fusion.demo_data import generate_demo_set
 
-    settings = dataclasses.replace(Settings.from_env(), resnet_arch=resnet_arch, keyframes=keyframes)
+    encoders = {"visual_backbone": visual_backbone, "visual_weights": visual_weights, "text_model": text_model}
+    settings = dataclasses.replace(Settings.from_env(), keyframes=keyframes,
+                                   **{k: v for k, v in encoders.items() if v is not None})
     out = out or PROJECT_ROOT / ".ovp" / "bench" / f"demo{videos}"
     manifest = out / "manifest.jsonl"
     generate_s = 0.0
@@ -690,7 +704,7 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     if patience:
         overrides["patience"] = patience
     started = time.perf_counter()
-    report, feats = ablate_manifest(
+    report, feats = ablate_on_manifest(
         manifest, settings, seed=seed, seeds=[int(s) for s in seeds.split(",")] if seeds else None, epochs=epochs,
         variants=variants or tuple(VARIANTS), width=width, dropout=dropout, lr=lr,
         progress=sys.stderr.isatty(), eval_split=select_on, split_per_seed=split_per_seed,
@@ -706,6 +720,7 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     # and over the folds when cross-fitting, in VariantResult, so divide).
     full_s = (full.train_s + full.eval_s) / (len(full.seeds) * (folds or 1)) if full else None
     result = {
+        "non_inferiority": report.target(),
         "benchmark": "fusion ablation on the demo set",
         "model": {"width": width, "dropout": dropout, "lr": lr, "epochs": epochs, "patience": patience,
                   "overrides": {k: v for k, v in overrides.items() if k != "patience"}},
@@ -713,9 +728,8 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
         "manifest": str(manifest.resolve()),
         "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
         "videos": videos,
-        "encoders": {"resnet_arch": settings.resnet_arch, "keyframes": settings.keyframes,
-                     # Empty: torchvision's cache if it holds ImageNet weights, else random (the encoder warns).
-                     "resnet_weights": settings.resnet_weights or "torchvision cache, else random",
+        "encoders": {"visual": feats.items[0].visual_model, "text": feats.items[0].text_model,
+                     "keyframes": settings.keyframes,
                      "gnn_entities_with_embedding": sum(len(it.entity_ids) for it in feats.items)},
         "seconds": {
             "generate_demo_set": round(generate_s, 1),
@@ -756,6 +770,7 @@ def _merge(paths: tuple[Path, ...]) -> None:
     print(report.table(), file=sys.stderr)
     with_full = next((part for part in parts if "full" in part["variants"]), parts[0])
     print(json.dumps({
+        "non_inferiority": report.target(),
         "benchmark": "fusion ablation on the demo set",
         "merged_from": [str(path) for path in paths],
         "model": with_full.get("model"),
@@ -769,12 +784,11 @@ def _merge(paths: tuple[Path, ...]) -> None:
 
 
 def _noise_targets(report: Any) -> dict[str, object]:
-    """The acceptance target read two ways: as worded (the full model's mean at least as good as every variant's, on
-    every task, however small the gap) and against the noise between training seeds (no variant ahead by more than
-    ``NOISE_MARGIN_SE`` standard errors of the seed mean; None with one seed)."""
-    read = report.verdicts()
-    return {"full_at_least_every_ablation_on_means": all(v is not False for v in report.full_wins().values()),
-            "full_never_clearly_worse_than_an_ablation": (read["clear_losses"] == 0) if read else None}
+    """The target (non-inferiority: no variant ahead by more than ``NOISE_MARGIN_SE`` standard errors of the seed mean;
+    None with one seed) and, beside it, the plain reading (the full model's mean at least as good as every variant's,
+    on every task, however small the gap)."""
+    return {"full_never_clearly_worse_than_an_ablation": report.non_inferiority()["met"],
+            "full_at_least_every_ablation_on_means": all(v is not False for v in report.full_wins().values())}
 
 
 #: What every process of one ablation must share besides what ``AblationReport.merged`` checks (seeds, folds, split,

@@ -5,7 +5,7 @@ as it does in production. What the profiling pipeline (:class:`worker.pipeline.P
 graph is small and fixed, three queries:
 
 * the linker's knowledge base (:data:`kg_builder.store.knowledge.KNOWLEDGE_BASE_QUERY`, once at load),
-* the label map (:data:`fusion.features.LABEL_QUERY`, once at load),
+* the label map (:data:`kg_builder.store.labels.PROFILE_LABELS_QUERY`, once at load),
 * the enrichment rows (:data:`kg_builder.store.knowledge.ENTITY_KNOWLEDGE_QUERY`, once per chunk, for the chunk's
   linked ids).
 
@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from encoders.enrichment import EnrichmentConfig
-from fusion.features import LABEL_QUERY
 from kg_builder.store.knowledge import (
     ENTITY_KNOWLEDGE_QUERY,
     KNOWLEDGE_BASE_QUERY,
     entity_knowledge_params,
     knowledge_base_params,
 )
+from kg_builder.store.labels import PROFILE_LABELS_QUERY
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class GraphSnapshot:
 
     Attributes:
         kb_rows: rows of ``KNOWLEDGE_BASE_QUERY``.
-        label_rows: rows of ``LABEL_QUERY``.
+        label_rows: rows of ``PROFILE_LABELS_QUERY``.
         enrich_rows: rows of ``ENTITY_KNOWLEDGE_QUERY`` by entity id, for every entity of the graph.
         enrich_params: the non-id parameters those rows were read with.
     """
@@ -77,7 +77,7 @@ class GraphSnapshot:
         """
         params = _enrich_params(config or EnrichmentConfig())
         kb_rows = graph.read(KNOWLEDGE_BASE_QUERY, knowledge_base_params())
-        label_rows = graph.read(LABEL_QUERY)
+        label_rows = graph.read(PROFILE_LABELS_QUERY)
         ids = sorted({row["id"] for row in kb_rows if row.get("id")})
         enrich_rows = {row["id"]: row for row in graph.read(ENTITY_KNOWLEDGE_QUERY, {"ids": ids, **params})}
         log.info("graph snapshot: %d entities, %d labels, %d enrichment rows", len(kb_rows), len(label_rows), len(enrich_rows))
@@ -92,7 +92,7 @@ class GraphSnapshot:
         params = params or {}
         if query == KNOWLEDGE_BASE_QUERY:
             return [dict(row) for row in self.kb_rows]
-        if query == LABEL_QUERY:
+        if query == PROFILE_LABELS_QUERY:
             return [dict(row) for row in self.label_rows]
         if query == ENTITY_KNOWLEDGE_QUERY:
             asked = {k: v for k, v in params.items() if k != "ids"}

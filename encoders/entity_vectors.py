@@ -207,7 +207,7 @@ def entity_text_vectors(
 
     Args:
         texts: one per entity, usually :func:`entity_text` of each.
-        settings: ``cache_dir``, and ``text_model`` / ``device`` when ``encoder`` is not given.
+        settings: ``cache_dir``, and ``device`` when ``encoder`` is not given (the linking model then).
         encoder: the text encoder to use (default one from ``settings``; loaded only when something must be encoded).
         batch_size: texts per forward pass.
         chunk_size: texts per ``encode`` call (bounds the memory token states take).
@@ -217,7 +217,7 @@ def entity_text_vectors(
     """
     from encoders.text import TextEncoder, TextEncoderConfig
 
-    encoder = encoder or TextEncoder(TextEncoderConfig.from_settings(settings))
+    encoder = encoder or TextEncoder(TextEncoderConfig.for_linking(settings))
     cache = EntityVectorCache(settings.cache_dir, EncoderIdentity.of(encoder))
 
     def encode(batch: list[str]) -> np.ndarray:

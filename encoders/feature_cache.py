@@ -1,7 +1,7 @@
 """On-disk cache of visual features, keyed by what the video *is* (a hash of its bytes), not where it lives.
 
 Profiling the same video again — a retried task, a re-submitted batch, the same clip posted on two platforms — then
-costs one streamed SHA-256 of the file instead of a decode and a ResNet pass. Entries are ``.npz`` files under
+costs one streamed SHA-256 of the file instead of a decode and a CNN pass. Entries are ``.npz`` files under
 ``Settings.cache_dir / "visual"``, written atomically so concurrent workers never read half a file.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Bumped when the stored layout or the keyframe selection changes, so old entries stop matching.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def file_sha256(path: str | Path, block_size: int = 1 << 20) -> str:
@@ -43,22 +43,23 @@ def file_sha256(path: str | Path, block_size: int = 1 << 20) -> str:
 
 @dataclass
 class VisualFeatures:
-    """ResNet features of one video's keyframes: what :mod:`encoders.visual` computes and this cache keeps.
+    """CNN features of one video's keyframes.
 
     Attributes:
-        features: ``K × D`` float32, one row per keyframe (D = 2048 for ResNet-50, 512 for ResNet-18).
+        features: ``K × D`` float32, one row per keyframe (D = 1280 for EfficientNet-Lite0, 2048 for ResNet-50,
+            512 for ResNet-18).
         timestamps_s, reasons: of the keyframes, as in :class:`encoders.keyframes.KeyframeSet`.
-        arch: ``"resnet50"`` or ``"resnet18"``.
-        weights: ``"none"`` (random initialisation), a torchvision weights name such as ``"IMAGENET1K_V2"``, or
-            ``"file:<stem>:<sha256 prefix>"`` for a weights file.
-        model_version: identifies everything that shapes the numbers (arch, weights, torchvision's preprocessing).
+        backbone: a key of :data:`BACKBONES`.
+        weights: ``"random"`` (seeded random initialisation), the weights file's name (``"efficientnet-lite0-57934424"``),
+            a torchvision weights name (``"IMAGENET1K_V2"``), or ``"file:<stem>:<sha256 prefix>"`` for a given file.
+        model_version: identifies everything that shapes the numbers (backbone, weights, the code and preprocessing).
         video_sha256: content hash of the video file ("" when encoded from frames alone).
     """
 
     features: np.ndarray
     timestamps_s: list[float]
     reasons: list[str]
-    arch: str
+    backbone: str
     weights: str
     model_version: str
     video_sha256: str = ""
@@ -69,7 +70,8 @@ class VisualFeatures:
 
 
 class FeatureCache:
-    """Visual features stored as ``<root>/<video sha256>.<arch>.<k>.<identity hash>.npz``."""
+    """Visual features stored as ``<root>/<video sha256>.<backbone>.<k>.<identity hash>.npz``; the identity hash covers
+    the backbone, its weights (a file's content hash for a given file) and the code that ran it."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -80,10 +82,10 @@ class FeatureCache:
         return cls(settings.cache_dir / "visual")
 
     def key(self, video_sha256: str, encoder_identity: str, k: int) -> str:
-        """The entry name for a video, an encoder (arch, weights, seed, preprocessing) and a keyframe count."""
+        """The entry name for a video, an encoder (backbone, weights, seed, preprocessing) and a keyframe count."""
         recipe = hashlib.sha256(f"{CACHE_FORMAT}|{encoder_identity}|k={k}".encode()).hexdigest()[:12]
-        arch = re.sub(r"[^A-Za-z0-9]+", "", encoder_identity.split("/", 1)[0]) or "model"
-        return f"{video_sha256}.{arch}.k{k}.{recipe}"
+        backbone = re.sub(r"[^A-Za-z0-9]+", "", encoder_identity.split("/", 1)[0]) or "model"
+        return f"{video_sha256}.{backbone}.k{k}.{recipe}"
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.npz"
@@ -101,7 +103,7 @@ class FeatureCache:
                 features=features,
                 timestamps_s=[float(t) for t in meta["timestamps_s"]],
                 reasons=list(meta["reasons"]),
-                arch=meta["arch"],
+                backbone=meta["backbone"],
                 weights=meta["weights"],
                 model_version=meta["model_version"],
                 video_sha256=meta.get("video_sha256", ""),
@@ -116,7 +118,7 @@ class FeatureCache:
         meta = {
             "timestamps_s": list(features.timestamps_s),
             "reasons": list(features.reasons),
-            "arch": features.arch,
+            "backbone": features.backbone,
             "weights": features.weights,
             "model_version": features.model_version,
             "video_sha256": features.video_sha256,

@@ -331,7 +331,8 @@ def node_features(
 
     Args:
         texts: one per node.
-        settings: ``cache_dir`` (``OVP_CACHE_DIR``), ``text_model`` and ``device`` for the encoder.
+        settings: ``cache_dir`` (``OVP_CACHE_DIR``) and ``device`` for the encoder (the linking model,
+            :data:`encoders.text.LINKING_TEXT_MODEL`).
         features: 'text' — the text encoder's pooled, L2-normalised sentence vectors; 'hashed' — :func:`hashed_bow_features`.
         batch_size: texts per encoder forward pass.
         chunk_size: texts per ``encode`` call (bounds the memory its token states take).

@@ -34,6 +34,7 @@ from kg_builder.sources.hpo_zh import zh_version
 from kg_builder.sources.hpo_diseases import hpoa_version, read_hpo_diseases
 from kg_builder.sources.icd10 import icd_version, read_icd10_eye
 from kg_builder.sources.lexicon import lexicon_version, mapped_ids, read_lexicon
+from kg_builder.store.build_stamp import write_build_stamp
 from kg_builder.writer import reset_sources, write_entities, write_relations
 from ovp.errors import SourceValidationError
 
@@ -220,6 +221,8 @@ class BuildReport:
     read_s: float
     write_s: float
     seconds: float
+    #: the build stamp written at the end (kg_builder.store.build_stamp): in-memory copies of the entities compare it
+    stamp: str = ""
 
     def summary(self) -> str:
         """One line: counts and seconds."""
@@ -269,6 +272,8 @@ def build(
         entities = write_entities(graph, collected.entities, batch_size=batch_size, on_batch=bar.update)
     with _bar(progress, "writing relationships", "rel", total=len(collected.relations)) as bar:
         relationships = write_relations(graph, collected.relations, batch_size=batch_size, on_batch=bar.update)
+    # Last, after every write: a process that sees the new stamp and reloads its entities sees the finished build.
+    stamp = write_build_stamp(graph)
     finished = time.perf_counter()
     report = BuildReport(
         sources=collected.counts,
@@ -279,6 +284,7 @@ def build(
         read_s=round(read_s, 3),
         write_s=round(finished - write_started, 3),
         seconds=round(finished - started, 3),
+        stamp=stamp,
     )
     log.info(report.summary())
     return report

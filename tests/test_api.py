@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from api.app import create_app
+from api.blueprints.entities import load_entity_lookup
 from api.db import close_graph
 from api.errors import INTERNAL_MESSAGE
 from kg_builder.graph import Graph
@@ -193,7 +194,8 @@ def test_openapi_lists_every_endpoint(client: Any) -> None:
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
-        "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/diseases/{disease_id}/videos",
+        "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/videos/{video_id}/ratings",
+        "/videos/{video_id}/similar", "/search", "/diseases/{disease_id}/videos",
         "/batches", "/batches/{batch_id}", "/queries", "/queries/{name}",
     }
 
@@ -226,6 +228,19 @@ def test_entity_search_in_chinese_and_english(client: Any, text: str, expected: 
     body = response.get_json()
     assert body["results"][0]["id"] == expected
     assert body["count"] == len(body["results"]) <= 5
+
+
+def test_a_server_loads_its_entity_dictionary_at_start(settings: Settings, graph: Graph, built_kg: dict[str, Any],
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(settings)
+    load_entity_lookup(app)
+    entities = graph.read("MATCH (n:Entity) RETURN count(n) AS n")[0]["n"]
+    assert len(app.extensions["ovp_entity_lookup"].dictionary(graph)) == entities > 1000
+    down = create_app(dataclasses.replace(settings, neo4j_uri="bolt://127.0.0.1:1"))
+    load_entity_lookup(down)  # Neo4j not up yet: a warning, and the first lookup will try again
+    assert "entity dictionary not loaded at start" in caplog.text
+    close_graph(app)
+    close_graph(down)
 
 
 @pytest.mark.parametrize("url", ["/entities", "/entities?q=", "/entities?q=" + "x" * 201, "/entities?q=eye&limit=0",
@@ -384,7 +399,7 @@ def test_submit_batch_needs_the_token(client: Any, headers: dict[str, str]) -> N
 
 
 def test_submit_batch_rejects_a_bad_manifest_with_every_problem(client: Any) -> None:
-    bad = manifest_line(f"{PREFIX}b1") | {"platform": "myspace", "qualty": 3}
+    bad = manifest_line(f"{PREFIX}b1") | {"platform": "my space", "qualty": 3}
     response = client.post("/batches", json={"videos": [manifest_line(f"{PREFIX}b0"), bad, "nope"]},
                            headers={"Authorization": f"Bearer {TOKEN}"})
     body = assert_error(response, 422, "manifest_invalid")

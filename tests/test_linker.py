@@ -22,7 +22,7 @@ from encoders.linking import (
     link_mentions,
 )
 from encoders.normalize import CJK_CLASS, is_cjk, normalize, splits_units_at, units
-from encoders.text import TextEncoder, TextEncoderConfig, TextFeatures
+from encoders.text import LINKING_TEXT_MODEL, TextEncoder, TextEncoderConfig, TextFeatures
 from kg_builder.store.knowledge import KNOWLEDGE_BASE_QUERY
 
 # --------------------------------------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ class CountingEncoder:
 
 @pytest.fixture(scope="module")
 def text_encoder() -> TextEncoder:
-    return TextEncoder(TextEncoderConfig(device="cpu")).load()
+    return TextEncoder(TextEncoderConfig(model=LINKING_TEXT_MODEL, device="cpu")).load()
 
 
 @pytest.fixture()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from encoders.disease_tags import DiseaseTag
 from fusion.manifest import VideoEntry
 from kg_builder.store.rows import DiseasePrediction, MentionRecord, VideoMeta
 
@@ -52,15 +53,21 @@ class ProfileRecord:
 
     video: VideoMeta
     model_version: str
-    popularity: float
-    popularity_pct: float
-    quality: int
+    popularity: float | None  # None for a task the model was not trained for
+    popularity_pct: float | None
+    quality: int | None
     quality_probs: tuple[float, ...]
     predictions: tuple[DiseasePrediction, ...] = ()
     mentions: tuple[MentionRecord, ...] = ()
     explanation: Explanation = field(default_factory=Explanation)
     embedding: tuple[float, ...] = ()
-    visual_weights: str = ""  # "none" when the ResNet ran with random weights: the profile says so
+    # The encoders the profile's features came from: a user can tell a profile made on random visual weights
+    # (visual_weights "random") or another backbone from one made on ImageNet weights.
+    visual_backbone: str = ""
+    visual_weights: str = ""
+    text_model: str = ""
+    tags: tuple[DiseaseTag, ...] = ()  # open-vocabulary tags (any disease of the graph), apart from predictions
+    text_vector: tuple[float, ...] = ()  # the text's cross-lingual sentence vector, for search by meaning
 
     @property
     def profile_id(self) -> str:
@@ -80,6 +87,7 @@ def video_meta(entry: VideoEntry) -> VideoMeta:
         hashtags=tuple(entry.hashtags),
         duration_s=float(entry.duration_s),
         published_at=entry.published_at.isoformat(),
-        author_followers=int(entry.author_followers),
+        author_followers=entry.author_followers,
+        transcript=entry.transcript,
         synthetic=bool(entry.synthetic),
     )

@@ -34,13 +34,17 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.0, "interval_step": 0.25,
 _CELERY_KEY = "ovp_celery"
 
 
+def token_matches(token: str) -> bool:
+    """Is ``token`` the API token (constant-time; never when no token is set)? The batches page asks it too."""
+    expected = get_settings().api_token
+    return bool(expected) and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
 def require_token() -> None:
     """Check ``Authorization: Bearer <OVP_API_TOKEN>`` in constant time; 401 otherwise (also when no token is set)."""
-    expected = get_settings().api_token
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    valid = bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
-    if not valid:
+    if not (scheme.lower() == "bearer" and token_matches(token)):
         raise Unauthorized(
             description="POST /batches needs the header Authorization: Bearer <OVP_API_TOKEN>",
             www_authenticate=WWWAuthenticate("bearer", {"realm": "ovp"}),
@@ -65,17 +69,28 @@ def get_celery() -> Any:
     return app_resource(_CELERY_KEY, lambda: make_celery(get_settings()))
 
 
+def accept_batch(objects: list[object], origin: str = "request body") -> tuple[str, int]:
+    """Validate manifest lines, record the batch, enqueue it; returns (batch id, number of videos). The batches page
+    submits through this too.
+
+    Raises:
+        ManifestError: every problem, by line (422); nothing is recorded.
+        BrokerUnavailable: recorded but not enqueued (503).
+    """
+    entries = parse_manifest_objects(list(enumerate(objects, start=1)), origin)  # ManifestError → 422
+    batch_id = submission.new_batch_id()
+    # BrokerUnavailable (503) once the batch is recorded but cannot be enqueued
+    submission.submit_batch(get_graph(), get_celery(), batch_id, entries, manifest=objects, retry=True, retry_policy=PUBLISH_RETRY)
+    return batch_id, len(entries)
+
+
 @bp.post("/batches")
 def submit_batch() -> Any:
     """Validate the manifest, record the batch, enqueue it; 202 ``{batch_id, status_url, total}``."""
     require_token()
-    objects = manifest_objects(json_body(request))
-    entries = parse_manifest_objects(list(enumerate(objects, start=1)), "request body")  # ManifestError → 422
-    batch_id = submission.new_batch_id()
-    # BrokerUnavailable (503) once the batch is recorded but cannot be enqueued
-    submission.submit_batch(get_graph(), get_celery(), batch_id, entries, manifest=objects, retry=True, retry_policy=PUBLISH_RETRY)
+    batch_id, total = accept_batch(manifest_objects(json_body(request)))
     status_url = url_for("batches.get_batch", batch_id=batch_id)
-    return jsonify({"batch_id": batch_id, "status_url": status_url, "total": len(entries)}), 202, {"Location": status_url}
+    return jsonify({"batch_id": batch_id, "status_url": status_url, "total": total}), 202, {"Location": status_url}
 
 
 @bp.get("/batches/<batch_id>")

@@ -316,7 +316,7 @@ def load_linker(
         from encoders.text import TextEncoder, TextEncoderConfig
         from encoders.zh_gloss import ChineseGlosser
 
-        encoder = encoder or TextEncoder(TextEncoderConfig.from_settings(settings))
+        encoder = encoder or TextEncoder(TextEncoderConfig.for_linking(settings))
         shared = encoder
 
         def vectors(texts: list[str]) -> np.ndarray:

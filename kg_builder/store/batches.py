@@ -167,3 +167,16 @@ def begin_attempt(graph: Graph, batch_id: str, video_ids: Sequence[str]) -> dict
                 for row in tx.run(BEGIN_ATTEMPT, batch_id=batch_id, video_ids=list(video_ids))}
 
     return graph.write_transaction(work)
+
+
+LIST_BATCHES = """
+MATCH (b:Batch)
+RETURN b {.id, .submitted_at, .status, .total, .done, .failed} AS batch
+ORDER BY b.submitted_at DESC, b.id
+LIMIT $limit
+"""
+
+
+def list_batches(graph: Graph, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recent batches with their counts, newest first."""
+    return [row["batch"] for row in graph.read(LIST_BATCHES, {"limit": limit})]
