@@ -2,7 +2,7 @@
 
 Usage: python bench/profile_throughput.py [--videos 16] [--chunk-sizes 1,4,8] [--keyframes K]
            [--visual-backbone efficientnet_lite0|resnet18|resnet50] [--visual-weights pretrained|random]
-           [--text-model bge-small-zh-v1.5|all-MiniLM-L6-v2] [--tags off,on] [--repeats N]
+           [--text-model bge-small-zh-v1.5|all-MiniLM-L6-v2] [--tags off,on] [--repeats N] [--cprofile FILE]
 
 On SYNTHETIC demo videos (`ovp demo-data`) with a tiny model trained here (2 epochs: throughput does not depend on
 how well it learned). Each chunk size runs with empty feature caches, so every video is decoded and encoded; one
@@ -13,11 +13,14 @@ With ``--tags off,on`` every chunk size runs twice, side by side, without and wi
 (``OVP_OPEN_TAGS``; their sentence vectors, phenotype scoring and similarity, and the TAGGED write), each with empty
 caches, and ``tags_cost`` gives the ratio of their throughputs (medians over ``--repeats`` rounds, each round running
 every variant once, in turn).
+With ``--cprofile FILE`` the profiling runs (not the training, not the decode-only pass) run under cProfile and
+its statistics are written to FILE (read them with ``python -m pstats FILE``).
 Needs Neo4j with the knowledge graph built. Uses the GPU when one is present (OVP_DEVICE=auto).
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
 import json
 import shutil
@@ -45,6 +48,7 @@ def main() -> None:
     parser.add_argument("--keyframes", type=int, default=4)
     parser.add_argument("--tags", default="on", help="open-vocabulary tags: on, off, or both in turn (off,on)")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of every variant (medians are reported)")
+    parser.add_argument("--cprofile", type=Path, help="write cProfile statistics of the profiling runs to this file")
     args = parser.parse_args()
     tag_modes = [mode.strip() for mode in args.tags.split(",")]
     if not tag_modes or any(mode not in ("on", "off") for mode in tag_modes):
@@ -69,6 +73,7 @@ def main() -> None:
         decode.append(time.perf_counter() - started)
 
     runs = []
+    profiler = cProfile.Profile() if args.cprofile else None
     with Graph.connect(settings) as graph:
         variants = [(int(c), mode) for c in args.chunk_sizes.split(",") for mode in tag_modes]
         for repeat, (chunk_size, tags) in [(r, v) for r in range(args.repeats) for v in variants]:
@@ -82,7 +87,11 @@ def main() -> None:
             pipeline = ProfilingPipeline.load(run_settings, settings.model_path, graph)
             load_s = pipeline.extractor.timings.load_s
             started = time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
             profile_in_process(graph, run_settings, entries, batch_id=f"bench-{chunk_size}-{time.time_ns()}", pipeline=pipeline)
+            if profiler is not None:
+                profiler.disable()
             total = time.perf_counter() - started
             t, p = pipeline.extractor.timings, pipeline.timings
             stages = pipeline.stage_seconds()
@@ -105,6 +114,8 @@ def main() -> None:
         graph.write("MATCH (n) WHERE (n:Video AND n.id IN $ids) OR (n:Batch AND n.id STARTS WITH 'bench-') DETACH DELETE n",
                     {"ids": ids})
 
+    if profiler is not None:
+        profiler.dump_stats(args.cprofile)
     best = max(runs, key=lambda r: r["videos_per_s"])
     by_run = {key: statistics.median(r["videos_per_s"] for r in runs if (r["chunk_size"], r["open_tags"]) == key)
               for key in {(r["chunk_size"], r["open_tags"]) for r in runs}}
