@@ -259,6 +259,10 @@ def test_snippet_cuts_context_and_long_spans() -> None:
     assert (whole.before, whole.match, whole.after, whole.clipped_start, whole.clipped_end) == ("", "短文本", "", False, False)
     long = snippet("transcript", "x" * 500, 0, 500, max_match=300)
     assert long.match == "x" * 300 and long.after == "" and long.clipped_end
+    words = "the optic nerve is damaged slowly by glaucoma and high eye pressure over many years"
+    at = words.index("glaucoma")
+    cut = snippet("transcript", words, at, at + 8, context=12)
+    assert (cut.before, cut.after) == ("slowly by ", " and high")  # the context starts and ends on whole words
     assert snippet("title", "abc", 2, 9) is None and snippet("title", "abc", -1, 2) is None and snippet("title", "abc", 2, 2) is None
 
 

@@ -224,7 +224,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "evidence_unreadable": ("The stored evidence of this tag cannot be read.", "该标签存储的依据无法读取。"),
     "similar_videos": ("Similar videos", "相似视频"),
     "search_meaning": ("Search by meaning", "语义搜索"),
-    "search_meaning_placeholder": ("search by meaning: 青光眼, eye pressure…", "语义搜索：glaucoma、眼压高…"),
+    "search_meaning_placeholder": ("Search by meaning…", "按语义搜索…"),
     "search_intro": ("A question or a few words, in Chinese or English. Videos are ranked by how close their text is "
                      "in meaning to the query (cross-lingual sentence vectors), plus the knowledge-graph concepts of the "
                      "query that they mention or are tagged with.",

@@ -95,6 +95,11 @@ def snippet(field: str, text: str, start: int, end: int, *, context: int = CONTE
     if not 0 <= start < end <= len(text):
         return None
     a, b = max(0, start - context), min(len(text), end + context)
+    # cut the context at a space where it has one, so that it starts and ends on whole words
+    if a > 0 and " " in text[a:start]:
+        a = text.index(" ", a, start) + 1
+    if b < len(text) and " " in text[end:b]:
+        b = text.rindex(" ", end, b)
     match = text[start:end]
     if len(match) > max_match:
         return Snippet(field, text[a:start], match[:max_match], "", a > 0, True)
