@@ -39,7 +39,7 @@ from typing import Any, Sequence
 from bench.medquad_eye import EvalItem, load_items
 from encoders.disease_tags import (SOURCES, DiseaseTagger, SourceTag, TagThresholds, combine_tags, named_tags,
                                    similarity_tags, sentence_spans)
-from encoders.linker import Mention, link_mentions, load_linker
+from encoders.linking import Mention, link_mentions, load_linker
 from encoders.phenotype_ic import PhenotypeThresholds
 from kg_builder.graph import Graph
 from ovp.settings import Settings

@@ -41,7 +41,7 @@ from typing import Any, Sequence
 from bench.medquad_eye import EvalItem, load_items
 from bench.open_tags_eval import link_items
 from encoders.disease_tags import DiseaseTagger
-from encoders.linker import load_linker
+from encoders.linking import load_linker
 from encoders.video_search import SearchConfig, VideoSearch
 from kg_builder.graph import Graph
 from kg_builder.store.rows import MentionRecord, VideoMeta

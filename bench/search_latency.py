@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.api_latency import free_port, run_level, start_gunicorn, stop_gunicorn, wait_ready
 from encoders.disease_tags import DiseaseTagger
-from encoders.linker import load_linker
+from encoders.linking import load_linker
 from encoders.video_search import VideoSearch
 from kg_builder.graph import Graph
 from kg_builder.schema import apply_schema
@@ -77,7 +77,7 @@ def in_process(graph: Graph, settings: Settings, tagger: DiseaseTagger, queries:
     """One thread: the median seconds of linking, encoding and the graph query, over ``queries``."""
     searcher = VideoSearch(graph, load_linker(settings, graph, semantic=False), tagger.encoder)
     stages: dict[str, list[float]] = {"link_s": [], "encode_s": [], "graph_s": [], "total_s": []}
-    from encoders.linker import link_mentions
+    from encoders.linking import link_mentions
     from kg_builder.store.search import concepts, search_videos
 
     for text in queries:

@@ -16,7 +16,7 @@ from ovp.settings import Settings
 @click.pass_obj
 def search(settings: Settings, text: str, k: int, as_json: bool) -> None:
     """Videos whose text is closest in meaning to TEXT and that share its graph concepts, with the reason for each."""
-    from encoders.linker import load_linker
+    from encoders.linking import load_linker
     from encoders.sentence_vectors import SentenceVectorEncoder
     from encoders.video_search import VideoSearch
     from kg_builder.graph import Graph

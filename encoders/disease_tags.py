@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from encoders.entity_vectors import EncoderIdentity, EntityVectorCache, entity_text
-from encoders.linker import Mention
+from encoders.linking import Mention
 from encoders.phenotype_ic import PhenotypeEvidence, PhenotypeIndex, PhenotypeThresholds
 from encoders.sentence_vectors import DIM, SentenceVectorEncoder
 from kg_builder.store.tags import DiseaseText, disease_texts, phenotype_graph

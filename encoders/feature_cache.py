@@ -9,17 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from encoders.cache_files import save_npz_atomic
+
 if TYPE_CHECKING:
-    from encoders.visual import VisualFeatures
     from ovp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,34 @@ def file_sha256(path: str | Path, block_size: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(block_size), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass
+class VisualFeatures:
+    """CNN features of one video's keyframes.
+
+    Attributes:
+        features: ``K × D`` float32, one row per keyframe (D = 1280 for EfficientNet-Lite0, 2048 for ResNet-50,
+            512 for ResNet-18).
+        timestamps_s, reasons: of the keyframes, as in :class:`encoders.keyframes.KeyframeSet`.
+        backbone: a key of :data:`BACKBONES`.
+        weights: ``"random"`` (seeded random initialisation), the weights file's name (``"efficientnet-lite0-57934424"``),
+            a torchvision weights name (``"IMAGENET1K_V2"``), or ``"file:<stem>:<sha256 prefix>"`` for a given file.
+        model_version: identifies everything that shapes the numbers (backbone, weights, the code and preprocessing).
+        video_sha256: content hash of the video file ("" when encoded from frames alone).
+    """
+
+    features: np.ndarray
+    timestamps_s: list[float]
+    reasons: list[str]
+    backbone: str
+    weights: str
+    model_version: str
+    video_sha256: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
 
 
 class FeatureCache:
@@ -64,8 +92,6 @@ class FeatureCache:
 
     def get(self, key: str) -> VisualFeatures | None:
         """The stored features, or None on a miss. An unreadable entry is logged, removed and treated as a miss."""
-        from encoders.visual import VisualFeatures  # deferred: encoders.visual imports this module
-
         file = self.path(key)
         if not file.is_file():
             return None
@@ -89,7 +115,6 @@ class FeatureCache:
 
     def put(self, key: str, features: VisualFeatures) -> Path:
         """Store features under ``key`` (atomically: write a temporary file, then rename). Returns the entry's path."""
-        self.root.mkdir(parents=True, exist_ok=True)
         meta = {
             "timestamps_s": list(features.timestamps_s),
             "reasons": list(features.reasons),
@@ -98,13 +123,5 @@ class FeatureCache:
             "model_version": features.model_version,
             "video_sha256": features.video_sha256,
         }
-        file = self.path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, features=np.asarray(features.features, dtype=np.float32), meta=np.array(json.dumps(meta)))
-            os.replace(tmp, file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return file
+        return save_npz_atomic(self.path(key), features=np.asarray(features.features, dtype=np.float32),
+                               meta=np.array(json.dumps(meta)))

@@ -138,9 +138,9 @@ class TextEncoderConfig:
             raise ValueError(f"max_length must be at least 2 (CLS and SEP), got {self.max_length}")
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: object) -> "TextEncoderConfig":
-        """Build from :class:`Settings` (``OVP_TEXT_MODEL``, ``OVP_MODELS_DIR``, ``OVP_DEVICE``); keyword overrides win."""
-        settings = settings or Settings.from_env()
+    def from_settings(cls, settings: Settings, **overrides: object) -> TextEncoderConfig:
+        """Build from :class:`~ovp.settings.Settings` (``OVP_TEXT_MODEL``, ``OVP_MODELS_DIR``, ``OVP_DEVICE``); keyword
+        overrides win."""
         values: dict[str, object] = {"model": settings.text_model, "models_dir": settings.models_dir,
                                      "device": settings.device}
         values.update(overrides)
@@ -198,11 +198,12 @@ class TextEncoder:
     Construction is cheap; the model loads on :meth:`load` or on the first :meth:`encode`.
 
     Args:
-        config: what to load and where to run it; ``TextEncoderConfig.from_settings()`` when omitted.
+        config: what to load and where to run it (default :class:`TextEncoderConfig`'s defaults: all-MiniLM-L6-v2
+            on the best device; callers with settings pass ``TextEncoderConfig.from_settings(settings)``).
     """
 
     def __init__(self, config: TextEncoderConfig | None = None) -> None:
-        self.config = config or TextEncoderConfig.from_settings()
+        self.config = config or TextEncoderConfig()
         self._tokenizer = None
         self._model = None
         self.device: torch.device | None = None

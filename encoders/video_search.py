@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from encoders.linker import EntityLinker, link_mentions
+from encoders.linking import EntityLinker, link_mentions
 from encoders.sentence_vectors import SentenceVectorEncoder
 from kg_builder.graph import Graph
 from kg_builder.store.search import Concept, concepts, search_videos, video_meaning

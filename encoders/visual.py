@@ -36,13 +36,12 @@ from torchvision import models
 from torchvision.transforms import v2
 
 from encoders.device import resolve_device
-from encoders.feature_cache import file_sha256
+from encoders.feature_cache import FeatureCache, VisualFeatures, file_sha256
 from encoders.keyframes import KeyframeSet
 from encoders.keyframes_gpu import KeyframeDecoder, keyframe_decoder
 from ovp.errors import ModelNotFound, VideoDecodeError
 
 if TYPE_CHECKING:
-    from encoders.feature_cache import FeatureCache
     from ovp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -146,34 +145,6 @@ class VisualEncoderConfig:
         base = cls(backbone=settings.visual_backbone, weights=settings.visual_weights,
                    resnet_weights=settings.resnet_weights, device=settings.device)
         return replace(base, **overrides) if overrides else base
-
-
-@dataclass
-class VisualFeatures:
-    """CNN features of one video's keyframes.
-
-    Attributes:
-        features: ``K × D`` float32, one row per keyframe (D = 1280 for EfficientNet-Lite0, 2048 for ResNet-50,
-            512 for ResNet-18).
-        timestamps_s, reasons: of the keyframes, as in :class:`encoders.keyframes.KeyframeSet`.
-        backbone: a key of :data:`BACKBONES`.
-        weights: ``"random"`` (seeded random initialisation), the weights file's name (``"efficientnet-lite0-57934424"``),
-            a torchvision weights name (``"IMAGENET1K_V2"``), or ``"file:<stem>:<sha256 prefix>"`` for a given file.
-        model_version: identifies everything that shapes the numbers (backbone, weights, the code and preprocessing).
-        video_sha256: content hash of the video file ("" when encoded from frames alone).
-    """
-
-    features: np.ndarray
-    timestamps_s: list[float]
-    reasons: list[str]
-    backbone: str
-    weights: str
-    model_version: str
-    video_sha256: str = ""
-
-    @property
-    def dim(self) -> int:
-        return int(self.features.shape[1])
 
 
 class VisualEncoder:

@@ -18,9 +18,7 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
@@ -276,7 +274,7 @@ class FeatureExtractor:
     ) -> None:
         from encoders.feature_cache import FeatureCache
         from encoders.keyframes_gpu import keyframe_decoder
-        from encoders.linker import load_linker
+        from encoders.linking import load_linker
         from encoders.text import LINKING_TEXT_MODEL, TextEncoder, TextEncoderConfig
         from encoders.visual import VisualEncoder, VisualEncoderConfig
 
@@ -340,22 +338,16 @@ class FeatureExtractor:
             return None
 
     def _cache_put(self, key: str, arrays: dict[str, Any]) -> None:
-        self.cache_root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cache_root, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, frames=arrays["frames"], frame_times=arrays["frame_times"], tokens=arrays["tokens"],
-                         token_text=np.array(json.dumps(arrays["token_text"], ensure_ascii=False)))
-            os.replace(tmp, self.cache_root / f"{key}.npz")  # readers never see half a file
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from encoders.cache_files import save_npz_atomic
+
+        save_npz_atomic(self.cache_root / f"{key}.npz", frames=arrays["frames"], frame_times=arrays["frame_times"],
+                        tokens=arrays["tokens"], token_text=np.array(json.dumps(arrays["token_text"], ensure_ascii=False)))
 
     # --- extraction -----------------------------------------------------------------------------------------------
 
     def enrich(self, entries: Sequence[VideoEntry]) -> list[EnrichedText]:
         """Link and enrich the composed texts of ``entries`` (one graph round trip)."""
-        from encoders.linker import link_mentions
+        from encoders.linking import link_mentions
 
         texts = [compose_text(e) for e in entries]
         return self.enricher.run(texts, link_mentions(texts, self.linker))

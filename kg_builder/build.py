@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from kg_builder.graph import DEFAULT_BATCH_SIZE, Graph
 from kg_builder.records import EntityRecord, RelationRecord, SynonymRecord
-from kg_builder.schema import ENTITY_KINDS, ENTITY_RELATIONS, apply_schema
+from kg_builder.schema import ENTITY_KINDS, ENTITY_RELATIONS, KIND_OF_LABEL, apply_schema
 from kg_builder.source_config import (
     CMEKG_MAPPING_FILE,
     HP_OBO,
@@ -404,7 +404,7 @@ ORDER BY label
 def chinese_name_counts(graph: Graph) -> dict[str, dict[str, int]]:
     """``{"all" | kind: {"entities", "name_zh", "name_zh_or_synonym"}}``: how many entities have a Chinese name, and
     how many have a Chinese name or at least one Chinese synonym (what the linker and lookup can find in Chinese)."""
-    kinds = {label: kind for kind, label in ENTITY_KINDS.items()}
+    kinds = KIND_OF_LABEL
     counts: dict[str, dict[str, int]] = {"all": {"entities": 0, "name_zh": 0, "name_zh_or_synonym": 0}}
     for row in graph.read(CHINESE_NAMES_QUERY, {"kind_labels": list(kinds)}):
         entry = {key: int(row[key]) for key in ("entities", "name_zh", "name_zh_or_synonym")}

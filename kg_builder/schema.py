@@ -24,6 +24,9 @@ ENTITY_KINDS: dict[str, str] = {
     "treatment": "Treatment",
     "exam": "Exam",
 }
+#: The same mapping read the other way (label → kind), in the same order: a node carrying several kind labels takes
+#: the first kind of this order.
+KIND_OF_LABEL: dict[str, str] = {label: kind for kind, label in ENTITY_KINDS.items()}
 #: Relationship types between entities (the knowledge graph proper).
 ENTITY_RELATIONS: tuple[str, ...] = ("IS_A", "HAS_PHENOTYPE", "MAPS_TO")
 #: Relationship types the profiling pipeline writes.

@@ -297,6 +297,24 @@ def test_link_many_texts(client: Any) -> None:
     assert results[1]["mentions"] == [] and results[2]["mentions"] == []
 
 
+def test_link_as_the_first_request_of_a_process_answers(settings: Settings, built_kg: dict[str, Any]) -> None:
+    """A fresh app (a new gunicorn worker) whose first request is POST /link builds the graph handle inside the
+    linker's build; with one lock for every per-process resource that waited for itself for ever."""
+    import threading
+
+    fresh = create_app(dataclasses.replace(settings, broker_url=broker_url_for_tests(settings)))
+    answers: list[Any] = []
+    worker = threading.Thread(target=lambda: answers.append(fresh.test_client().post("/link", json={"text": "青光眼"})),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    try:
+        assert not worker.is_alive(), "the first POST /link of a fresh app did not answer within 120 s"
+        assert answers[0].status_code == 200 and answers[0].get_json()["mentions"][0]["id"] == "OVP:glaucoma"
+    finally:
+        close_graph(fresh)
+
+
 @pytest.mark.parametrize("body", [{}, {"text": "a", "texts": ["b"]}, {"text": 3}, {"texts": "abc"}, {"texts": []},
                                   {"texts": ["x"] * 101}, {"texts": [None]}, [1, 2], {"text": "x" * 20_001}])
 def test_link_rejects_bad_bodies(client: Any, body: Any) -> None:

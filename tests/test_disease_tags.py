@@ -9,7 +9,7 @@ import pytest
 
 from encoders.disease_tags import (DiseaseTag, SourceTag, TagThresholds, combine_tags, disease_rows, named_tags,
                                    similarity_tags, sentence_spans)
-from encoders.linker import Mention
+from encoders.linking import Mention
 from encoders.phenotype_ic import PhenotypeIndex, PhenotypeThresholds
 from kg_builder.store.tags import DiseaseText, PhenotypeGraph
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from encoders.linker import DictionaryMatcher, EntityLinker, KnowledgeBase
+from encoders.linking import DictionaryMatcher, EntityLinker, KnowledgeBase
 from kg_builder.store.entities import EntityDictionary, lookup
 from kg_builder.graph import Graph
 from kg_builder.source_config import HPO_ZH_FILE

@@ -15,7 +15,7 @@ import pytest
 from api.app import create_app
 from api.db import close_graph
 from encoders.disease_tags import NamedEvidence, SourceTag, combine_tags
-from encoders.linker import EntityLinker, load_linker
+from encoders.linking import EntityLinker, load_linker
 from encoders.sentence_vectors import SentenceVectorEncoder
 from encoders.video_search import SearchConfig, SharedConcept, VideoSearch, hit_reason
 from kg_builder.graph import Graph

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from kg_builder.graph import Graph
-from kg_builder.schema import ENTITY_KINDS
+from kg_builder.schema import KIND_OF_LABEL
 from kg_builder.source_config import SOURCES
 from kg_builder.store.build_stamp import read_build_stamp
 
@@ -99,14 +99,13 @@ class EntityEntry:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "EntityEntry":
-        kinds = {label: kind for kind, label in ENTITY_KINDS.items()}
         return cls(
             id=row["id"],
             name=row["name"] or "",
             name_zh=row.get("name_zh"),
             synonyms=tuple(row.get("synonyms") or ()),
             source=row.get("source"),
-            kind=next((kinds[label] for label in row["labels"] if label in kinds), ""),
+            kind=next((KIND_OF_LABEL[label] for label in row["labels"] if label in KIND_OF_LABEL), ""),
             xrefs=tuple(sorted(x for x in row.get("xrefs") or () if x is not None)),
         )
 
