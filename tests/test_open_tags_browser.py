@@ -143,7 +143,7 @@ def test_video_page_shows_open_tags_apart_with_their_evidence(site: dict[str, An
     driver.get(f"{base}/ui/videos/{GLAUCOMA}?lang=en")
 
 
-def test_disease_page_lists_videos_predicted_and_tagged_apart(site: dict[str, Any]) -> None:
+def test_disease_page_lists_videos_predicted_and_tagged_apart(site: dict[str, Any], graph: Graph) -> None:
     driver, base = site["driver"], site["base"]
     driver.get(f"{base}/ui/entities/OVP:glaucoma?lang=en")
     table = wait_for(driver, "#disease-video-table")
@@ -160,8 +160,10 @@ def test_disease_page_lists_videos_predicted_and_tagged_apart(site: dict[str, An
     assert {GLAUCOMA, PRESSURE} <= set(rows)
     assert "similar in meaning" in rows[PRESSURE] and "0.57" in rows[PRESSURE] and "SYNTHETIC" in rows[PRESSURE]
     assert "named in the text" in rows[GLAUCOMA] and "inferred from phenotypes" in rows[GLAUCOMA]
-    # a profile-label disease nobody tagged: the tagged list says so
-    driver.get(f"{base}/ui/entities/OVP:pterygium?lang=en&via=tagged")
+    # a disease no video is tagged with: the tagged list says so
+    untagged = graph.read("MATCH (d:Entity:Disease) WHERE NOT EXISTS { (d)<-[:TAGGED]-(:Profile {latest: true}) } "
+                          "RETURN d.id AS id ORDER BY d.id LIMIT 1")[0]["id"]
+    driver.get(f"{base}/ui/entities/{untagged}?lang=en&via=tagged")
     assert "No video's latest profile is tagged with it." in wait_for(driver, "#disease-videos").text
 
 
