@@ -1,5 +1,6 @@
-"""The video list (search, filters, sort, pages) and one video's page: player, texts with the linked mentions,
-keyframes with their attention, the profile with its evidence, the history, the ratings and the rating form."""
+"""The video list (search, filters, sort, pages) and one video's page: player, texts with the linked mentions, the open
+tags with their evidence, keyframes with their attention, the profile with its evidence, the history, the ratings and
+the rating form."""
 from __future__ import annotations
 
 import json
