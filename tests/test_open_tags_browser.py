@@ -32,7 +32,7 @@ from worker.records import DiseasePrediction, MentionRecord, ProfileRecord, Vide
 from worker.writeback import write_profiles
 
 PREFIX = "tagsbrowser_"
-GLAUCOMA, PRESSURE, CATARACT = (PREFIX + s for s in ("glaucoma", "pressure", "cataract"))
+GLAUCOMA, PRESSURE, CATARACT, UNTAGGED = (PREFIX + s for s in ("glaucoma", "pressure", "cataract", "untagged"))
 
 TRANSCRIPT = "Glaucoma slowly damages the optic nerve. Dry eyes feel gritty after hours at a screen."
 SENTENCE = "Dry eyes feel gritty after hours at a screen."
@@ -81,6 +81,10 @@ def _records(encoder: SentenceVectorEncoder) -> list[ProfileRecord]:
             model_version="m-tags", popularity=50.0, popularity_pct=99.0, quality=4, quality_probs=(0.05, 0.05, 0.1, 0.6, 0.2),
             predictions=predictions, mentions=mentions, tags=tuple(tags),
             text_vector=tuple(float(x) for x in encoder.encode([text])[0])))
+    # profiled as before issue 38 (OVP_OPEN_TAGS=0): no tags, no text vector
+    records.append(ProfileRecord(
+        video=VideoMeta(id=UNTAGGED, platform="douyin", title="护眼小知识", caption="多看远处", synthetic=True),
+        model_version="m-tags", popularity=1.0, popularity_pct=10.0, quality=3, quality_probs=(0.2,) * 5))
     return records
 
 
@@ -222,4 +226,9 @@ def test_search_pages_status(site: dict[str, Any]) -> None:
     assert refused.status_code == 400 and "control characters" in refused.get_data(as_text=True)
     assert client.get("/ui/search?q=eye&k=0").status_code == 400
     assert client.get(f"/ui/videos/{PREFIX}missing/similar").status_code == 404
+    # a video profiled without open tags: the video page and its similar page say why there is nothing
+    page = client.get(f"/ui/videos/{UNTAGGED}?lang=en").get_data(as_text=True)
+    assert "No open tag" in page and "OVP_OPEN_TAGS=0" in page
+    similar = client.get(f"/ui/videos/{UNTAGGED}/similar?lang=en")
+    assert similar.status_code == 200 and "This video has no text vector" in similar.get_data(as_text=True)
     assert client.get(f"/ui/entities/OVP:glaucoma?via=sideways").status_code == 400
