@@ -771,12 +771,8 @@ def kg_embed(
     graph = graph or Graph.connect(settings)
     try:
         mark = time.perf_counter()
-        export = export_graph(graph)
+        export = _nonempty_export(graph)
         seconds["export"] = time.perf_counter() - mark
-        if export.num_nodes == 0 or len(export.triples) == 0:
-            raise ValueError(
-                f"the graph has {export.num_nodes} entities and {len(export.triples)} edges; build it first with `ovp kg build`"
-            )
 
         mark = time.perf_counter()
         x = torch.from_numpy(node_features(node_texts(export), settings, features=features))
@@ -796,15 +792,7 @@ def kg_embed(
 
         model_dir = ""
         if save:
-            extra = {
-                "nodes": export.num_nodes,
-                "edges": export.edge_counts(),
-                "held_out": held_out,
-                "features": features,
-                "evaluation": EVALUATION_PROTOCOL,
-                "metrics": {name: m.to_dict() for name, m in comparison.metrics.items()},
-            }
-            model_dir = str(save_model(settings.home / "models" / "gnn", comparison.model, train_config, version, export.ids, embeddings, extra))
+            model_dir = _save_trained(settings, comparison, train_config, version, export, embeddings, held_out, features)
 
         written = 0
         if write:
@@ -817,23 +805,43 @@ def kg_embed(
     seconds["total"] = time.perf_counter() - started
     rgcn_train = comparison.training["rgcn"]
     report = EmbedReport(
-        nodes=export.num_nodes,
-        edges=export.edge_counts(),
-        held_out=held_out,
-        epochs=rgcn_train.epochs_run,
-        best_epoch=rgcn_train.best_epoch,
-        seconds=seconds,
-        metrics=comparison.metrics,
-        evaluation=EVALUATION_PROTOCOL,
-        features=features,
-        model_version=version,
-        model_dir=model_dir,
-        written=written,
+        nodes=export.num_nodes, edges=export.edge_counts(), held_out=held_out, epochs=rgcn_train.epochs_run,
+        best_epoch=rgcn_train.best_epoch, seconds=seconds, metrics=comparison.metrics, evaluation=EVALUATION_PROTOCOL,
+        features=features, model_version=version, model_dir=model_dir, written=written,
     )
+    _log_report(report, len(export.triples))
+    return report
+
+
+def _nonempty_export(graph: "Graph") -> KGExport:
+    """The entity graph, refused when it has no entity or no edge (nothing to train on)."""
+    export = export_graph(graph)
+    if export.num_nodes == 0 or len(export.triples) == 0:
+        raise ValueError(
+            f"the graph has {export.num_nodes} entities and {len(export.triples)} edges; build it first with `ovp kg build`"
+        )
+    return export
+
+
+def _save_trained(settings: Settings, comparison: VariantComparison, train_config: TrainConfig, version: str,
+                  export: KGExport, embeddings: np.ndarray, held_out: dict[str, int], features: str) -> str:
+    """Save the trained R-GCN and its embeddings under ``<home>/models/gnn/`` with what it was trained and scored on."""
+    extra = {
+        "nodes": export.num_nodes,
+        "edges": export.edge_counts(),
+        "held_out": held_out,
+        "features": features,
+        "evaluation": EVALUATION_PROTOCOL,
+        "metrics": {name: m.to_dict() for name, m in comparison.metrics.items()},
+    }
+    return str(save_model(settings.home / "models" / "gnn", comparison.model, train_config, version, export.ids,
+                          embeddings, extra))
+
+
+def _log_report(report: EmbedReport, edges: int) -> None:
     m = report.metrics
     log.info(
         "kg embed: %d entities, %d edges, %d epochs in %.1fs; test MRR rgcn %.4f / untrained %.4f / mlp %s; wrote %d (%s)",
-        report.nodes, len(export.triples), report.epochs, seconds["total"], m["rgcn"].mrr, m["rgcn_untrained"].mrr,
-        f"{m['mlp'].mrr:.4f}" if "mlp" in m else "-", written, version,
+        report.nodes, edges, report.epochs, report.seconds["total"], m["rgcn"].mrr, m["rgcn_untrained"].mrr,
+        f"{m['mlp'].mrr:.4f}" if "mlp" in m else "-", report.written, report.model_version,
     )
-    return report
