@@ -745,15 +745,14 @@ def kg_embed(
         train_config: epochs, seed, hold-out shares …; defaults as in :class:`TrainConfig`.
         model_config: R-GCN hyperparameters; defaults as in :class:`GraphModelConfig`.
         features: 'text' (sentence-encoder inputs) or 'hashed' (bag-of-words fallback, no model needed).
-        write: False leaves the graph untouched (metrics only).
-        save: False does not write ``<home>/models/gnn/``.
+        write, save: False leaves the graph untouched (metrics only), resp. does not write ``<home>/models/gnn/``.
         baseline: False skips training the MLP baseline (its metrics are then absent).
         threads: CPU threads torch may use while training (restored afterwards); None leaves torch's setting.
         graph: an open connection to use; one is opened (and closed) from ``settings`` when omitted.
 
     Returns:
-        An :class:`EmbedReport`; the metrics follow :data:`EVALUATION_PROTOCOL` on the held-out test edges.
-        The written embeddings are computed over all edges (held-out ones included) with the trained weights.
+        An :class:`EmbedReport` (metrics: :data:`EVALUATION_PROTOCOL` on the held-out test edges; the written
+        embeddings are computed over all edges, held-out ones included, with the trained weights).
 
     Raises:
         GraphUnavailable: Neo4j cannot be reached.
@@ -763,8 +762,7 @@ def kg_embed(
     from encoders.device import resolve_device
     from kg_builder.graph import Graph
 
-    train_config = train_config or TrainConfig()
-    model_config = model_config or GraphModelConfig()
+    train_config, model_config = train_config or TrainConfig(), model_config or GraphModelConfig()
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     own_graph = graph is None
@@ -781,18 +779,14 @@ def kg_embed(
         model_config = dataclasses.replace(model_config, in_channels=int(x.shape[1]))
         split, comparison = train_on_triples(x, export.triples, model_config, train_config,
                                              device=resolve_device(settings.device), baseline=baseline, threads=threads)
-        seconds["train_rgcn"] = comparison.training["rgcn"].seconds
-        if "mlp" in comparison.training:
-            seconds["train_mlp"] = comparison.training["mlp"].seconds
+        seconds.update({f"train_{name}": run.seconds for name, run in comparison.training.items()})
 
         with torch_threads(threads):
             embeddings = entity_embeddings(comparison.model, x, torch.as_tensor(export.triples))
         version = model_version(model_config, train_config, export, features)
         held_out = {name: int((split.test[:, 1] == i).sum()) for i, name in enumerate(RELATIONS)}
-
-        model_dir = ""
-        if save:
-            model_dir = _save_trained(settings, comparison, train_config, version, export, embeddings, held_out, features)
+        model_dir = "" if not save else _save_trained(settings, comparison, train_config, version, export, embeddings,
+                                                      held_out, features)
 
         written = 0
         if write:
