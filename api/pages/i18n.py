@@ -217,7 +217,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "not_in_text": ("not found at its place in the stored text (the text changed since it was tagged)",
                     "在存储的文本中未找到其位置（标注后文本已更改）"),
     "summed_ic": ("summed information content", "信息量之和"),
-    "through_term": ("the disease has it as", "疾病以此表型关联"),
+    "through_term": ("the disease has it as", "疾病注释为"),
     "whole_text_matched": ("the whole text was closest", "全文最为接近"),
     "sentence_matched": ("the sentence that was closest", "最接近的句子"),
     "disease_text": ("compared with", "比较的疾病文本"),
