@@ -101,7 +101,7 @@ bp.record_once(lambda state: state.app.add_url_rule("/", "root", lambda: redirec
 
 def register_routes() -> None:
     # Imported for their @bp.route side effects, after bp exists.
-    from api.pages import batches, entities, media, review, videos  # noqa: F401
+    from api.pages import batches, entities, media, review, search, videos  # noqa: F401
 
 
 register_routes()
