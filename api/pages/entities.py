@@ -10,7 +10,7 @@ from flask import abort, g, render_template, request, url_for
 
 from api.blueprints.entities import MAX_NEIGHBOURS
 from api.db import get_graph
-from api.pages import bp
+from api.pages.blueprint import bp
 from api.pages.i18n import entity_label, translate
 from api.pages.svg import Group, Node, neighbourhood_svg
 from api.validation import arg_enum, arg_str, check_id

@@ -14,7 +14,7 @@ from flask import abort, g, render_template, request
 
 from api.blueprints.search import LIMITS, get_searcher
 from api.db import get_graph
-from api.pages import bp
+from api.pages.blueprint import bp
 from api.pages.i18n import entity_label, translate
 from api.validation import RequestValidationError, arg_int, check_id, check_str, strip_control
 from encoders.video_search import SharedConcept

@@ -13,7 +13,7 @@ from flask_login import current_user
 
 from api.context import get_settings
 from api.db import get_graph
-from api.pages import bp
+from api.pages.blueprint import bp
 from api.pages.media import MediaRefused, media_file
 from api.pages.tags import evidence_ids, tag_views
 from api.pages.text import COMPOSED, field_texts, mention_field, segments
