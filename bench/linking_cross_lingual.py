@@ -237,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", action="store_true", help="DEV only: score the threshold grid and pick by the rule")
     parser.add_argument("--repeats", type=int, default=5, help="timing rounds")
+    parser.add_argument("--min-words", type=int, help="--sweep: the matcher's min_words (default: the linker's)")
+    parser.add_argument("--min-cjk-chars", type=int, help="--sweep: the matcher's min_cjk_chars")
+    parser.add_argument("--keep-hashtags", action="store_true", help="--sweep: embed hashtags too")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -251,7 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     kb = new.kb
     classes = ConceptClasses(kb)
     if args.sweep:
-        print(json.dumps({"bench": "linking_cross_lingual --sweep", **dev_sweep(new, captions, classes)}, indent=2))
+        assert new.semantic is not None
+        new.semantic.min_words = args.min_words or new.semantic.min_words
+        new.semantic.min_cjk_chars = args.min_cjk_chars or new.semantic.min_cjk_chars
+        new.semantic.skip_hashtags = new.semantic.skip_hashtags and not args.keep_hashtags
+        spans = {k: getattr(new.semantic, k) for k in ("min_words", "min_cjk_chars", "skip_hashtags")}
+        print(json.dumps({"bench": "linking_cross_lingual --sweep", "spans": spans,
+                          **dev_sweep(new, captions, classes)}, indent=2))
         return 0
 
     with Graph.connect(settings) as graph:

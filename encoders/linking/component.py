@@ -366,7 +366,8 @@ def cross_lingual_matcher(
 ) -> SemanticMatcher:
     """The semantic fallback with cross-lingual vectors (multilingual USE): spans in either language are embedded
     as written and scored against each entity's "name. definition", its definition's sentences and its English and
-    Chinese names; only defined entities can be linked. Its vectors are read now (or computed once per machine and
+    Chinese names; only defined entities can be linked; hashtags are skipped and a Chinese span needs six characters
+    (shorter leftovers of a clause the dictionary cut, 有点水肿 or 看东西有, land on generic concepts; chosen on DEV). Its vectors are read now (or computed once per machine and
     cached, content-keyed, in ``settings.cache_dir``), so the first caption does not pay for them.
 
     Raises:
@@ -383,7 +384,7 @@ def cross_lingual_matcher(
 
     matcher = SemanticMatcher(
         use, kb, entity_vectors=vectors_of, defined_only=True, sentence_vectors=True, name_rows=True,
-        min_latin_ratio=0.0,
+        min_latin_ratio=0.0, skip_hashtags=True, min_cjk_chars=6,
         threshold=REAL_KB_CROSS_LINGUAL_THRESHOLD if threshold is None else threshold,
         zh_threshold=REAL_KB_CROSS_LINGUAL_ZH_THRESHOLD if zh_threshold is None else zh_threshold,
     )
