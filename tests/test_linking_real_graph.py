@@ -180,8 +180,9 @@ def test_dictionary_recall_on_the_gold_captions(dictionary, classes) -> None:
 
 
 def test_linker_meets_the_targets_on_the_held_out_test_half(linker, classes) -> None:
-    # The targets (recall and precision ≥ 0.85) on the TEST half, which no lexicon entry, threshold or glossing
-    # choice was made on (bench/linking.py: split_of). Measured with the fallback: P 0.985, R 0.857.
+    # The targets (recall and precision ≥ 0.85) on the TEST half, which no lexicon entry, threshold or span
+    # rule was chosen on (bench/linking.py: split_of). Measured with the cross-lingual fallback, thresholds frozen on
+    # DEV (bench/linking_cross_lingual.py): P 0.995, R 0.857 (the glossed English-only one: P 0.990, R 0.857).
     captions = [c for c in read_gold(GOLD) if split_of(c.id) == "test"]
     assert len(captions) >= 100
     scores = score_gold(captions, link_mentions([c.text for c in captions], linker), classes)

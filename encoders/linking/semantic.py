@@ -377,12 +377,12 @@ class SemanticMatcher:
         """The names an entity is scored by with ``name_rows``: English and Chinese preferred names and EXACT
         synonyms (the dictionary's surfaces), each once."""
         exact = [x for i, x in enumerate(entry.synonyms) if entry.scope_of(i) == "EXACT"]
-        seen: dict[str, None] = {}
+        seen: dict[str, str] = {}
         for name in (entry.name, entry.name_zh, *exact):
             name = (name or "").strip()
-            if name and name.lower() not in seen:
-                seen[name.lower()] = None
-        return list(seen)
+            if name:
+                seen.setdefault(name.lower(), name)
+        return list(seen.values())
 
     def name_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(entity index per row, R × D unit rows)`` of every entity's names as written (see ``name_rows``);
