@@ -164,6 +164,26 @@ def _index_packets(container: av.container.InputContainer, stream: av.video.stre
     return _PacketIndex(sorted(pts), sorted(key_pts), packets, end_pts)
 
 
+def _probe(path: Path, deadline: _Deadline) -> tuple[_PacketIndex, object, int, float]:
+    """The stream's packet index, time base, start time and duration, read with PyAV (no frame is decoded)."""
+    container = _open(path, deadline)
+    try:
+        stream = _video_stream(container, path)
+        _check_index(stream, path)
+        index = _index_packets(container, stream, deadline)
+        if index.packets == 0:
+            raise VideoDecodeError(f"{path}: the video stream has no frames (zero-length video)")
+        start_pts = stream.start_time or 0
+        return index, stream.time_base, start_pts, _duration(container, stream, index.end_pts, start_pts, [])
+    except av.ExitError as exc:
+        raise deadline.expired() from exc
+    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+        raise VideoDecodeError(f"{path}: cannot decode the video ({_reason(exc)})",
+                               hint="the file is damaged; re-export or re-download it") from exc
+    finally:
+        container.close()
+
+
 def extract_keyframes_torchcodec(
     path: str | Path,
     k: int = 8,
@@ -184,24 +204,7 @@ def extract_keyframes_torchcodec(
     _check_arguments(k, scene_threshold, timeout_s)
     path, device = Path(path), torch.device(device)
     deadline = _Deadline(path, timeout_s)
-    container = _open(path, deadline)
-    try:
-        stream = _video_stream(container, path)
-        _check_index(stream, path)
-        index = _index_packets(container, stream, deadline)
-        if index.packets == 0:
-            raise VideoDecodeError(f"{path}: the video stream has no frames (zero-length video)")
-        tb = stream.time_base
-        start_pts = stream.start_time or 0
-        duration_s = _duration(container, stream, index.end_pts, start_pts, [])
-    except av.ExitError as exc:
-        raise deadline.expired() from exc
-    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        raise VideoDecodeError(f"{path}: cannot decode the video ({_reason(exc)})",
-                               hint="the file is damaged; re-export or re-download it") from exc
-    finally:
-        container.close()
-
+    index, tb, start_pts, duration_s = _probe(path, deadline)
     try:
         decoder = VideoDecoder(str(path), device=device, seek_mode="exact", dimension_order="NCHW")
     except (RuntimeError, ValueError) as exc:
