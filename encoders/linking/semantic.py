@@ -12,7 +12,7 @@ import logging
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -338,18 +338,24 @@ class SemanticMatcher:
         if self.kb is None:
             raise ValueError("SemanticMatcher has no knowledge base; pass kb= or call set_kb()")
         if self._sentences is None:
-            owners: list[int] = []
-            texts: list[str] = []
-            for k, entry in enumerate(self.kb):
-                if self.defined_only and not entry.definition:
-                    continue
-                for sentence in self.definition_sentences(entry):
-                    owners.append(k)
-                    texts.append(sentence)
-            rows = self._rows(texts)
-            self._sentences = (np.asarray(owners, dtype=np.int64), rows)
-            log.info("semantic matcher: %d definition sentences ready", len(texts))
+            self._sentences = self._owned_rows(self.definition_sentences, "definition sentences")
         return self._sentences
+
+    def _owned_rows(self, texts_of: Callable[[KBEntry], Iterable[str]], what: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(entity index per row, R × D unit rows)`` of ``texts_of(entry)`` for every eligible entity (see
+        ``defined_only``), in KB order."""
+        assert self.kb is not None
+        owners: list[int] = []
+        texts: list[str] = []
+        for k, entry in enumerate(self.kb):
+            if self.defined_only and not entry.definition:
+                continue
+            for text in texts_of(entry):
+                owners.append(k)
+                texts.append(text)
+        rows = self._rows(texts)
+        log.info("semantic matcher: %d %s ready", len(texts), what)
+        return np.asarray(owners, dtype=np.int64), rows
 
     def reading_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(entity index per row, R × D unit rows)`` of the English readings of every entity's Chinese surfaces
@@ -390,18 +396,7 @@ class SemanticMatcher:
         if self.kb is None:
             raise ValueError("SemanticMatcher has no knowledge base; pass kb= or call set_kb()")
         if self._names is None:
-            owners: list[int] = []
-            texts: list[str] = []
-            if self.name_rows:
-                for k, entry in enumerate(self.kb):
-                    if self.defined_only and not entry.definition:
-                        continue
-                    for name in self.entity_names(entry):
-                        owners.append(k)
-                        texts.append(name)
-            rows = self._rows(texts)
-            self._names = (np.asarray(owners, dtype=np.int64), rows)
-            log.info("semantic matcher: %d entity names ready", len(texts))
+            self._names = self._owned_rows(self.entity_names if self.name_rows else lambda entry: (), "entity names")
         return self._names
 
     def similarities(self, texts: Sequence[str], glossed: Sequence[bool] | None = None) -> np.ndarray:
