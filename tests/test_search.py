@@ -1,4 +1,4 @@
-"""Search by meaning: the ranking query's text (exact string), and search, "more like this" and the API against the
+"""Search by meaning: the ranking query's structure, and search, "more like this" and the API against the
 real Neo4j (knowledge graph built) with the real sentence encoder.
 
 Test videos are written through the worker's write-back (``write_profiles``) under ids starting with ``searchtest_``
@@ -182,3 +182,24 @@ def test_video_detail_lists_tags_apart_from_predictions(client: Any, videos: dic
     assert videos["cataract_zh"] in [v["video_id"] for v in tagged["videos"]] and tagged["via"] == "tagged"
     predicted = client.get("/diseases/OVP:cataract/videos?limit=200").get_json()
     assert videos["cataract_zh"] not in [v["video_id"] for v in predicted["videos"]]
+
+
+def test_a_denied_disease_is_not_tagged_however_close_its_sentence_is(graph: Graph, built_kg: dict[str, Any],
+                                                                       linker: EntityLinker,
+                                                                       encoder: SentenceVectorEncoder) -> None:
+    from encoders.disease_tags import DiseaseTagger, denied_diseases, sentence_spans, similarity_tags
+    from encoders.linking import link_mentions
+
+    tagger = DiseaseTagger(graph, Settings.from_env(), encoder=encoder)
+    text = "这不是青光眼哦。眼压正常，视神经也没有问题。"
+    (mentions,) = link_mentions([text], linker)
+    denied = denied_diseases(mentions)
+    assert denied, f"the linker should find the denied disease: {mentions}"
+    # Before the rule, the similarity source found the denied disease in the sentence that denies it.
+    spans = sentence_spans(text, tagger.thresholds.max_segments)
+    raw = similarity_tags(encoder.encode([text[a:b] for a, b in spans]), spans, tagger.disease_matrix,
+                          tagger.row_disease, tagger.row_text, min_similarity=tagger.thresholds.similarity_min,
+                          max_tags=20)
+    assert denied & {t.disease_id for t in raw}
+    (tags,) = tagger.tag([text], [mentions])
+    assert not denied & {t.disease_id for t in tags.tags}
