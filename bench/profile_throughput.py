@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from encoders.keyframes import extract_keyframes
 from fusion.training import train_on_manifest
 from fusion.demo_data import generate_demo_set
@@ -82,6 +84,7 @@ def main() -> None:
         decode.append(time.perf_counter() - started)
 
     runs = []
+    default_threads = torch.get_num_threads()
     profiler = cProfile.Profile() if args.cprofile else None
     with Graph.connect(settings) as graph:
         variants = [(int(c), mode, int(n)) for c in args.chunk_sizes.split(",") for mode in tag_modes
@@ -94,7 +97,9 @@ def main() -> None:
             run_settings.cache_dir.mkdir(parents=True, exist_ok=True)
             for vectors in settings.cache_dir.glob("entity_vectors_*"):
                 shutil.copy2(vectors, run_settings.cache_dir / vectors.name)
+            torch.set_num_threads(default_threads)  # a variant with OVP_TORCH_THREADS=0 gets torch's own count
             pipeline = ProfilingPipeline.load(run_settings, settings.model_path, graph)
+            pipeline_threads = torch.get_num_threads()
             load_s = pipeline.extractor.timings.load_s
             started = time.perf_counter()
             if profiler is not None:
@@ -116,7 +121,7 @@ def main() -> None:
             runs.append({
                 "chunk_size": chunk_size,
                 "open_tags": tags,
-                "torch_threads": run_settings.worker_torch_threads,
+                "torch_threads": pipeline_threads,
                 "repeat": repeat,
                 "videos": len(entries),
                 "seconds": round(total, 2),

@@ -80,8 +80,11 @@ class ProfilingPipeline:
             GraphUnavailable: the linker's knowledge base cannot be read.
         """
         model_dir = Path(model_dir) if model_dir else settings.model_path
-        # One setting for the whole process (torch's thread pool is global): a worker process runs one pipeline.
-        torch.set_num_threads(settings.worker_torch_threads)
+        # One setting for the whole process (torch's thread pool is global): a worker process runs one pipeline. On a
+        # 2-core machine two intra-op threads were 1.5x faster than one while the machine was quiet and 4x slower while
+        # other work kept its cores busy (bench/profile_throughput.py --torch-threads 2,1): the default stays torch's.
+        if settings.torch_threads > 0:
+            torch.set_num_threads(settings.torch_threads)
         model = load_model(model_dir, device=settings.device, precision=settings.fusion_precision)
         extractor = FeatureExtractor(graph, settings, FeatureSettings.for_model(model_dir, settings))
         tagger = DiseaseTagger(graph, settings) if settings.open_tags else None
