@@ -161,6 +161,7 @@ def main() -> None:
         "best_chunk_size": best["chunk_size"],
         "best_videos_per_s": best["videos_per_s"],
     }, indent=2))
+    shutil.rmtree(work, ignore_errors=True)  # the demo videos, models and caches: a few hundred MB per run
 
 
 if __name__ == "__main__":
