@@ -17,7 +17,9 @@ _LOCK_KEY = "ovp_resource_lock"  # guards every lazily built per-app resource (a
 def init_app(app: Flask, settings: Settings) -> None:
     """Give ``app`` its settings and the lock that builds each resource once."""
     app.config["OVP_SETTINGS"] = settings
-    app.extensions[_LOCK_KEY] = threading.Lock()
+    # Re-entrant: building one resource may need another (the linker reads the graph through get_graph), and a plain
+    # lock made the first request of a fresh app, when it was POST /link, wait for itself for ever.
+    app.extensions[_LOCK_KEY] = threading.RLock()
 
 
 def get_settings() -> Settings:
