@@ -15,9 +15,13 @@ How frames are chosen (cheapest first):
    whole clip is common in screen recordings), the missing slots are filled with frames at evenly spaced times
    (seek to the key frame before each time, decode forward), reason ``"uniform"``.
 
-Frames come back upright: the display matrix (``frame.rotation`` in PyAV ≥ 14) or the legacy ``rotate`` tag is applied.
+Frames come back upright: the display matrix (``frame.rotation`` in PyAV ≥ 14) or the legacy ``rotate`` tag is applied,
+and no larger than ``MAX_FRAME_PIXELS``: a larger frame is scaled down while it is still in the decoder's format, so
+a 4K or 8K video never becomes full-size RGB (the network looks at 224 × 224 anyway).
 A file that is empty, not a video, truncated or corrupt raises :class:`ovp.errors.VideoDecodeError` naming the file and
-the reason; all decoding runs under a deadline, so a damaged file fails in bounded time instead of hanging.
+the reason; so does one over the limits of :class:`encoders.media.MediaLimits` (not a regular file, too many bytes,
+frames or duration larger than allowed; checked before decoding starts). All decoding runs under a deadline, so a
+damaged file fails in bounded time instead of hanging.
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from typing import Iterator, Literal, Sequence
 import av
 import numpy as np
 
-from ovp.errors import VideoDecodeError
+from encoders.media import MediaLimits, check_media_file
+from ovp.errors import MediaRefused, VideoDecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ THUMB_SIZE = 64
 HIST_BINS = 16
 #: Two timestamps closer than this (seconds) are the same frame.
 _EPS = 1e-3
+#: Frames with more pixels than this are scaled down (aspect kept) before they are converted to RGB.
+MAX_FRAME_PIXELS = 1920 * 1080
 
 
 @dataclass
@@ -96,6 +103,7 @@ def extract_keyframes(
     timeout_s: float = 20.0,
     scene_threshold: float = 0.45,
     max_held_bytes: int = 256 << 20,
+    limits: MediaLimits | None = None,
 ) -> KeyframeSet:
     """Choose up to ``k`` frames of a video: key frames, scene changes, evenly spaced fill-ins (see module doc).
 
@@ -108,6 +116,7 @@ def extract_keyframes(
             change.
         max_held_bytes: decoded key frames are held in memory up to this many bytes so that the chosen ones need no
             second decode; past it, the chosen key frames are decoded again by seeking (long, high-resolution videos).
+        limits: the file size, frame size and duration allowed (default :class:`MediaLimits`' defaults).
 
     Returns:
         A :class:`KeyframeSet` with frames in time order.
@@ -116,6 +125,7 @@ def extract_keyframes(
         ValueError: ``k < 1``, ``scene_threshold`` outside (0, 1] or ``timeout_s <= 0``.
         VideoDecodeError: the file is missing or empty, has no video stream, is truncated, is not a video or cannot
             be decoded, or decoding took longer than ``timeout_s``.
+        MediaRefused: not a regular file, or larger than ``limits`` allow (bytes, frame size, duration).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -125,7 +135,8 @@ def extract_keyframes(
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     path = Path(path)
     deadline = _Deadline(path, timeout_s)
-    _check_file(path)
+    limits = limits or MediaLimits()
+    check_media_file(path, limits)
     try:
         container = av.open(str(path), timeout=timeout_s, metadata_errors="replace")
     except av.ExitError as exc:  # PyAV's timeout interrupted FFmpeg
@@ -138,6 +149,7 @@ def extract_keyframes(
     try:
         stream = _video_stream(container, path)
         _check_index(stream, path)
+        _check_limits(container, stream, path, limits)
         stream.codec_context.thread_type = "AUTO"
         scan = _scan_keyframes(container, stream, deadline, max_held_bytes)
         if scan.packets == 0:
@@ -294,13 +306,36 @@ class _Scan:
     packets: int = 0
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise VideoDecodeError(f"{path}: no such file", hint="check the path")
-    if not path.is_file():
-        raise VideoDecodeError(f"{path}: not a regular file", hint="pass a video file, not a directory")
-    if path.stat().st_size == 0:
-        raise VideoDecodeError(f"{path}: empty file (0 bytes)", hint="the upload or download did not complete")
+def _check_limits(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
+                  limits: MediaLimits) -> None:
+    # From the headers, before anything is decoded: a decoder holds several frames of this size at once. Headers can
+    # lie about the duration; the deadline bounds what they hide.
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    if width * height > limits.max_pixels:
+        raise MediaRefused(
+            f"{path}: frames of {width} × {height} ({width * height / 1e6:.1f} MP), more than the "
+            f"{limits.max_pixels / 1e6:.1f} MP a video may have",
+            hint="scale the video down, or raise OVP_MAX_VIDEO_PIXELS",
+        )
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = container.duration / av.time_base if container.duration else 0.0
+    if duration > limits.max_duration_s:
+        raise MediaRefused(
+            f"{path}: {duration:,.0f} s long, more than the {limits.max_duration_s:,.0f} s a video may last",
+            hint="cut the video, or raise OVP_MAX_VIDEO_DURATION_S",
+        )
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as RGB, scaled down first (area averaging, aspect kept) when it has more than MAX_FRAME_PIXELS."""
+    pixels = frame.width * frame.height
+    if pixels <= MAX_FRAME_PIXELS:
+        return frame.to_ndarray(format="rgb24")
+    scale = math.sqrt(MAX_FRAME_PIXELS / pixels)
+    width, height = max(2, int(frame.width * scale) // 2 * 2), max(2, int(frame.height * scale) // 2 * 2)
+    return frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
@@ -434,7 +469,7 @@ def _materialise(
         if pick.keyframe_index is None:
             continue
         if scan.held is not None:
-            frames[i] = scan.held[pick.keyframe_index].to_ndarray(format="rgb24")
+            frames[i] = _to_rgb(scan.held[pick.keyframe_index])
         else:
             need_keyframes.append(i)
     if need_keyframes:
@@ -442,7 +477,7 @@ def _materialise(
         for i in need_keyframes:
             frame = next(_decode_from(container, stream, scan.pts[picks[i].keyframe_index], deadline), None)
             if frame is not None:
-                frames[i] = frame.to_ndarray(format="rgb24")
+                frames[i] = _to_rgb(frame)
     uniform = [i for i, p in enumerate(picks) if p.keyframe_index is None]
     if uniform:
         stream.codec_context.skip_frame = "DEFAULT"
@@ -507,7 +542,7 @@ def _decode_uniform(
             else:
                 previous = current
         if chosen is not None:
-            frames[i] = chosen[0].to_ndarray(format="rgb24")
+            frames[i] = _to_rgb(chosen[0])
             times[i] = chosen[1]
             position = chosen[1]
 

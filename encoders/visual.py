@@ -29,8 +29,8 @@ import torchvision
 from torchvision import models
 
 from encoders.device import resolve_device
-from encoders.feature_cache import file_sha256
 from encoders.keyframes import KeyframeSet, extract_keyframes
+from encoders.media import HashedFile, MediaLimits, hash_media
 from ovp.errors import ModelNotFound, VideoDecodeError
 
 if TYPE_CHECKING:
@@ -234,6 +234,7 @@ def encode_video(
     *,
     k: int = 8,
     timeout_s: float = 20.0,
+    limits: MediaLimits | None = None,
 ) -> VisualFeatures:
     """Keyframes → ResNet features of one video, answered from the cache when this exact file was seen before.
 
@@ -245,7 +246,8 @@ def encode_video(
         encoder: the visual encoder.
         cache: where features are kept; ``None`` always computes.
         k: keyframes per video (``Settings.keyframes``).
-        timeout_s: decode time bound (``Settings.decode_timeout_s``).
+        timeout_s: time bound on reading, probing and decoding the video (``Settings.decode_timeout_s``).
+        limits: the file size, frame size and duration allowed.
 
     Returns:
         The video's :class:`VisualFeatures`.
@@ -254,14 +256,14 @@ def encode_video(
         VideoDecodeError: see :func:`encoders.keyframes.extract_keyframes`.
         ModelNotFound: see :meth:`VisualEncoder.load`.
     """
-    result = encode_videos([path], encoder, cache, k=k, timeout_s=timeout_s)[0]
+    result = encode_videos([path], encoder, cache, k=k, timeout_s=timeout_s, limits=limits)[0]
     if isinstance(result, VideoDecodeError):
         raise result
     return result
 
 
 def encode_videos(
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path | HashedFile],
     encoder: VisualEncoder,
     cache: FeatureCache | None = None,
     *,
@@ -269,6 +271,7 @@ def encode_videos(
     timeout_s: float = 20.0,
     workers: int = 1,
     on_done: Callable[[int], object] | None = None,
+    limits: MediaLimits | None = None,
 ) -> list[VisualFeatures | VideoDecodeError]:
     """Keyframes → ResNet features of several videos, as :func:`encode_video` gives them one by one, but faster.
 
@@ -277,8 +280,14 @@ def encode_videos(
     batches of ``encoder.config.batch_size``, the threads decode the next. At most two windows of decoded frames are
     held at once. One worker decoding one video at a time left a GPU idle most of the time (``bench/profile_gpu.py``).
 
+    Each video gets ``timeout_s`` for reading (hashing), probing and decoding together; a file is checked
+    (:mod:`encoders.media`: a regular file within ``limits``) before a byte of it is read.
+
     Args:
+        paths: the videos; a :class:`encoders.media.HashedFile` (already checked and hashed by the caller) is not
+            read again, and the seconds its hashing took count against its deadline.
         on_done: called with the number of videos finished, after each window (a progress bar's ``update``).
+        limits: the file size, frame size and duration allowed (default: :class:`MediaLimits`' defaults).
 
     Returns:
         One result per path, in order: its features, or the :class:`VideoDecodeError` it raised (a file that cannot
@@ -290,32 +299,36 @@ def encode_videos(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    limits = limits or MediaLimits()
     results: list[VisualFeatures | VideoDecodeError | None] = [None] * len(paths)
-    todo: list[tuple[int, Path, str, str | None]] = []  # (position, path, file digest, cache key)
+    todo: list[tuple[int, HashedFile, str | None]] = []  # (position, the checked file, cache key)
     for i, raw in enumerate(paths):
-        path = Path(raw)
         try:
-            digest = file_sha256(path)
-        except OSError as exc:
-            results[i] = VideoDecodeError(f"{path}: cannot read the file ({exc.strerror or exc})", hint="check the path")
+            hashed = raw if isinstance(raw, HashedFile) else hash_media(raw, limits, timeout_s=timeout_s)
+        except VideoDecodeError as exc:
+            results[i] = exc
             continue
-        key = cache.key(digest, encoder.identity, k) if cache is not None else None
+        key = cache.key(hashed.sha256, encoder.identity, k) if cache is not None else None
         hit = cache.get(key) if cache is not None and key is not None else None
         if hit is not None:
-            logger.debug("%s: visual features from cache (%s)", path, key)
+            logger.debug("%s: visual features from cache (%s)", hashed.path, key)
             results[i] = hit
         else:
-            todo.append((i, path, digest, key))
+            todo.append((i, hashed, key))
 
-    def decode(item: tuple[int, Path, str, str | None]) -> KeyframeSet | VideoDecodeError:
+    def decode(item: tuple[int, HashedFile, str | None]) -> KeyframeSet | VideoDecodeError:
+        hashed = item[1]
         try:
-            return extract_keyframes(item[1], k=k, timeout_s=timeout_s)
+            # What reading the file left of the video's deadline (at least a sliver, so the error names the deadline).
+            left = max(timeout_s - hashed.seconds, 1e-3)
+            return extract_keyframes(hashed.path, k=k, timeout_s=left, limits=limits)
         except VideoDecodeError as exc:
             return exc
 
     size = max(8, 2 * workers)
     windows = [todo[start:start + size] for start in range(0, len(todo), size)]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ovp-decode") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ovp-decode")
+    try:
         pending = [pool.submit(decode, item) for item in windows[0]] if windows else []
         for n, window in enumerate(windows):
             decoded = [future.result() for future in pending]
@@ -323,17 +336,21 @@ def encode_videos(
             sets = [d for d in decoded if isinstance(d, KeyframeSet)]
             features = encoder.encode_frames([frame for s in sets for frame in s.frames])
             offset = 0
-            for (i, _path, digest, key), d in zip(window, decoded):
+            for (i, hashed, key), d in zip(window, decoded):
                 if isinstance(d, VideoDecodeError):
                     results[i] = d
                     continue
                 count = len(d.frames)
-                results[i] = encoder.features_of(d, features[offset:offset + count], video_sha256=digest)
+                results[i] = encoder.features_of(d, features[offset:offset + count], video_sha256=hashed.sha256)
                 offset += count
                 if cache is not None and key is not None:
                     cache.put(key, results[i])
             if on_done is not None:
                 on_done(len(window))
+    finally:
+        # Never wait here for a decoding thread: when the task's soft time limit interrupts this loop, the chunk must
+        # go on at once (each thread ends by its own video's deadline).
+        pool.shutdown(wait=False, cancel_futures=True)
     return results  # type: ignore[return-value]
 
 

@@ -335,7 +335,7 @@ class FeatureExtractor:
             GraphUnavailable: Neo4j cannot be reached (a per-video problem never raises; it becomes a FeatureFailure).
             ModelNotFound: an encoder cannot be loaded.
         """
-        from encoders.feature_cache import file_sha256
+        from encoders.media import HashedFile, MediaLimits, hash_media
         from encoders.visual import encode_videos
         from tqdm.auto import tqdm
 
@@ -354,13 +354,18 @@ class FeatureExtractor:
         parts: list[dict[str, Any] | None] = [None] * len(entries)
         keys: list[str | None] = [None] * len(entries)
         digests: list[str | None] = [None] * len(entries)
+        hashed: list[HashedFile | None] = [None] * len(entries)
+        limits = MediaLimits.from_settings(self.settings)
         started = time.perf_counter()
         for i, entry in enumerate(entries):
             try:
-                digests[i] = file_sha256(entry.path)
-            except OSError as exc:
-                results[i] = FeatureFailure(entry.id, f"cannot read {entry.path}: {exc.strerror or exc}")
+                # Checked (a regular file within the limits) before a byte is read, and read within the video's
+                # deadline, which decoding then shares.
+                hashed[i] = hash_media(entry.path, limits, timeout_s=self.settings.decode_timeout_s)
+            except VideoDecodeError as exc:
+                results[i] = FeatureFailure(entry.id, str(exc))
                 continue
+            digests[i] = hashed[i].sha256
             keys[i] = self.cache_key(digests[i], texts[i])
             parts[i] = self._cache_get(keys[i])
         t.hash_s += time.perf_counter() - started
@@ -373,9 +378,9 @@ class FeatureExtractor:
         started = time.perf_counter()
         # Decoded by several threads, encoded a window of videos at a time (encoders.visual.encode_videos).
         with tqdm(total=len(misses), desc="keyframes+ResNet", unit="video", disable=not show, leave=False) as bar:
-            encoded_videos = encode_videos([entries[i].path for i in misses], self.visual, self.visual_cache,
+            encoded_videos = encode_videos([hashed[i] for i in misses], self.visual, self.visual_cache,
                                            k=self.features.keyframes, timeout_s=self.settings.decode_timeout_s,
-                                           workers=self.settings.decode_threads, on_done=bar.update)
+                                           workers=self.settings.decode_threads, on_done=bar.update, limits=limits)
         for i, outcome in zip(misses, encoded_videos):
             if isinstance(outcome, VideoDecodeError):
                 results[i] = FeatureFailure(entries[i].id, str(outcome))
