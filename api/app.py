@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask
 
 from api import context, db
+from api.extensions import init_extensions
 from api.blueprints.batches import bp as batches
 from api.blueprints.diseases import bp as diseases
 from api.blueprints.entities import bp as entities
@@ -22,7 +23,7 @@ from api.blueprints.videos import bp as videos
 from api.errors import register_error_handlers
 from api.openapi import bp as openapi
 from kg_builder.named_queries import QUERY_DIR, load_queries
-from ovp.settings import Settings
+from ovp.settings import Settings, check_service_credentials
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,15 @@ def create_app(settings: Settings, test_config: Mapping[str, Any] | None = None)
     Returns:
         the Flask app, with ``MAX_CONTENT_LENGTH`` set from ``settings.api_max_body_bytes`` and the named queries loaded
         (a malformed or unsafe query file fails here, at start-up, not on first use).
+
+    Raises:
+        ConfigError: the development Neo4j password outside development (``OVP_DEV`` unset). The other public
+            defaults in use are logged loudly.
     """
     if not isinstance(settings, Settings):
         raise TypeError(f"create_app needs an ovp.settings.Settings, got {type(settings).__name__}")
+    for warning in check_service_credentials(settings, "API"):
+        log.warning("!!! %s !!!", warning)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.api_max_body_bytes)
     # Keep non-ASCII (Chinese names) readable in responses.
@@ -48,6 +55,7 @@ def create_app(settings: Settings, test_config: Mapping[str, Any] | None = None)
     app.config.update(test_config or {})
     context.init_app(app, settings)
     db.init_app(app)
+    init_extensions(app, settings)
     app.extensions["ovp_named_queries"] = load_queries(app.config.get("OVP_QUERY_DIR") or QUERY_DIR)
 
     register_error_handlers(app)

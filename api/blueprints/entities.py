@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 
 from api.db import get_graph
+from api.extensions import expensive
 from api.validation import arg_int, arg_str, check_id
 from kg_builder.store.entities import entity_detail, lookup
 
@@ -20,6 +21,7 @@ MAX_LIMIT = 50
 MAX_NEIGHBOURS = 100
 
 @bp.get("/entities")
+@expensive
 def search_entities() -> Any:
     """Entities whose name, Chinese name or synonym matches ``q`` (Lucene syntax in ``q`` is escaped), best first."""
     text = arg_str(request, "q", max_len=MAX_QUERY_CHARS, min_len=1)
