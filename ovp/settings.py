@@ -46,7 +46,7 @@ class Settings:
     resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet weights file; empty = torchvision's cache, else random weights with a warning"})
     device: str = field(default="auto", metadata={"env": "OVP_DEVICE", "doc": "auto (CUDA when present), cpu, cuda or cuda:N"})
     keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
-    decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on decoding one video"})
+    decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on reading (hashing), probing and decoding one video, together"})
     decode_workers: int = field(default=0, metadata={"env": "OVP_DECODE_WORKERS", "doc": "threads that decode a chunk's videos while the GPU encodes; 0 = min(8, CPU cores)"})
     max_text_chars: int = field(default=20_000, metadata={"env": "OVP_MAX_TEXT_CHARS", "doc": "captions longer than this are cut, with a warning"})
     cache_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "cache", metadata={"env": "OVP_CACHE_DIR", "doc": "content-keyed caches (keyframe features, entity text vectors); shared by clones, safe to delete"})
