@@ -14,7 +14,7 @@ from api.blueprints.diseases import MAX_LIMIT as DISEASE_MAX_LIMIT
 from api.blueprints.entities import MAX_LIMIT as ENTITY_MAX_LIMIT
 from api.blueprints.entities import MAX_QUERY_CHARS
 from api.blueprints.linking import MAX_TEXTS
-from fusion.manifest import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, PLATFORMS
+from fusion.manifest import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, MAX_TRANSCRIPT_CHARS
 from kg_builder.store.diseases import SORT_KEYS
 
 bp = Blueprint("openapi", __name__)
@@ -79,21 +79,24 @@ COMPONENTS: dict[str, Any] = {
         "ManifestVideo": {
             "type": "object",
             "description": "One manifest line (see fusion/manifest.py); unknown fields are rejected.",
-            "required": ["id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s", "author_followers"],
+            "required": ["id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s"],
             "properties": {
                 "id": ID_SCHEMA,
                 "path": {"type": "string", "minLength": 1, "maxLength": 4096},
-                "platform": {"type": "string", "enum": list(PLATFORMS)},
+                "platform": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},  # PLATFORM_PATTERN, any case
                 "title": {"type": "string", "maxLength": MAX_TITLE_CHARS},
                 "caption": {"type": "string", "maxLength": MAX_CAPTION_CHARS},
                 "hashtags": {"type": "array", "items": {"type": "string"}},
                 "published_at": {"type": "string", "format": "date-time"},
                 "duration_s": {"type": "number", "minimum": 0},
-                "author_followers": {"type": "integer", "minimum": 0},
+                "author_followers": {"type": "integer", "minimum": 0, "nullable": True},
                 "url": {"type": "string"},
+                "transcript": {"type": "string", "maxLength": MAX_TRANSCRIPT_CHARS},
                 "diseases": {"type": "array", "items": {"type": "string"}},
+                "diseases_weak": {"type": "boolean"},
                 "views": {"type": "integer", "minimum": 0}, "likes": {"type": "integer", "minimum": 0},
                 "comments": {"type": "integer", "minimum": 0}, "shares": {"type": "integer", "minimum": 0},
+                "engagement_read_at": {"type": "string", "format": "date-time"},
                 "quality": {"type": "integer", "minimum": 1, "maximum": 5},
                 "synthetic": {"type": "boolean"},
             },

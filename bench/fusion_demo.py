@@ -1,10 +1,13 @@
 """Benchmark: the ablation study on the SYNTHETIC 600-video demo set; prints JSON.
 
-Claim measured: the full model (cross-modal attention over keyframes, knowledge-enriched text and GNN entity
-embeddings, three joint heads) is at least as good as every ablation on each task's headline metric (disease macro-F1,
-popularity Spearman, quality QWK) on the held-out test split — compared on the means over ``--seeds``, with the
-standard deviation over seeds beside each mean — and training + evaluation of the full model take under 20 minutes on
-the development CPU (the whole ablation is timed too, and may take longer).
+Claim measured (the settled target, non-inferiority): the full model (cross-modal attention over keyframes,
+knowledge-enriched text and GNN entity embeddings, three joint heads) is never clearly worse than an ablation on a
+task's headline metric (disease macro-F1, popularity Spearman, quality QWK) on the held-out test split — no full −
+variant difference more than two standard errors of the seed mean below zero, over ``--seeds`` (two or more) — and
+training + evaluation of the full model take under 20 minutes on the development CPU (the whole ablation is timed
+too, and may take longer). The table (stderr) and the JSON (stdout) both lead with that reading; the plain "at least
+as good on the means" reading is reported beside it. The rounds below record how the options were chosen; the
+options they rejected are retired from the code (``docs/fusion-history.md``), so their ``--set`` lines no longer run.
 
     python bench/fusion_demo.py [--videos 600] [--seed 0] [--seeds 0,1,2] [--epochs N] [--patience N]
                                 [--width 64] [--dropout 0.2] [--lr 2e-3] [--variant NAME ...]
@@ -664,7 +667,7 @@ log = logging.getLogger("bench.fusion_demo")
                    "and JSON.")
 @click.option("--set", "settings_overrides", multiple=True, metavar="FIELD=JSON",
               help="A FusionConfig field for every variant, e.g. --set task_weighting=equal or "
-                   "--set detach_popularity=true (repeatable; the value is JSON, a bare word is read as a string).")
+                   "--set modality_dropout=0.3 (repeatable; the value is JSON, a bare word is read as a string).")
 def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience: int | None, width: int,
          dropout: float, lr: float, variants: tuple[str, ...], resnet_arch: str, keyframes: int,
          out: Path | None, select_on: str, split_per_seed: bool, folds: int | None, predictions: bool,
@@ -674,7 +677,7 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     if merge:
         _merge(merge)
         return
-    from fusion.ablation import VARIANTS, ablate_manifest
+    from fusion.ablation import VARIANTS, ablate_on_manifest
     from fusion.demo_data import generate_demo_set
 
     settings = dataclasses.replace(Settings.from_env(), resnet_arch=resnet_arch, keyframes=keyframes)
@@ -690,7 +693,7 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     if patience:
         overrides["patience"] = patience
     started = time.perf_counter()
-    report, feats = ablate_manifest(
+    report, feats = ablate_on_manifest(
         manifest, settings, seed=seed, seeds=[int(s) for s in seeds.split(",")] if seeds else None, epochs=epochs,
         variants=variants or tuple(VARIANTS), width=width, dropout=dropout, lr=lr,
         progress=sys.stderr.isatty(), eval_split=select_on, split_per_seed=split_per_seed,
@@ -706,6 +709,7 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     # and over the folds when cross-fitting, in VariantResult, so divide).
     full_s = (full.train_s + full.eval_s) / (len(full.seeds) * (folds or 1)) if full else None
     result = {
+        "non_inferiority": report.target(),
         "benchmark": "fusion ablation on the demo set",
         "model": {"width": width, "dropout": dropout, "lr": lr, "epochs": epochs, "patience": patience,
                   "overrides": {k: v for k, v in overrides.items() if k != "patience"}},
@@ -756,6 +760,7 @@ def _merge(paths: tuple[Path, ...]) -> None:
     print(report.table(), file=sys.stderr)
     with_full = next((part for part in parts if "full" in part["variants"]), parts[0])
     print(json.dumps({
+        "non_inferiority": report.target(),
         "benchmark": "fusion ablation on the demo set",
         "merged_from": [str(path) for path in paths],
         "model": with_full.get("model"),
@@ -769,12 +774,11 @@ def _merge(paths: tuple[Path, ...]) -> None:
 
 
 def _noise_targets(report: Any) -> dict[str, object]:
-    """The acceptance target read two ways: as worded (the full model's mean at least as good as every variant's, on
-    every task, however small the gap) and against the noise between training seeds (no variant ahead by more than
-    ``NOISE_MARGIN_SE`` standard errors of the seed mean; None with one seed)."""
-    read = report.verdicts()
-    return {"full_at_least_every_ablation_on_means": all(v is not False for v in report.full_wins().values()),
-            "full_never_clearly_worse_than_an_ablation": (read["clear_losses"] == 0) if read else None}
+    """The target (non-inferiority: no variant ahead by more than ``NOISE_MARGIN_SE`` standard errors of the seed mean;
+    None with one seed) and, beside it, the plain reading (the full model's mean at least as good as every variant's,
+    on every task, however small the gap)."""
+    return {"full_never_clearly_worse_than_an_ablation": report.non_inferiority()["met"],
+            "full_at_least_every_ablation_on_means": all(v is not False for v in report.full_wins().values())}
 
 
 #: What every process of one ablation must share besides what ``AblationReport.merged`` checks (seeds, folds, split,

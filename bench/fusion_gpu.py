@@ -8,8 +8,8 @@ Features are random arrays with the shapes of the demo set's (4 keyframes × 512
 the model learns nothing here and no metric is reported. For each device, precision and batch size one model of the
 ablation's size (width 128) trains a fixed number of epochs without early stopping or head refit; reported are the
 median seconds per epoch (the first epoch, with its warm-up, left out), prediction throughput and peak GPU memory.
-On CUDA plain fp32 (the default) is compared with bf16 autocast (``OVP_FUSION_PRECISION=bf16``, read by
-``fusion.training._autocast`` at each batch). ``--concurrency N`` starts N processes that
+On CUDA plain fp32 (the default) is compared with bf16 autocast (``OVP_FUSION_PRECISION=bf16``: the precision
+``fusion.training.train`` and ``fusion.inference.load_model`` are given). ``--concurrency N`` starts N processes that
 each train one model on the same GPU at once (as N Celery workers or N ablation processes would) and reports the
 wall-clock time for all of them, against N times one model alone.
 """
@@ -24,8 +24,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from unittest import mock
-
 import numpy as np
 import torch
 
@@ -71,22 +69,21 @@ def one_run(items: list[VideoFeatures], device: str, precision: str, epochs: int
     """Train one model on 80 % of ``items`` (validated on the rest each epoch) and time it and its predictions."""
     cut = int(len(items) * 0.8)
     train_items, val_items = items[:cut], items[cut:]
-    with mock.patch.dict(os.environ, {"OVP_FUSION_PRECISION": precision}):
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        started = time.perf_counter()
-        result = training.train(train_items, val_items, config(items, epochs, batch_size), LABELS, progress=False,
-                                device=device)
-        total = time.perf_counter() - started
-        epoch_s = [h["seconds"] for h in result.history[1:]] or [result.history[0]["seconds"]]
-        result.predictor.predict(items[:64], batch_size=batch_size)  # warm-up
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        result.predictor.predict(items, batch_size=batch_size)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        predict_s = time.perf_counter() - started
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    result = training.train(train_items, val_items, config(items, epochs, batch_size), LABELS, progress=False,
+                            device=device, precision=precision)
+    total = time.perf_counter() - started
+    epoch_s = [h["seconds"] for h in result.history[1:]] or [result.history[0]["seconds"]]
+    result.predictor.predict(items[:64], batch_size=batch_size)  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    result.predictor.predict(items, batch_size=batch_size)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    predict_s = time.perf_counter() - started
     out = {"epoch_s_median": round(statistics.median(epoch_s), 3), "train_s_total": round(total, 2),
            "predict_videos_per_s": round(len(items) / predict_s, 1)}
     if device.startswith("cuda"):

@@ -5,7 +5,7 @@ as it does in production. What the profiling pipeline (:class:`worker.pipeline.P
 graph is small and fixed, three queries:
 
 * the linker's knowledge base (:data:`encoders.linker.KB_QUERY`, once at load),
-* the label map (:data:`fusion.features.LABEL_QUERY`, once at load),
+* the label map (:data:`kg_builder.store.labels.PROFILE_LABELS_QUERY`, once at load),
 * the enrichment rows (:data:`encoders.enrichment.ENRICH_QUERY`, once per chunk, for the chunk's linked ids).
 
 Each enrichment row depends on its own entity only (the query UNWINDs ``$ids`` and reads each entity's
@@ -27,7 +27,7 @@ from typing import Any
 
 from encoders.enrichment import ENRICH_QUERY, EnrichmentConfig
 from encoders.linker import ENTITY_KINDS, KB_QUERY
-from fusion.features import LABEL_QUERY
+from kg_builder.store.labels import PROFILE_LABELS_QUERY
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class GraphSnapshot:
 
     Attributes:
         kb_rows: rows of ``KB_QUERY``.
-        label_rows: rows of ``LABEL_QUERY``.
+        label_rows: rows of ``PROFILE_LABELS_QUERY``.
         enrich_rows: rows of ``ENRICH_QUERY`` by entity id, for every entity of the graph.
         enrich_params: the non-id parameters those rows were read with.
     """
@@ -69,7 +69,7 @@ class GraphSnapshot:
         """
         params = _enrich_params(config or EnrichmentConfig())
         kb_rows = graph.read(KB_QUERY, {"kind_labels": list(ENTITY_KINDS)})
-        label_rows = graph.read(LABEL_QUERY)
+        label_rows = graph.read(PROFILE_LABELS_QUERY)
         ids = sorted({row["id"] for row in kb_rows if row.get("id")})
         enrich_rows = {row["id"]: row for row in graph.read(ENRICH_QUERY, {"ids": ids, **params})}
         log.info("graph snapshot: %d entities, %d labels, %d enrichment rows", len(kb_rows), len(label_rows), len(enrich_rows))
@@ -84,7 +84,7 @@ class GraphSnapshot:
         params = params or {}
         if query == KB_QUERY:
             return [dict(row) for row in self.kb_rows]
-        if query == LABEL_QUERY:
+        if query == PROFILE_LABELS_QUERY:
             return [dict(row) for row in self.label_rows]
         if query == ENRICH_QUERY:
             asked = {k: v for k, v in params.items() if k != "ids"}

@@ -59,9 +59,9 @@ TEXT_MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "s
 def pack(out: Path, *, videos: int, arch: str, keyframes: int, seed: int) -> dict[str, Any]:
     """Write the demo set, a small model, the graph snapshot and the text model's config into ``out``."""
     from encoders.text import TextEncoder, TextEncoderConfig
-    from fusion.ablation import train_manifest
     from fusion.demo_data import generate_demo_set
     from fusion.features import FeatureSettings
+    from fusion.training import train_on_manifest
     from kg_builder.graph import Graph
 
     base = Settings.from_env()
@@ -70,7 +70,7 @@ def pack(out: Path, *, videos: int, arch: str, keyframes: int, seed: int) -> dic
     settings = dataclasses.replace(base, resnet_arch=arch, keyframes=keyframes, cache_dir=work / "cache")
     _copy_entity_vectors(base.cache_dir, settings.cache_dir)
     generate_demo_set(out / "demo", videos=videos, seed=seed)
-    train_manifest(out / "demo" / "manifest.jsonl", out / "model", settings, seed=0, epochs=2, progress=False)
+    train_on_manifest(out / "demo" / "manifest.jsonl", out / "model", settings, seed=0, epochs=2, progress=False)
     enrichment = FeatureSettings.for_model(out / "model", settings).enrichment
     with Graph.connect(settings) as graph:
         GraphSnapshot.capture(graph, enrichment).save(out / "graph_snapshot.json.gz")
@@ -118,7 +118,7 @@ def load_pipeline(packed: Path, device: str, cache_dir: Path, text_model: Path |
                   decode_workers: int = 0):  # -> ProfilingPipeline
     """The worker's pipeline over the packed model, reading the graph snapshot, on ``device``."""
     from fusion.features import FeatureExtractor, FeatureSettings
-    from fusion.training import load_model
+    from fusion.inference import load_model
     from worker.pipeline import ProfilingPipeline
 
     settings = dataclasses.replace(Settings.from_env(), device=device, cache_dir=cache_dir, decode_workers=decode_workers)
@@ -127,7 +127,8 @@ def load_pipeline(packed: Path, device: str, cache_dir: Path, text_model: Path |
         features = dataclasses.replace(features, text_model=str(text_model))
     snapshot = GraphSnapshot.load(packed / "graph_snapshot.json.gz")
     extractor = FeatureExtractor(snapshot, settings, features)
-    return ProfilingPipeline(settings, extractor, load_model(packed / "model", device=device))
+    return ProfilingPipeline(settings, extractor, load_model(packed / "model", device=device,
+                                                                 precision=settings.fusion_precision))
 
 
 def fresh_caches(pipeline: Any, root: Path) -> None:

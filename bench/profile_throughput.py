@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from encoders.keyframes import extract_keyframes
-from fusion.ablation import train_manifest
+from fusion.training import train_on_manifest
 from fusion.demo_data import generate_demo_set
 from fusion.manifest import read_manifest
 from kg_builder.graph import Graph
@@ -44,7 +44,7 @@ def main() -> None:
     manifest = work / "demo" / "manifest.jsonl"
     # Ids of their own, so the bench never touches the demo's videos in a shared graph (it removes its own at the end).
     entries = [dataclasses.replace(e, id=f"bench-{e.id}") for e in read_manifest(manifest)]
-    train_manifest(manifest, settings.model_path, settings, seed=0, epochs=2, progress=False)
+    train_on_manifest(manifest, settings.model_path, settings, seed=0, epochs=2, progress=False)
 
     decode = []
     for entry in entries:

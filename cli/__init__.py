@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "enrich": ("cli.text_cmd:enrich", "Print a caption enriched with its entities' graph knowledge."),
     "keyframes": ("cli.visual_cmd:keyframes", "Pick keyframes from a video."),
     "visual-features": ("cli.visual_cmd:visual_features", "ResNet features of a video's keyframes."),
+    "import": ("cli.import_cmd:import_group", "Turn downloaded videos (yt-dlp folders) into a manifest."),
     "demo-data": ("cli.fusion_cmd:demo_data", "Synthesise a labelled demo set of videos (SYNTHETIC)."),
     "train": ("cli.fusion_cmd:train", "Train the fusion model on a manifest."),
     "evaluate": ("cli.fusion_cmd:evaluate", "Evaluate a trained model on a manifest."),

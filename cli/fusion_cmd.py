@@ -60,10 +60,10 @@ def _stopping(patience: int | None) -> dict[str, int]:
 def train(settings, manifest: Path, out: Path, seed: int, epochs: int | None, patience: int | None,
           device: str | None) -> None:
     """Train the fusion model on MANIFEST (split 70/15/15 by id hash and --seed) and save it to --out."""
-    from fusion.ablation import train_manifest
+    from fusion.training import train_on_manifest
 
-    outcome = train_manifest(manifest, out, settings, seed=seed, epochs=epochs, device=device, progress=_progress(),
-                             **_stopping(patience))
+    outcome = train_on_manifest(manifest, out, settings, seed=seed, epochs=epochs, device=device,
+                                progress=_progress(), **_stopping(patience))
     result = outcome.result
     label = "SYNTHETIC data — " if result.synthetic else ""
     click.echo(
@@ -72,6 +72,10 @@ def train(settings, manifest: Path, out: Path, seed: int, epochs: int | None, pa
         f"val score {result.val_metrics.get('score', float('nan')):.3f}, {len(outcome.features.failures)} videos failed "
         f"({outcome.features.seconds:.0f} s features, {outcome.train_s:.0f} s training)"
     )
+    for task, why in result.untrained.items():
+        click.echo(f"not trained: the {task} head ({why}); the model does not predict {task}")
+    if result.weak_diseases:
+        click.echo(f"WEAK disease labels on {result.weak_diseases} videos (proposed from their linked text; model card)")
 
 
 @click.command("evaluate")
@@ -88,9 +92,10 @@ def evaluate(settings, manifest: Path, model_dir: Path, split: str, out: Path | 
     """Evaluate the model in --model on MANIFEST; metrics.json and PNG plots are written beside each other."""
     import json
 
-    from fusion.ablation import evaluate_manifest
+    from fusion.evaluation import evaluate_on_manifest
 
-    metrics = evaluate_manifest(manifest, model_dir, settings, split=split, out_dir=out, device=device, progress=_progress())
+    metrics = evaluate_on_manifest(manifest, model_dir, settings, split=split, out_dir=out, device=device,
+                                   progress=_progress())
     if as_json:
         click.echo(json.dumps(metrics, ensure_ascii=False, indent=2))
         return
@@ -122,10 +127,11 @@ def ablate(settings, manifest: Path, seed: int, seeds: str | None, epochs: int |
            variants: tuple[str, ...], split_per_seed: bool, folds: int | None, as_json: bool,
            device: str | None) -> None:
     """Train the full model and each ablation on one split of MANIFEST (one per seed with --split-per-seed, K per
-    seed with --folds) and print one table of test metrics."""
+    seed with --folds) and print one table of test metrics, led by the target's reading: the full model never
+    clearly worse than an ablation (needs two or more --seeds)."""
     import json
 
-    from fusion.ablation import VARIANTS, ablate_manifest
+    from fusion.ablation import VARIANTS, ablate_on_manifest
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -135,7 +141,7 @@ def ablate(settings, manifest: Path, seed: int, seeds: str | None, epochs: int |
     except ValueError:
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds") from None
     show = _progress()
-    report, feats = ablate_manifest(
+    report, feats = ablate_on_manifest(
         manifest, settings, seed=seed, seeds=seed_list, epochs=epochs, variants=variants or tuple(VARIANTS),
         device=device, progress=show, split_per_seed=split_per_seed, folds=folds, **_stopping(patience),
         on_variant=(lambda v: click.echo(f"{v.name}: {v.headline} ({v.train_s:.0f} s)", err=True)) if show else None,

@@ -73,7 +73,8 @@ def _report(settings: Settings, batch_id: str, video_ids: list[str], as_json: bo
     _print_status(status, False)
     click.echo(f"{'video':<24} {'GQS':>3} {'pop.%':>6}  predicted diseases (prob)")
     for row in table:
-        click.echo(f"{row['video']:<24} {row['quality']:>3} {row['popularity_pct']:>6}  {', '.join(row['diseases']) or '-'}")
+        quality, pct = (("-" if row[k] is None else row[k]) for k in ("quality", "popularity_pct"))
+        click.echo(f"{row['video']:<24} {quality:>3} {pct:>6}  {', '.join(row['diseases']) or '-'}")
 
 
 def _wait_for_batch(settings: Settings, batch_id: str, wait_s: float) -> dict | None:

@@ -2,9 +2,12 @@
 
 How frames are chosen (cheapest first):
 
-1. **Key frames.** The decoder is told to skip every non-key frame (``skip_frame = "NONKEY"``), so one pass over the
-   file decodes only the intra frames an encoder placed every GOP (typically every 1–10 s) — a small fraction of the
-   decoding work of the whole video (``bench/keyframes.py`` measures it).
+1. **Key frames.** Only the packets the container marks as key frames reach the decoder, so one pass over the file
+   decodes only the intra frames an encoder placed every GOP (typically every 1–10 s) — a small fraction of the
+   decoding work of the whole video (``bench/keyframes.py`` measures it). The packets are chosen rather than the
+   decoder told to skip (``skip_frame = "NONKEY"``) because decoders differ: FFmpeg's VP9 decoder ignores that
+   setting and decodes every frame, and libdav1d (AV1) reads it once when it opens, so it would keep skipping when
+   the uniform fill-ins below need every frame.
 2. **Scene changes.** Each key frame gets a small colour-histogram thumbnail; a key frame whose histogram differs from
    the previous key frame's by more than ``scene_threshold`` (total-variation distance, 0–1) starts a new scene and is
    preferred when more than K key frames exist. Detection runs on the key-frame sequence only, so a cut is found at the
@@ -391,7 +394,6 @@ def _scan_keyframes(
     tb = stream.time_base
     scan = _Scan(start_pts=stream.start_time or 0)
     start_s = float(scan.start_pts * tb) if tb else 0.0
-    stream.codec_context.skip_frame = "NONKEY"
     held_bytes = 0
     previous_hist: np.ndarray | None = None
     end_pts: int | None = None
@@ -404,6 +406,8 @@ def _scan_keyframes(
             end_pts = packet_end if end_pts is None else max(end_pts, packet_end)
         elif packet.size:
             scan.packets += 1
+        if packet.size and not packet.is_keyframe:
+            continue  # the flush packet (size 0) still goes through, to drain a frame-threaded decoder
         for frame in packet.decode():
             deadline.check()
             if rotation is None:
@@ -473,14 +477,12 @@ def _materialise(
         else:
             need_keyframes.append(i)
     if need_keyframes:
-        stream.codec_context.skip_frame = "NONKEY"
         for i in need_keyframes:
             frame = next(_decode_from(container, stream, scan.pts[picks[i].keyframe_index], deadline), None)
             if frame is not None:
                 frames[i] = _to_rgb(frame)
     uniform = [i for i, p in enumerate(picks) if p.keyframe_index is None]
     if uniform:
-        stream.codec_context.skip_frame = "DEFAULT"
         _decode_uniform(container, stream, scan, picks, uniform, frames, times, start_s, deadline)
     return frames, times
 

@@ -1,11 +1,7 @@
-"""Experiments on one deterministic split: the train/validation/test split by id hash, the ablation study, and the
-library functions behind ``ovp train`` / ``ovp evaluate`` / ``ovp ablate`` (manifest → features → model → metrics).
-
-The split depends only on ``(seed, video id)`` (SHA-256 → a number in [0, 1)), so the same manifest and seed give the
-same split in ``ovp train``, ``ovp evaluate`` and ``ovp ablate``, and adding videos never moves the others.
+"""The ablation study: the full model against variants that each remove one part, trained and scored alike.
 
 Ablation variants (:data:`VARIANTS`), each trained on the same training split with the same seed and scored on the same
-test split:
+test split (or cross-fitted over K folds):
 
 =================  =====================================================================================================
 ``full``           cross-modal attention over keyframes, enriched-caption tokens, entity GNN embeddings and metadata
@@ -16,58 +12,38 @@ test split:
 ``concat``         concatenation of pooled modalities instead of cross-attention
 ``single_task``    one model per task instead of the three jointly trained heads
 =================  =====================================================================================================
+
+The target is non-inferiority (:meth:`AblationReport.non_inferiority`): the full model is never clearly worse than an
+ablation, i.e. no full − variant difference of a headline metric lies more than :data:`NOISE_MARGIN_SE` standard
+errors of the seed mean below zero. Every report leads with that reading.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import hashlib
-import json
 import logging
 import math
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from fusion import metrics as M
 from fusion.config import TASKS, FusionConfig
-from fusion.evaluation import evaluate, labelled_arrays, score_predictions
-from fusion.metrics import HEADLINE_METRICS, validation_score
+from fusion.evaluation import labelled_arrays, score_predictions
+from fusion.features import ManifestFeatures, feature_settings_for, manifest_features, torch_threads
+from fusion.inference import FUSION_THREADS
+from fusion.metrics import HEADLINE_METRICS, headline, validation_score
 from fusion.records import LabelMap, VideoFeatures
+from fusion.splits import SPLITS, DataSplit, fold_splits, split_ids
+from fusion.training import train
 from ovp.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "SPLITS",
-    "DEFAULT_FRACTIONS",
-    "HEADLINE",
-    "VARIANTS",
-    "DataSplit",
-    "split_ids",
-    "fold_splits",
-    "headline",
-    "paired_bootstrap",
-    "VariantResult",
-    "AblationReport",
-    "variant_config",
-    "run_ablation",
-    "ManifestFeatures",
-    "manifest_features",
-    "TrainOutcome",
-    "train_manifest",
-    "evaluate_manifest",
-    "ablate_manifest",
-]
-
-SPLITS = ("train", "val", "test")
-DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 #: The one metric per task every table reports: (task, metric key in ``score_predictions``' output).
 HEADLINE: tuple[tuple[str, str], ...] = tuple(HEADLINE_METRICS.items())
 #: How many standard errors of the seed mean a full − variant difference must clear to count as a win or a loss in
@@ -83,101 +59,6 @@ VARIANTS: dict[str, str] = {
     "concat": "concatenation of pooled modalities instead of cross-attention",
     "single_task": "one model per task instead of joint heads",
 }
-
-
-# --- the split -------------------------------------------------------------------------------------------------------
-
-
-def _unit_hash(seed: int, video_id: str) -> float:
-    digest = hashlib.sha256(f"ovp-split|{seed}|{video_id}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
-
-
-@dataclass(frozen=True)
-class DataSplit:
-    """Video ids per split (each list sorted), with the seed and fractions that made them (saved as ``split.json``)."""
-
-    seed: int
-    fractions: tuple[float, float, float]
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...]
-
-    def ids(self, name: str) -> tuple[str, ...]:
-        """The ids of split ``name`` (``train``, ``val``, ``test``) or of all three (``all``)."""
-        if name == "all":
-            return self.train + self.val + self.test
-        if name not in SPLITS:
-            raise ValueError(f"split {name!r} is not one of {SPLITS + ('all',)}")
-        return getattr(self, name)
-
-    def select(self, items: Sequence[VideoFeatures], name: str) -> list[VideoFeatures]:
-        """The items of split ``name``, in the order of ``items``."""
-        wanted = set(self.ids(name))
-        return [it for it in items if it.video_id in wanted]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "fractions": list(self.fractions), "method": "sha256(ovp-split|seed|id)",
-                **{name: list(getattr(self, name)) for name in SPLITS}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DataSplit":
-        return cls(int(data["seed"]), tuple(data["fractions"]), *(tuple(data[name]) for name in SPLITS))  # type: ignore[arg-type]
-
-
-def split_ids(ids: Sequence[str], seed: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> DataSplit:
-    """Assign each id to train / val / test by a seeded hash of the id (deterministic, order-independent).
-
-    Raises:
-        ValueError: the fractions are negative or do not sum to 1, or an id appears twice.
-    """
-    if any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
-        raise ValueError(f"split fractions {fractions} must be ≥ 0 and sum to 1")
-    if len(set(ids)) != len(ids):
-        raise ValueError("video ids must be unique to split them")
-    cut_train, cut_val = fractions[0], fractions[0] + fractions[1]
-    parts: dict[str, list[str]] = {name: [] for name in SPLITS}
-    for vid in ids:
-        u = _unit_hash(seed, vid)
-        parts["train" if u < cut_train else "val" if u < cut_val else "test"].append(vid)
-    return DataSplit(seed, tuple(fractions), *(tuple(sorted(parts[name])) for name in SPLITS))  # type: ignore[arg-type]
-
-
-def fold_splits(ids: Sequence[str], seed: int, folds: int) -> list[DataSplit]:
-    """K-fold cross-fitting: the ids, ordered by the seeded hash, are dealt into ``folds`` folds of equal size (±1);
-    split k tests fold k, validates (early stopping) on fold k + 1 (mod K) and trains on the other K − 2. Every id is
-    in exactly one test fold, so the K models' test predictions together cover every video once.
-
-    Raises:
-        ValueError: fewer than 3 folds, fewer ids than folds, or an id appears twice.
-    """
-    if folds < 3:
-        raise ValueError(f"cross-fitting needs at least 3 folds (test, validation, training), got {folds}")
-    if len(set(ids)) != len(ids):
-        raise ValueError("video ids must be unique to split them")
-    if len(ids) < folds:
-        raise ValueError(f"{len(ids)} videos cannot fill {folds} folds")
-    order = sorted(ids, key=lambda vid: (_unit_hash(seed, vid), vid))
-    dealt = [tuple(sorted(order[k::folds])) for k in range(folds)]
-    fractions = ((folds - 2) / folds, 1 / folds, 1 / folds)
-    splits = []
-    for k in range(folds):
-        test, val = dealt[k], dealt[(k + 1) % folds]
-        train = tuple(sorted(set(ids) - set(test) - set(val)))
-        splits.append(DataSplit(seed, fractions, train, val, test))
-    return splits
-
-
-def headline(metrics: dict[str, Any]) -> dict[str, float | None]:
-    """``{"disease_macro_f1", "popularity_spearman", "quality_qwk"}`` from a ``score_predictions`` dict (None = n/a)."""
-    out: dict[str, float | None] = {}
-    for task, key in HEADLINE:
-        value = metrics.get(task, {}).get(key)
-        out[f"{task}_{key}"] = float(value) if value is not None and math.isfinite(value) else None
-    return out
-
-
-# --- ablation --------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -292,8 +173,10 @@ class AblationReport:
     _bootstrap_memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self, predictions: bool = False) -> dict[str, Any]:
-        """Plain JSON data (``predictions``: each variant's pooled predictions too, see ``VariantResult.to_dict``)."""
+        """Plain JSON data, the target's reading first (``predictions``: each variant's pooled predictions too, see
+        ``VariantResult.to_dict``)."""
         return {
+            "non_inferiority": self.target(),
             "data": "SYNTHETIC (ovp demo-data): says nothing about real videos" if self.synthetic else "operator-supplied",
             "synthetic": self.synthetic,
             "seed": self.seed,
@@ -403,9 +286,9 @@ class AblationReport:
         "clear_wins", "clear_losses", "within_noise", "total"}``; empty with fewer than two seeds, where there is no
         spread to read the differences against.
 
-        This is a second reading beside :meth:`full_wins` (the mean at least as good, however small the gap), not a
-        replacement: on a task where a removed part carries nothing, the two variants tie and the plain reading
-        depends on which side of the tie the seeds land.
+        The target (:meth:`non_inferiority`) is read from these. :meth:`full_wins` (the mean at least as good, however
+        small the gap) is reported beside it but decides nothing: on a task where a removed part carries nothing, the
+        two variants tie and that plain reading depends on which side of the tie the seeds land.
         """
         comparisons: dict[str, dict[str, dict[str, Any]]] = {}
         counts = {"at_least_as_good": 0, "clear_wins": 0, "clear_losses": 0, "within_noise": 0, "total": 0}
@@ -425,9 +308,46 @@ class AblationReport:
             return {}
         return {"margin_se": margin_se, "comparisons": comparisons, **counts}
 
+    def non_inferiority(self, margin_se: float = NOISE_MARGIN_SE) -> dict[str, Any]:
+        """The ablation's target, read against the noise between training seeds: the full model is never clearly worse
+        than an ablation — no full − variant difference of a headline metric more than ``margin_se`` standard errors
+        of the seed mean below zero (:meth:`verdicts`).
+
+        Returns ``{"met", "margin_se", "comparisons", "clear_losses": [{"variant", "metric", "mean", "se"}]}``;
+        ``met`` is None with fewer than two seeds (there is no spread to read a gap against), else whether there is
+        no clear loss.
+        """
+        read = self.verdicts(margin_se)
+        losses = [{"variant": name, "metric": metric, "mean": c["mean"], "se": c["se"]}
+                  for name, metrics in read.get("comparisons", {}).items() for metric, c in metrics.items()
+                  if c["verdict"] == "loss"]
+        return {"met": (not losses) if read else None, "margin_se": margin_se,
+                "comparisons": read.get("total", 0), "clear_losses": losses}
+
+    def target_line(self) -> str:
+        """One line: the non-inferiority target and whether this report meets it (what ``table`` starts with)."""
+        read = self.non_inferiority()
+        target = (f"target: the full model is never clearly worse than an ablation (by more than {read['margin_se']:g} "
+                  "standard errors of the seed mean)")
+        if read["met"] is None:
+            verdict = "not judged: it needs two or more training seeds (--seeds)"
+        elif read["met"]:
+            verdict = f"MET: no clear loss in {read['comparisons']} comparisons"
+        else:
+            verdict = (f"NOT MET: {len(read['clear_losses'])} clear loss(es) in {read['comparisons']} comparisons: "
+                       + "; ".join(f"{c['variant']} {c['metric']} {c['mean']:+.3f} (se {c['se']:.3f})"
+                                   for c in read["clear_losses"]))
+        return ("SYNTHETIC data — " if self.synthetic else "") + f"{target} — {verdict}"
+
+    def target(self) -> dict[str, Any]:
+        """:meth:`non_inferiority` with its one-line reading (``"reading"``, SYNTHETIC-labelled where it applies): what
+        every report leads with."""
+        return {"reading": self.target_line(), **self.non_inferiority()}
+
     def table(self) -> str:
-        """A plain-text table: one row per variant, the headline metrics on the test split (mean ± standard deviation
-        over seeds when there are several), disease mAP and popularity MAE, and seconds."""
+        """The target's reading (:meth:`target_line`), then a plain-text table: one row per variant, the headline
+        metrics on the test split (mean ± standard deviation over seeds when there are several), disease mAP and
+        popularity MAE, and seconds; then the paired differences and their readings."""
         where = (f"{self.folds}-fold cross-fitting ({self.sizes.get('all', 0)} videos, each tested once per seed, pooled; "
                  f"each fold trained on about {self.sizes.get('train', 0)} and validated on {self.sizes.get('val', 0)}"
                  if self.folds else
@@ -440,7 +360,7 @@ class AblationReport:
         )
         header = (f"{'variant':<15} {'disease macro-F1':>17} {'popularity Spearman':>20} {'quality QWK':>14} "
                   f"{'mAP':>6} {'pop MAE':>8} {'train s':>8}")
-        lines = [title, header, "-" * len(header)]
+        lines = [self.target_line(), "", title, header, "-" * len(header)]
 
         def cell(value: float | None, sd: float | None) -> str:
             if value is None:
@@ -514,7 +434,6 @@ def variant_config(name: str, base: FusionConfig) -> list[FusionConfig]:
     if name == "concat":
         return [base.replace(fusion="concat")]
     if name == "single_task":
-        # They are also the teachers a ``distill`` config learns from, so ``run_ablation`` trains them once.
         return [base.single_task(task) for task in TASKS if base.has(task)]
     raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
 
@@ -623,6 +542,7 @@ def run_ablation(
     variants: Sequence[str] = tuple(VARIANTS),
     seeds: Sequence[int] | None = None,
     device: str = "cpu",
+    precision: str = "fp32",
     progress: bool = True,
     on_variant: Callable[[VariantResult], None] | None = None,
     eval_split: str = "test",
@@ -636,6 +556,8 @@ def run_ablation(
             ``no_enrichment`` only).
         base: the ``full`` model's config (widths matching ``items``); variants are derived from it.
         seeds: training seeds; each variant's metrics are averaged over them (default ``[base.seed]``).
+        device, precision: where and in which precision the models train (``Settings.device``,
+            ``Settings.fusion_precision``).
         on_variant: called with each variant's result as soon as it is done (progress lines).
         eval_split: the split scored, ``"test"`` (the report) or ``"val"`` (for choosing training options without
             looking at the test split; the numbers are then the validation set's, the one early stopping also used).
@@ -656,318 +578,98 @@ def run_ablation(
         ValueError: an unknown variant or ``eval_split``, ``folds`` with ``eval_split="val"``, or an empty train or
             test split.
     """
-    from fusion.training import train
-
     if eval_split not in ("test", "val"):
         raise ValueError(f"eval_split must be 'test' or 'val', got {eval_split!r}")
     if folds is not None and eval_split != "test":
         raise ValueError("cross-fitting scores the test folds: eval_split must be 'test' with folds")
-
     seeds = list(seeds) if seeds else [base.seed]
     for name in variants:
         if name not in VARIANTS:
             raise ValueError(f"unknown ablation variant {name!r}; expected one of {', '.join(VARIANTS)}")
-    ids = [it.video_id for it in items]
-    # Per seed, the splits its models are trained and scored on: one, or one per fold.
-    if folds is not None:
-        datasets = {seed: [_split_data(s, items, caption_only_items) for s in fold_splits(ids, seed, folds)]
-                    for seed in seeds}
-    elif split_per_seed:
-        datasets = {seed: [_split_data(split_ids(ids, seed, split.fractions), items, caption_only_items)]
-                    for seed in seeds}
-    else:
-        shared = _split_data(split, items, caption_only_items)
-        datasets = {seed: [shared] for seed in seeds}
+    datasets = _datasets(items, caption_only_items, split, seeds, split_per_seed, folds)
     first = datasets[seeds[0]][0]["enriched"]
     report = AblationReport(
         seed=base.seed, seeds=seeds, synthetic=any(it.synthetic for it in items),
         sizes={**{s: len(first[s]) for s in SPLITS}, **({"all": len(items)} if folds else {})},
         eval_split=eval_split, split_per_seed=split_per_seed or folds is not None, folds=folds,
     )
-    # Single-task models are trained once per (seed, fold, features, config): the single-task variant's models are
-    # the teachers of a ``distill`` config trained on the same features. A reused model's training time is counted
-    # again in every variant that uses it, so each variant's time is what it would cost alone.
-    trained: dict[str, tuple[Any, float]] = {}
-
-    def fit(config: FusionConfig, source: dict[str, list[VideoFeatures]], data: str) -> tuple[Any, float]:
-        key = data + json.dumps(config.to_dict(), sort_keys=True)
-        if key in trained:
-            return trained[key]
-        teachers, seconds = None, 0.0
-        if config.distill and len(config.tasks) > 1:
-            fitted = {task: fit(config.single_task(task), source, data)
-                      for task in config.tasks}
-            teachers = {task: result for task, (result, _) in fitted.items()}
-            seconds = sum(s for _, s in fitted.values())
-        started = time.perf_counter()
-        result = train(source["train"], source["val"], config, label_map, progress=progress, device=device,
-                       teachers=teachers)
-        outcome = (result, seconds + time.perf_counter() - started)
-        if len(config.tasks) == 1:
-            trained[key] = outcome
-        return outcome
-
     for name in variants:
-        kind = "caption" if name == "no_enrichment" else "enriched"
-        runs: list[dict[str, Any]] = []
-        scored: list[dict[str, tuple[list[str], Any, Any]]] = []
-        train_s = eval_s = 0.0
-        best_epochs: list[int] = []
-        refit_kept: list[dict[str, int]] = []
-        rules: set[bool] = set()
-        for seed in seeds:
-            merged: dict[str, Any] = {}
-            arrays: dict[str, tuple[list[str], Any, Any]] = {}
-            for config in variant_config(name, base.replace(seed=seed)):
-                # Each fold's model predicts its own test part; the metrics are computed once over all of them.
-                pooled_items: list[VideoFeatures] = []
-                pooled: list[Any] = []
-                for fold, data in enumerate(datasets[seed]):
-                    source = data[kind]
-                    result, seconds = fit(config, source, f"{seed}/{fold}/{kind}/")
-                    train_s += seconds
-                    started = time.perf_counter()
-                    pooled += result.predictor.predict(source[eval_split])
-                    eval_s += time.perf_counter() - started
-                    pooled_items += source[eval_split]
-                    best_epochs.append(result.best_epoch)
-                    refit_kept.append(dict(result.refit.get("kept", {})))
-                metrics = score_predictions(pooled_items, pooled, label_map)
-                rules |= {pr.at_least_one for pr in pooled if pr.disease_probs}
-                merged.update({task: metrics[task] for task in config.tasks if task in metrics})
-                arrays.update(labelled_arrays(pooled_items, pooled, label_map))
-            merged["score"] = validation_score(merged)
-            runs.append(merged)
-            scored.append(arrays)
-        metrics = _mean_metrics(runs)
-        variant = VariantResult(name, VARIANTS[name], metrics, headline(metrics), train_s, eval_s, best_epochs, seeds,
-                                [headline(run) for run in runs], refit_kept, scored, rules == {True})
-        if len(rules) > 1:
-            logger.warning("ablation %s: some of its models apply the at-least-one rule and some do not (their training"
-                           " folds differ in whether a video is labelled []); the bootstrap treats it as off", name)
+        variant = _run_variant(name, base, seeds, datasets, label_map, eval_split,
+                               dict(progress=progress, device=device, precision=precision))
         report.variants.append(variant)
-        logger.info("ablation %s: %s (train %.1f s)", name, variant.headline, train_s)
+        logger.info("ablation %s: %s (train %.1f s)", name, variant.headline, variant.train_s)
         if on_variant is not None:
             on_variant(variant)
     return report
 
 
-# --- manifest → experiment (what `ovp train`, `ovp evaluate` and `ovp ablate` call) ----------------------------------
+#: Per seed, the data its models are trained and scored on: one split (or one per fold), each as
+#: {"enriched" | "caption": {"train" | "val" | "test": items}}.
+_Datasets = dict[int, list[dict[str, dict[str, list[VideoFeatures]]]]]
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)``, restoring the previous count afterwards."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def encoder_threads() -> int:
-    """Intra-op threads for the encoders: every core up to 2 (the ResNet and BERT passes scale; more contend)."""
-    return max(1, min(2, os.cpu_count() or 1))
+def _datasets(items: Sequence[VideoFeatures], caption_only_items: Sequence[VideoFeatures], split: DataSplit,
+              seeds: list[int], split_per_seed: bool, folds: int | None) -> _Datasets:
+    """Per seed, the splits its models are trained and scored on: the one ``split``, its own split, or its folds."""
+    ids = [it.video_id for it in items]
+    if folds is not None:
+        return {seed: [_split_data(s, items, caption_only_items) for s in fold_splits(ids, seed, folds)]
+                for seed in seeds}
+    if split_per_seed:
+        return {seed: [_split_data(split_ids(ids, seed, split.fractions), items, caption_only_items)]
+                for seed in seeds}
+    shared = _split_data(split, items, caption_only_items)
+    return {seed: [shared] for seed in seeds}
 
 
-#: The fusion model is small: on a shared CPU one intra-op thread trains it faster than two (thread hand-offs cost
-#: more than the matrix products they split), and results stay bit-identical across machines with different cores.
-TRAIN_THREADS = 1
+def _run_variant(name: str, base: FusionConfig, seeds: list[int], datasets: _Datasets, label_map: LabelMap,
+                 eval_split: str, training: dict[str, Any]) -> VariantResult:
+    """Variant ``name`` trained on every seed's data (``training``: ``train``'s progress, device and precision) and
+    scored per seed on its ``eval_split`` predictions, pooled over the seed's folds."""
+    kind = "caption" if name == "no_enrichment" else "enriched"
+    runs: list[dict[str, Any]] = []
+    scored: list[dict[str, tuple[list[str], Any, Any]]] = []
+    train_s = eval_s = 0.0
+    best_epochs: list[int] = []
+    refit_kept: list[dict[str, int]] = []
+    rules: set[bool] = set()
+    for seed in seeds:
+        merged: dict[str, Any] = {}
+        arrays: dict[str, tuple[list[str], Any, Any]] = {}
+        for config in variant_config(name, base.replace(seed=seed)):
+            # Each fold's model predicts its own test part; the metrics are computed once over all of them.
+            pooled_items: list[VideoFeatures] = []
+            pooled: list[Any] = []
+            for data in datasets[seed]:
+                source = data[kind]
+                started = time.perf_counter()
+                result = train(source["train"], source["val"], config, label_map, **training)
+                train_s += time.perf_counter() - started
+                started = time.perf_counter()
+                pooled += result.predictor.predict(source[eval_split])
+                eval_s += time.perf_counter() - started
+                pooled_items += source[eval_split]
+                best_epochs.append(result.best_epoch)
+                refit_kept.append(dict(result.refit.get("kept", {})))
+            metrics = score_predictions(pooled_items, pooled, label_map)
+            rules |= {pr.at_least_one for pr in pooled if pr.disease_probs}
+            merged.update({task: metrics[task] for task in config.tasks if task in metrics})
+            arrays.update(labelled_arrays(pooled_items, pooled, label_map))
+        merged["score"] = validation_score(merged)
+        runs.append(merged)
+        scored.append(arrays)
+    if len(rules) > 1:
+        logger.warning("ablation %s: some of its models apply the at-least-one rule and some do not (their training"
+                       " folds differ in whether a video is labelled []); the bootstrap treats it as off", name)
+    metrics = _mean_metrics(runs)
+    return VariantResult(name, VARIANTS[name], metrics, headline(metrics), train_s, eval_s, best_epochs, seeds,
+                         [headline(run) for run in runs], refit_kept, scored, rules == {True})
 
 
-@dataclass
-class ManifestFeatures:
-    """Features of a manifest's videos (enriched, and caption-only when asked), with failures and stage timings."""
-
-    items: list[VideoFeatures]
-    caption_only: list[VideoFeatures]
-    failures: list[Any]  # FeatureFailure
-    label_map: LabelMap
-    timings: dict[str, Any]
-    seconds: float
-
-    @property
-    def synthetic(self) -> bool:
-        return any(it.synthetic for it in self.items)
+# --- manifest → ablation (what `ovp ablate` calls) -------------------------------------------------------------------
 
 
-def feature_settings_for(settings: Settings, overrides: dict[str, Any]) -> Any:
-    """The ``FeatureSettings`` a model trained with ``overrides`` (``FusionConfig`` fields) needs: ``settings``' own,
-    with the caption encoded on its own as well when the model reads that (``FusionConfig.reads_caption_alone``)."""
-    from fusion.features import FeatureSettings
-
-    # One placeholder label: the label map is not known yet, and what the model reads does not depend on its size.
-    config = FusionConfig(**{"n_diseases": 1, **overrides})
-    return FeatureSettings.from_settings(settings, caption_states=config.reads_caption_alone)
-
-
-def manifest_features(
-    manifest: Path,
-    settings: Settings,
-    feature_settings: Any | None = None,
-    *,
-    caption_only: bool = False,
-    progress: bool = True,
-) -> ManifestFeatures:
-    """Read ``manifest`` and extract its videos' features (through the feature cache) with one ``FeatureExtractor``.
-
-    Raises:
-        ManifestError: the manifest is malformed.
-        GraphUnavailable: Neo4j cannot be reached.
-        ValueError: no video of the manifest could be read.
-    """
-    from dataclasses import replace
-
-    from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings
-    from fusion.manifest import read_manifest
-    from kg_builder.graph import Graph
-
-    started = time.perf_counter()
-    entries = read_manifest(manifest)
-    fs = feature_settings or FeatureSettings.from_settings(settings)
-    with Graph.connect(settings) as graph, torch_threads(encoder_threads()):
-        extractor = FeatureExtractor(graph, settings, fs)
-        results = extractor.extract(entries, progress=progress)
-        caption: list[Any] = []
-        if caption_only:
-            extractor.features = replace(fs, enrich=False)
-            caption = extractor.extract(entries, progress=progress)
-    items = [r for r in results if isinstance(r, VideoFeatures)]
-    failures = [r for r in results if isinstance(r, FeatureFailure)]
-    if not items:
-        raise ValueError(f"no video of {manifest} could be read ({len(failures)} failures; first: {failures[0].reason})")
-    return ManifestFeatures(
-        items=items,
-        caption_only=[r for r in caption if isinstance(r, VideoFeatures)],
-        failures=failures,
-        label_map=extractor.label_map,
-        timings=extractor.timings.to_dict(),
-        seconds=time.perf_counter() - started,
-    )
-
-
-@dataclass
-class TrainOutcome:
-    """What :func:`train_manifest` did: the model directory, the split, the training result and the features' story."""
-
-    model_dir: Path
-    split: DataSplit
-    result: Any  # fusion.training.TrainResult
-    features: ManifestFeatures
-    train_s: float
-
-
-def train_manifest(
-    manifest: Path,
-    out_dir: Path,
-    settings: Settings,
-    *,
-    seed: int = 0,
-    epochs: int | None = None,
-    device: str | None = None,
-    progress: bool = True,
-    **overrides: Any,
-) -> TrainOutcome:
-    """Extract features, split by id hash (70/15/15, ``seed``), train with early stopping on val, save to ``out_dir``.
-
-    Besides ``save_model``'s files, ``out_dir`` gets ``split.json`` (the ids of each split and how they were drawn),
-    ``features.json`` (the feature settings, so evaluation extracts the same) and ``failures.json`` (videos without
-    features and why). ``overrides`` are ``FusionConfig`` fields (``width``, ``lr`` …).
-
-    Raises:
-        ManifestError, GraphUnavailable, ModelNotFound: from the steps above.
-        ValueError: no video could be read, or the training split is empty.
-    """
-    from fusion.features import MODEL_FEATURES_FILE
-    from fusion.training import train
-
-    settings = dataclasses.replace(settings, device=device) if device else settings
-    fs = feature_settings_for(settings, overrides)
-    feats = manifest_features(manifest, settings, fs, progress=progress)
-    split = split_ids([it.video_id for it in feats.items], seed)
-    train_items, val_items = split.select(feats.items, "train"), split.select(feats.items, "val")
-    if not train_items:
-        raise ValueError(f"the split of {len(feats.items)} videos leaves none for training; add videos")
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    config = FusionConfig.from_items(feats.items, feats.label_map, seed=seed, **overrides)
-    started = time.perf_counter()
-    with torch_threads(TRAIN_THREADS):
-        result = train(train_items, val_items, config, feats.label_map, out_dir=out_dir, progress=progress,
-                       device=settings.device)
-    train_s = time.perf_counter() - started
-    out_dir = Path(out_dir)
-    _write_json(out_dir / "split.json", split.to_dict())
-    _write_json(out_dir / MODEL_FEATURES_FILE, fs.to_dict())
-    _write_json(out_dir / "failures.json", [dataclasses.asdict(f) for f in feats.failures])
-    return TrainOutcome(out_dir, split, result, feats, train_s)
-
-
-def evaluate_manifest(
-    manifest: Path,
-    model_dir: Path,
-    settings: Settings,
-    *,
-    split: str = "test",
-    out_dir: Path | None = None,
-    device: str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Score a trained model on a manifest's videos: the test split recorded at training (``split="test"``), or every
-    readable video (``"all"``). Writes ``metrics.json`` and the plots into ``out_dir`` (default
-    ``<model_dir>/evaluation/<split>``) and returns the metrics dict (``score_predictions``' keys plus ``synthetic``,
-    ``split``, ``n_videos``, ``n_failed``, ``model_version``, ``headline``, ``metrics_file``).
-
-    Raises:
-        ModelNotFound: the model directory is incomplete.
-        ValueError: ``split="test"`` but the model has no ``split.json`` or none of its test ids is in the manifest.
-    """
-    from fusion.evaluation import write_plots
-    from fusion.features import FeatureSettings
-    from fusion.training import _json_safe, load_model
-
-    if split not in ("test", "all"):
-        raise ValueError(f"split must be 'test' or 'all', got {split!r}")
-    settings = dataclasses.replace(settings, device=device) if device else settings
-    model = load_model(model_dir, device=settings.device)
-    model_dir = Path(model_dir)
-    fs = FeatureSettings.for_model(model_dir, settings)
-    feats = manifest_features(manifest, settings, fs, progress=progress)
-    items = feats.items
-    if split == "test":
-        split_file = model_dir / "split.json"
-        if not split_file.is_file():
-            raise ValueError(f"{model_dir} has no split.json (not trained by `ovp train`): evaluate with --split all")
-        items = DataSplit.from_dict(json.loads(split_file.read_text(encoding="utf-8"))).select(items, "test")
-        if not items:
-            raise ValueError(f"none of the model's test videos is in {manifest}: evaluate with --split all")
-    with torch_threads(TRAIN_THREADS):
-        metrics = evaluate(model, items)
-    synthetic = any(it.synthetic for it in items)
-    out = {
-        "data": "SYNTHETIC (ovp demo-data): says nothing about real videos" if synthetic else "operator-supplied",
-        "synthetic": synthetic,
-        "split": split,
-        "n_videos": len(items),
-        "n_failed": len(feats.failures),
-        "model_version": model.model_version,
-        "headline": headline(metrics),
-        **metrics,
-    }
-    out_dir = Path(out_dir) if out_dir is not None else model_dir / "evaluation" / split
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics_file = out_dir / "metrics.json"
-    out["metrics_file"] = str(metrics_file)
-    out = _json_safe(out)
-    _write_json(metrics_file, out)
-    write_plots(out_dir, metrics=metrics, title_note="SYNTHETIC data" if synthetic else "")
-    return out
-
-
-def ablate_manifest(
+def ablate_on_manifest(
     manifest: Path,
     settings: Settings,
     *,
@@ -984,10 +686,10 @@ def ablate_manifest(
     **overrides: Any,
 ) -> tuple[AblationReport, ManifestFeatures]:
     """Extract features (enriched and caption-only), split by ``seed`` (or cross-fit ``folds`` folds per seed) and run
-    :func:`run_ablation`.
+    :func:`run_ablation` on ``settings.device`` (``device`` overrides it) in ``settings.fusion_precision``.
 
     Raises:
-        ManifestError, GraphUnavailable, ModelNotFound, ValueError: as :func:`train_manifest`.
+        ManifestError, GraphUnavailable, ModelNotFound, ValueError: as ``fusion.training.train_on_manifest``.
     """
     settings = dataclasses.replace(settings, device=device) if device else settings
     feats = manifest_features(manifest, settings, feature_settings_for(settings, overrides),
@@ -1000,13 +702,8 @@ def ablate_manifest(
     if epochs is not None:
         overrides["epochs"] = epochs
     base = FusionConfig.from_items(items, feats.label_map, seed=seed, **overrides)
-    with torch_threads(TRAIN_THREADS):
+    with torch_threads(FUSION_THREADS):
         report = run_ablation(items, caption, feats.label_map, split, base, variants=variants, seeds=seeds,
-                              device=settings.device, progress=progress, on_variant=on_variant, eval_split=eval_split,
-                              split_per_seed=split_per_seed, folds=folds)
+                              device=settings.device, precision=settings.fusion_precision, progress=progress,
+                              on_variant=on_variant, eval_split=eval_split, split_per_seed=split_per_seed, folds=folds)
     return report, feats
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -568,8 +568,37 @@ def _dots(draw: ImageDraw.ImageDraw, points: np.ndarray, radii: np.ndarray, colo
         draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
 
 
+@dataclass(frozen=True)
+class _Fundus:
+    """Where a drawn fundus's parts are, in pixels: the field's centre and radius, the eye's side (1 or -1), the macula
+    and the optic disc, the image size, and each pixel's squared distance from the centre over the radius squared."""
+
+    cx: float
+    cy: float
+    radius: float
+    side: int
+    mx: float
+    my: float
+    dx: float
+    dy: float
+    s: float
+    r2: np.ndarray
+
+
 def draw_fundus(rng: np.random.Generator, size: int, cue: str | None) -> np.ndarray:
     """An RGB fundus-photo-like image: orange-red disc, optic disc and cup, vessel arcades, macula; plus a cue."""
+    img, f = _fundus_background(rng, size, cue)
+    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(pil)
+    _draw_vessels(draw, rng, f, cue, size)
+    pil = _draw_lesions(pil, draw, rng, f, cue)
+    out = np.asarray(pil, dtype=np.float32)
+    vignette = np.clip((1.0 - f.r2) * 25.0, 0.0, 1.0)  # soft edge of the camera's field stop
+    return (out * vignette[..., None]).astype(np.uint8)
+
+
+def _fundus_background(rng: np.random.Generator, size: int, cue: str | None) -> tuple[np.ndarray, _Fundus]:
+    """The shaded field, macula and optic disc and cup (float RGB), with the tessellation cue's stripes and crescent."""
     yy, xx = _grid(size)
     s = float(size)
     cx, cy = s / 2 + rng.uniform(-2, 2), s / 2 + rng.uniform(-2, 2)
@@ -596,9 +625,12 @@ def draw_fundus(rng: np.random.Generator, size: int, cue: str | None) -> np.ndar
     if cue == "tessellation":
         crescent = (d2 < (disc_r * 1.45) ** 2) & (d2 >= disc_r**2) & ((xx - dx) * side > 0)
         img = np.where(crescent[..., None], np.array([235, 215, 185], np.float32), img)
+    return img, _Fundus(cx, cy, radius, side, mx, my, dx, dy, s, r2)
 
-    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(pil)
+
+def _draw_vessels(draw: ImageDraw.ImageDraw, rng: np.random.Generator, f: _Fundus, cue: str | None, size: int) -> None:
+    """The vessel arcades around the macula with their branches, and the nasal vessels."""
+    s, side, dx, dy = f.s, f.side, f.dx, f.dy
     width = 1 if cue == "bone_spicules" or size < 128 else 2  # attenuated vessels in retinitis pigmentosa
     for k, (sign, colour) in enumerate(((1, (150, 28, 22)), (-1, (150, 28, 22)), (1, (185, 55, 35)), (-1, (185, 55, 35)))):
         # Arcades: curves leaving the disc above and below, bending around the macula toward the far side.
@@ -617,6 +649,12 @@ def draw_fundus(rng: np.random.Generator, size: int, cue: str | None) -> np.ndar
         sign = 1 if rng.random() < 0.5 else -1
         draw.line([(dx, dy), (dx - side * 0.25 * s, dy + sign * rng.uniform(0.05, 0.2) * s)], fill=(160, 35, 25), width=1)
 
+
+def _draw_lesions(pil: Image.Image, draw: ImageDraw.ImageDraw, rng: np.random.Generator, f: _Fundus,
+                  cue: str | None) -> Image.Image:
+    """The drawn disease cues (lesions, drusen, a detachment, bone spicules, flame haemorrhages); returns the image,
+    which the detachment replaces."""
+    s, side, cx, cy, mx, my, dx, dy = f.s, f.side, f.cx, f.cy, f.mx, f.my, f.dx, f.dy
     if cue == "dr_lesions":
         pts = _disc_points(rng, mx, my, 0.03 * s, 0.3 * s, int(rng.integers(12, 26)))
         _dots(draw, pts, rng.uniform(0.8, 2.0, len(pts)) * s / 160, (110, 15, 15))
@@ -638,7 +676,7 @@ def draw_fundus(rng: np.random.Generator, size: int, cue: str | None) -> np.ndar
             y0 = ey + rng.uniform(-0.12, 0.12) * s
             draw.line([(ex - 0.2 * s, y0), (ex, y0 + rng.uniform(-4, 4)), (ex + 0.2 * s, y0)], fill=(120, 80, 75), width=1)
     elif cue == "bone_spicules":
-        pts = _disc_points(rng, cx, cy, 0.55 * radius, 0.9 * radius, int(rng.integers(25, 45)))
+        pts = _disc_points(rng, cx, cy, 0.55 * f.radius, 0.9 * f.radius, int(rng.integers(25, 45)))
         for x, y in pts:
             for _ in range(3):
                 a = rng.uniform(0, 2 * math.pi)
@@ -655,10 +693,7 @@ def draw_fundus(rng: np.random.Generator, size: int, cue: str | None) -> np.ndar
             draw.line([(x, y), (x + math.cos(a) * length, y + math.sin(a) * length)], fill=(140, 10, 10), width=2)
         pts = _disc_points(rng, dx, dy, 0.1 * s, 0.25 * s, int(rng.integers(2, 5)))
         _dots(draw, pts, rng.uniform(1.5, 3.0, len(pts)) * s / 160, (240, 235, 220))  # cotton-wool spots
-
-    out = np.asarray(pil, dtype=np.float32)
-    vignette = np.clip((1.0 - r2) * 25.0, 0.0, 1.0)  # soft edge of the camera's field stop
-    return (out * vignette[..., None]).astype(np.uint8)
+    return pil
 
 
 SKIN_TONES = ((232, 196, 170), (214, 170, 135), (190, 140, 105), (150, 105, 75), (245, 210, 185))

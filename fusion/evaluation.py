@@ -1,20 +1,28 @@
-"""Evaluation of a fusion model on labelled items: the task metrics, and the plots that go with a trained model."""
+"""Evaluation of a fusion model on labelled items: the task metrics, the plots that go with a trained model, and
+``evaluate_on_manifest`` (what ``ovp evaluate`` calls)."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from fusion import metrics as M
+from fusion.features import FeatureSettings, manifest_features, torch_threads
+from fusion.inference import FUSION_THREADS, load_model
 from fusion.records import LabelMap, Prediction, VideoFeatures
+from fusion.splits import DataSplit
+from ovp.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 class Predictor(Protocol):
-    """Anything that predicts profiles (``fusion.training.LoadedModel``, ``TrainResult.predictor``)."""
+    """Anything that predicts profiles (``fusion.inference.LoadedModel``, ``TrainResult.predictor``)."""
 
     label_map: LabelMap
 
@@ -171,3 +179,78 @@ def write_plots(
         plt.close(fig)
         written.append(path)
     return written
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None: JSON has no NaN, and metrics that are undefined on a
+    split are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented UTF-8 JSON to ``path`` (its folder created if needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def evaluate_on_manifest(
+    manifest: Path,
+    model_dir: Path,
+    settings: Settings,
+    *,
+    split: str = "test",
+    out_dir: Path | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a trained model on a manifest's videos: the test split recorded at training (``split="test"``), or every
+    readable video (``"all"``). Writes ``metrics.json`` and the plots into ``out_dir`` (default
+    ``<model_dir>/evaluation/<split>``) and returns the metrics dict (``score_predictions``' keys plus ``synthetic``,
+    ``split``, ``n_videos``, ``n_failed``, ``model_version``, ``headline``, ``metrics_file``).
+
+    Raises:
+        ModelNotFound: the model directory is incomplete.
+        ValueError: ``split="test"`` but the model has no ``split.json`` or none of its test ids is in the manifest.
+    """
+    if split not in ("test", "all"):
+        raise ValueError(f"split must be 'test' or 'all', got {split!r}")
+    settings = dataclasses.replace(settings, device=device) if device else settings
+    model = load_model(model_dir, device=settings.device, precision=settings.fusion_precision)
+    model_dir = Path(model_dir)
+    fs = FeatureSettings.for_model(model_dir, settings)
+    feats = manifest_features(manifest, settings, fs, progress=progress)
+    items = feats.items
+    if split == "test":
+        split_file = model_dir / "split.json"
+        if not split_file.is_file():
+            raise ValueError(f"{model_dir} has no split.json (not trained by `ovp train`): evaluate with --split all")
+        items = DataSplit.from_dict(json.loads(split_file.read_text(encoding="utf-8"))).select(items, "test")
+        if not items:
+            raise ValueError(f"none of the model's test videos is in {manifest}: evaluate with --split all")
+    with torch_threads(FUSION_THREADS):
+        metrics = evaluate(model, items)
+    synthetic = any(it.synthetic for it in items)
+    out = {
+        "data": "SYNTHETIC (ovp demo-data): says nothing about real videos" if synthetic else "operator-supplied",
+        "synthetic": synthetic,
+        "split": split,
+        "n_videos": len(items),
+        "n_failed": len(feats.failures),
+        "model_version": model.model_version,
+        "headline": M.headline(metrics),
+        **metrics,
+    }
+    out_dir = Path(out_dir) if out_dir is not None else model_dir / "evaluation" / split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = out_dir / "metrics.json"
+    out["metrics_file"] = str(metrics_file)
+    out = json_safe(out)
+    write_json(metrics_file, out)
+    write_plots(out_dir, metrics=metrics, title_note="SYNTHETIC data" if synthetic else "")
+    return out

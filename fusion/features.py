@@ -9,10 +9,12 @@ The expensive parts of a video's features (keyframe features and token states) a
 under ``<OVP_HOME>/cache/features/``, keyed by the SHA-256 of the video file, the SHA-256 of the exact text encoded and
 the versions of both encoders, so ``ovp train``, ``ovp evaluate`` and ``ovp ablate`` on one manifest compute them
 once. The cheap parts (links, enrichment, GNN embeddings, metadata, labels) are recomputed on every call, so a rebuilt
-graph or new GNN embeddings are always picked up.
+graph or new GNN embeddings are always picked up. :func:`manifest_features` is the whole step for one manifest, as
+``ovp train``, ``ovp evaluate`` and ``ovp ablate`` run it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,14 +25,19 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
+import torch
 
 from encoders.enrichment import GNN_DIM, EnrichedText, EnrichmentConfig, KnowledgeEnricher
-from fusion.manifest import VideoEntry
+from encoders.media import HashedFile, MediaLimits, hash_media
+from fusion.config import FusionConfig
+from fusion.manifest import VideoEntry, read_manifest
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
-from ovp.errors import VideoDecodeError
+from kg_builder.graph import Graph
+from kg_builder.store.labels import read_profile_labels
+from ovp.errors import ModelNotFound, VideoDecodeError
 from ovp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,19 +49,17 @@ __all__ = [
     "StageTimings",
     "FeatureExtractor",
     "compose_text",
+    "locate",
+    "text_segments",
+    "TextSegment",
     "profile_label_map",
+    "ManifestFeatures",
+    "manifest_features",
+    "feature_settings_for",
 ]
 
 #: Bumped when the stored layout or what goes into the cached arrays changes, so old entries stop matching.
 FEATURE_CACHE_FORMAT = 1
-
-#: The profile-label diseases, in id order: the classification targets.
-LABEL_QUERY = """
-MATCH (d:Disease {profile_label: true})
-RETURN d.id AS id, d.name AS name
-ORDER BY id
-"""
-
 
 #: Written beside a trained model by ``ovp train``.
 MODEL_FEATURES_FILE = "features.json"
@@ -71,19 +76,10 @@ class FeatureSettings:
         text_max_length: token positions per text (256: the caption and its annotations fit; MiniLM has 512).
         enrich: append graph annotations to the text (False = the caption-only ablation).
         enrichment: the bounds of the annotations.
-        separate_knowledge: encode the caption and its annotations as two texts and join their token states
-            (``[CLS] caption [SEP] [CLS] annotations [SEP]``), so the caption's states do not depend on the knowledge
-            appended to it; off (one text, the caption's tokens attend to the annotations). A development-set probe
-            (ninth round): a quality ridge on the caption's own states reached QWK 0.682 encoded alone, 0.667 as the
-            prefix of the enriched text. But the full model on that set's folds (generator 2, seed 0) reached
-            0.773 / 0.341 / 0.661 with it against 0.774 / 0.345 / 0.677 without: quality lower, so it stays off.
-            Sixteenth round, on a set where no-enrichment leads on quality (``--seed 5``, training seeds 0 and 1):
-            quality QWK +0.019 (both seeds), disease -0.003, popularity Spearman -0.017. Still off, because the
-            rule written before that run allowed popularity to fall by 0.010 at most (README).
         caption_states: also encode each caption on its own and keep those states beside the joint ones
             (``VideoFeatures.caption_tokens``; the caption-only ablation's token states, shared with it through the
             cache), for a model that reads them (``FusionConfig.reads_caption_alone``), which is when
-            ``fusion.ablation.feature_settings_for`` turns it on (one more cache lookup, or text pass, over the
+            :func:`feature_settings_for` turns it on (one more cache lookup, or text pass, over the
             captions; the linking is not repeated); off otherwise.
     """
 
@@ -94,7 +90,6 @@ class FeatureSettings:
     text_max_length: int = 256
     enrich: bool = True
     enrichment: EnrichmentConfig = field(default_factory=EnrichmentConfig)
-    separate_knowledge: bool = False
     caption_states: bool = False
 
     @classmethod
@@ -109,7 +104,19 @@ class FeatureSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FeatureSettings":
+        """Inverse of ``to_dict``, also for the ``features.json`` of models saved before an option existed or after one
+        was retired.
+
+        Raises:
+            ValueError: the features were extracted with a retired option (``separate_knowledge``): the message names
+                it and says to retrain.
+        """
         values = dict(data)
+        # Retired (docs/fusion-history.md): a model trained on such features needs them, and they are gone.
+        if values.pop("separate_knowledge", False):
+            raise ValueError("the model was trained on features extracted with separate_knowledge=True, which this "
+                             "version no longer has (retired: docs/fusion-history.md says why); retrain it with "
+                             "`ovp train`")
         # Saved before ``caption_states`` existed: those models' features carry no caption-alone states.
         values.setdefault("caption_states", False)
         values["enrichment"] = EnrichmentConfig(**values.get("enrichment", {}))
@@ -118,11 +125,19 @@ class FeatureSettings:
     @classmethod
     def for_model(cls, model_dir: Path, settings: Settings) -> "FeatureSettings":
         """The feature settings a trained model was trained with (``features.json`` beside it), so inference extracts
-        exactly what training saw; the current settings for a model directory without that file."""
+        exactly what training saw; the current settings for a model directory without that file.
+
+        Raises:
+            ModelNotFound: ``features.json`` is unreadable or names settings this version cannot extract (a retired
+                option: the message names it and says to retrain).
+        """
         file = Path(model_dir) / MODEL_FEATURES_FILE
-        if file.is_file():
+        if not file.is_file():
+            return cls.from_settings(settings)
+        try:
             return cls.from_dict(json.loads(file.read_text(encoding="utf-8")))
-        return cls.from_settings(settings)
+        except (ValueError, TypeError) as exc:
+            raise ModelNotFound(f"{file} cannot be used: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -157,25 +172,68 @@ class StageTimings:
         return out
 
 
-def compose_text(entry: VideoEntry) -> str:
-    """The text that is linked and encoded for a video: title, caption, and the hashtags the caption does not show."""
+#: The fields of a video whose text is linked and encoded, in the order they are joined.
+TEXT_FIELDS = ("title", "caption", "hashtags", "transcript")
+
+
+@dataclass(frozen=True)
+class TextSegment:
+    """One field's part of the linked text: ``text`` starts at ``start`` in :func:`compose_text`'s result."""
+
+    field: str
+    start: int
+    text: str
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+
+def text_segments(entry: VideoEntry) -> list[TextSegment]:
+    """The non-empty parts of the linked text, in order: the title, the caption, the hashtags the caption does not show
+    (written ``#a #b``) and the transcript, each stripped, joined by one newline."""
     tags = [t if t.startswith("#") else f"#{t}" for t in entry.hashtags]
     missing = [t for t in tags if t not in entry.caption]
-    parts = [entry.title.strip(), entry.caption.strip(), " ".join(missing)]
-    return "\n".join(p for p in parts if p)
+    parts = zip(TEXT_FIELDS, (entry.title.strip(), entry.caption.strip(), " ".join(missing), entry.transcript.strip()))
+    segments: list[TextSegment] = []
+    at = 0
+    for name, text in parts:
+        if text:
+            segments.append(TextSegment(name, at, text))
+            at += len(text) + 1
+    return segments
 
 
-def profile_label_map(graph: Any) -> LabelMap:
-    """The ``LabelMap`` of the graph's profile-label diseases (``MATCH (d:Disease {profile_label: true})``), by id.
+def compose_text(entry: VideoEntry) -> str:
+    """The text that is linked and encoded for a video: title, caption, the hashtags the caption does not show and
+    the transcript, joined by newlines (:func:`text_segments`). A video without a transcript gives the same text as
+    before transcripts existed, so cached token states stay valid."""
+    return "\n".join(segment.text for segment in text_segments(entry))
+
+
+def locate(segments: Sequence[TextSegment], start: int, end: int) -> tuple[str, int, int]:
+    """``(field, start, end)``: a span of :func:`compose_text`'s result as offsets into the one field it lies in.
+
+    A span that crosses a field boundary (a semantic match over a clause may) belongs to the field where it starts,
+    cut at that field's end.
+    """
+    for segment in segments:
+        if segment.start <= start < segment.end + 1:
+            return segment.field, start - segment.start, min(end, segment.end) - segment.start
+    raise ValueError(f"span {start}–{end} lies outside the linked text")
+
+
+def profile_label_map(graph: Graph) -> LabelMap:
+    """The ``LabelMap`` of the graph's profile-label diseases (``kg_builder.store.labels``), by id.
 
     Raises:
         ValueError: the graph has no profile-label disease (build it with ``ovp kg build``).
         GraphUnavailable: Neo4j cannot be reached.
     """
-    rows = graph.read(LABEL_QUERY)
-    if not rows:
+    labels = read_profile_labels(graph)
+    if not labels:
         raise ValueError("the graph has no Disease with profile_label: true — build it with `ovp kg build`")
-    return LabelMap(tuple(r["id"] for r in rows), {r["id"]: r["name"] or r["id"] for r in rows})
+    return LabelMap(tuple(label.id for label in labels), {label.id: label.name for label in labels})
 
 
 def _published_hour(entry: VideoEntry) -> float:
@@ -190,15 +248,15 @@ class FeatureExtractor:
     Args:
         graph: the knowledge graph (``kg_builder.graph.Graph``): the linker's knowledge base, the enrichment and the
             label map are read from it.
-        settings: device, cache and timeout settings (``Settings.from_env()`` when omitted).
+        settings: device, cache and timeout settings.
         features: what shapes the features (``FeatureSettings.from_settings(settings)`` when omitted).
         visual_seed: seed of the visual encoder's random weights when no ImageNet weights are found.
     """
 
     def __init__(
         self,
-        graph: Any,
-        settings: Settings | None = None,
+        graph: Graph,
+        settings: Settings,
         features: FeatureSettings | None = None,
         *,
         visual_seed: int = 0,
@@ -210,7 +268,7 @@ class FeatureExtractor:
 
         started = time.perf_counter()
         self.graph = graph
-        self.settings = settings or Settings.from_env()
+        self.settings = settings
         self.features = features or FeatureSettings.from_settings(self.settings)
         self.visual = VisualEncoder(VisualEncoderConfig(
             arch=self.features.resnet_arch, weights=self.features.resnet_weights, device=self.settings.device, seed=visual_seed,
@@ -223,6 +281,7 @@ class FeatureExtractor:
         self.linker = load_linker(self.settings, graph, semantic=True, encoder=self.text)
         self.enricher = KnowledgeEnricher(graph, self.features.enrichment)
         self.label_map = profile_label_map(graph)
+        self._label_ids = set(self.label_map.disease_ids)
         self.cache_root = self.settings.cache_dir / "features"
         self.timings = StageTimings(load_s=time.perf_counter() - started)
 
@@ -281,17 +340,6 @@ class FeatureExtractor:
         texts = [compose_text(e) for e in entries]
         return self.enricher.run(texts, link_mentions(texts, self.linker))
 
-    def _encode_apart(self, enriched: Sequence[EnrichedText], batch_size: int) -> tuple[list[np.ndarray], list[list[str]]]:
-        """``separate_knowledge``: per text, the caption's token states then its annotations' (none without any)."""
-        captions = self.text.encode([e.caption for e in enriched], batch_size=batch_size)
-        with_notes = [j for j, e in enumerate(enriched) if e.annotations]
-        notes = self.text.encode([" | ".join(enriched[j].annotations) for j in with_notes], batch_size=batch_size)
-        states, tokens = list(captions.token_states), [list(t) for t in captions.tokens]
-        for n, j in enumerate(with_notes):
-            states[j] = np.concatenate([states[j], notes.token_states[n]], axis=0)
-            tokens[j] = tokens[j] + list(notes.tokens[n])
-        return states, tokens
-
     def _attach_caption_states(self, enriched: Sequence[EnrichedText], digests: Sequence[str | None],
                                results: list[Any], text_batch_size: int) -> None:
         """``caption_states``: give each extracted video the token states of its caption encoded on its own. Without
@@ -335,105 +383,26 @@ class FeatureExtractor:
             GraphUnavailable: Neo4j cannot be reached (a per-video problem never raises; it becomes a FeatureFailure).
             ModelNotFound: an encoder cannot be loaded.
         """
-        from encoders.media import HashedFile, MediaLimits, hash_media
-        from encoders.visual import encode_videos
-        from tqdm.auto import tqdm
-
         t = self.timings
         started = time.perf_counter()
         enriched = self.enrich(entries)
         t.link_enrich_s += time.perf_counter() - started
-
-        apart = self.features.enrich and self.features.separate_knowledge
-        # The text each entry's cached token states are keyed by (what is encoded, and how).
-        if not self.features.enrich:
-            texts = [e.caption for e in enriched]
-        else:
-            texts = [f"apart|{e.text}" if apart else e.text for e in enriched]
+        # The text each entry's token states are encoded from, and cached by.
+        texts = [e.text if self.features.enrich else e.caption for e in enriched]
         results: list[VideoFeatures | FeatureFailure | None] = [None] * len(entries)
-        parts: list[dict[str, Any] | None] = [None] * len(entries)
-        keys: list[str | None] = [None] * len(entries)
-        digests: list[str | None] = [None] * len(entries)
-        hashed: list[HashedFile | None] = [None] * len(entries)
-        limits = MediaLimits.from_settings(self.settings)
         started = time.perf_counter()
-        for i, entry in enumerate(entries):
-            try:
-                # Checked (a regular file within the limits) before a byte is read, and read within the video's
-                # deadline, which decoding then shares.
-                hashed[i] = hash_media(entry.path, limits, timeout_s=self.settings.decode_timeout_s)
-            except VideoDecodeError as exc:
-                results[i] = FeatureFailure(entry.id, str(exc))
-                continue
-            digests[i] = hashed[i].sha256
-            keys[i] = self.cache_key(digests[i], texts[i])
-            parts[i] = self._cache_get(keys[i])
+        hashed, keys, parts = self._read_cache(entries, texts, results)
+        digests = [h.sha256 if h is not None else None for h in hashed]
         t.hash_s += time.perf_counter() - started
         hits = sum(p is not None for p in parts)
         t.cache_hits += hits
-
-        misses = [i for i in range(len(entries)) if results[i] is None and parts[i] is None]
-        visual: dict[int, Any] = {}
-        show = progress and sys.stderr.isatty()
+        encoded = self._encode_misses(entries, texts, hashed, parts, results, progress, text_batch_size)
         started = time.perf_counter()
-        # Decoded by several threads, encoded a window of videos at a time (encoders.visual.encode_videos).
-        with tqdm(total=len(misses), desc="keyframes+ResNet", unit="video", disable=not show, leave=False) as bar:
-            encoded_videos = encode_videos([hashed[i] for i in misses], self.visual, self.visual_cache,
-                                           k=self.features.keyframes, timeout_s=self.settings.decode_timeout_s,
-                                           workers=self.settings.decode_threads, on_done=bar.update, limits=limits)
-        for i, outcome in zip(misses, encoded_videos):
-            if isinstance(outcome, VideoDecodeError):
-                results[i] = FeatureFailure(entries[i].id, str(outcome))
-            else:
-                visual[i] = outcome
-        t.visual_s += time.perf_counter() - started
-
-        to_encode = [i for i in misses if results[i] is None]
-        started = time.perf_counter()
-        if to_encode:
-            if apart:
-                states, tokens = self._encode_apart([enriched[i] for i in to_encode], text_batch_size)
-            else:
-                encoded = self.text.encode([texts[i] for i in to_encode], batch_size=text_batch_size)
-                states, tokens = encoded.token_states, encoded.tokens
-            for j, i in enumerate(to_encode):
-                parts[i] = {
-                    "frames": np.asarray(visual[i].features, dtype=np.float32),
-                    "frame_times": np.asarray(visual[i].timestamps_s, dtype=np.float32),
-                    "tokens": states[j],
-                    "token_text": list(tokens[j]),
-                }
-        t.text_s += time.perf_counter() - started
-
-        started = time.perf_counter()
-        label_ids = set(self.label_map.disease_ids)
-        for i in to_encode:
+        for i in encoded:
             self._cache_put(keys[i], parts[i])  # type: ignore[arg-type]
         for i, entry in enumerate(entries):
-            if results[i] is not None:
-                continue
-            p = parts[i]
-            assert p is not None
-            try:
-                results[i] = VideoFeatures(
-                    video_id=entry.id,
-                    frames=p["frames"],
-                    frame_times=p["frame_times"],
-                    tokens=p["tokens"],
-                    token_text=p["token_text"],
-                    entities=enriched[i].gnn_embeddings.reshape(-1, GNN_DIM),
-                    entity_ids=enriched[i].entity_ids,
-                    # The graph's neighbours are enrichment: the caption-only ablation gets none of them.
-                    related_ids=enriched[i].related_labels if self.features.enrich else [],
-                    metadata=metadata_vector(duration_s=entry.duration_s, platform=entry.platform,
-                                             published_hour=_published_hour(entry), author_followers=entry.author_followers),
-                    diseases=[d for d in entry.diseases if d in label_ids] if entry.diseases is not None else None,
-                    popularity=entry.popularity,
-                    quality=entry.quality,
-                    synthetic=entry.synthetic,
-                )
-            except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
-                results[i] = FeatureFailure(entry.id, str(exc))
+            if results[i] is None:
+                results[i] = self._assemble(entry, parts[i], enriched[i])  # type: ignore[arg-type]
         t.assemble_s += time.perf_counter() - started
         if self.features.caption_states:
             started = time.perf_counter()
@@ -447,3 +416,170 @@ class FeatureExtractor:
             logger.warning("video %s: no features (%s)", f.video_id, f.reason)
         logger.info("features for %d videos (%d from cache, %d failed)", len(entries), hits, len(failures))
         return results, enriched  # type: ignore[return-value]
+
+    def _read_cache(self, entries: Sequence[VideoEntry], texts: Sequence[str], results: list[Any]
+                    ) -> tuple[list[HashedFile | None], list[str | None], list[dict[str, Any] | None]]:
+        """Per entry, its file checked and hashed (:func:`encoders.media.hash_media`), its cache key and its cached
+        parts (None on a miss). A file that is refused or cannot be read becomes a ``FeatureFailure`` in ``results``."""
+        limits = MediaLimits.from_settings(self.settings)
+        hashed: list[HashedFile | None] = [None] * len(entries)
+        keys: list[str | None] = [None] * len(entries)
+        parts: list[dict[str, Any] | None] = [None] * len(entries)
+        for i, entry in enumerate(entries):
+            try:
+                # Checked (a regular file within the limits) before a byte is read, and read within the video's
+                # deadline, which decoding then shares.
+                hashed[i] = hash_media(entry.path, limits, timeout_s=self.settings.decode_timeout_s)
+            except VideoDecodeError as exc:
+                results[i] = FeatureFailure(entry.id, str(exc))
+                continue
+            keys[i] = self.cache_key(hashed[i].sha256, texts[i])
+            parts[i] = self._cache_get(keys[i])
+        return hashed, keys, parts
+
+    def _encode_misses(self, entries: Sequence[VideoEntry], texts: Sequence[str], hashed: Sequence[HashedFile | None],
+                       parts: list[dict[str, Any] | None], results: list[Any], progress: bool,
+                       text_batch_size: int) -> list[int]:
+        """Encode the keyframes and texts of the entries the cache missed into ``parts``; a video that does not decode
+        becomes a ``FeatureFailure`` in ``results``. Returns the indices encoded (to be cached)."""
+        from encoders.visual import encode_videos
+        from tqdm.auto import tqdm
+
+        t = self.timings
+        misses = [i for i in range(len(entries)) if results[i] is None and parts[i] is None]
+        visual: dict[int, Any] = {}
+        show = progress and sys.stderr.isatty()
+        started = time.perf_counter()
+        # Decoded by several threads, encoded a window of videos at a time (encoders.visual.encode_videos).
+        with tqdm(total=len(misses), desc="keyframes+ResNet", unit="video", disable=not show, leave=False) as bar:
+            encoded_videos = encode_videos([hashed[i] for i in misses], self.visual, self.visual_cache,
+                                           k=self.features.keyframes, timeout_s=self.settings.decode_timeout_s,
+                                           workers=self.settings.decode_threads, on_done=bar.update,
+                                           limits=MediaLimits.from_settings(self.settings))
+        for i, outcome in zip(misses, encoded_videos):
+            if isinstance(outcome, VideoDecodeError):
+                results[i] = FeatureFailure(entries[i].id, str(outcome))
+            else:
+                visual[i] = outcome
+        t.visual_s += time.perf_counter() - started
+
+        to_encode = [i for i in misses if results[i] is None]
+        started = time.perf_counter()
+        if to_encode:
+            encoded = self.text.encode([texts[i] for i in to_encode], batch_size=text_batch_size)
+            for j, i in enumerate(to_encode):
+                parts[i] = {
+                    "frames": np.asarray(visual[i].features, dtype=np.float32),
+                    "frame_times": np.asarray(visual[i].timestamps_s, dtype=np.float32),
+                    "tokens": encoded.token_states[j],
+                    "token_text": list(encoded.tokens[j]),
+                }
+        t.text_s += time.perf_counter() - started
+        return to_encode
+
+    def _assemble(self, entry: VideoEntry, part: dict[str, Any], enriched: EnrichedText) -> VideoFeatures | FeatureFailure:
+        """One video's features from its encoded ``part`` (keyframes, token states), its linking and enrichment, and
+        the manifest's metadata and labels (disease labels restricted to the graph's profile labels)."""
+        try:
+            return VideoFeatures(
+                video_id=entry.id,
+                frames=part["frames"],
+                frame_times=part["frame_times"],
+                tokens=part["tokens"],
+                token_text=part["token_text"],
+                entities=enriched.gnn_embeddings.reshape(-1, GNN_DIM),
+                entity_ids=enriched.entity_ids,
+                # The graph's neighbours are enrichment: the caption-only ablation gets none of them.
+                related_ids=enriched.related_labels if self.features.enrich else [],
+                metadata=metadata_vector(duration_s=entry.duration_s, platform=entry.platform,
+                                         published_hour=_published_hour(entry), author_followers=entry.author_followers),
+                diseases=([d for d in entry.diseases if d in self._label_ids] if entry.diseases is not None else None),
+                popularity=entry.popularity,
+                quality=entry.quality,
+                synthetic=entry.synthetic,
+                diseases_weak=entry.diseases_weak,
+            )
+        except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
+            return FeatureFailure(entry.id, str(exc))
+
+
+# --- a manifest's features (what `ovp train`, `ovp evaluate` and `ovp ablate` extract) ---------------------------
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def encoder_threads() -> int:
+    """Intra-op threads for the encoders: every core up to 2 (the ResNet and BERT passes scale; more contend)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+@dataclass
+class ManifestFeatures:
+    """Features of a manifest's videos (enriched, and caption-only when asked), with failures and stage timings."""
+
+    items: list[VideoFeatures]
+    caption_only: list[VideoFeatures]
+    failures: list[FeatureFailure]
+    label_map: LabelMap
+    timings: dict[str, Any]
+    seconds: float
+
+    @property
+    def synthetic(self) -> bool:
+        return any(it.synthetic for it in self.items)
+
+
+def feature_settings_for(settings: Settings, overrides: dict[str, Any]) -> FeatureSettings:
+    """The ``FeatureSettings`` a model trained with ``overrides`` (``FusionConfig`` fields) needs: ``settings``' own,
+    with the caption encoded on its own as well when the model reads that (``FusionConfig.reads_caption_alone``)."""
+    # One placeholder label: the label map is not known yet, and what the model reads does not depend on its size.
+    config = FusionConfig(**{"n_diseases": 1, **overrides})
+    return FeatureSettings.from_settings(settings, caption_states=config.reads_caption_alone)
+
+
+def manifest_features(
+    manifest: Path,
+    settings: Settings,
+    feature_settings: FeatureSettings | None = None,
+    *,
+    caption_only: bool = False,
+    progress: bool = True,
+) -> ManifestFeatures:
+    """Read ``manifest`` and extract its videos' features (through the feature cache) with one ``FeatureExtractor``.
+
+    Raises:
+        ManifestError: the manifest is malformed.
+        GraphUnavailable: Neo4j cannot be reached.
+        ValueError: no video of the manifest could be read.
+    """
+    started = time.perf_counter()
+    entries = read_manifest(manifest)
+    fs = feature_settings or FeatureSettings.from_settings(settings)
+    with Graph.connect(settings) as graph, torch_threads(encoder_threads()):
+        extractor = FeatureExtractor(graph, settings, fs)
+        results = extractor.extract(entries, progress=progress)
+        caption: list[Any] = []
+        if caption_only:
+            extractor.features = replace(fs, enrich=False)
+            caption = extractor.extract(entries, progress=progress)
+    items = [r for r in results if isinstance(r, VideoFeatures)]
+    failures = [r for r in results if isinstance(r, FeatureFailure)]
+    if not items:
+        raise ValueError(f"no video of {manifest} could be read ({len(failures)} failures; first: {failures[0].reason})")
+    return ManifestFeatures(
+        items=items,
+        caption_only=[r for r in caption if isinstance(r, VideoFeatures)],
+        failures=failures,
+        label_map=extractor.label_map,
+        timings=extractor.timings.to_dict(),
+        seconds=time.perf_counter() - started,
+    )

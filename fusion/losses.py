@@ -2,21 +2,17 @@ r"""Multi-task loss for the fusion model, with items' missing labels masked out.
 
 Per task (each averaged over the items of the batch that carry that label):
 
-- disease: binary cross-entropy with logits, averaged (``config.disease_loss='mean'``) or summed (``'sum'``) over labels;
+- disease: binary cross-entropy with logits, averaged over the labels;
 - popularity: Smooth-L1 on the standardised log1p engagement (robust to the heavy tail of viral videos);
-- quality: ordinal — the CORAL loss, binary cross-entropy on the four "y > k" events — or cross-entropy over 5 levels.
+- quality: ordinal — the CORAL loss, binary cross-entropy on the four "y > k" events.
 
 Weighting (``config.task_weighting``):
 
 - ``'uncertainty'`` (Kendall, Gal & Cipolla, CVPR 2018): one learned log-variance :math:`s_t` per task,
   :math:`\mathcal{L} = \sum_t e^{-s_t} w_t \mathcal{L}_t + s_t`. The :math:`s_t` term stops the trivial solution of
   infinite variance; the same form is used for every task (the regression-specific factor ½ is absorbed into :math:`s_t`).
-- ``'equal'`` (default, chosen on validation — see ``FusionConfig.task_weighting``): :math:`\mathcal{L} = \sum_t w_t \mathcal{L}_t`
+- ``'equal'`` (default, see ``FusionConfig.task_weighting``): :math:`\mathcal{L} = \sum_t w_t \mathcal{L}_t`
   with fixed :math:`w_t` from ``config.task_weights`` (1 for a task it does not name).
-
-Targets may be soft (``FusionConfig.distill``: labels mixed with single-task teachers' predictions): disease
-probabilities and a real-valued popularity go into the same losses, and quality's ``LossTargets.quality_soft`` replaces
-the levels (P(y > k) for the ordinal head, level probabilities for cross-entropy).
 
 A task with no labelled item in a batch contributes nothing (not even its :math:`s_t` term, which would otherwise drift).
 """
@@ -45,9 +41,6 @@ class LossTargets:
     popularity_mask: Tensor  # B
     quality: Tensor  # B long, levels 1..5 (anything where quality_mask is False)
     quality_mask: Tensor  # B
-    # Soft quality targets replacing the levels when set (``FusionConfig.distill``): B × 4 P(y > k) for the ordinal
-    # head, B × 5 level probabilities for the softmax head.
-    quality_soft: Tensor | None = None
 
 
 def quality_ordinal_targets(levels: Tensor) -> Tensor:
@@ -73,43 +66,29 @@ class MultiTaskLoss(nn.Module):
         if "disease" in self.tasks and y.disease_mask.any():
             m = y.disease_mask
             bce = F.binary_cross_entropy_with_logits(out.disease_logits[m].float(), y.diseases[m], reduction="none")
-            per_item = bce.sum(dim=1) if self.config.disease_loss == "sum" else bce.mean(dim=1)
-            losses["disease"] = per_item.mean()
+            losses["disease"] = bce.mean(dim=1).mean()
         if "popularity" in self.tasks and y.popularity_mask.any():
             m = y.popularity_mask
             losses["popularity"] = F.smooth_l1_loss(out.popularity[m].float(), y.popularity[m])
         if "quality" in self.tasks and y.quality_mask.any():
             m = y.quality_mask
-            logits = out.quality_logits[m].float()
-            soft = y.quality_soft[m] if y.quality_soft is not None else None
-            if self.config.quality_head == "ordinal":
-                target = soft if soft is not None else quality_ordinal_targets(y.quality[m])
-                losses["quality"] = F.binary_cross_entropy_with_logits(logits, target)
-            else:
-                losses["quality"] = F.cross_entropy(logits, soft if soft is not None else y.quality[m] - 1)
+            losses["quality"] = F.binary_cross_entropy_with_logits(out.quality_logits[m].float(),
+                                                                   quality_ordinal_targets(y.quality[m]))
         return losses
 
-    def weighted_terms(self, out: FusionOutput, y: LossTargets) -> tuple[dict[str, Tensor], dict[str, float]]:
-        """({task: its weighted term of the total loss}, per-task unweighted loss values for logging); the total loss is
-        the sum of the terms (under 'uncertainty' a term includes its task's :math:`s_t`)."""
+    def forward(self, out: FusionOutput, y: LossTargets) -> tuple[Tensor, dict[str, float]]:
+        """(total loss to back-propagate, per-task unweighted loss values for logging). The total is the sum of each
+        task's weighted term (under 'uncertainty' a term includes its task's :math:`s_t`)."""
         losses = self.task_losses(out, y)
-        terms: dict[str, Tensor] = {}
+        total = out.embedding.new_zeros((), dtype=torch.float32)
         for i, task in enumerate(self.tasks):
             if task not in losses:
                 continue
             if self.config.task_weighting == "uncertainty":
-                terms[task] = torch.exp(-self.log_vars[i]) * self.fixed[i] * losses[task] + self.log_vars[i]
+                total = total + (torch.exp(-self.log_vars[i]) * self.fixed[i] * losses[task] + self.log_vars[i])
             else:
-                terms[task] = self.fixed[i] * losses[task]
-        return terms, {k: float(v.detach()) for k, v in losses.items()}
-
-    def forward(self, out: FusionOutput, y: LossTargets) -> tuple[Tensor, dict[str, float]]:
-        """(total loss to back-propagate, per-task unweighted loss values for logging)."""
-        terms, parts = self.weighted_terms(out, y)
-        total = out.embedding.new_zeros((), dtype=torch.float32)
-        for term in terms.values():
-            total = total + term
-        return total, parts
+                total = total + self.fixed[i] * losses[task]
+        return total, {k: float(v.detach()) for k, v in losses.items()}
 
     def weights(self) -> dict[str, float]:
         """Current effective weight per task: the fixed weight :math:`w_t`, times :math:`e^{-s_t}` under uncertainty."""

@@ -5,8 +5,8 @@ Format (UTF-8, one JSON object per line; blank lines and lines starting with ``/
     {"id": "vid_0001", "path": "videos/vid_0001.mp4", "platform": "douyin",
      "title": "青光眼科普", "caption": "眼压高就是青光眼吗？#青光眼 #eyehealth 👀", "hashtags": ["青光眼", "eyehealth"],
      "published_at": "2024-03-01T20:15:00+08:00", "duration_s": 6.0, "author_followers": 12000,
-     "diseases": ["OVP:glaucoma"], "views": 5400, "likes": 310, "comments": 12, "shares": 7, "quality": 4,
-     "synthetic": false}
+     "diseases": ["OVP:glaucoma"], "views": 5400, "likes": 310, "comments": 12, "shares": 7,
+     "engagement_read_at": "2024-04-01T09:00:00+00:00", "quality": 4, "synthetic": false}
 
 Required fields (the inputs, known when a video is published):
 
@@ -15,25 +15,39 @@ Required fields (the inputs, known when a video is published):
 ``path``               str, the video file; a relative path is resolved against the manifest's folder. For
                        profiling (``media_roots`` given) the path is resolved, symlinks followed, and must lie under
                        the manifest's folder or a configured media root (``OVP_MEDIA_ROOTS``)
-``platform``           one of ``douyin bilibili kuaishou youtube tiktok other``
+``platform``           a lowercase name (``[a-z0-9][a-z0-9_.-]*``): ``douyin bilibili kuaishou youtube tiktok`` have their
+                       own slot in the model's metadata; any other (``xiaohongshu``, ``weibo``, an extractor's name,
+                       ``other``) shares the ``other`` slot
 ``title``              str (may be empty), at most 1,000 characters
 ``caption``            str (may be empty), at most 20,000 characters (``OVP_MAX_TEXT_CHARS``' default)
 ``hashtags``           list of str, as written by the author, without or with a leading ``#``
 ``published_at``       ISO 8601 date-time; one without a UTC offset is taken as UTC
 ``duration_s``         number of seconds, 0 to 31,622,400 (a leap year)
-``author_followers``   integer ≥ 0, at most 2^63 − 1 (an INPUT: the audience an author already has when the video is
-                       published)
 =====================  ==========================================================================================
 
 Optional fields (labels for training and evaluation, and provenance):
 
 =====================  ==========================================================================================
+``author_followers``   integer ≥ 0, at most 2^63 − 1 (an INPUT: the audience an author already has when the video is
+                       published); absent or ``null`` = unknown (yt-dlp gives it for YouTube, not for TikTok, Douyin
+                       or Bilibili)
 ``url``                str, where the video was published (kept on the graph's Video node)
+``transcript``         str, what is said in the video (subtitle text without timing, ``ovp import ytdlp``), at most
+                       20,000 characters; linked and encoded beside title, caption and hashtags
 ``diseases``           list of entity ids (CURIEs such as ``OVP:glaucoma``); ``[]`` = labelled "about no profile
                        disease"; absent = unlabelled
-``views`` ``likes``    integers ≥ 0 (at most 2^63 − 1, what Neo4j stores); give all four or none. The popularity target is
-``comments`` ``shares``  ``log1p(views + 5·likes + 10·comments + 20·shares)`` (:func:`popularity_target`): an
-                       interaction weighs more the more effort it costs the viewer, so a share counts 20 views
+``diseases_weak``      bool (default false): ``diseases`` were proposed from the linked mentions of the video's own
+                       text (``ovp import ytdlp --weak-diseases``), not given by a person
+``views`` ``likes``    integers ≥ 0 (at most 2^63 − 1, what Neo4j stores), the engagement counts a platform shows (any
+``comments`` ``shares``  of them; a platform that hides one, such as YouTube's shares, leaves it out). The popularity
+                       target weighs them ``views + 5·likes + 10·comments + 20·shares`` over the counts given (:func:`popularity_target`):
+                       an interaction weighs more the more effort it costs the viewer, so a share counts 20 views
+``engagement_read_at`` ISO 8601 date-time the counts were read (yt-dlp's ``epoch``). Engagement grows with age, so with
+                       it the target is a **per-day rate**: ``log1p(weighted engagement / days online)``, days from
+                       ``published_at`` to this date, at least 1 (the "view ratio" of video-quality studies); without
+                       it the target is ``log1p(weighted engagement)`` (the synthetic demo set, whose counts have no
+                       age). One manifest uses one of the two: dating the counts of some videos and not others is an
+                       error
 ``quality``            integer 1–5, the Global Quality Score used in ophthalmic video studies
 ``synthetic``          bool (default false): generated data (``ovp demo-data``); every report on it must say so
 =====================  ==========================================================================================
@@ -63,8 +77,14 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 ENTITY_ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*:[^\s:][^\s]*")
 MAX_CAPTION_CHARS = 20_000
 MAX_TITLE_CHARS = 1_000
+#: Platforms the model gives a slot of their own (``fusion.records.PLATFORMS``); any other name is accepted and shares
+#: the ``other`` slot.
+PLATFORM_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+MAX_TRANSCRIPT_CHARS = 20_000
 #: Weights of the engagement counts in the popularity target (see :func:`popularity_target`).
 ENGAGEMENT_WEIGHTS = {"views": 1, "likes": 5, "comments": 10, "shares": 20}
+#: A video's counts are divided by at least this many days: on its first day a video's rate is its count.
+MIN_AGE_DAYS = 1.0
 #: At most this many problems are listed in a ManifestError (all are counted); a 1 GB file of garbage should not
 #: become a 1 GB error message.
 MAX_LISTED_PROBLEMS = 1_000
@@ -75,17 +95,30 @@ MAX_DURATION_S = 366 * 24 * 3600
 #: JSON nesting a manifest line (or any request body) may have; a manifest line needs two levels.
 MAX_JSON_DEPTH = 32
 
-REQUIRED_FIELDS = ("id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s", "author_followers")
-OPTIONAL_FIELDS = ("url", "diseases", "views", "likes", "comments", "shares", "quality", "synthetic")
+REQUIRED_FIELDS = ("id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s")
+OPTIONAL_FIELDS = ("author_followers", "url", "transcript", "diseases", "diseases_weak", "views", "likes", "comments",
+                   "shares", "engagement_read_at", "quality", "synthetic")
 ENGAGEMENT_FIELDS = tuple(ENGAGEMENT_WEIGHTS)
 
 
-def popularity_target(views: int, likes: int, comments: int, shares: int) -> float:
-    """The popularity label: ``log1p(views + 5·likes + 10·comments + 20·shares)``.
+def popularity_target(views: int | None, likes: int | None, comments: int | None, shares: int | None,
+                      age_days: float | None = None) -> float | None:
+    """The popularity label: ``log1p(views + 5·likes + 10·comments + 20·shares)`` over the counts given (``None`` =
+    the platform does not show it), divided by ``max(age_days, 1)`` first when the age is known; ``None`` when no
+    count is given.
 
     The log makes the heavy-tailed counts (a few videos get millions of views) a target a regression head can fit.
+    Engagement grows with the time a video has been online, so counts read at different ages are compared as a rate
+    per day; the rate of an old video is then an average over its life (most engagement comes early), which favours
+    young videos less than raw totals favour old ones.
     """
-    return math.log1p(views + 5 * likes + 10 * comments + 20 * shares)
+    counts = {"views": views, "likes": likes, "comments": comments, "shares": shares}
+    if all(v is None for v in counts.values()):
+        return None
+    total = sum(ENGAGEMENT_WEIGHTS[name] * value for name, value in counts.items() if value is not None)
+    if age_days is not None:
+        total /= max(float(age_days), MIN_AGE_DAYS)
+    return math.log1p(total)
 
 
 @dataclass(frozen=True)
@@ -103,22 +136,31 @@ class VideoEntry:
     hashtags: tuple[str, ...]
     published_at: datetime
     duration_s: float
-    author_followers: int
+    author_followers: int | None = None
     url: str | None = None
+    transcript: str = ""
     diseases: tuple[str, ...] | None = None
+    diseases_weak: bool = False
     views: int | None = None
     likes: int | None = None
     comments: int | None = None
     shares: int | None = None
+    engagement_read_at: datetime | None = None
     quality: int | None = None
     synthetic: bool = False
 
     @property
-    def popularity(self) -> float | None:
-        """log1p of the weighted engagement (:func:`popularity_target`), or ``None`` when unlabelled."""
-        if self.views is None or self.likes is None or self.comments is None or self.shares is None:
+    def age_days(self) -> float | None:
+        """Days between publication and the reading of the engagement counts, or ``None`` when they are not dated."""
+        if self.engagement_read_at is None:
             return None
-        return popularity_target(self.views, self.likes, self.comments, self.shares)
+        return (self.engagement_read_at - self.published_at).total_seconds() / 86_400
+
+    @property
+    def popularity(self) -> float | None:
+        """log1p of the weighted engagement, per day online when the counts are dated (:func:`popularity_target`),
+        or ``None`` when unlabelled."""
+        return popularity_target(self.views, self.likes, self.comments, self.shares, self.age_days)
 
     def to_json_dict(self, base_dir: Path | None = None) -> dict[str, Any]:
         """The manifest line as a dict (field order fixed, ``None`` labels left out).
@@ -140,16 +182,23 @@ class VideoEntry:
             "hashtags": list(self.hashtags),
             "published_at": self.published_at.isoformat(),
             "duration_s": self.duration_s,
-            "author_followers": self.author_followers,
         }
+        if self.author_followers is not None:
+            out["author_followers"] = self.author_followers
         if self.url is not None:
             out["url"] = self.url
+        if self.transcript:
+            out["transcript"] = self.transcript
         if self.diseases is not None:
             out["diseases"] = list(self.diseases)
+        if self.diseases_weak:
+            out["diseases_weak"] = True
         for name in ENGAGEMENT_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
+        if self.engagement_read_at is not None:
+            out["engagement_read_at"] = self.engagement_read_at.isoformat()
         if self.quality is not None:
             out["quality"] = self.quality
         if self.synthetic:
@@ -257,8 +306,20 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
     for name in obj:
         if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
             problems.add(line, name, f"unknown field; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}")
-    values: dict[str, Any] = {}
+    values = {**_video_fields(obj, line, base_dir, problems, roots), **_label_fields(obj, line, problems)}
+    read_at, published = values.get("engagement_read_at"), values.get("published_at")
+    if read_at is not None and published is not None and read_at < published:
+        problems.add(line, "engagement_read_at", f"{obj['engagement_read_at']} is before published_at: counts cannot "
+                                                 "be read before the video is published")
+    if problems.count != before:
+        return None
+    return VideoEntry(**values)
 
+
+def _video_fields(obj: Mapping[str, Any], line: int, base_dir: Path | None, problems: _Problems,
+                  roots: Sequence[Path] | None = None) -> dict[str, Any]:
+    """The valid values of the video's own fields (id, file, platform, text, publication, author), recording problems."""
+    values: dict[str, Any] = {}
     if "id" in obj and (vid := _check_str(obj, "id", line, problems)) is not None:
         if ID_PATTERN.fullmatch(vid):
             values["id"] = vid
@@ -280,10 +341,11 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
                 except MediaRefused as exc:
                     problems.add(line, "path", f"{exc.message}; {exc.hint}")
     if "platform" in obj and (platform := _check_str(obj, "platform", line, problems)) is not None:
-        if platform.lower() in PLATFORMS:
+        if PLATFORM_PATTERN.fullmatch(platform.lower()):
             values["platform"] = platform.lower()
         else:
-            problems.add(line, "platform", f"{_show(platform)} is not one of {', '.join(PLATFORMS)} (use 'other')")
+            problems.add(line, "platform", f"{platform[:80]!r} is not a platform name (1–64 of a–z 0–9 _ . -, e.g. "
+                                           f"{', '.join(PLATFORMS)})")
     if "title" in obj and (title := _check_str(obj, "title", line, problems, max_chars=MAX_TITLE_CHARS)) is not None:
         values["title"] = title
     if "caption" in obj and (caption := _check_str(obj, "caption", line, problems, max_chars=MAX_CAPTION_CHARS)) is not None:
@@ -312,11 +374,20 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
             problems.add(line, "duration_s", f"{_show(duration)} is more than {MAX_DURATION_S:,} seconds (a year)")
         else:
             values["duration_s"] = float(duration)
-    if "author_followers" in obj and (followers := _check_count(obj, "author_followers", line, problems)) is not None:
+    if obj.get("author_followers") is not None and (followers := _check_count(obj, "author_followers", line, problems)) is not None:
         values["author_followers"] = followers
 
     if "url" in obj and obj["url"] is not None and (url := _check_str(obj, "url", line, problems, max_chars=2_000)) is not None:
         values["url"] = url
+    if obj.get("transcript") is not None and (
+            transcript := _check_str(obj, "transcript", line, problems, max_chars=MAX_TRANSCRIPT_CHARS)) is not None:
+        values["transcript"] = transcript
+    return values
+
+
+def _label_fields(obj: Mapping[str, Any], line: int, problems: _Problems) -> dict[str, Any]:
+    """The valid values of the labels (diseases, engagement, quality) and the SYNTHETIC flag, recording problems."""
+    values: dict[str, Any] = {}
     if "diseases" in obj and obj["diseases"] is not None:
         diseases = obj["diseases"]
         if not isinstance(diseases, list) or not all(isinstance(d, str) for d in diseases):
@@ -331,13 +402,25 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
                 problems.add(line, "diseases", f"listed twice: {', '.join(repeated)}")
             else:
                 values["diseases"] = tuple(diseases)
+    if "diseases_weak" in obj:
+        if not isinstance(obj["diseases_weak"], bool):
+            problems.add(line, "diseases_weak", f"expected true or false, got {obj['diseases_weak']!r}")
+        elif obj["diseases_weak"] and obj.get("diseases") is None:
+            problems.add(line, "diseases_weak", "true without diseases: give the proposed diseases or drop the flag")
+        else:
+            values["diseases_weak"] = obj["diseases_weak"]
     present = [name for name in ENGAGEMENT_FIELDS if obj.get(name) is not None]
-    if present and len(present) < len(ENGAGEMENT_FIELDS):
-        missing = [name for name in ENGAGEMENT_FIELDS if name not in present]
-        problems.add(line, missing[0], f"give all of views, likes, comments, shares or none (missing {', '.join(missing)})")
     for name in present:
         if (count := _check_count(obj, name, line, problems)) is not None:
             values[name] = count
+    if obj.get("engagement_read_at") is not None and (stamp := _check_str(obj, "engagement_read_at", line, problems)) is not None:
+        read_at = _parse_datetime(stamp)
+        if read_at is None:
+            problems.add(line, "engagement_read_at", f"{stamp[:60]!r} is not an ISO 8601 date-time (e.g. 2024-04-01T09:00:00Z)")
+        elif not present:
+            problems.add(line, "engagement_read_at", "dates engagement counts, but the line gives none (views, likes, …)")
+        else:
+            values["engagement_read_at"] = read_at
     if "quality" in obj and obj["quality"] is not None:
         quality = _as_int(obj["quality"])
         if quality is None or not 1 <= quality <= 5:
@@ -349,16 +432,14 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
             problems.add(line, "synthetic", f"expected true or false, got {_show(obj['synthetic'])}")
         else:
             values["synthetic"] = obj["synthetic"]
-
-    if problems.count != before:
-        return None
-    return VideoEntry(**values)
+    return values
 
 
 def _validate_objects(objects: Iterable[tuple[int, object]], base_dir: Path | None, problems: _Problems,
                       roots: Sequence[Path] | None = None) -> tuple[list[VideoEntry], int]:
     """Validate ``(line, object)`` pairs into entries, recording problems; returns the entries and the count seen."""
     entries: list[VideoEntry] = []
+    lines: list[int] = []
     first_line: dict[str, int] = {}
     total = 0
     for line, obj in objects:
@@ -379,7 +460,20 @@ def _validate_objects(objects: Iterable[tuple[int, object]], base_dir: Path | No
                 first_line[vid] = line
         if entry is not None:
             entries.append(entry)
+            lines.append(line)
+    _check_one_popularity_scale(entries, lines, problems)
     return entries, total
+
+
+def _check_one_popularity_scale(entries: list[VideoEntry], lines: list[int], problems: _Problems) -> None:
+    # A per-day rate and a total are different targets: mixing them in one manifest would train one head on both.
+    labelled = [(e, n) for e, n in zip(entries, lines) if e.popularity is not None]
+    dated = sum(1 for e, _ in labelled if e.engagement_read_at is not None)
+    if 0 < dated < len(labelled):
+        for entry, line in labelled:
+            if entry.engagement_read_at is None:
+                problems.add(line, "engagement_read_at", f"missing, while {dated} other videos date their engagement "
+                                                         "counts; date every video's counts or none")
 
 
 def _finish(entries: list[VideoEntry], total: int, problems: _Problems) -> list[VideoEntry]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -113,3 +114,13 @@ def validation_score(metrics: dict[str, dict[str, float]]) -> float:
     ``metrics`` is keyed by task ("disease", "popularity", "quality") as ``evaluate`` returns; nan counts as 0.
     """
     return sum(task_score(metrics, task) for task in HEADLINE_METRICS)
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """``{"disease_macro_f1", "popularity_spearman", "quality_qwk"}`` from a ``score_predictions`` dict (None = n/a):
+    the numbers every table and report leads with."""
+    out: dict[str, float | None] = {}
+    for task, key in HEADLINE_METRICS.items():
+        value = metrics.get(task, {}).get(key)
+        out[f"{task}_{key}"] = float(value) if value is not None and math.isfinite(value) else None
+    return out

@@ -2,53 +2,59 @@ r"""The OVP fusion model: keyframes × knowledge-enriched text × graph entities
 
 Approach (the OVP paper): ResNet keyframe features and knowledge-graph-enriched BERT token states are fused by
 cross-modal attention, and three heads are trained jointly; the GNN embeddings of the linked entities join the text side.
-Task losses are summed with equal weights by default, or combined with learned homoscedastic uncertainty (Kendall, Gal &
-Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018), which on
-the demo set's validation split did worse — see ``fusion.losses`` and ``FusionConfig.task_weighting``.
+Task losses are summed with fixed weights by default, or combined with learned homoscedastic uncertainty (Kendall, Gal &
+Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018) — see
+``fusion.losses`` and ``FusionConfig.task_weighting``.
 
-The math, for one video with frames :math:`F \in \mathbb{R}^{K\times D_v}`, tokens :math:`T \in \mathbb{R}^{L\times D_t}`,
-entities :math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d` is ``config.width``:
+``FusionModel.forward`` reads top to bottom in the four steps below. For one video with frames
+:math:`F \in \mathbb{R}^{K\times D_v}`, tokens :math:`T \in \mathbb{R}^{L\times D_t}`, entities
+:math:`G \in \mathbb{R}^{E\times D_g}` and metadata :math:`m`; :math:`d` is ``config.width``:
 
-1. Projections: :math:`V = \mathrm{LN}(F W_v)`, :math:`C = [\mathrm{LN}(T W_t) + e_t ;\ \mathrm{LN}(G W_g) + e_g]`
-   (:math:`e_t, e_g` learned type embeddings: the text-and-entity context, length :math:`L+E`).
-2. Cross-modal attention, both directions, from the same inputs (co-attention):
+1. Embeddings (``embed``): :math:`V = \mathrm{LN}(F W_v)`,
+   :math:`C = [\mathrm{LN}(T W_t) + e_t ;\ \mathrm{LN}(G W_g) + e_g]` (:math:`e_t, e_g` learned type embeddings: the
+   text-and-entity context, length :math:`L+E`), :math:`s_m = \mathrm{MLP}(\tilde m)` (:math:`\tilde m` the metadata
+   standardised with the training statistics).
+2. Cross-modal attention (``attend``), both directions, from the same inputs (co-attention):
    :math:`C' = \mathrm{LN}(C + \mathrm{MHA}(Q{=}C, K{=}V, V{=}V))`, :math:`V' = \mathrm{LN}(V + \mathrm{MHA}(Q{=}V, K{=}C, V{=}C))`,
    each followed by a residual feed-forward block. Padding and switched-off modalities are key-padding masks.
-3. Gated pooling: per sequence (frames, tokens, entities) an attention pool
-   :math:`\alpha = \mathrm{softmax}_{valid}(w^\top \tanh(W h_i))`, :math:`s = \sum_i \alpha_i h_i`; metadata gives
-   :math:`s_m = \mathrm{MLP}(m)`. Each summary gets a learned gate :math:`g = \sigma(W_g s)` and the fused embedding is
-   :math:`z = \mathrm{LN}(\sum_{present} g \odot s)` (:math:`d`-dimensional; stored in the Neo4j vector index).
-   With ``task_readout`` each task has its own pools, gates and LayerNorm over the same cross-attended sequences and
-   its head reads its own :math:`z_t`; the stored embedding and the reported weights are the means over tasks.
-4. Heads on :math:`z`: disease logits (multi-label, sigmoid; with ``disease_mentions`` plus :math:`a_j` for each label
-   :math:`j` the caption's linked entities include and :math:`b_j` for every label, both starting at the training set's
-   log-odds and the head on :math:`z` at zero), popularity (standardised log1p engagement; with
-   ``popularity_skip`` plus a linear function of the standardised metadata :math:`\tilde m`; with
-   ``popularity_cascade`` plus :math:`a\,[\tilde m; \hat p]^\top w + c`, :math:`\hat p` the disease head's probabilities
-   (gradient stopped) and :math:`w` a ridge of engagement on the metadata and the disease *labels*, fitted in closed form
-   before training and then fixed),
-   quality: ordinal — cumulative logits :math:`P(y > k) = \sigma(f(z) - \theta_k)`, :math:`k=1..4`, thresholds kept
-   ordered by construction (:math:`\theta_{k+1} = \theta_k + \mathrm{softplus}(\delta_k)`) — or softmax over 5 levels;
-   with ``quality_skip`` the ordinal score is :math:`f(z) + a\,\tilde x^\top w + c`, :math:`\tilde x` the standardised
-   mean keyframe and mean token features, :math:`w` a ridge fitted in closed form before training and then fixed.
+3. Gated pooling (``fuse``): per sequence (frames, tokens, entities) an attention pool
+   :math:`\alpha = \mathrm{softmax}_{valid}(w^\top \tanh(W h_i))`, :math:`s = \sum_i \alpha_i h_i`. Each summary and
+   :math:`s_m` gets a learned gate :math:`g = \sigma(W_g s)` and the readout is
+   :math:`r = \mathrm{LN}(\sum_{present} g \odot s)`. With ``task_readout`` each task has its own pools, gates and
+   LayerNorm over the same cross-attended sequences (with ``quality_caption_readout`` the quality readout's text pool
+   covers the caption's own tokens only). With ``concat_base`` task :math:`t`'s embedding is
+   :math:`z_t = z_{concat} + \tanh(\alpha_t)\,r_t`, :math:`\alpha_t` learned from 0, where :math:`z_{concat}` is the
+   'concat' fusion's: masked means of :math:`V, T W_t, G W_g` and :math:`s_m`, concatenated and projected to :math:`d`.
+   The stored embedding (the Neo4j vector index's), the attention weights and the gates reported are the means over
+   the tasks' readouts. ``fusion='concat'`` (the ablation baseline) skips step 2 and uses :math:`z_{concat}` alone.
+4. Heads on :math:`z_t`:
 
-``fusion='concat'`` (the ablation baseline) replaces 2–3 by masked mean pooling of each projection, concatenated and
-projected to :math:`d`. With ``concat_base`` (the default) cross-attention fusion keeps that baseline underneath: task
-:math:`t`'s embedding is :math:`z_t = z_{concat} + \tanh(\alpha_t)\,z^{att}_t`, :math:`\alpha_t` learned from 0.
-With ``disease_related`` the mention prior also adds :math:`c_j` for a label the graph links (HAS_PHENOTYPE) to a
-phenotype the caption describes without naming :math:`j`. With ``disease_visual='mil'`` the disease logits also get
-:math:`\log \frac{1}{K}\sum_k \exp(u_j^\top \mathrm{GELU}(\mathrm{LN}(F_k W)))`, a smooth maximum over the keyframes
-of per-frame label scores, from a projection of the raw keyframes only the disease loss trains (:math:`u` starts at 0).
-With ``disease_context`` they also get :math:`U\,\mathrm{GELU}(\mathrm{LN}(W[\bar t; \bar e]))`, from the mean raw
-token feature and mean raw entity embedding, likewise the disease loss's alone (:math:`U` starts at 0). With
-``quality_caption_readout`` the quality readout's text pool covers the caption's own tokens only. Attention weights over keyframes, tokens and entities come back for explanations; an empty or
-switched-off sequence gets all-zero weights and a zero summary, never NaN.
+   - disease logits (multi-label, sigmoid): a linear head, plus with ``disease_mentions`` the mention prior
+     :math:`b_j + a_j m_j` (:math:`m_j = 1` when the caption's linked entities include label :math:`j`; with
+     ``disease_related`` also :math:`c_j r_j (1 - m_j)`, :math:`r_j = 1` when the graph links :math:`j` to a phenotype
+     the caption describes), starting at the training set's log-odds while the head starts at zero; with
+     ``disease_visual='mil'`` :math:`\log \frac{1}{K}\sum_k \exp(u_j^\top \mathrm{GELU}(\mathrm{LN}(F_k W)))`, a smooth
+     maximum over the keyframes of per-frame label scores; with ``disease_context``
+     :math:`U\,\mathrm{GELU}(\mathrm{LN}(W[\bar t; \bar e]))` from the mean raw token feature and entity embedding. The
+     last two only the disease loss trains, and their output layers start at 0.
+   - popularity (standardised log1p engagement): an MLP, plus with ``popularity_cascade``
+     :math:`a\,[\tilde m; \hat p]^\top w + c`, :math:`\hat p` the disease head's probabilities (gradient stopped) and
+     :math:`w` a ridge of engagement on the metadata and the disease *labels*, fitted in closed form before training.
+   - quality: ordinal — cumulative logits :math:`P(y > k) = \sigma(f(z) - \theta_k)`, :math:`k=1..4`, thresholds kept
+     ordered by construction (:math:`\theta_{k+1} = \theta_k + \mathrm{softplus}(\delta_k)`); with ``quality_skip``
+     the score is :math:`f(z) + a\,\tilde x^\top w + c`, :math:`\tilde x` the standardised mean keyframe and mean token
+     features, :math:`w` a ridge fitted in closed form before training and then fixed.
+
+Attention weights over keyframes, tokens and entities come back for explanations; an empty or switched-off sequence
+gets all-zero weights and a zero summary, never NaN.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +77,7 @@ class FusionOutput:
 
     disease_logits: Tensor | None  # B × n_diseases
     popularity: Tensor | None  # B, standardised log1p engagement (``FusionModel.popularity_value`` undoes it)
-    quality_logits: Tensor | None  # B × 4 cumulative logits (ordinal) or B × 5 class logits (softmax)
+    quality_logits: Tensor | None  # B × 4 cumulative logits, logit P(GQS > k) for k = 1..4
     quality_probs: Tensor | None  # B × 5, over GQS 1..5
     embedding: Tensor  # B × width, the fused representation
     frame_attention: Tensor  # B × K
@@ -95,6 +101,54 @@ class FusionOutput:
         """B predicted GQS levels 1..5 (the most probable level)."""
         return None if self.quality_probs is None else self.quality_probs.argmax(dim=-1) + 1
 
+
+@dataclass
+class Sequences:
+    """The inputs at one step of the forward pass, in the model width: B×K×d frames, B×L×d tokens, B×E×d entities
+    with their validity masks, the B×d metadata summary and B×4 presence per modality (1 where it has a position)."""
+
+    frames: Tensor
+    frame_valid: Tensor
+    tokens: Tensor
+    token_valid: Tensor
+    entities: Tensor
+    entity_valid: Tensor
+    metadata: Tensor
+    present: Tensor
+
+    def as_args(self) -> tuple[Tensor, ...]:
+        """The fields in order: what ``Readout`` takes."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+
+class Pooled(NamedTuple):
+    """One readout's result: B×d embedding, B×K frame, B×L token and B×E entity weights, B×4 mean gate per modality."""
+
+    embedding: Tensor
+    frame_attention: Tensor
+    token_attention: Tensor
+    entity_attention: Tensor
+    gates: Tensor
+
+
+@dataclass
+class Fused:
+    """Step 3's result: the reported (mean) readout, and each task's own embedding with per-task readouts."""
+
+    pooled: Pooled
+    per_task: dict[str, Tensor] | None = None
+
+    def embedding_for(self, task: str) -> Tensor:
+        return self.per_task[task] if self.per_task is not None else self.pooled.embedding
+
+
+class DiseaseParts(NamedTuple):
+    """The disease logits and, for explanations, the mention prior's and the keyframes' parts of them."""
+
+    logits: Tensor | None = None
+    prior: Tensor | None = None
+    frames: Tensor | None = None
+    frame_weights: Tensor | None = None
 
 def masked_softmax(scores: Tensor, valid: Tensor) -> Tensor:
     """Softmax over the last dim restricted to ``valid``; rows with no valid position give all zeros (not NaN)."""
@@ -156,27 +210,19 @@ class Readout(nn.Module):
     """Gated pooling of the cross-attended sequences into one embedding: an attention pool per sequence, a sigmoid gate
     per modality summary (metadata included), their gated sum, LayerNorm."""
 
-    def __init__(self, width: int, mean_pool: bool = False) -> None:
+    def __init__(self, width: int) -> None:
         super().__init__()
         self.pools = nn.ModuleDict({m: AttentionPool(width) for m in ("visual", "text", "graph")})
         self.gates = nn.ModuleDict({m: nn.Linear(width, width) for m in MODALITIES})
         self.norm = nn.LayerNorm(width)
-        self.mean_pool = mean_pool
-
-    def _pool(self, name: str, h: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        summary, weights = self.pools[name](h, valid)
-        if self.mean_pool:
-            summary = summary + masked_mean(h, valid)
-        return summary, weights
 
     def forward(
         self, v: Tensor, v_valid: Tensor, t: Tensor, t_valid: Tensor, g: Tensor, g_valid: Tensor, meta: Tensor,
         present: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """(embedding B×d, frame weights B×K, token weights B×L, entity weights B×E, mean gate per modality B×4)."""
-        s_v, frame_att = self._pool("visual", v, v_valid)
-        s_t, token_att = self._pool("text", t, t_valid)
-        s_g, entity_att = self._pool("graph", g, g_valid)
+    ) -> Pooled:
+        s_v, frame_att = self.pools["visual"](v, v_valid)
+        s_t, token_att = self.pools["text"](t, t_valid)
+        s_g, entity_att = self.pools["graph"](g, g_valid)
         summaries = {"visual": s_v, "text": s_t, "graph": s_g, "metadata": meta}
         fused = torch.zeros_like(s_v)
         gate_means = []
@@ -184,7 +230,7 @@ class Readout(nn.Module):
             gate = torch.sigmoid(self.gates[name](summaries[name])) * present[:, i : i + 1]
             fused = fused + gate * summaries[name]
             gate_means.append(gate.mean(dim=-1))
-        return self.norm(fused), frame_att, token_att, entity_att, torch.stack(gate_means, dim=1)
+        return Pooled(self.norm(fused), frame_att, token_att, entity_att, torch.stack(gate_means, dim=1))
 
 
 class OrdinalHead(nn.Module):
@@ -320,28 +366,22 @@ class _DiseasePath(nn.Module):
 
 
 class VisualDiseasePath(_DiseasePath):
-    """Keyframes → disease logits, trained by the disease loss alone (``FusionConfig.disease_visual``): the raw keyframe
-    features get their own projection (Linear, LayerNorm, GELU); 'attention' pools the frames with an ``AttentionPool``
-    and maps the summary to the labels, 'mil' maps every frame to the labels and pools each label over the frames with a
-    smooth maximum, log-mean-exp (between the mean, for flat scores, and the maximum, for one frame that stands out).
-    The output layer starts at zero, so the path starts silent; an item with no valid frame gets 0."""
+    """Keyframes → disease logits, trained by the disease loss alone (``FusionConfig.disease_visual='mil'``): the raw
+    keyframe features get their own projection (Linear, LayerNorm, GELU), every frame is mapped to the labels, and each
+    label is pooled over the frames with a smooth maximum, log-mean-exp (between the mean, for flat scores, and the
+    maximum, for one frame that stands out). The output layer starts at zero, so the path starts silent; an item with
+    no valid frame gets 0."""
 
-    def __init__(self, d_visual: int, width: int, n_diseases: int, dropout: float, pooling: str) -> None:
+    def __init__(self, d_visual: int, width: int, n_diseases: int, dropout: float) -> None:
         super().__init__()
         self.proj = nn.Sequential(nn.Linear(d_visual, width), nn.LayerNorm(width), nn.GELU(), nn.Dropout(dropout))
-        self.pool = AttentionPool(width) if pooling == "attention" else None
         self.out = nn.Linear(width, n_diseases)
 
     def forward(self, frames: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-        """(B × n_diseases logits, B × K × n_diseases frame weights: per label, each valid keyframe's share — the
-        attention pool's weights, the same for every label, or for 'mil' the softmax over the frames of the label's
-        scores, which is the log-mean-exp's gradient: the frames that raise it most)."""
+        """(B × n_diseases logits, B × K × n_diseases frame weights: per label, the softmax over the frames of the
+        label's scores, which is the log-mean-exp's gradient: the frames that raise it most)."""
         h = self.proj(frames)
         has = valid.any(dim=-1, keepdim=True)
-        if self.pool is not None:
-            summary, weights = self.pool(h, valid)
-            logits = self.out(summary) * has.to(h.dtype)
-            return logits, weights[..., None].expand(-1, -1, logits.shape[-1])
         # A large finite fill, not -inf: an item with no valid frame would otherwise send NaN gradients back.
         scores = self.out(h).masked_fill(~valid[..., None], -1e4)  # B × K × n
         count = valid.sum(dim=-1, keepdim=True).clamp_min(1).to(h.dtype)
@@ -367,17 +407,6 @@ class ContextDiseasePath(_DiseasePath):
         return self.out(self.proj(torch.cat([masked_mean(tokens, token_valid), masked_mean(entities, entity_valid)], dim=-1)))
 
 
-def _block_pairs(config: FusionConfig) -> nn.ModuleDict:
-    """One pair of cross-modal blocks (context over frames, frames over context) per task of ``config``."""
-    return nn.ModuleDict({
-        task: nn.ModuleDict({
-            "context_over_frames": CrossModalBlock(config.width, config.heads, config.dropout),
-            "frames_over_context": CrossModalBlock(config.width, config.heads, config.dropout),
-        })
-        for task in config.tasks
-    })
-
-
 def _initialise(modules: list[nn.Module]) -> None:
     """The initial values of ``modules``' own parameters: Xavier-uniform linear weights with zero biases, default
     LayerNorm and attention, ordinal thresholds spread over the levels, and readout gates at zero — half-open
@@ -400,12 +429,6 @@ def _initialise(modules: list[nn.Module]) -> None:
                 nn.init.zeros_(gate.bias)
 
 
-def _fit_length(weights: Tensor, length: int) -> Tensor:
-    """B×N weights cut or zero-padded on the right to B×``length``."""
-    if weights.shape[1] >= length:
-        return weights[:, :length]
-    return F.pad(weights, (0, length - weights.shape[1]))
-
 
 class FusionModel(nn.Module):
     """Cross-modal attention fusion with gated pooling and three task heads; see the module docstring for the math.
@@ -427,64 +450,20 @@ class FusionModel(nn.Module):
             nn.Sequential(nn.Linear(config.d_meta, d), nn.GELU(), nn.Linear(d, d)) if config.use_metadata else None
         )
         self.input_drop = nn.Dropout(config.dropout)
-        # 2.–3. Fusion.
+        # 2.–3. Fusion: one pair of cross-modal blocks, a readout per task (or one shared), and the concatenation
+        # baseline under them with a tanh gate per readout starting at 0 (``concat_base``); 'concat' is the baseline.
         if config.fusion == "cross_attention":
-            if config.task_attention:  # FusionConfig has checked task_readout is on
-                # One pair of blocks per task (``config.task_attention``); the projections below them stay shared.
-                self.task_blocks = _block_pairs(config)
-            else:
-                self.context_over_frames = CrossModalBlock(d, config.heads, config.dropout)
-                self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
+            self.context_over_frames = CrossModalBlock(d, config.heads, config.dropout)
+            self.frames_over_context = CrossModalBlock(d, config.heads, config.dropout)
             readouts = config.tasks if config.task_readout else ("shared",)
-            self.readouts = nn.ModuleDict({name: Readout(d, config.mean_pool) for name in readouts})
+            self.readouts = nn.ModuleDict({name: Readout(d) for name in readouts})
             if config.concat_base:
-                # ``config.concat_base``: the concatenation baseline under the attention readouts, whose tanh gates
-                # (one per readout) start at 0.
                 self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
                 self.attention_gate = nn.Parameter(torch.zeros(len(readouts)))
         else:
             self.concat_proj = nn.Sequential(nn.Linear(len(MODALITIES) * d, d), nn.LayerNorm(d))
-        # 4. Heads.
-        self.disease_head = nn.Linear(d, config.n_diseases) if config.has("disease") else None
-        # ``config.disease_mentions``: the linked-label path beside the head on the fused embedding.
-        self.mention_prior = (MentionPrior(config.n_diseases, related=config.disease_related)
-                              if config.disease_mentions and config.has("disease") else None)
-        # ``config.disease_visual``: the frames' own path to the disease logits.
-        self.disease_visual = (VisualDiseasePath(config.d_visual, d, config.n_diseases, config.dropout, config.disease_visual)
-                               if config.disease_visual != "none" and config.has("disease") else None)
-        # ``config.disease_context``: the caption's and entities' own path to the disease logits.
-        self.disease_context = (ContextDiseasePath(config.d_text, config.d_graph, d, config.n_diseases, config.dropout)
-                                if config.disease_context and config.has("disease") else None)
-        if not config.has("popularity"):
-            self.popularity_head: nn.Module | None = None
-        elif config.popularity_head == "linear":
-            self.popularity_head = nn.Sequential(nn.Linear(d, 1))
-        else:
-            self.popularity_head = nn.Sequential(nn.Linear(d, d // 2), nn.GELU(), nn.Linear(d // 2, 1))
-        # Popularity's linear path from the standardised metadata (``config.popularity_skip``).
-        self.popularity_skip = (
-            nn.Linear(config.d_meta, 1) if config.popularity_skip and config.use_metadata and config.has("popularity") else None
-        )
-        # ``config.popularity_cascade``: a fixed ridge of standardised engagement on the metadata and the disease labels,
-        # read at prediction time with the disease head's probabilities (``fusion.training.fit_popularity_cascade``).
-        self.popularity_cascade = (
-            RidgeSkip(config.d_meta + (config.n_diseases if config.has("disease") else 0))
-            if config.popularity_cascade and config.has("popularity") else None
-        )
-        if config.has("quality"):
-            self.quality_head: nn.Module | None = OrdinalHead(d) if config.quality_head == "ordinal" else nn.Linear(d, 5)
-        else:
-            self.quality_head = None
-        # ``config.quality_skip``: a fixed ridge on the mean keyframe and mean token features (buffers, fitted by
-        # ``fusion.training.fit_quality_skip``) and the learned scale and shift that put its prediction on the ordinal score's scale.
-        self.quality_skip = RidgeSkip(config.d_visual + config.d_text) if config.has_quality_skip else None
-        # ``config.refit_attention``: per-task copies of the shared blocks, filled by ``untie_attention`` when the head
-        # refit starts. Built under a forked RNG and left out of ``reset_parameters``, so the joint phase draws the same
-        # random numbers as a model without them; ``attention_untied`` (saved) says whether the copies are in use.
-        if config.refit_attention and config.fusion == "cross_attention":
-            with torch.random.fork_rng(devices=[]):
-                self.refit_blocks = _block_pairs(config)
-            self.register_buffer("attention_untied", torch.zeros((), dtype=torch.bool))
+        # 4. Heads, each with the paths beside it (see FusionConfig for why each exists).
+        self._build_heads(config)
         # Popularity standardisation and the training distribution's percentiles, set by training and saved in the
         # state dict, so a loaded model un-standardises and ranks exactly as it did when trained.
         self.register_buffer("pop_mean", torch.zeros(()))
@@ -499,24 +478,38 @@ class FusionModel(nn.Module):
         self.register_buffer("meta_std", torch.ones(config.d_meta))
         self.reset_parameters()
 
+    def _build_heads(self, config: FusionConfig) -> None:
+        """The task heads and the paths beside them; a task the config does not train gets None. Built after the trunk
+        and in this order, since construction draws the initial weights from torch's random stream."""
+        d = config.width
+        disease = config.has("disease")
+        self.disease_head = nn.Linear(d, config.n_diseases) if disease else None
+        self.mention_prior = (MentionPrior(config.n_diseases, related=config.disease_related)
+                              if config.disease_mentions and disease else None)
+        self.disease_visual = (VisualDiseasePath(config.d_visual, d, config.n_diseases, config.dropout)
+                               if config.disease_visual == "mil" and disease else None)
+        self.disease_context = (ContextDiseasePath(config.d_text, config.d_graph, d, config.n_diseases, config.dropout)
+                                if config.disease_context and disease else None)
+        self.popularity_head = (nn.Sequential(nn.Linear(d, d // 2), nn.GELU(), nn.Linear(d // 2, 1))
+                                if config.has("popularity") else None)
+        # The cascade's ridge (buffers) is fitted by ``fusion.training.fit_popularity_cascade``.
+        self.popularity_cascade = (
+            RidgeSkip(config.d_meta + (config.n_diseases if disease else 0))
+            if config.popularity_cascade and config.has("popularity") else None
+        )
+        self.quality_head = OrdinalHead(d) if config.has("quality") else None
+        # The skip's ridge (buffers) is fitted by ``fusion.training.fit_quality_skip``; the learned scale and shift put
+        # its prediction on the ordinal score's scale.
+        self.quality_skip = RidgeSkip(config.d_visual + config.d_text) if config.has_quality_skip else None
+
     def reset_parameters(self) -> None:
         """(Re)initialise every learned parameter; buffers (popularity statistics) are left alone."""
-        copies = self._refit_copies()
-        _initialise([m for m in self.modules() if m is not self and id(m) not in copies])
+        _initialise([m for m in self.modules() if m is not self])
         nn.init.normal_(self.type_embedding, std=0.02)
         if hasattr(self, "attention_gate"):
             nn.init.zeros_(self.attention_gate)
         for task in self.config.tasks:
             self._zero_residual_head(task)
-
-    def reset_task(self, task: str) -> None:
-        """Initialise ``task``'s own modules (``task_modules``) afresh, exactly as a new model's; the rest is untouched.
-        Its copy of the attention blocks (``refit_attention``) is taken again from the shared blocks instead."""
-        copies = self._refit_copies()
-        _initialise([sub for m in self.task_modules(task) for sub in m.modules() if id(sub) not in copies])
-        self._zero_residual_head(task)
-        if hasattr(self, "refit_blocks") and task in self.refit_blocks:
-            self._copy_shared_blocks(task)
 
     def _zero_residual_head(self, task: str) -> None:
         """Start ``task``'s head on the fused embedding at 0 when a fitted path stands beside it (disease: the mention
@@ -531,24 +524,6 @@ class FusionModel(nn.Module):
             for path in (self.disease_visual, self.disease_context):
                 if path is not None:
                     path.zero_output()
-
-    def _refit_copies(self) -> set[int]:
-        """Ids of the modules inside ``refit_attention``'s block copies (initialised by copying, never at random)."""
-        return {id(m) for m in self.refit_blocks.modules()} if hasattr(self, "refit_blocks") else set()
-
-    def untie_attention(self) -> None:
-        """``refit_attention``: give every task its own copy of the shared cross-modal blocks (their current weights)
-        and read them from now on. No-op for a model without the option."""
-        if not hasattr(self, "refit_blocks"):
-            return
-        for task in self.refit_blocks:
-            self._copy_shared_blocks(task)
-        self.attention_untied.fill_(True)
-
-    def _copy_shared_blocks(self, task: str) -> None:
-        blocks = self.refit_blocks[task]
-        blocks["context_over_frames"].load_state_dict(self.context_over_frames.state_dict())
-        blocks["frames_over_context"].load_state_dict(self.frames_over_context.state_dict())
 
     def forward(
         self,
@@ -567,170 +542,148 @@ class FusionModel(nn.Module):
     ) -> FusionOutput:
         """Shapes: frames B×K×D_v, tokens B×L×D_t, entities B×E×D_g, metadata B×D_meta; ``*_valid`` B×K, B×L, B×E bool;
         ``mentions`` B×n_diseases, 1 where the linked entities include the label (needed with ``disease_mentions``);
-        ``caption_valid`` B×L, True on the caption's own tokens (needed with ``quality_skip_caption_only``);
-        ``related`` B×n_diseases, 1 where the graph links the label to a linked phenotype (needed with ``disease_related``);
-        ``caption_tokens`` B×C×D_t with ``caption_token_valid`` B×C, the caption encoded on its own (needed with
-        ``quality_skip_caption_alone``)."""
-        cfg = self.config
-        # Ablation switches act through the masks, so the rest of the model needs no special cases.
-        # The quality skip reads every valid frame and token, before modality dropout hides any.
+        ``caption_valid`` B×L, True on the caption's own tokens (needed with ``quality_caption_readout`` and
+        ``quality_skip_caption_only``); ``related`` B×n_diseases, 1 where the graph links the label to a linked
+        phenotype (needed with ``disease_related``); ``caption_tokens`` B×C×D_t with ``caption_token_valid`` B×C, the
+        caption encoded on its own (needed with ``quality_skip_caption_alone``)."""
+        # The quality skip reads every valid frame and token, before the switches and modality dropout hide any.
         skip_inputs = (self.quality_skip_inputs(frames, frame_valid, tokens, token_valid, caption_valid,
                                                 caption_tokens, caption_token_valid)
                        if self.quality_skip is not None else None)
-        frame_valid = frame_valid & cfg.use_visual
-        token_valid = token_valid & cfg.use_text
-        entity_valid = entity_valid & cfg.use_graph
-        batch = frames.shape[0]
-        if self.training and cfg.modality_dropout > 0:
-            frame_valid, token_valid, entity_valid = self._drop_modalities(frame_valid, token_valid, entity_valid)
-
-        # 1. Projections.
-        v = self.input_drop(self.visual_proj(frames)) * frame_valid[..., None]
-
-        def text_states(states: Tensor, valid: Tensor) -> Tensor:
-            return self.input_drop(self.text_proj(states) + self.type_embedding[0]) * valid[..., None]
-
-        t = text_states(tokens, token_valid)
-        alone = None  # ``quality_readout_caption_alone``: the caption encoded on its own (states, valid)
-        if cfg.quality_readout_reads_caption_alone:
-            if caption_tokens is None or caption_token_valid is None:
-                raise ValueError("this model's quality readout reads the caption encoded on its own "
-                                 "(quality_readout_caption_alone=True) but got no caption_tokens")
-            # Hidden exactly when the joint text is (switched off, or dropped for this item): the joint text holds
-            # the caption, so an item with caption states has joint tokens.
-            alone_valid = caption_token_valid & token_valid.any(-1, keepdim=True)
-            alone = (text_states(caption_tokens, alone_valid), alone_valid)
-        g = self.input_drop(self.graph_proj(entities) + self.type_embedding[1]) * entity_valid[..., None]
-        raw_metadata = metadata
-        metadata = (metadata - self.meta_mean) / self.meta_std
-        meta = self.meta_mlp(metadata) if self.meta_mlp is not None else frames.new_zeros(batch, cfg.width)
-        meta_present = frames.new_full((batch,), 1.0 if self.meta_mlp is not None else 0.0)
-
-        present = torch.stack(
-            [frame_valid.any(-1).to(v.dtype), token_valid.any(-1).to(v.dtype), entity_valid.any(-1).to(v.dtype), meta_present],
-            dim=1,
-        )  # B × 4
-
-        if cfg.fusion == "cross_attention":
-            # 2. Cross-modal attention in both directions, from the same (pre-update) inputs: one pair of blocks, or
-            # one per task (``task_attention``).
-            def attend(context_over_frames: nn.Module, frames_over_context: nn.Module,
-                       text: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, ...]:
-                """The blocks' pass over the frames and the context: ``text`` (states, valid; the joint tokens unless
-                given) followed by the entities."""
-                states, valid = text if text is not None else (t, token_valid)
-                context = torch.cat([states, g], dim=1)
-                context_valid = torch.cat([valid, entity_valid], dim=1)
-                context_new = context_over_frames(context, context_valid, v, frame_valid)
-                v_new = frames_over_context(v, frame_valid, context, context_valid)
-                n = states.shape[1]
-                return v_new, frame_valid, context_new[:, :n], valid, context_new[:, n:], entity_valid, meta, present
-
-            per_task_blocks = getattr(self, "task_blocks", None)
-            if per_task_blocks is None and hasattr(self, "refit_blocks") and bool(self.attention_untied):
-                per_task_blocks = self.refit_blocks
-            if per_task_blocks is not None:
-                attended = {task: attend(b["context_over_frames"], b["frames_over_context"],
-                                         alone if task == "quality" else None)
-                            for task, b in per_task_blocks.items()}
-            else:
-                shared = attend(self.context_over_frames, self.frames_over_context)
-                attended = {name: shared for name in self.readouts}
-                if alone is not None:
-                    attended["quality"] = attend(self.context_over_frames, self.frames_over_context, alone)
-
-            # 3. Gated pooling, once, or once per task (``task_readout``): then each head reads its own embedding,
-            # and the embedding, attention weights and gates reported are the means over the tasks' readouts.
-            if cfg.quality_caption_readout and "quality" in attended and alone is None:
-                # ``quality_caption_readout``: the quality readout pools the caption's own tokens, not the knowledge.
-                if caption_valid is None:
-                    raise ValueError("this model's quality readout reads the caption's own tokens "
-                                     "(quality_caption_readout=True) but got no caption_valid mask")
-                q = attended["quality"]
-                attended["quality"] = (*q[:3], q[3] & caption_valid, *q[4:])
-            reads = {name: readout(*attended[name]) for name, readout in self.readouts.items()}
-            if alone is not None:
-                # The quality readout's token weights are over the caption encoded alone, whose positions are the
-                # joint text's first ones ([CLS], the caption's tokens, [SEP]): reported on those positions.
-                r = reads["quality"]
-                reads["quality"] = (*r[:2], _fit_length(r[2], t.shape[1]), *r[3:])
-            if cfg.concat_base:
-                base = self._concat_embedding(v, frame_valid, t, token_valid, g, entity_valid, meta)
-                bases = {name: base for name in reads}
-                if alone is not None:
-                    bases["quality"] = self._concat_embedding(v, frame_valid, alone[0], alone[1], g, entity_valid, meta)
-                reads = {name: (bases[name] + torch.tanh(self.attention_gate[k]) * r[0], *r[1:])
-                         for k, (name, r) in enumerate(reads.items())}
-            per_task = {task: reads[task][0] for task in cfg.tasks} if cfg.task_readout else None
-            embedding, frame_att, token_att, entity_att, gates = (
-                torch.stack([r[j] for r in reads.values()]).mean(dim=0) for j in range(5)
-            )
-        else:
-            # Ablation baseline: mean pooling is attention with uniform weights over the valid positions.
-            frame_att = uniform_weights(frame_valid, v.dtype)
-            token_att = uniform_weights(token_valid, v.dtype)
-            entity_att = uniform_weights(entity_valid, v.dtype)
-            embedding = self._concat_embedding(v, frame_valid, t, token_valid, g, entity_valid, meta)
-            gates = present
-            per_task = None
-
-        def z(task: str) -> Tensor:
-            return per_task[task] if per_task is not None else embedding
-
+        frame_valid, token_valid, entity_valid = self._visible(frame_valid, token_valid, entity_valid)
+        x = self.embed(frames, frame_valid, tokens, token_valid, entities, entity_valid, metadata)  # 1.
+        fused = self.fuse(x, caption_valid)  # 2.–3.
         # 4. Heads.
-        disease_logits = self.disease_head(z("disease")) if self.disease_head is not None else None
-        disease_frames = disease_frame_weights = None
-        if self.disease_visual is not None:
-            disease_frames, disease_frame_weights = self.disease_visual(frames, frame_valid)
-            disease_logits = disease_logits + disease_frames
-        if self.disease_context is not None:
-            disease_logits = disease_logits + self.disease_context(tokens, token_valid, entities, entity_valid)
-        disease_prior = None
-        if self.mention_prior is not None:
-            if mentions is None:
-                raise ValueError("this model reads linked-label mentions (disease_mentions=True) but got none")
-            disease_prior = self.mention_prior(
-                mentions.to(disease_logits.dtype), related.to(disease_logits.dtype) if related is not None else None)
-            disease_logits = disease_logits + disease_prior
-        popularity = None
-        if self.popularity_head is not None:
-            # Optionally a stop-gradient: the popularity head reads the embedding without training the trunk.
-            detach = cfg.detach_popularity and len(cfg.tasks) > 1
-            popularity = self.popularity_head(z("popularity").detach() if detach else z("popularity")).squeeze(-1)
-            if self.popularity_skip is not None:
-                popularity = popularity + self.popularity_skip(metadata).squeeze(-1)
-            if self.popularity_cascade is not None:
-                # The disease probabilities are read, not trained, by the popularity loss.
-                diseases = torch.sigmoid(disease_logits).detach() if disease_logits is not None else None
-                popularity = popularity + self.popularity_cascade(self.popularity_cascade_inputs(raw_metadata, diseases))
-        quality_logits = quality_probs = None
-        if isinstance(self.quality_head, OrdinalHead):
-            skip = self.quality_skip(skip_inputs) if skip_inputs is not None else None
-            quality_logits, quality_probs = self.quality_head(z("quality"), skip)
-        elif self.quality_head is not None:
-            quality_logits = self.quality_head(z("quality"))
-            quality_probs = torch.softmax(quality_logits, dim=-1)
+        disease = self.predict_disease(fused, frames, frame_valid, tokens, token_valid, entities, entity_valid,
+                                       mentions, related)
+        popularity = self.predict_popularity(fused, metadata, disease.logits)
+        quality_logits, quality_probs = self.predict_quality(fused, skip_inputs)
         return FusionOutput(
-            disease_logits=disease_logits,
+            disease_logits=disease.logits,
             popularity=popularity,
             quality_logits=quality_logits,
             quality_probs=quality_probs,
-            embedding=embedding,
-            frame_attention=frame_att,
-            token_attention=token_att,
-            entity_attention=entity_att,
-            gates=gates,
-            disease_prior=disease_prior,
-            disease_frames=disease_frames,
-            disease_frame_weights=disease_frame_weights,
+            embedding=fused.pooled.embedding,
+            frame_attention=fused.pooled.frame_attention,
+            token_attention=fused.pooled.token_attention,
+            entity_attention=fused.pooled.entity_attention,
+            gates=fused.pooled.gates,
+            disease_prior=disease.prior,
+            disease_frames=disease.frames,
+            disease_frame_weights=disease.frame_weights,
         )
 
-    def _concat_embedding(self, v: Tensor, v_valid: Tensor, t: Tensor, t_valid: Tensor, g: Tensor, g_valid: Tensor,
-                          meta: Tensor) -> Tensor:
+    def _visible(self, frame_valid: Tensor, token_valid: Tensor, entity_valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The masks the model reads: the ablation switches act through them (so the rest of the model needs no
+        special cases), and in training modality dropout hides whole sequences."""
+        cfg = self.config
+        valid = (frame_valid & cfg.use_visual, token_valid & cfg.use_text, entity_valid & cfg.use_graph)
+        if self.training and cfg.modality_dropout > 0:
+            valid = self._drop_modalities(*valid)
+        return valid  # type: ignore[return-value]
+
+    def embed(self, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor, entities: Tensor,
+              entity_valid: Tensor, metadata: Tensor) -> Sequences:
+        """1. Each modality projected into the model width; padding zeroed; the metadata standardised and summarised."""
+        v = self.input_drop(self.visual_proj(frames)) * frame_valid[..., None]
+        t = self.input_drop(self.text_proj(tokens) + self.type_embedding[0]) * token_valid[..., None]
+        g = self.input_drop(self.graph_proj(entities) + self.type_embedding[1]) * entity_valid[..., None]
+        batch = frames.shape[0]
+        if self.meta_mlp is not None:
+            meta = self.meta_mlp((metadata - self.meta_mean) / self.meta_std)
+        else:
+            meta = frames.new_zeros(batch, self.config.width)
+        meta_present = frames.new_full((batch,), 1.0 if self.meta_mlp is not None else 0.0)
+        present = torch.stack([frame_valid.any(-1).to(v.dtype), token_valid.any(-1).to(v.dtype),
+                               entity_valid.any(-1).to(v.dtype), meta_present], dim=1)
+        return Sequences(v, frame_valid, t, token_valid, g, entity_valid, meta, present)
+
+    def attend(self, x: Sequences) -> Sequences:
+        """2. Cross-modal attention in both directions from the same inputs: the text-and-entity context over the
+        frames, and the frames over the context."""
+        context = torch.cat([x.tokens, x.entities], dim=1)
+        context_valid = torch.cat([x.token_valid, x.entity_valid], dim=1)
+        context_new = self.context_over_frames(context, context_valid, x.frames, x.frame_valid)
+        frames_new = self.frames_over_context(x.frames, x.frame_valid, context, context_valid)
+        n = x.tokens.shape[1]
+        return dataclasses.replace(x, frames=frames_new, tokens=context_new[:, :n], entities=context_new[:, n:])
+
+    def fuse(self, x: Sequences, caption_valid: Tensor | None = None) -> Fused:
+        """2.–3. The fused embedding: attention and gated pooling per readout, on the concatenation baseline
+        (``concat_base``); or the baseline alone (``fusion='concat'``), whose weights are uniform over the valid
+        positions (mean pooling as attention)."""
+        if self.config.fusion == "concat":
+            pooled = Pooled(self._concat_embedding(x), uniform_weights(x.frame_valid, x.frames.dtype),
+                            uniform_weights(x.token_valid, x.frames.dtype),
+                            uniform_weights(x.entity_valid, x.frames.dtype), x.present)
+            return Fused(pooled)
+        attended = self.attend(x)
+        reads = {name: readout(*self._readout_view(name, attended, caption_valid).as_args())
+                 for name, readout in self.readouts.items()}
+        if self.config.concat_base:
+            base = self._concat_embedding(x)
+            reads = {name: r._replace(embedding=base + torch.tanh(self.attention_gate[k]) * r.embedding)
+                     for k, (name, r) in enumerate(reads.items())}
+        per_task = {task: reads[task].embedding for task in self.config.tasks} if self.config.task_readout else None
+        return Fused(Pooled(*(torch.stack([r[j] for r in reads.values()]).mean(dim=0) for j in range(5))), per_task)
+
+    def _readout_view(self, name: str, attended: Sequences, caption_valid: Tensor | None) -> Sequences:
+        """What readout ``name`` pools: the cross-attended sequences, with the quality readout's text pool restricted
+        to the caption's own tokens (``quality_caption_readout``)."""
+        if name != "quality" or not self.config.quality_caption_readout:
+            return attended
+        if caption_valid is None:
+            raise ValueError("this model's quality readout reads the caption's own tokens "
+                             "(quality_caption_readout=True) but got no caption_valid mask")
+        return dataclasses.replace(attended, token_valid=attended.token_valid & caption_valid)
+
+    def _concat_embedding(self, x: Sequences) -> Tensor:
         """The 'concat' fusion: masked means of the projected sequences and the metadata summary, concatenated and
         projected to the model width."""
-        pooled = [masked_mean(v, v_valid), masked_mean(t, t_valid), masked_mean(g, g_valid), meta]
+        pooled = [masked_mean(x.frames, x.frame_valid), masked_mean(x.tokens, x.token_valid),
+                  masked_mean(x.entities, x.entity_valid), x.metadata]
         return self.concat_proj(torch.cat(pooled, dim=-1))
+
+    def predict_disease(self, fused: Fused, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor,
+                        entities: Tensor, entity_valid: Tensor, mentions: Tensor | None,
+                        related: Tensor | None) -> DiseaseParts:
+        """4. Disease logits: the head on the task's embedding plus the paths beside it, which read the raw inputs (the
+        keyframes', the caption's and entities', the mention prior)."""
+        if self.disease_head is None:
+            return DiseaseParts()
+        logits = self.disease_head(fused.embedding_for("disease"))
+        frames_part = frame_weights = None
+        if self.disease_visual is not None:
+            frames_part, frame_weights = self.disease_visual(frames, frame_valid)
+            logits = logits + frames_part
+        if self.disease_context is not None:
+            logits = logits + self.disease_context(tokens, token_valid, entities, entity_valid)
+        prior = None
+        if self.mention_prior is not None:
+            if mentions is None:
+                raise ValueError("this model reads linked-label mentions (disease_mentions=True) but got none")
+            related = related.to(logits.dtype) if related is not None else None
+            prior = self.mention_prior(mentions.to(logits.dtype), related)
+            logits = logits + prior
+        return DiseaseParts(logits, prior, frames_part, frame_weights)
+
+    def predict_popularity(self, fused: Fused, metadata: Tensor, disease_logits: Tensor | None) -> Tensor | None:
+        """4. Standardised popularity: the head, plus the cascade read with the disease probabilities."""
+        if self.popularity_head is None:
+            return None
+        popularity = self.popularity_head(fused.embedding_for("popularity")).squeeze(-1)
+        if self.popularity_cascade is not None:
+            # The disease probabilities are read, not trained, by the popularity loss.
+            diseases = torch.sigmoid(disease_logits).detach() if disease_logits is not None else None
+            popularity = popularity + self.popularity_cascade(self.popularity_cascade_inputs(metadata, diseases))
+        return popularity
+
+    def predict_quality(self, fused: Fused, skip_inputs: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        """4. Quality (cumulative logits, level probabilities): the ordinal head, its score moved by the quality skip."""
+        if self.quality_head is None:
+            return None, None
+        skip = self.quality_skip(skip_inputs) if skip_inputs is not None else None
+        return self.quality_head(fused.embedding_for("quality"), skip)
 
     def quality_skip_inputs(self, frames: Tensor, frame_valid: Tensor, tokens: Tensor, token_valid: Tensor,
                             caption_valid: Tensor | None = None, caption_tokens: Tensor | None = None,
@@ -770,28 +723,17 @@ class FusionModel(nn.Module):
         return torch.cat(parts, dim=1)
 
     def task_modules(self, task: str) -> list[nn.Module]:
-        """The modules only ``task`` reads: its head (popularity: with its metadata path), its readout when each task
-        has its own (``task_readout`` under cross-attention) and its cross-modal blocks when each task has its own
-        (``task_attention``, or ``refit_attention``'s copies, which only the refit reads). Empty for a task the model
-        does not predict."""
+        """The modules only ``task`` reads: its head with the paths beside it, and its readout when each task has its
+        own (``task_readout`` under cross-attention). Empty for a task the model does not predict."""
         if not self.config.has(task):
             return []
         heads = {"disease": [self.disease_head, self.mention_prior, self.disease_visual, self.disease_context],
-                 "popularity": [self.popularity_head, self.popularity_skip, self.popularity_cascade],
+                 "popularity": [self.popularity_head, self.popularity_cascade],
                  "quality": [self.quality_head, self.quality_skip]}[task]
         modules = [m for m in heads if m is not None]
         if self.config.fusion == "cross_attention" and self.config.task_readout:
             modules.append(self.readouts[task])
-        if hasattr(self, "task_blocks"):
-            modules.append(self.task_blocks[task])
-        if hasattr(self, "refit_blocks"):
-            modules.append(self.refit_blocks[task])
         return modules
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """The trainable parameters more than one task's loss reaches: everything outside every ``task_modules``."""
-        own = {id(p) for task in self.config.tasks for m in self.task_modules(task) for p in m.parameters()}
-        return [p for p in self.parameters() if p.requires_grad and id(p) not in own]
 
     def _drop_modalities(self, *valid: Tensor) -> tuple[Tensor, ...]:
         """Hide each item's sequences with probability ``modality_dropout``; an item keeps all of them when every

@@ -105,6 +105,7 @@ class VideoFeatures:
     popularity: float | None = None
     quality: int | None = None
     synthetic: bool = False
+    diseases_weak: bool = False  # the disease labels were proposed from the video's own linked text, not by a person
     related_ids: list[str] = field(default_factory=list)
     caption_tokens: np.ndarray | None = None
 

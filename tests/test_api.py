@@ -368,7 +368,7 @@ def test_submit_batch_needs_the_token(client: Any, headers: dict[str, str]) -> N
 
 
 def test_submit_batch_rejects_a_bad_manifest_with_every_problem(client: Any) -> None:
-    bad = manifest_line(f"{PREFIX}b1") | {"platform": "myspace", "qualty": 3}
+    bad = manifest_line(f"{PREFIX}b1") | {"platform": "my space", "qualty": 3}
     response = client.post("/batches", json={"videos": [manifest_line(f"{PREFIX}b0"), bad, "nope"]},
                            headers={"Authorization": f"Bearer {TOKEN}"})
     body = assert_error(response, 422, "manifest_invalid")

@@ -9,7 +9,8 @@ from scipy.stats import spearmanr
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from fusion import metrics as M
-from fusion.ablation import _headline_value, fold_splits, paired_bootstrap, run_ablation, split_ids
+from fusion.ablation import _headline_value, paired_bootstrap, run_ablation
+from fusion.splits import fold_splits, split_ids
 from test_fusion_training import LABELS, TEST, TRAIN, VAL, one_thread, small_config  # noqa: F401 (autouse fixture)
 
 
@@ -184,7 +185,7 @@ def test_bench_merge_refuses_processes_run_with_different_options(cross_fitted, 
     assert json.loads(merged.stdout)["model"] == alike["model"]
 
     other = json.loads(paths[1].read_text())
-    other["model"] = {**alike["model"], "overrides": {"weight_ema_epochs": 3}}
+    other["model"] = {**alike["model"], "overrides": {"modality_dropout": 0.3}}
     other["manifest"] = "other.jsonl"
     paths[1].write_text(json.dumps(other))
     refused = runner.invoke(main, [arg for p in paths for arg in ("--merge", str(p))])
@@ -217,10 +218,23 @@ def test_verdicts_read_each_difference_against_the_seeds_noise() -> None:
     assert read["comparisons"]["no_gnn"]["quality_qwk"]["mean"] == pytest.approx(-0.001)
     assert (read["at_least_as_good"], read["clear_wins"], read["clear_losses"], read["within_noise"]) == (1, 1, 1, 1)
     assert "clear loss: no_gnn popularity_spearman -0.020" in report.table()
+    # The target's reading comes first, in the table and in the JSON.
+    assert report.non_inferiority()["met"] is False
+    assert report.table().splitlines()[0] == (
+        "SYNTHETIC data — target: the full model is never clearly worse than an ablation (by more than 2 standard "
+        "errors of the seed mean) — NOT MET: 1 clear loss(es) in 3 comparisons: no_gnn popularity_spearman -0.020 "
+        "(se 0.000)")
+    assert next(iter(report.to_dict())) == "non_inferiority"
+    assert report.to_dict()["non_inferiority"]["reading"] == report.table().splitlines()[0]
+    better = AblationReport(seed=0, seeds=[0, 1, 2, 3], synthetic=False, sizes={}, variants=[full, _variant(
+        "no_gnn", [(0.78, 0.29, 0.70), (0.79, 0.30, 0.65), (0.80, 0.28, 0.74), (0.78, 0.29, 0.674)])])
+    assert better.non_inferiority() == {"met": True, "margin_se": 2.0, "comparisons": 3, "clear_losses": []}
+    assert better.table().startswith("target: the full model is never clearly worse") and "— MET" in better.table()
 
     one_seed = AblationReport(seed=0, seeds=[0], synthetic=True, sizes={},
                               variants=[_variant("full", [(0.8, 0.3, 0.7)]), _variant("no_gnn", [(0.7, 0.2, 0.6)])])
     assert one_seed.verdicts() == {}  # no spread to read a gap against
+    assert one_seed.non_inferiority()["met"] is None and "not judged" in one_seed.table().splitlines()[0]
 
 
 def test_bench_merge_takes_one_manifest_however_its_path_was_spelled(cross_fitted, tmp_path) -> None:

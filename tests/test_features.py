@@ -3,6 +3,7 @@ a corrupt video as a FeatureFailure that does not stop the batch, the per-video 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,12 @@ import pytest
 import torch
 
 from encoders.enrichment import GNN_DIM
-from fusion.ablation import DataSplit, split_ids
 from fusion.demo_data import generate_demo_set
 from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings, compose_text
 from fusion.manifest import read_manifest
 from fusion.records import METADATA_DIM, VideoFeatures
+from fusion.splits import DataSplit, split_ids
+from ovp.errors import ModelNotFound
 from ovp.settings import Settings
 
 
@@ -91,25 +93,18 @@ def test_caption_only_text_is_a_different_cache_entry(extractor: FeatureExtracto
     assert FeatureSettings.from_dict(extractor.features.to_dict()) == extractor.features
 
 
-def test_separate_knowledge_keeps_the_caption_s_states_those_of_the_caption_alone(extractor: FeatureExtractor,
-                                                                                    demo: Path) -> None:
-    entries = [e for e in read_manifest(demo) if "corrupt" not in e.id]
-    joint = extractor.extract(entries)
-    base = extractor.features
-    caption = extract_with(extractor, entries, enrich=False)
-    apart = extract_with(extractor, entries, separate_knowledge=True)
-    annotated = 0
-    for j, c, a in zip(joint, caption, apart):
-        n = len(c.tokens)
-        assert a.token_text[:n] == c.token_text and a.token_text[n - 1] == "[SEP]"
-        np.testing.assert_allclose(a.tokens[:n], c.tokens, atol=1e-5)  # the caption's states, as if encoded alone
-        if len(j.tokens) > n:  # annotated: the knowledge follows as its own [CLS] … [SEP] sequence
-            annotated += 1
-            assert a.token_text[n] == "[CLS]" and a.token_text[-1] == "[SEP]" and len(a.tokens) > n
-            assert not np.allclose(j.tokens[1:3], c.tokens[1:3], atol=1e-3)  # jointly, the caption sees the knowledge
-        assert a.related_ids == j.related_ids and a.entity_ids == j.entity_ids
-    assert annotated >= 1
-    assert FeatureSettings.from_dict({k: v for k, v in base.to_dict().items() if k != "separate_knowledge"}) == base
+def test_features_of_a_model_trained_with_separate_knowledge_are_refused_naming_it(extractor: FeatureExtractor,
+                                                                                    settings: Settings,
+                                                                                    tmp_path: Path) -> None:
+    saved = extractor.features.to_dict()
+    # Saved before the option was retired, at the value still built in: the same settings.
+    assert FeatureSettings.from_dict({**saved, "separate_knowledge": False}) == extractor.features
+    with pytest.raises(ValueError, match="separate_knowledge=True.*retrain"):
+        FeatureSettings.from_dict({**saved, "separate_knowledge": True})
+    # Beside a model (what the worker and `ovp evaluate` read), the refusal is a ModelNotFound the CLI prints as one line.
+    (tmp_path / "features.json").write_text(json.dumps({**saved, "separate_knowledge": True}))
+    with pytest.raises(ModelNotFound, match="separate_knowledge=True.*retrain"):
+        FeatureSettings.for_model(tmp_path, settings)
 
 
 def test_caption_states_are_the_caption_only_token_states_beside_the_joint_ones(extractor: FeatureExtractor,

@@ -14,7 +14,7 @@ from fusion.config import FusionConfig
 from fusion.losses import MultiTaskLoss
 from fusion.model import FusionModel
 from fusion.records import METADATA_DIM, LabelMap, VideoFeatures, metadata_vector
-from fusion.training import collate
+from fusion.batches import collate
 
 DV, DT, DG = 12, 10, 6
 LABELS = LabelMap(("ICD10:H10", "ICD10:H40", "ICD10:H52.4"))
@@ -76,14 +76,13 @@ EDGE_ITEMS = [
 
 
 @pytest.mark.parametrize("fusion", ["cross_attention", "concat"])
-@pytest.mark.parametrize("quality_head", ["ordinal", "softmax"])
-def test_outputs_are_finite_with_shapes_for_every_edge_case(fusion: str, quality_head: str) -> None:
-    out, batch = run(config(fusion=fusion, quality_head=quality_head), EDGE_ITEMS)
+def test_outputs_are_finite_with_shapes_for_every_edge_case(fusion: str) -> None:
+    out, batch = run(config(fusion=fusion), EDGE_ITEMS)
     b = len(EDGE_ITEMS)
     assert out.disease_logits.shape == (b, len(LABELS))
     assert out.popularity.shape == (b,)
     assert out.quality_probs.shape == (b, 5)
-    assert out.quality_logits.shape == (b, 4 if quality_head == "ordinal" else 5)
+    assert out.quality_logits.shape == (b, 4)
     assert out.embedding.shape == (b, 16)
     for tensor in (out.disease_logits, out.popularity, out.quality_probs, out.embedding, out.frame_attention,
                    out.token_attention, out.entity_attention, out.gates):
@@ -134,25 +133,22 @@ def test_reset_parameters_reinitialises_but_keeps_popularity_statistics() -> Non
 
 
 @pytest.mark.parametrize("task_readout", [True, False])
-def test_reset_task_reinitialises_only_that_task_s_own_modules(task_readout: bool) -> None:
-    model = FusionModel(config(task_readout=task_readout))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(1.0)  # every parameter moved away from its initial value
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    model.reset_task("quality")
-    changed = {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
-    own = ("quality_head.", "readouts.quality.") if task_readout else ("quality_head.",)
-    assert changed and all(k.startswith(own) for k in changed), sorted(changed)
-    assert any(k.startswith("quality_head.") for k in changed)
-    assert any(k.startswith("readouts.quality.") for k in changed) == task_readout
-    if task_readout:  # gates start half-open again, as in a new model
-        assert all(float(g.weight.abs().sum()) == 0.0 for g in model.readouts["quality"].gates.values())
-    own_disease = ["Linear", "VisualDiseasePath", "ContextDiseasePath"] + (["Readout"] if task_readout else [])
-    assert [type(m).__name__ for m in model.task_modules("disease")] == own_disease
-    model.reset_task("disease")  # the frames' and the text's disease paths start silent again
+def test_task_modules_are_each_task_s_own_and_share_no_parameter(task_readout: bool) -> None:
+    # What the head refit trains per task, with the rest frozen: the groups must not overlap.
+    model = FusionModel(config(task_readout=task_readout, disease_mentions=True, popularity_cascade=True,
+                               quality_skip=True))
+    own = {task: [type(m).__name__ for m in model.task_modules(task)] for task in ("disease", "popularity", "quality")}
+    readout = ["Readout"] if task_readout else []
+    assert own == {"disease": ["Linear", "MentionPrior", "VisualDiseasePath", "ContextDiseasePath", *readout],
+                   "popularity": ["Sequential", "RidgeSkip", *readout], "quality": ["OrdinalHead", "RidgeSkip", *readout]}
+    ids = [id(p) for task in own for m in model.task_modules(task) for p in m.parameters()]
+    assert len(ids) == len(set(ids))
+    shared = {id(p) for p in model.visual_proj.parameters()} | {id(p) for p in model.context_over_frames.parameters()}
+    assert not shared & set(ids)  # the trunk is no task's own
+    # A new model's disease paths start silent and its readout gates half-open.
     assert torch.count_nonzero(model.disease_visual.out.weight) == 0
     assert torch.count_nonzero(model.disease_context.out.weight) == 0
+    assert all(torch.count_nonzero(g.weight) == 0 for r in model.readouts.values() for g in r.gates.values())
     assert FusionModel(config(tasks=("disease",))).task_modules("quality") == []
 
 
@@ -172,7 +168,7 @@ def test_disabled_tasks_have_no_heads_and_no_outputs() -> None:
         (dict(d_meta=0), ("use_metadata", "d_meta")),
         (dict(fusion="sum"), ("fusion",)),
         (dict(tasks=("disease", "views")), ("tasks",)),
-        (dict(disease_loss="max"), ("disease_loss",)),
+        (dict(disease_visual="max"), ("disease_visual",)),
     ],
 )
 def test_conflicting_config_is_rejected_naming_both_options(overrides: dict, names: tuple[str, ...]) -> None:
@@ -213,30 +209,6 @@ def test_loss_masks_missing_labels_and_weights_by_uncertainty() -> None:
     equal = MultiTaskLoss(config(task_weighting="equal", task_weights=None))
     assert not equal.log_vars.requires_grad
     assert float(equal(out, batch.targets)[0].detach()) == pytest.approx(parts["disease"] + parts["popularity"], rel=1e-5)
-
-
-def test_disease_loss_sum_is_the_mean_times_the_number_of_labels() -> None:
-    items = [item("a", 2, 3, 1, seed=1, diseases=["ICD10:H10"]), item("b", 2, 3, 0, seed=2, diseases=[])]
-    out, batch = run(config(), items)
-    mean = MultiTaskLoss(config()).task_losses(out, batch.targets)["disease"]
-    summed = MultiTaskLoss(config(disease_loss="sum")).task_losses(out, batch.targets)["disease"]
-    assert float(summed) == pytest.approx(len(LABELS) * float(mean), rel=1e-5)
-
-
-@pytest.mark.parametrize("tasks, trunk_trains", [(("disease", "popularity"), False), (("popularity",), True)])
-def test_detach_popularity_stops_its_gradient_at_the_embedding(tasks: tuple[str, ...], trunk_trains: bool) -> None:
-    cfg = config(tasks=tasks, detach_popularity=True)
-    items = [item("a", 2, 3, 1, seed=1, diseases=[], popularity=2.0), item("b", 2, 3, 1, seed=2, diseases=[], popularity=1.0)]
-    torch.manual_seed(0)
-    model = FusionModel(cfg)
-    batch = collate(items, cfg, LABELS)
-    out = model(*batch.inputs())
-    losses = MultiTaskLoss(cfg).task_losses(out, batch.targets)
-    losses["popularity"].backward()
-    assert model.popularity_head[0].weight.grad is not None  # the head itself still learns
-    trunk_grad = model.visual_proj[0].weight.grad
-    # With other tasks the trunk ignores popularity; alone, detaching would leave the trunk untrained, so it does not.
-    assert (trunk_grad is not None and bool(trunk_grad.abs().sum() > 0)) == trunk_trains
 
 
 def test_modality_dropout_hides_whole_modalities_in_training_only_and_never_all_of_an_item() -> None:
@@ -287,27 +259,6 @@ def test_fixed_task_weights_scale_their_task_losses() -> None:
     }
 
 
-def test_popularity_skip_reads_the_standardised_metadata() -> None:
-    assert FusionModel(config()).popularity_skip is None
-    assert FusionModel(config(popularity_skip=True, tasks=("disease",))).popularity_skip is None
-    cfg = config(popularity_skip=True)
-    model = FusionModel(cfg).eval()
-    small = item("a", 2, 3, 1, seed=1)
-    big = VideoFeatures(**{**small.__dict__, "metadata": metadata_vector(
-        duration_s=60, platform="bilibili", published_hour=20, author_followers=10**6)})
-    with torch.no_grad():
-        model.popularity_head[-1].weight.zero_()  # the head on the fused embedding says 0: only the skip path speaks
-        model.popularity_head[-1].bias.zero_()
-        model.popularity_skip.weight.zero_()
-        model.popularity_skip.weight[0, -1] = 1.0  # the log-followers slot
-        model.popularity_skip.bias.zero_()
-        model.meta_mean[-1] = math.log1p(1000)
-        model.meta_std[-1] = 2.0
-        small_pop, big_pop = (float(model(*collate([it], cfg, LABELS).inputs()).popularity) for it in (small, big))
-    assert small_pop == pytest.approx(0.0, abs=1e-6)
-    assert big_pop == pytest.approx((math.log1p(10**6) - math.log1p(1000)) / 2.0, rel=1e-5)
-
-
 def test_task_readouts_give_each_head_its_own_pooling_and_report_their_mean() -> None:
     cfg = config(task_readout=True)
     torch.manual_seed(0)
@@ -329,28 +280,6 @@ def test_task_readouts_give_each_head_its_own_pooling_and_report_their_mean() ->
     assert torch.allclose(out.disease_logits, model.disease_head(reads["disease"][0]), atol=1e-6)
     assert FusionModel(config(task_readout=True, fusion="concat")).concat_proj is not None  # ignored by concat
     assert set(FusionModel(config(task_readout=True, tasks=("quality",))).readouts) == {"quality"}
-
-
-def test_mean_pool_keeps_proportions_that_attention_pooling_loses() -> None:
-    from fusion.model import Readout
-
-    d = 8
-    a, b = torch.zeros(d), torch.zeros(d)
-    a[0], b[1] = 1.0, 1.0
-    frames = torch.stack([torch.stack([a, b, b, b]), torch.stack([a, a, a, b])])  # 1/4 vs 3/4 of the frames are "a"
-    valid = torch.ones(2, 4, dtype=torch.bool)
-    summaries = {}
-    for mean_pool in (False, True):
-        torch.manual_seed(0)
-        readout = Readout(d, mean_pool=mean_pool)
-        with torch.no_grad():  # attention that looks only at "a" frames, and the identity elsewhere
-            pool = readout.pools["visual"]
-            pool.proj.weight.copy_(torch.eye(d) * 50.0)
-            pool.proj.bias.zero_()
-            pool.score.weight.copy_(a[None] * 50.0)
-        summaries[mean_pool] = readout._pool("visual", frames, valid)[0]
-    assert torch.allclose(summaries[False][0], summaries[False][1], atol=1e-4)  # attention alone: both look like "a"
-    assert torch.allclose(summaries[True][1] - summaries[True][0], torch.tensor([0.5, -0.5] + [0.0] * (d - 2)), atol=1e-4)
 
 
 def _readout_inputs(model: FusionModel, batch):
@@ -456,38 +385,6 @@ def test_same_model_runs_on_gpu_with_matching_outputs() -> None:
     assert torch.allclose(cpu_out.frame_attention, gpu_out.frame_attention.cpu(), atol=1e-4)
 
 
-def test_task_attention_gives_each_task_its_own_blocks_and_keeps_the_projections_shared() -> None:
-    cfg = config(task_attention=True)
-    torch.manual_seed(0)
-    model = FusionModel(cfg)
-    assert set(model.task_blocks) == {"disease", "popularity", "quality"}
-    assert not hasattr(model, "context_over_frames")
-    batch = collate(EDGE_ITEMS, cfg, LABELS)
-    model.eval()
-    with torch.no_grad():
-        before = model(*batch.inputs())
-        # Changing the quality task's blocks moves the quality output only.
-        for p in model.task_blocks["quality"].parameters():
-            p.add_(0.5)
-        after = model(*batch.inputs())
-    assert torch.equal(before.disease_logits, after.disease_logits)
-    assert torch.equal(before.popularity, after.popularity)
-    assert not torch.allclose(before.quality_logits, after.quality_logits)
-    for name in ("context_over_frames", "frames_over_context"):
-        assert name not in dict(model.named_children())
-    assert model.task_blocks["quality"] in model.task_modules("quality")
-    assert model.task_blocks["quality"] not in model.task_modules("disease")
-    # A task's reset reaches its blocks and nothing shared.
-    shared = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("task_blocks.quality.", "readouts.quality.", "quality_head."))}
-    model.reset_task("quality")
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in shared.items())
-    # One task: one pair of blocks; concat ignores the option; it needs per-task readouts.
-    assert set(FusionModel(config(task_attention=True, tasks=("quality",))).task_blocks) == {"quality"}
-    assert FusionModel(config(task_attention=True, fusion="concat")).concat_proj is not None
-    with pytest.raises(ValueError, match="task_attention=True needs task_readout=True"):
-        config(task_attention=True, task_readout=False)
-
-
 def test_the_fitted_paths_give_finite_outputs_for_every_edge_case() -> None:
     cfg = config(disease_mentions=True, popularity_cascade=True, quality_skip=True)
     out, batch = run(cfg, EDGE_ITEMS)
@@ -550,7 +447,8 @@ def _check_disease_only_path(model: FusionModel, path: torch.nn.Module, batch):
     assert torch.allclose(out.disease_logits, head, atol=1e-6)
     own = {id(p) for p in path.parameters()}
     assert own <= {id(p) for m in model.task_modules("disease") for p in m.parameters()}
-    assert not own & {id(p) for p in model.shared_parameters()}
+    others = {id(p) for task in ("popularity", "quality") for m in model.task_modules(task) for p in m.parameters()}
+    assert not own & others
     with torch.no_grad():
         path.out.weight.normal_()
     model.train()
@@ -564,9 +462,8 @@ def _check_disease_only_path(model: FusionModel, path: torch.nn.Module, batch):
     return out
 
 
-@pytest.mark.parametrize("pooling", ["attention", "mil"])
-def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it(pooling: str) -> None:
-    cfg = config(disease_visual=pooling, modality_dropout=0.0)
+def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it() -> None:
+    cfg = config(disease_visual="mil", modality_dropout=0.0)
     torch.manual_seed(0)
     model = FusionModel(cfg).eval()
     path = model.disease_visual
@@ -582,8 +479,9 @@ def test_disease_visual_path_starts_silent_and_only_the_disease_loss_trains_it(p
     assert torch.count_nonzero(weights[~batch.frame_valid]) == 0
     assert out.disease_frames.shape == (len(EDGE_ITEMS), len(LABELS))  # reported with every forward pass
     assert out.disease_frame_weights.shape == weights.shape
-    assert FusionModel(config(disease_visual=pooling, use_visual=False, fusion="concat")).disease_visual is not None
-    assert FusionModel(config(disease_visual=pooling, tasks=("quality",))).disease_visual is None
+    assert FusionModel(config(use_visual=False, fusion="concat")).disease_visual is not None
+    assert FusionModel(config(tasks=("quality",))).disease_visual is None
+    assert FusionModel(config(disease_visual="none")).disease_visual is None
 
 
 def test_disease_context_path_starts_silent_reads_text_and_entities_and_only_the_disease_loss_trains_it() -> None:
@@ -640,7 +538,7 @@ def test_mil_pooling_is_a_smooth_maximum_over_the_valid_frames() -> None:
     from fusion.model import VisualDiseasePath
 
     torch.manual_seed(0)
-    path = VisualDiseasePath(DV, 8, 3, 0.0, "mil").eval()
+    path = VisualDiseasePath(DV, 8, 3, 0.0).eval()
     torch.nn.init.normal_(path.out.weight)
     frames = torch.randn(2, 5, DV)
     valid = torch.tensor([[True, True, True, False, False], [True] * 5])
@@ -663,19 +561,33 @@ def test_disease_visual_option_is_validated_and_absent_from_older_configs() -> N
     assert FusionConfig.from_dict(legacy).disease_visual == "none"
 
 
-@pytest.mark.parametrize("head", ["disease", "popularity"])
-def test_a_head_decay_gives_that_fused_head_its_own_decay_and_nothing_else(head: str) -> None:
+def test_a_config_saved_before_the_options_were_retired_loads_and_one_that_used_one_is_refused() -> None:
+    from fusion.config import RETIRED
+
+    today = config().to_dict()
+    # Saved with every retired option at the behaviour still built in (what today's defaults wrote): the same config.
+    assert FusionConfig.from_dict({**today, **RETIRED}) == config()
+    for name, value in (("mean_pool", True), ("gradient_surgery", "pcgrad"), ("quality_head", "softmax"),
+                        ("weight_ema_epochs", 3.0), ("distill", True), ("head_refit_init", "fresh")):
+        with pytest.raises(ValueError, match=f"{name}={value!r}.*retrain it with `ovp train`"):
+            FusionConfig.from_dict({**today, name: value})
+    with pytest.raises(ValueError, match="disease_visual='attention'.*retrain"):
+        FusionConfig.from_dict({**today, "disease_visual": "attention"})
+    with pytest.raises(TypeError):
+        config(mean_pool=False)  # gone from the config: nothing can set it
+
+
+def test_the_disease_head_decay_gives_that_fused_head_its_own_decay_and_nothing_else() -> None:
     from fusion.training import decay_groups
-    option = f"{head}_head_decay"
+
+    head, option = "disease", "disease_head_decay"
     with pytest.raises(ValueError, match=option):
         config(**{option: -1.0})
     data = config(**{option: 10.0}).to_dict()
     del data[option]
     assert getattr(FusionConfig.from_dict(data), option) is None  # older models trained without it
-    other = "popularity" if head == "disease" else "disease"
     for decay, head_factor in ((None, 1 - 0.1 * 0.01), (10.0, 1 - 0.1 * 10.0)):
-        # The other head's decay stays at the default, so only this head's parameters may move differently.
-        model = FusionModel(config(**{option: decay, f"{other}_head_decay": None}))
+        model = FusionModel(config(**{option: decay}))
         params = [p for p in model.parameters() if p.requires_grad]
         groups = decay_groups(model, params, model.config)
         assert sorted(id(p) for g in groups for p in g["params"]) == sorted(id(p) for p in params)  # each once

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from fusion.ablation import feature_settings_for
+from fusion.batches import collate
 from fusion.config import FusionConfig
 from fusion.evaluation import evaluate
+from fusion.features import feature_settings_for
+from fusion.inference import LoadedModel, load_model
 from fusion.model import FusionModel
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
-from fusion.training import LoadedModel, TrainResult, WeightAverage, at_least_one_rule, load_model, train
-from ovp.errors import ModelNotFound
+from fusion.training import TrainResult, at_least_one_rule, train
+from ovp.errors import ConfigError, ModelNotFound
 from ovp.settings import Settings
 
 DV, DT, DG = 32, 24, 16
@@ -157,35 +159,28 @@ def test_stopping_options_are_validated() -> None:
                                    if k not in ("min_epochs", "score_window")}).min_epochs == FusionConfig.min_epochs
 
 
-@pytest.mark.parametrize(("init", "attention"), [("continue", False), ("fresh", False), ("continue", True)])
-def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validation_metric(init: str,
-                                                                                          attention: bool) -> None:
+def test_head_refit_moves_only_task_parameters_and_never_lowers_a_task_s_validation_metric() -> None:
+    from fusion.evaluation import score_predictions
     from fusion.losses import MultiTaskLoss
     from fusion.metrics import task_score
-    from fusion.training import _Batcher, refit_heads, score_predictions
+    from fusion.training import _Batcher, refit_heads
 
-    config = small_config(epochs=6, min_epochs=0, head_refit_epochs=0, task_attention=attention)
+    config = small_config(epochs=6, min_epochs=0, head_refit_epochs=0)
     joint = train(TRAIN, VAL, config, LABELS, progress=False, device="cpu")
     model = joint.predictor.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     val_before = score_predictions(VAL, joint.predictor.predict(VAL), LABELS)
-    refit_config = config.replace(head_refit_epochs=8, head_refit_init=init)
+    refit_config = config.replace(head_refit_epochs=8)
     batches = _Batcher(refit_config, LABELS, float(model.pop_mean), float(model.pop_std), torch.device("cpu"))
     report = refit_heads(model, MultiTaskLoss(refit_config), TRAIN, VAL, refit_config, LABELS,
                          np.random.default_rng(0), batches, joint.predictor)
     after = model.state_dict()
     heads = {"disease": ("disease_head.", "mention_prior.", "disease_visual.", "disease_context."),
              "popularity": ("popularity_head.", "popularity_cascade."), "quality": ("quality_head.", "quality_skip.")}
-    own_by_task = {task: {*heads[task], f"readouts.{task}.", f"task_blocks.{task}."}  # task_attention: its own blocks
-                   for task in config.tasks}
+    own_by_task = {task: {*heads[task], f"readouts.{task}."} for task in config.tasks}
     own = set().union(*own_by_task.values())
     changed = {k for k in after if not torch.equal(before[k], after[k])}
-    if init == "continue":
-        assert changed, "the refit kept every task's joint head: nothing trained"
-    if attention and changed:  # a task that kept a refit epoch moved its own attention blocks with its head
-        assert any(k.startswith("task_blocks.") for k in changed), sorted(changed)
-    else:  # fresh heads on a tiny set may not beat the joint ones on validation, but they must have learnt
-        assert len(report["epochs"]) >= 2 and report["epochs"][-1]["train_loss"] < report["epochs"][0]["train_loss"]
+    assert changed, "the refit kept every task's joint head: nothing trained"
     assert all(any(k.startswith(p) for p in own) for k in changed), sorted(changed)  # the trunk is untouched
     assert all(p.requires_grad for p in model.parameters())  # the frozen trunk is trainable again afterwards
     assert len(report["epochs"]) <= 8 and set(report["kept"]) == set(config.tasks)
@@ -206,13 +201,9 @@ def test_train_with_head_refit_records_it_and_saves_it(tmp_path: Path) -> None:
     assert load_model(tmp_path, device="cpu").config.head_refit_epochs == 3
     with pytest.raises(ValueError, match="head_refit_epochs"):
         small_config(head_refit_epochs=-1)
-    with pytest.raises(ValueError, match="head_refit_init"):
-        small_config(head_refit_init="warm")
     # A model saved before the refit stage existed was trained without one, whatever today's default is.
     legacy = {k: v for k, v in small_config(head_refit_epochs=3).to_dict().items() if k != "head_refit_epochs"}
     assert FusionConfig.from_dict(legacy).head_refit_epochs == 0
-    legacy = {k: v for k, v in small_config(task_attention=True).to_dict().items() if k != "task_attention"}
-    assert FusionConfig.from_dict(legacy).task_attention is False  # saved before per-task blocks existed
 
 
 def test_save_load_round_trip_gives_identical_predictions(trained: tuple[TrainResult, Path]) -> None:
@@ -317,57 +308,47 @@ def test_load_model_names_the_missing_directory(tmp_path: Path) -> None:
         load_model(tmp_path / "nowhere")
 
 
+def test_a_model_trained_with_a_retired_option_is_refused_naming_it(trained: tuple[TrainResult, Path],
+                                                                    tmp_path: Path) -> None:
+    _, out_dir = trained
+    for name, value in (("refit_attention", True), ("popularity_head", "linear"), ("disease_loss", "sum")):
+        old_dir = tmp_path / name
+        shutil.copytree(out_dir, old_dir)
+        config = json.loads((old_dir / "config.json").read_text())
+        (old_dir / "config.json").write_text(json.dumps({**config, name: value}))
+        with pytest.raises(ModelNotFound, match=f"{name}={value!r}.*retrain"):
+            load_model(old_dir, device="cpu")
+    # Set to the behaviour still built in (as every model saved before the options were retired has them), it loads.
+    (old_dir / "config.json").write_text(json.dumps({**config, "refit_attention": False, "distill": False}))
+    assert load_model(old_dir, device="cpu").config == trained[0].config
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_training_runs_on_gpu_in_either_precision(precision: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OVP_FUSION_PRECISION", precision)
-    result = train(TRAIN[:48], VAL[:16], small_config(epochs=2), LABELS, progress=False, device="cuda")
-    assert result.predictor.device.type == "cuda"
+def test_training_runs_on_gpu_in_either_precision(precision: str) -> None:
+    result = train(TRAIN[:48], VAL[:16], small_config(epochs=2), LABELS, progress=False, device="cuda",
+                   precision=precision)
+    assert result.predictor.device.type == "cuda" and result.predictor.precision == precision
     predictions = result.predictor.predict(TEST[:4])
     assert all(np.isfinite(p.embedding).all() for p in predictions)
 
 
-def test_fusion_precision_is_read_from_the_environment_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fusion.training import fusion_precision
+def test_fusion_precision_is_a_setting_checked_where_the_model_runs(trained: tuple[TrainResult, Path]) -> None:
+    from fusion.inference import check_precision
 
-    monkeypatch.delenv("OVP_FUSION_PRECISION", raising=False)
-    assert fusion_precision() == "fp32"
-    monkeypatch.setenv("OVP_FUSION_PRECISION", "BF16")
-    assert fusion_precision() == "bf16"
-    monkeypatch.setenv("OVP_FUSION_PRECISION", "fp8")
-    with pytest.raises(ValueError, match="OVP_FUSION_PRECISION='fp8'"):
-        fusion_precision()
-
-
-def test_pcgrad_removes_conflicts_on_the_trunk_and_leaves_task_parameters_their_own_gradient() -> None:
-    from fusion.training import pcgrad_backward
-
-    trunk = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
-    head_a, head_b = torch.nn.Parameter(torch.tensor(2.0)), torch.nn.Parameter(torch.tensor(3.0))
-    # Trunk gradients: task a (1, 0), task b (-1, 1) — they conflict (dot −1).
-    terms = {"a": trunk[0] * 1.0 + head_a ** 2, "b": -trunk[0] + trunk[1] + head_b}
-    pcgrad_backward(terms, [trunk], [trunk, head_a, head_b], np.random.default_rng(0))
-    # a loses its projection on b: (1,0) − (−1/2)(−1,1) = (0.5, 0.5); b loses its projection on a: (−1,1) − (−1)(1,0) = (0,1).
-    assert torch.allclose(trunk.grad, torch.tensor([0.5, 1.5]))
-    assert torch.allclose(head_a.grad, torch.tensor(4.0)) and torch.allclose(head_b.grad, torch.tensor(1.0))
-    # Without a conflict the trunk gradient is the plain sum.
-    trunk.grad = None
-    pcgrad_backward({"a": trunk[0] + trunk[1], "b": 2 * trunk[0]}, [trunk], [trunk], np.random.default_rng(0))
-    assert torch.allclose(trunk.grad, torch.tensor([3.0, 1.0]))
-
-
-def test_training_with_pcgrad_learns_is_deterministic_and_saves_the_option(tmp_path: Path) -> None:
-    cfg = small_config(epochs=8, min_epochs=8, head_refit_epochs=0, gradient_surgery="pcgrad")
-    runs = [train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path / str(i)) for i in range(2)]
-    plain = train(TRAIN, VAL, cfg.replace(gradient_surgery="none"), LABELS, progress=False, device="cpu")
-    first, last = runs[0].history[0], runs[0].history[-1]
-    for task in ("disease", "popularity", "quality"):
-        assert last["task_losses"][task] < 0.8 * first["task_losses"][task], task
-    assert runs[0].history[-1]["train_loss"] == runs[1].history[-1]["train_loss"]
-    assert runs[0].history[-1]["train_loss"] != plain.history[-1]["train_loss"]
-    assert load_model(tmp_path / "0", device="cpu").config.gradient_surgery == "pcgrad"
-    with pytest.raises(ValueError, match="gradient_surgery"):
-        small_config(gradient_surgery="mgda")
+    assert Settings.from_env({}).fusion_precision == "fp32"
+    assert Settings.from_env({"OVP_FUSION_PRECISION": "BF16"}).fusion_precision == "BF16"
+    assert check_precision("BF16") == "bf16" and check_precision("") == "fp32"
+    with pytest.raises(ConfigError, match="OVP_FUSION_PRECISION='fp8'"):
+        check_precision("fp8")
+    with pytest.raises(ConfigError, match="OVP_FUSION_PRECISION"):
+        load_model(trained[1], device="cpu", precision="fp8")
+    with pytest.raises(ConfigError, match="OVP_FUSION_PRECISION"):
+        train(TRAIN[:8], [], small_config(epochs=1), LABELS, progress=False, device="cpu", precision="fp16")
+    # On CPU the model always runs in float32: bf16 asks for autocast on CUDA only.
+    loaded = load_model(trained[1], device="cpu", precision="bf16")
+    assert loaded.precision == "bf16"
+    assert [p.embedding for p in loaded.predict(TEST[:4])] == [p.embedding for p in trained[0].predictor.predict(TEST[:4])]
 
 
 def test_selection_tasks_choose_the_checkpoint_on_their_metrics_alone() -> None:
@@ -382,43 +363,6 @@ def test_selection_tasks_choose_the_checkpoint_on_their_metrics_alone() -> None:
     assert FusionConfig.from_dict(cfg.to_dict()).selection_tasks == ("quality",)
     with pytest.raises(ValueError, match="selection_tasks"):
         small_config(tasks=("disease", "quality"), selection_tasks=("popularity",))
-
-
-def test_refit_attention_leaves_joint_training_alone_then_refits_each_task_s_own_copy_of_the_blocks(
-    tmp_path: Path,
-) -> None:
-    from fusion.metrics import task_score
-
-    cfg = small_config(epochs=6, min_epochs=0, head_refit_epochs=0)
-    plain = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu")
-    tied = train(TRAIN, VAL, cfg.replace(refit_attention=True), LABELS, progress=False, device="cpu")
-    # The copies are built under a forked RNG and only the refit reads them: joint training is bit for bit the same.
-    assert [h["train_loss"] for h in tied.history] == [h["train_loss"] for h in plain.history]
-    assert not bool(tied.predictor.model.attention_untied)
-    assert [p.quality_probs for p in tied.predictor.predict(TEST)] == [p.quality_probs for p in plain.predictor.predict(TEST)]
-
-    refit_cfg = cfg.replace(refit_attention=True, head_refit_epochs=6)
-    result = train(TRAIN, VAL, refit_cfg, LABELS, progress=False, device="cpu", out_dir=tmp_path)
-    model = result.predictor.model
-    assert bool(model.attention_untied)
-    shared = {k: v for k, v in model.state_dict().items() if k.startswith(("context_over_frames.", "frames_over_context."))}
-    joint = plain.predictor.model.state_dict()
-    assert all(torch.equal(v, joint[k]) for k, v in shared.items())  # the shared blocks stay the joint checkpoint's
-    moved = set()
-    for task, epoch in result.refit["kept"].items():
-        copy = {k.split(".", 2)[2]: v for k, v in model.state_dict().items() if k.startswith(f"refit_blocks.{task}.")}
-        same = all(torch.equal(v, shared[k]) for k, v in copy.items())
-        assert same == (epoch == 0), (task, epoch)  # a task that kept a refit epoch trained its own copy
-        moved |= {task} if epoch else set()
-        assert task_score(result.val_metrics, task) >= task_score(plain.val_metrics, task) - 1e-9, task
-    assert moved, "no task kept a refit epoch: the copies never trained"
-    loaded = load_model(tmp_path, device="cpu")
-    assert loaded.config.refit_attention and bool(loaded.model.attention_untied)
-    assert [p.quality_probs for p in loaded.predict(TEST)] == [p.quality_probs for p in result.predictor.predict(TEST)]
-    legacy = {k: v for k, v in refit_cfg.to_dict().items() if k != "refit_attention"}
-    assert FusionConfig.from_dict(legacy).refit_attention is False  # saved before the option existed
-    with pytest.raises(ValueError, match="refit_attention=True needs task_readout=True and task_attention=False"):
-        small_config(refit_attention=True, task_attention=True)
 
 
 def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_saving(tmp_path: Path) -> None:
@@ -444,8 +388,6 @@ def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_savin
     with torch.no_grad():
         model.quality_head.score.weight.zero_()
         model.quality_head.score.bias.zero_()
-    from fusion.training import collate
-
     batch = collate(TEST[:8], cfg, LABELS)
     out = model(*batch.inputs())
     inputs = model.quality_skip_inputs(batch.frames, batch.frame_valid, batch.tokens, batch.token_valid)
@@ -462,7 +404,6 @@ def test_quality_skip_is_the_closed_form_ridge_on_mean_inputs_and_survives_savin
     assert torch.count_nonzero(no_visual.predictor.model.quality_skip.weight[:DV]) == 0
     legacy = {k: v for k, v in cfg.to_dict().items() if k != "quality_skip"}
     assert FusionConfig.from_dict(legacy).quality_skip is False  # saved before the option existed
-    assert FusionModel(small_config(quality_skip=True, quality_head="softmax")).quality_skip is None  # no score to add to
     with pytest.raises(ValueError, match="quality_skip_ridge"):
         small_config(quality_skip=True, quality_skip_ridge=0.0)
 
@@ -480,8 +421,6 @@ KNOWLEDGE_LENGTHS = (0, 1, 3, 5, 8, 13)
 
 
 def test_the_quality_skip_can_read_the_caption_s_own_tokens_and_not_the_knowledge_after_them() -> None:
-    from fusion.training import collate
-
     items = [with_knowledge(it, n) for it, n in zip(TEST[:6], KNOWLEDGE_LENGTHS)]
     cfg = small_config(quality_skip=True, quality_skip_caption_only=True, quality_skip_caption_alone=False)
     batch = collate(items, cfg, LABELS)
@@ -504,8 +443,6 @@ def test_the_quality_skip_can_read_the_caption_s_own_tokens_and_not_the_knowledg
 
 
 def test_the_quality_skip_can_read_the_caption_encoded_on_its_own_and_nothing_else_changes() -> None:
-    from fusion.training import collate
-
     items = [with_knowledge(it, n, shift=3.0) for it, n in zip(TEST[:6], KNOWLEDGE_LENGTHS)]
     cfg = small_config(quality_skip=True, quality_skip_caption_only=True, quality_skip_caption_alone=True)
     batch = collate(items, cfg, LABELS)
@@ -540,51 +477,9 @@ def test_the_quality_skip_can_read_the_caption_encoded_on_its_own_and_nothing_el
     assert FusionConfig.from_dict(legacy).quality_skip_caption_alone is False
 
 
-def test_the_quality_readout_can_read_the_caption_encoded_on_its_own_and_only_it_does() -> None:
-    from fusion.training import collate
-
-    items = [with_knowledge(it, n, shift=3.0) for it, n in zip(TEST[:6], KNOWLEDGE_LENGTHS)]
-    cfg = small_config(quality_skip=False, quality_readout_caption_alone=True)
-    assert cfg.reads_caption_alone  # without the quality skip, the readout alone asks for the states
-    batch = collate(items, cfg, LABELS)
-    model = FusionModel(cfg).eval()
-    out = model(*batch.inputs())
-    moved = collate([dataclasses.replace(it, caption_tokens=it.caption_tokens - 7.0) for it in items], cfg, LABELS)
-    out2 = model(*moved.inputs())
-    # The quality output reads them; disease and popularity keep reading the joint text and do not move.
-    assert not torch.allclose(out.quality_logits, out2.quality_logits)
-    assert torch.equal(out.disease_logits, out2.disease_logits) and torch.equal(out.popularity, out2.popularity)
-    # ... and the quality output no longer reads the joint text's tokens.
-    joint = collate([dataclasses.replace(it, tokens=it.tokens + 5.0) for it in items], cfg, LABELS)
-    out3 = model(*joint.inputs())
-    assert torch.equal(out.quality_logits, out3.quality_logits)
-    assert not torch.equal(out.embedding, out3.embedding)  # the other readouts do (their heads start at zero)
-    # Explanations keep one token weight per joint position: the quality readout's sit on the caption's positions.
-    assert out.token_attention.shape == batch.tokens.shape[:2]
-    assert torch.allclose(out.token_attention.sum(-1), torch.ones(len(items)), atol=1e-5)
-    # A model without text reads neither.
-    blind = FusionModel(cfg.replace(use_text=False)).eval()
-    assert torch.equal(blind(*batch.inputs()).quality_logits, blind(*moved.inputs()).quality_logits)
-    result = train(items, items[:2], cfg.replace(epochs=2, min_epochs=0, head_refit_epochs=1), LABELS, progress=False,
-                   device="cpu")
-    assert all(p.quality_probs is not None for p in result.predictor.predict(items))
-    without = [dataclasses.replace(it, caption_tokens=None) for it in TEST[:2]]
-    with pytest.raises(ValueError, match="caption_states"):
-        collate(without, cfg, LABELS)
-    with pytest.raises(ValueError, match="quality_readout_caption_alone=True"):
-        model(*batch.inputs()[:10])
-    # Only a cross-attention model with per-task readouts that predicts quality has such a readout.
-    for other in (cfg.replace(fusion="concat"), cfg.replace(task_readout=False), cfg.replace(tasks=("disease",))):
-        assert not other.reads_caption_alone
-    assert feature_settings_for(Settings.from_env(), {"quality_skip": False,
-                                                      "quality_readout_caption_alone": True}).caption_states
-
-
 def test_popularity_cascade_is_a_ridge_on_metadata_and_disease_labels_read_with_the_disease_heads_probabilities(
     tmp_path: Path,
 ) -> None:
-    from fusion.training import collate
-
     cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=2, popularity_cascade=True, popularity_cascade_ridge=5.0)
     fresh = FusionModel(cfg)
     assert torch.count_nonzero(fresh.popularity_head[-1].weight) == 0  # the head starts at zero: the cascade leads
@@ -648,8 +543,6 @@ def smoothed_log_odds(k: int, n: int) -> float:
 
 def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entities_name(tmp_path: Path) -> None:
     from fusion.ablation import variant_config
-    from fusion.training import collate
-
     batch = collate(TEST[:12], small_config(), LABELS)
     for row, it in zip(batch.mentions.numpy(), TEST[:12]):  # HP:0000001 is linked but is no label
         assert [LABELS.disease_ids[j] for j in np.flatnonzero(row)] == [d for d in LABELS.disease_ids if d in it.entity_ids]
@@ -679,8 +572,8 @@ def test_disease_mentions_add_a_learned_log_odds_to_each_label_the_linked_entiti
     for prediction, it in zip(result.predictor.predict(TEST[:4]), TEST[:4]):
         assert set(prediction.disease_frame_logits) == set(prediction.disease_keyframes) == set(LABELS.disease_ids)
         assert all(t in list(it.frame_times) and 0 < w <= 1 for t, w in prediction.disease_keyframes.values())
-    model.reset_task("disease")  # a fresh refit starts again from the fitted odds
-    assert torch.equal(prior.weight, prior.fitted_weight) and torch.count_nonzero(model.disease_head.weight) == 0
+    prior.reset_parameters()  # a new model starts from the fitted odds
+    assert torch.equal(prior.weight, prior.fitted_weight)
     with pytest.raises(ValueError, match="disease_mentions=True"):
         model(*batch.inputs()[:7], caption_valid=batch.caption_valid, caption_tokens=batch.caption_tokens,
               caption_token_valid=batch.caption_token_valid)  # no mentions
@@ -708,8 +601,6 @@ def with_related(items: list[VideoFeatures], seed: int) -> list[VideoFeatures]:
 
 def test_disease_related_adds_the_log_odds_of_labels_the_graph_links_to_a_described_symptom(tmp_path: Path) -> None:
     from fusion.ablation import variant_config
-    from fusion.training import collate
-
     train_items, val_items = with_related(TRAIN, 0), with_related(VAL, 1)
     batch = collate(train_items[:12], small_config(), LABELS)
     for row, it in zip(batch.related.numpy(), train_items[:12]):
@@ -754,149 +645,3 @@ def test_disease_related_adds_the_log_odds_of_labels_the_graph_links_to_a_descri
     # Without the option the prior has no related weight and ignores the related labels.
     plain = FusionModel(cfg.replace(disease_related=False)).eval()
     assert not hasattr(plain.mention_prior, "related_weight")
-
-
-def test_distillation_targets_are_the_teachers_predictions_mixed_with_the_labels_by_the_annealing_share() -> None:
-    from fusion.losses import MultiTaskLoss, quality_ordinal_targets
-    from fusion.training import _Batcher, _popularity_stats, collate, soft_targets, train_teachers
-
-    cfg = small_config(epochs=4, min_epochs=0, head_refit_epochs=0, distill=True)
-    items, val = TRAIN[:48], VAL[:16]
-    teachers = train_teachers(items, val, cfg, LABELS, device="cpu")
-    assert {task: t.config.tasks for task, t in teachers.items()} == {t: (t,) for t in cfg.tasks}
-    mean, std, _ = _popularity_stats(items)
-    soft = soft_targets(teachers, items, cfg, mean, std)
-    for it in items[:5]:
-        quality = teachers["quality"].predictor.predict([it])[0]
-        probs = quality.quality_probs
-        assert soft.quality[it.video_id] == pytest.approx([sum(probs[k:]) for k in range(1, 5)], abs=1e-6)
-        disease = teachers["disease"].predictor.predict([it])[0].disease_probs
-        assert soft.disease[it.video_id] == pytest.approx([disease[d] for d in DISEASES], abs=1e-6)
-        popularity = teachers["popularity"].predictor.predict([it])[0].popularity
-        assert soft.popularity[it.video_id] == pytest.approx((popularity - mean) / std, abs=1e-5)
-
-    batches = _Batcher(cfg, LABELS, mean, std, torch.device("cpu"), soft)
-    gold = collate(items[:8], cfg, LABELS, mean, std).targets
-    assert batches(items[:8]).targets.quality_soft is None  # share 0: the labels alone
-    batches.teacher_share = 0.25
-    mixed = batches(items[:8]).targets
-    ids = [it.video_id for it in items[:8]]
-    teacher_q = torch.tensor(np.stack([soft.quality[i] for i in ids]))
-    assert torch.allclose(mixed.quality_soft, 0.75 * quality_ordinal_targets(gold.quality) + 0.25 * teacher_q)
-    teacher_d = torch.tensor(np.stack([soft.disease[i] for i in ids]))
-    assert torch.allclose(mixed.diseases, 0.75 * gold.diseases + 0.25 * teacher_d)
-    teacher_p = torch.tensor([soft.popularity[i] for i in ids], dtype=torch.float32)
-    assert torch.allclose(mixed.popularity, 0.75 * gold.popularity + 0.25 * teacher_p)
-
-    # Soft targets that are the labels give the hard loss, for both quality heads.
-    for head in ("ordinal", "softmax"):
-        head_cfg = cfg.replace(quality_head=head)
-        model = FusionModel(head_cfg).eval()
-        batch = collate(items[:8], head_cfg, LABELS)
-        out = model(*batch.inputs())
-        hard = MultiTaskLoss(head_cfg).task_losses(out, batch.targets)["quality"]
-        one_hot = (quality_ordinal_targets(batch.targets.quality) if head == "ordinal"
-                   else torch.nn.functional.one_hot(batch.targets.quality - 1, 5).float())
-        as_soft = MultiTaskLoss(head_cfg).task_losses(out, dataclasses.replace(batch.targets, quality_soft=one_hot))
-        assert torch.allclose(as_soft["quality"], hard), head
-
-
-def test_distilled_training_anneals_from_teacher_to_labels_learns_and_reuses_given_teachers(tmp_path: Path) -> None:
-    from fusion.training import train_teachers
-
-    cfg = small_config(epochs=6, min_epochs=6, head_refit_epochs=2, distill=True)
-    teachers = train_teachers(TRAIN, VAL, cfg, LABELS, device="cpu")
-    given = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu", teachers=teachers, out_dir=tmp_path)
-    own = train(TRAIN, VAL, cfg, LABELS, progress=False, device="cpu")  # trains the same teachers itself
-    plain = train(TRAIN, VAL, cfg.replace(distill=False), LABELS, progress=False, device="cpu")
-    assert [h["teacher_share"] for h in given.history] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2, 0.0])
-    assert [h["train_loss"] for h in given.history] == [h["train_loss"] for h in own.history]
-    assert [h["train_loss"] for h in given.history] != [h["train_loss"] for h in plain.history]
-    assert "teacher_share" not in plain.history[0]
-    short = train(TRAIN, VAL, cfg.replace(distill_anneal_epochs=3), LABELS, progress=False, device="cpu",
-                  teachers=teachers)
-    assert [h["teacher_share"] for h in short.history] == pytest.approx([1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
-    with pytest.raises(ValueError, match="distill_anneal_epochs"):
-        small_config(distill=True, distill_anneal_epochs=0)
-    first, last = given.history[0]["task_losses"], given.history[-1]["task_losses"]
-    for task in ("disease", "popularity", "quality"):
-        assert last[task] < 0.8 * first[task], task
-    held_out = evaluate(given.predictor, TEST)
-    assert held_out["quality"]["qwk"] > 0.3 and held_out["popularity"]["spearman"] > 0.3
-    assert load_model(tmp_path, device="cpu").config.distill
-    assert set(given.teachers) == {"disease", "popularity", "quality"} and not plain.teachers
-    assert "Distilled from single-task teachers" in (tmp_path / "model_card.md").read_text()
-    legacy = {k: v for k, v in cfg.to_dict().items() if k != "distill"}
-    assert FusionConfig.from_dict(legacy).distill is False  # saved before the option existed
-    # One task: nothing to distil into, so the option changes nothing.
-    solo = cfg.replace(tasks=("quality",), head_refit_epochs=0, epochs=2, min_epochs=0)
-    assert (train(TRAIN, VAL, solo, LABELS, progress=False, device="cpu").history[-1]["train_loss"]
-            == train(TRAIN, VAL, solo.replace(distill=False), LABELS, progress=False, device="cpu").history[-1]["train_loss"])
-
-
-def test_ablation_trains_each_single_task_model_once_and_the_distilled_model_learns_from_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import fusion.training
-    from fusion.ablation import run_ablation, split_ids
-
-    calls: list[tuple[str, ...]] = []
-    real = fusion.training.train
-
-    def counting(*args, **kwargs):
-        calls.append(tuple(args[2].tasks))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(fusion.training, "train", counting)
-    items = TRAIN + VAL
-    split = split_ids([it.video_id for it in items], 0)
-    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=0, distill=True)
-    report = run_ablation(items, items, LABELS, split, cfg, variants=["single_task", "full"], seeds=[0], device="cpu",
-                          progress=False, eval_split="val")
-    assert sorted(calls) == sorted([("disease",), ("popularity",), ("quality",), tuple(cfg.tasks)])
-    single, full = report.variants
-    assert full.train_s > single.train_s  # the teachers' time is counted in the distilled model's too
-
-
-def test_the_weight_average_moves_toward_the_parameters_and_is_in_them_only_while_applied() -> None:
-    layer = torch.nn.Linear(3, 2)
-    start = layer.weight.detach().clone()
-    average = WeightAverage(list(layer.parameters()), epochs=2.0, steps_per_epoch=5)
-    assert average.decay == pytest.approx(np.exp(-1 / 10))
-    with torch.no_grad():
-        layer.weight.add_(1.0)
-    average.update()
-    expected = average.decay * start + (1 - average.decay) * (start + 1.0)
-    with average.applied():
-        assert torch.allclose(layer.weight, expected)
-    assert torch.equal(layer.weight, start + 1.0)  # the live values are back
-
-
-@pytest.mark.parametrize("refit", [0, 2])
-def test_weight_averaging_keeps_the_averaged_weights_and_a_vanishing_time_constant_keeps_the_live_ones(refit: int) -> None:
-    cfg = small_config(epochs=3, min_epochs=0, head_refit_epochs=refit)
-
-    def weights(config: FusionConfig) -> dict[str, torch.Tensor]:
-        model = train(TRAIN[:48], VAL[:16], config, LABELS, progress=False, device="cpu").predictor.model
-        return {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
-
-    torch.manual_seed(cfg.seed)
-    # The mention prior's parameters are fitted in closed form before the first step, so they start elsewhere.
-    initial = {k: v.detach() for k, v in FusionModel(cfg).named_parameters()
-               if v.requires_grad and not k.startswith("mention_prior.")}
-    live = weights(cfg)
-    # A time constant far below one step: the average is the last step's weights, so nothing changes.
-    instant = weights(cfg.replace(weight_ema_epochs=1e-6))
-    assert all(torch.allclose(instant[k], live[k], atol=1e-6) for k in live)
-    # A time constant of thousands of epochs: the average has hardly left the initialisation, which is what is kept
-    # (by the joint stage's checkpoint and by every task's refit snapshot), while the live weights did move.
-    slow = weights(cfg.replace(weight_ema_epochs=1e4))
-    moved = max(float((live[k] - initial[k]).abs().max()) for k in initial)
-    kept = max(float((slow[k] - initial[k]).abs().max()) for k in initial)
-    assert moved > 1e-3 and kept < moved / 100, (moved, kept)
-
-
-def test_weight_ema_epochs_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="weight_ema_epochs"):
-        small_config(weight_ema_epochs=0.0)
-

@@ -63,6 +63,8 @@ def test_labels_are_optional_and_unknown_labels_are_none() -> None:
 def test_popularity_target_is_the_documented_weighted_log() -> None:
     assert popularity_target(0, 0, 0, 0) == 0.0
     assert popularity_target(1000, 10, 1, 1) == pytest.approx(math.log1p(1000 + 50 + 10 + 20))
+    assert popularity_target(None, None, None, None) is None
+    assert popularity_target(1000, None, 1, None, age_days=4) == pytest.approx(math.log1p((1000 + 10) / 4))
 
 
 def test_naive_timestamps_are_read_as_utc_and_z_is_accepted() -> None:
@@ -126,7 +128,10 @@ def test_missing_and_unknown_fields_are_each_reported() -> None:
         ("id", "x" * 129, "must be 1–128 characters"),
         ("id", 7, "expected a string, got int"),
         ("path", "", "non-empty file path"),
-        ("platform", "weibo", "is not one of douyin"),
+        ("platform", "My Space", "is not a platform name"),
+        ("transcript", 5, "expected a string, got int"),
+        ("diseases_weak", True, "true without diseases"),
+        ("engagement_read_at", "2024-04-01T00:00:00Z", "the line gives none"),
         ("title", None, "expected a string, got null"),
         ("hashtags", "#tag", "expected a list of strings"),
         ("hashtags", ["ok", 3], "non-string items"),
@@ -156,11 +161,46 @@ def test_integral_floats_are_accepted_as_counts() -> None:
     assert entry.author_followers == 1200 and isinstance(entry.author_followers, int)
 
 
-def test_engagement_counts_come_all_together_and_non_negative() -> None:
-    [problem] = problems_of(lines_of(good(views=10, likes=1)))
-    assert problem.startswith("m.jsonl:1: comments: give all of views, likes, comments, shares or none")
+def test_engagement_counts_may_be_partial_and_are_non_negative() -> None:
+    # YouTube shows no share count, Bilibili none through yt-dlp: the target sums the counts a platform shows.
+    [entry] = parse_manifest_lines(lines_of(good(views=10, likes=1)))
+    assert entry.shares is None and entry.popularity == pytest.approx(math.log1p(10 + 5 * 1))
     [problem] = problems_of(lines_of(good(views=10, likes=-1, comments=0, shares=0)))
     assert problem == "m.jsonl:1: likes: must be ≥ 0, got -1"
+
+
+def test_dated_engagement_is_a_per_day_rate_from_publication_to_reading() -> None:
+    [entry] = parse_manifest_lines(lines_of(good(views=1000, likes=20, published_at="2024-03-01T00:00:00Z",
+                                                 engagement_read_at="2024-03-11T00:00:00Z")))
+    assert entry.age_days == pytest.approx(10.0)
+    assert entry.popularity == pytest.approx(math.log1p((1000 + 5 * 20) / 10))
+    # Read on the day it was published: the count itself (at least one day), not a rate blown up by hours.
+    [young] = parse_manifest_lines(lines_of(good(views=1000, published_at="2024-03-01T00:00:00Z",
+                                                 engagement_read_at="2024-03-01T06:00:00Z")))
+    assert young.popularity == pytest.approx(math.log1p(1000))
+    assert json.loads(json.dumps(entry.to_json_dict()))["engagement_read_at"] == "2024-03-11T00:00:00+00:00"
+
+
+def test_counts_read_before_publication_or_dated_for_some_videos_only_are_problems() -> None:
+    [problem] = problems_of(lines_of(good(views=1, published_at="2024-03-02T00:00:00Z",
+                                          engagement_read_at="2024-03-01T00:00:00Z")))
+    assert problem.startswith("m.jsonl:1: engagement_read_at: ") and "before published_at" in problem
+    problems = problems_of(lines_of(good(views=1, engagement_read_at="2024-04-01T00:00:00Z"), good(id="vid_2", views=3),
+                                    good(id="vid_3")))
+    assert problems == ["m.jsonl:2: engagement_read_at: missing, while 1 other videos date their engagement counts; "
+                        "date every video's counts or none"]
+
+
+def test_followers_are_optional_and_any_platform_name_is_kept() -> None:
+    line = good(platform="xiaohongshu", transcript="今天讲青光眼", diseases=["OVP:glaucoma"], diseases_weak=True)
+    del line["author_followers"]
+    [entry] = parse_manifest_lines(lines_of(line))
+    assert entry.author_followers is None and entry.platform == "xiaohongshu"
+    assert entry.transcript == "今天讲青光眼" and entry.diseases_weak
+    out = entry.to_json_dict()
+    assert "author_followers" not in out and out["diseases_weak"] is True and out["transcript"] == "今天讲青光眼"
+    [again] = parse_manifest_objects([(1, out)])
+    assert again == entry
 
 
 def test_a_caption_over_20000_characters_is_a_problem() -> None:
@@ -175,7 +215,7 @@ def test_duplicate_ids_name_the_first_line() -> None:
 
 
 def test_all_problems_are_collected_in_line_order_and_the_message_counts_bad_lines() -> None:
-    lines = lines_of(good(platform="weibo", quality=9), "not json", good(id="vid_3"), good(id="vid_4", duration_s=-2))
+    lines = lines_of(good(platform="We Ibo", quality=9), "not json", good(id="vid_3"), good(id="vid_4", duration_s=-2))
     with pytest.raises(ManifestError) as info:
         parse_manifest_lines(lines, "batch.jsonl")
     error = info.value

@@ -110,8 +110,9 @@ def test_ablation_report_gives_mean_and_spread_over_seeds() -> None:
 
 
 def test_validation_only_report_names_its_split_and_bad_split_is_rejected() -> None:
-    from fusion.ablation import run_ablation, split_ids
+    from fusion.ablation import run_ablation
     from fusion.records import LabelMap
+    from fusion.splits import split_ids
 
     report = AblationReport(seed=0, seeds=[0], synthetic=True, sizes={"train": 7, "val": 2, "test": 3}, eval_split="val")
     assert "ablation on the val split (2 videos" in report.table() and report.to_dict()["eval_split"] == "val"
@@ -127,7 +128,6 @@ def test_split_per_seed_gives_each_seed_its_own_split_shared_by_every_variant(mo
     import numpy as np
 
     import fusion.ablation as ablation
-    import fusion.training as training
     from fusion.records import LabelMap, VideoFeatures, metadata_vector
 
     items = [
@@ -150,7 +150,7 @@ def test_split_per_seed_gives_each_seed_its_own_split_shared_by_every_variant(mo
     def fake_score(eval_items, predictions, label_map):
         return {"disease": {"macro_f1": 0.5}, "popularity": {"spearman": 0.1}, "quality": {"qwk": 0.2}}
 
-    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(ablation, "train", fake_train)
     monkeypatch.setattr(ablation, "score_predictions", fake_score)
     base = FusionConfig(d_visual=8, d_text=8, d_graph=8, n_diseases=1)
     ids = [it.video_id for it in items]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from fusion.ablation import train_manifest
 from fusion.demo_data import generate_demo_set
 from fusion.manifest import read_manifest, write_manifest
+from fusion.training import train_on_manifest
 from kg_builder.graph import Graph
 from cli.services.neo4j_server import Neo4jServer
 from ovp.settings import Settings
@@ -60,7 +60,7 @@ def settings(home: Path) -> Settings:
 @pytest.fixture(scope="module")
 def model_dir(demo: Path, settings: Settings) -> Path:
     """A tiny model trained on the batch itself (3 epochs): enough to produce profiles, and its features are cached."""
-    train_manifest(demo, settings.model_path, settings, seed=0, epochs=3, progress=False)
+    train_on_manifest(demo, settings.model_path, settings, seed=0, epochs=3, progress=False)
     return settings.model_path
 
 

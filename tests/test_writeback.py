@@ -50,7 +50,7 @@ def _record(tag: str, ids: dict[str, str], model_version: str, quality: int = 4)
         quality=quality,
         quality_probs=(0.0, 0.1, 0.1, 0.6, 0.2),
         predictions=(DiseasePrediction(ids["d1"], 0.9, 1), DiseasePrediction(ids["d2"], 0.6, 2)),
-        mentions=(MentionRecord(ids["p"], "眼压高", 5, 8, 0.95), MentionRecord(ids["d1"], "青光眼", 1, 4, 1.0)),
+        mentions=(MentionRecord(ids["p"], "眼压高", 5, 8, 0.95), MentionRecord(ids["d1"], "青光眼", 1, 4, 1.0, field="transcript")),
         explanation=Explanation(keyframes=((1.0, 0.5), (3.0, 0.3)), entities=((ids["d1"], 0.7),)),
         embedding=tuple(float(i % 7) for i in range(256)),
         visual_weights="none",
@@ -77,6 +77,9 @@ def test_writing_a_profile_twice_with_one_model_version_replaces_it(graph: Graph
     assert _counts(graph, f"test-{tag}-v1") == {"mentions": 2, "profiles": 1, "latest": 1, "predicts": 2}
     row = graph.read("MATCH (:Video {id: $id})-[:HAS_PROFILE]->(p) RETURN p.quality AS q, p.explanation AS e", {"id": f"test-{tag}-v1"})[0]
     assert row["q"] == 2 and '"keyframes"' in row["e"]
+    fields = graph.read("MATCH (:Video {id: $id})-[m:MENTIONS]->() RETURN m.surface AS s, m.field AS f ORDER BY s",
+                        {"id": f"test-{tag}-v1"})
+    assert [(r["s"], r["f"]) for r in fields] == [("眼压高", "caption"), ("青光眼", "transcript")]
 
 
 def test_a_new_model_version_adds_a_profile_and_moves_latest(graph: Graph, world) -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Sequence
 
 from encoders.enrichment import EnrichedText
-from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings
+from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings, locate, text_segments
+from fusion.inference import LoadedModel, load_model
 from fusion.manifest import VideoEntry
 from fusion.records import Prediction, VideoFeatures
-from fusion.training import LoadedModel, load_model
 from kg_builder.graph import Graph
 from ovp.settings import Settings
 from kg_builder.store.rows import DiseasePrediction, MentionRecord
@@ -68,7 +68,7 @@ class ProfilingPipeline:
             GraphUnavailable: the linker's knowledge base cannot be read.
         """
         model_dir = Path(model_dir) if model_dir else settings.model_path
-        model = load_model(model_dir, device=settings.device)
+        model = load_model(model_dir, device=settings.device, precision=settings.fusion_precision)
         extractor = FeatureExtractor(graph, settings, FeatureSettings.for_model(model_dir, settings))
         log.info("profiling pipeline ready: model %s from %s", model.model_version, model_dir)
         return cls(settings, extractor, model)
@@ -111,13 +111,13 @@ class ProfilingPipeline:
         return ProfileRecord(
             video=video_meta(entry),
             model_version=self.model_version,
-            popularity=float(prediction.popularity or 0.0),
-            popularity_pct=float(prediction.popularity_pct or 0.0),
-            quality=int(prediction.quality or 0),
+            # A head the model does not have (no training label) predicts nothing rather than a default.
+            popularity=None if prediction.popularity is None else float(prediction.popularity),
+            popularity_pct=None if prediction.popularity_pct is None else float(prediction.popularity_pct),
+            quality=None if prediction.quality is None else int(prediction.quality),
             quality_probs=tuple(float(p) for p in (prediction.quality_probs or ())),
             predictions=tuple(DiseasePrediction(d, float(p), rank) for rank, (d, p) in enumerate(ranked, start=1)),
-            # Offsets point into the linked text: title, caption and hashtags as fusion.features.compose_text joins them.
-            mentions=tuple(MentionRecord(m.id, m.surface, m.start, m.end, float(m.score), bool(m.negated)) for m in enriched.mentions),
+            mentions=mention_records(entry, enriched.mentions),
             explanation=Explanation(
                 keyframes=tuple(_top(prediction.frame_attention, TOP_KEYFRAMES)),
                 entities=tuple(_top(prediction.entity_attention, TOP_ENTITIES)),
@@ -127,6 +127,16 @@ class ProfilingPipeline:
             embedding=tuple(float(x) for x in prediction.embedding),
             visual_weights=self.extractor.visual.weights_tag,
         )
+
+
+def mention_records(entry: VideoEntry, mentions: Sequence[object]) -> tuple[MentionRecord, ...]:
+    """The linker's mentions (offsets into ``compose_text(entry)``) as records whose offsets index their own field."""
+    segments = text_segments(entry)
+    records = []
+    for m in mentions:
+        name, start, end = locate(segments, m.start, m.end)  # type: ignore[attr-defined]
+        records.append(MentionRecord(m.id, m.surface, start, end, float(m.score), bool(m.negated), name))  # type: ignore[attr-defined]
+    return tuple(records)
 
 
 def disease_evidence(disease_id: str, prob: float, prediction: Prediction, enriched: EnrichedText,

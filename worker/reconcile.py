@@ -217,8 +217,9 @@ def _entry_from_video(video: dict[str, Any]) -> dict[str, Any]:
     keys: Iterable[str] = ("id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s",
                            "author_followers", "synthetic")
     entry = {key: video[key] for key in keys if video.get(key) is not None}
-    if video.get("url"):
-        entry["url"] = video["url"]
+    for optional in ("url", "transcript"):
+        if video.get(optional):
+            entry[optional] = video[optional]
     return entry
 
 

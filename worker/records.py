@@ -52,9 +52,9 @@ class ProfileRecord:
 
     video: VideoMeta
     model_version: str
-    popularity: float
-    popularity_pct: float
-    quality: int
+    popularity: float | None  # None for a task the model was not trained for
+    popularity_pct: float | None
+    quality: int | None
     quality_probs: tuple[float, ...]
     predictions: tuple[DiseasePrediction, ...] = ()
     mentions: tuple[MentionRecord, ...] = ()
@@ -80,6 +80,7 @@ def video_meta(entry: VideoEntry) -> VideoMeta:
         hashtags=tuple(entry.hashtags),
         duration_s=float(entry.duration_s),
         published_at=entry.published_at.isoformat(),
-        author_followers=int(entry.author_followers),
+        author_followers=entry.author_followers,
+        transcript=entry.transcript,
         synthetic=bool(entry.synthetic),
     )

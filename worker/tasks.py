@@ -79,7 +79,7 @@ def _check_before_consuming(**_: Any) -> None:
     try:
         for warning in check_service_credentials(settings, "worker"):
             log.warning("!!! %s !!!", warning)
-        from fusion.training import load_model
+        from fusion.inference import load_model
 
         # On the CPU: the main process must not initialise CUDA before it forks its pool.
         model = load_model(settings.model_path, device="cpu")

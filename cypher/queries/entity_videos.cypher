@@ -6,9 +6,10 @@
 MATCH (e:Entity {id: $entity_id})<-[m:MENTIONS]-(v:Video)
 WHERE NOT coalesce(m.negated, false)
 OPTIONAL MATCH (v)-[:HAS_PROFILE]->(p:Profile {latest: true})
-// One row per video, with every way its caption named the entity.
-WITH v, p, collect(DISTINCT m.surface) AS surfaces
-RETURN v.id AS video_id, v.title AS title, v.platform AS platform, surfaces,
+// One row per video, with every way its text named the entity and where (title, caption, hashtags, transcript;
+// null for profiles written before mentions said so).
+WITH v, p, collect(DISTINCT m.surface) AS surfaces, collect(DISTINCT m.field) AS fields
+RETURN v.id AS video_id, v.title AS title, v.platform AS platform, surfaces, fields,
        p.quality AS quality, p.popularity_pct AS popularity_pct
 ORDER BY popularity_pct DESC, video_id
 LIMIT $limit

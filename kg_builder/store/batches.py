@@ -109,7 +109,7 @@ WHERE c.status IN $pending
 RETURN v.id AS video_id, c.status AS status, c.entry AS entry, coalesce(c.lease_until, 0) AS lease_until,
        coalesce(c.queued_at, 0) AS queued_at, coalesce(b.media_roots, []) AS media_roots,
        v {.id, .platform, .url, .path, .title, .caption, .hashtags, .duration_s, .published_at, .author_followers,
-          .synthetic} AS video
+          .transcript, .synthetic} AS video
 ORDER BY v.id
 """
 

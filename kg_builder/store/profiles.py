@@ -27,7 +27,9 @@ MERGE (v:Video {id: row.video.id})
 SET v += row.video, v.embedding = CASE WHEN size(row.embedding) = 0 THEN v.embedding ELSE row.embedding END
 """
 
-# Mentions are replaced wholesale: the newest linking of the caption is the truth.
+# Mentions are replaced wholesale: the newest linking of the text is the truth. Their offsets index the text of their
+# field (title, caption, hashtags, transcript); mentions written before fields existed have no field and index the
+# title, caption and hashtags joined by newlines.
 REPLACE_MENTIONS = """
 UNWIND $rows AS row
 MATCH (v:Video {id: row.video.id})
@@ -37,7 +39,8 @@ DELETE old
 WITH DISTINCT v, row
 UNWIND row.mentions AS m
 MATCH (e:Entity {id: m.entity_id})
-CREATE (v)-[:MENTIONS {surface: m.surface, start: m.start, end: m.end, score: m.score, negated: m.negated}]->(e)
+CREATE (v)-[:MENTIONS {surface: m.surface, field: m.field, start: m.start, end: m.end, score: m.score,
+                       negated: m.negated}]->(e)
 """
 
 # The profile for each (video, model version): created once, its properties replaced on every write.

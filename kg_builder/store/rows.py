@@ -19,7 +19,8 @@ class VideoMeta:
     hashtags: tuple[str, ...] = ()
     duration_s: float = 0.0
     published_at: str = ""
-    author_followers: int = 0
+    author_followers: int | None = None  # None: the platform does not say (stored as no property)
+    transcript: str = ""
     synthetic: bool = False
 
     def properties(self) -> dict[str, Any]:
@@ -31,7 +32,9 @@ class VideoMeta:
 
 @dataclass(frozen=True)
 class MentionRecord:
-    """One ``(:Video)-[:MENTIONS]->(:Entity)``: where the caption names the entity, and how sure the linker was."""
+    """One ``(:Video)-[:MENTIONS]->(:Entity)``: where the video's text names the entity, and how sure the linker was.
+    ``start``/``end`` index the text of ``field``: title, caption, hashtags (the ``#a #b`` line of those the caption
+    does not show) or transcript."""
 
     entity_id: str
     surface: str
@@ -39,6 +42,7 @@ class MentionRecord:
     end: int
     score: float
     negated: bool = False
+    field: str = "caption"
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,9 @@ class ProfileProperties:
     video_id: str
     model_version: str
     created_at: str
-    popularity: float
-    popularity_pct: float
-    quality: int
+    popularity: float | None  # None: the model has no popularity head (stored as no property)
+    popularity_pct: float | None
+    quality: int | None  # None: the model has no quality head (no training video had a quality label)
     quality_probs: tuple[float, ...]
     top_keyframe_times: tuple[float, ...]
     top_keyframe_weights: tuple[float, ...]

@@ -9,14 +9,14 @@ from kg_builder.graph import Graph
 VIDEO_DETAIL = """
 MATCH (v:Video {id: $id})
 // the metadata without the 256-d embedding, which is for the vector index, not for readers
-RETURN v {.id, .platform, .url, .path, .title, .caption, .hashtags, .duration_s, .published_at, .author_followers,
-          .synthetic, has_embedding: v.embedding IS NOT NULL} AS video,
-       // linked entities in caption order
+RETURN v {.id, .platform, .url, .path, .title, .caption, .hashtags, .transcript, .duration_s, .published_at,
+          .author_followers, .synthetic, has_embedding: v.embedding IS NOT NULL} AS video,
+       // linked entities by field, in text order; field is null for mentions written before mentions had one
        COLLECT { MATCH (v)-[m:MENTIONS]->(e:Entity)
                  RETURN {entity_id: e.id, name: e.name, name_zh: e.name_zh,
-                         kind: [l IN labels(e) WHERE l <> 'Entity'][0], surface: m.surface, start: m.start,
-                         end: m.end, score: m.score, negated: coalesce(m.negated, false)} AS mention
-                 ORDER BY m.start, m.end } AS mentions,
+                         kind: [l IN labels(e) WHERE l <> 'Entity'][0], surface: m.surface, field: m.field,
+                         start: m.start, end: m.end, score: m.score, negated: coalesce(m.negated, false)} AS mention
+                 ORDER BY m.field, m.start, m.end } AS mentions,
        // the latest profile (at most one is latest) with its predicted diseases, best rank first
        COLLECT { MATCH (v)-[:HAS_PROFILE]->(p:Profile {latest: true})
                  RETURN p {.*, predictions: COLLECT { MATCH (p)-[pr:PREDICTS]->(d:Disease)
