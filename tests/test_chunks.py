@@ -249,3 +249,23 @@ def test_a_video_outside_the_allowed_folders_is_failed_without_being_read(graph:
     assert sorted(report.failed) == sorted([placed[1].id, placed[2].id])
     reasons = [f["reason"] for f in batch_status(graph, batch_id)["failures"]]
     assert all("outside the folders videos may be read from" in r for r in reasons)
+
+
+def test_an_integer_the_driver_cannot_send_fails_only_its_video(graph: Graph, batch) -> None:
+    """A value the driver refuses before it reaches Neo4j (an integer beyond 64 bits): not a ClientError, so before it
+    failed the task and the chunk's message was dropped; now the chunk's videos are written one at a time and only
+    that video fails, with the driver's reason."""
+    import dataclasses
+
+    batch_id, entries = batch
+
+    class HugeProfiler(RecordingProfiler):
+        def profile(self, group: Sequence[VideoEntry]) -> list[VideoOutcome]:
+            outcomes = super().profile(group)
+            return [dataclasses.replace(o, record=dataclasses.replace(o.record, video=dataclasses.replace(
+                o.record.video, author_followers=2**64))) if o.video_id == entries[1].id else o for o in outcomes]
+
+    report = run_chunk(graph, HugeProfiler(), batch_id, entries, max_deliveries=3, lease_s=LEASE_S)
+    assert report.failed == [entries[1].id] and len(report.done) == 3
+    [failure] = batch_status(graph, batch_id)["failures"]
+    assert failure["video_id"] == entries[1].id and failure["reason"]
