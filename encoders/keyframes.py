@@ -107,6 +107,7 @@ def extract_keyframes(
     scene_threshold: float = 0.45,
     max_held_bytes: int = 256 << 20,
     limits: MediaLimits | None = None,
+    spent_s: float = 0.0,
 ) -> KeyframeSet:
     """Choose up to ``k`` frames of a video: key frames, scene changes, evenly spaced fill-ins (see module doc).
 
@@ -120,6 +121,7 @@ def extract_keyframes(
         max_held_bytes: decoded key frames are held in memory up to this many bytes so that the chosen ones need no
             second decode; past it, the chosen key frames are decoded again by seeking (long, high-resolution videos).
         limits: the file size, frame size and duration allowed (default :class:`MediaLimits`' defaults).
+        spent_s: seconds of ``timeout_s`` the caller already spent on this video (reading the file to hash it).
 
     Returns:
         A :class:`KeyframeSet` with frames in time order.
@@ -137,11 +139,11 @@ def extract_keyframes(
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     path = Path(path)
-    deadline = _Deadline(path, timeout_s)
+    deadline = _Deadline(path, timeout_s, spent_s)
     limits = limits or MediaLimits()
     check_media_file(path, limits)
     try:
-        container = av.open(str(path), timeout=timeout_s, metadata_errors="replace")
+        container = av.open(str(path), timeout=max(timeout_s - spent_s, 1e-3), metadata_errors="replace")
     except av.ExitError as exc:  # PyAV's timeout interrupted FFmpeg
         raise deadline.expired() from exc
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -277,10 +279,10 @@ def colour_histogram(rgb: np.ndarray) -> np.ndarray:
 class _Deadline:
     """Raises VideoDecodeError once the time budget for one video is spent; checked inside every decode loop."""
 
-    def __init__(self, path: Path, timeout_s: float) -> None:
+    def __init__(self, path: Path, timeout_s: float, spent_s: float = 0.0) -> None:
         self.path = path
         self.timeout_s = timeout_s
-        self.start = time.monotonic()
+        self.start = time.monotonic() - spent_s
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start

@@ -319,9 +319,8 @@ def encode_videos(
     def decode(item: tuple[int, HashedFile, str | None]) -> KeyframeSet | VideoDecodeError:
         hashed = item[1]
         try:
-            # What reading the file left of the video's deadline (at least a sliver, so the error names the deadline).
-            left = max(timeout_s - hashed.seconds, 1e-3)
-            return extract_keyframes(hashed.path, k=k, timeout_s=left, limits=limits)
+            # Reading the file to hash it spent part of the video's deadline.
+            return extract_keyframes(hashed.path, k=k, timeout_s=timeout_s, limits=limits, spent_s=hashed.seconds)
         except VideoDecodeError as exc:
             return exc
 

@@ -114,3 +114,11 @@ def test_large_frames_are_scaled_down_before_they_become_rgb(tmp_path: Path, mon
     assert small.timestamps_s == full.timestamps_s and (small.width, small.height) == (80, 44)
     # The same picture, smaller: the mean colour survives the area average.
     assert np.allclose([f.mean() for f in small.frames], [f.mean() for f in full.frames], atol=3)
+
+
+def test_reading_the_file_counts_against_the_decoding_deadline(tmp_path: Path) -> None:
+    """The time spent hashing a video is taken off its decoding deadline, and the error names the whole deadline."""
+    video = make_video(tmp_path / "clip.mp4", seconds=2, size=(64, 48))
+    with pytest.raises(VideoDecodeError, match=r"decoding took longer than 5s"):
+        extract_keyframes(video, k=2, timeout_s=5, spent_s=5.0)
+    assert len(extract_keyframes(video, k=2, timeout_s=5, spent_s=1.0)) == 2
