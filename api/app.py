@@ -1,5 +1,5 @@
-"""The Flask app factory: the settings it is given, one blueprint per resource, JSON errors, and the Neo4j connection
-bound to the app context (:mod:`api.db`).
+"""The Flask app factory: the settings it is given, one blueprint per resource, JSON errors, the Neo4j connection
+bound to the app context (:mod:`api.db`), the review pages and their extensions (:mod:`api.extensions`).
 
 Blueprints import :mod:`api.db` and :mod:`api.context`, never this module, so the factory can import them all.
 """
@@ -12,16 +12,19 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask
 
 from api import context, db
-from api.extensions import init_extensions
 from api.blueprints.batches import bp as batches
 from api.blueprints.diseases import bp as diseases
 from api.blueprints.entities import bp as entities
 from api.blueprints.health import bp as health
 from api.blueprints.linking import bp as linking
 from api.blueprints.queries import bp as queries
+from api.blueprints.ratings import bp as ratings
+from api.blueprints.search import bp as search
 from api.blueprints.videos import bp as videos
 from api.errors import register_error_handlers
+from api.extensions import csrf, init_extensions
 from api.openapi import bp as openapi
+from api.pages import bp as pages
 from kg_builder.named_queries import QUERY_DIR, load_queries
 from ovp.settings import Settings, check_service_credentials
 
@@ -40,8 +43,8 @@ def create_app(settings: Settings, test_config: Mapping[str, Any] | None = None)
         (a malformed or unsafe query file fails here, at start-up, not on first use).
 
     Raises:
-        ConfigError: the development Neo4j password outside development (``OVP_DEV`` unset). The other public
-            defaults in use are logged loudly.
+        ConfigError: the development Neo4j password or secret key outside development (``OVP_DEV`` unset). The
+            other public defaults in use are logged loudly.
     """
     if not isinstance(settings, Settings):
         raise TypeError(f"create_app needs an ovp.settings.Settings, got {type(settings).__name__}")
@@ -55,12 +58,15 @@ def create_app(settings: Settings, test_config: Mapping[str, Any] | None = None)
     app.config.update(test_config or {})
     context.init_app(app, settings)
     db.init_app(app)
-    init_extensions(app, settings)
     app.extensions["ovp_named_queries"] = load_queries(app.config.get("OVP_QUERY_DIR") or QUERY_DIR)
 
+    init_extensions(app, settings)
     register_error_handlers(app)
-    for blueprint in (health, entities, linking, videos, diseases, batches, queries, openapi):
+    # The JSON API authenticates with bearer tokens, never with the session cookie, so CSRF does not apply to it.
+    for blueprint in (health, entities, linking, videos, search, ratings, diseases, batches, queries, openapi):
+        csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
+    app.register_blueprint(pages)
     log.debug("API created (neo4j %s, broker %s)", settings.neo4j_uri, _redact(settings.broker_url))
     return app
 

@@ -31,12 +31,18 @@ def token_refusal() -> str | None:
     return None
 
 
+def token_matches(token: str) -> bool:
+    """Whether ``token`` is the server's token (constant time; False whenever submission is off). The batches page
+    asks it of the token typed into its form."""
+    if token_refusal() is not None:
+        return False
+    return hmac.compare_digest(token.strip().encode(), get_settings().api_token.encode())
+
+
 def has_valid_token() -> bool:
     """Whether the request carries the server's token (False whenever submission is off)."""
     presented = _presented()
-    if presented is None or token_refusal() is not None:
-        return False
-    return hmac.compare_digest(presented.encode(), get_settings().api_token.encode())
+    return presented is not None and token_matches(presented)
 
 
 def require_token(action: str = "POST /batches") -> None:

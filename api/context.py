@@ -11,15 +11,13 @@ from ovp.settings import Settings
 
 T = TypeVar("T")
 
-_LOCK_KEY = "ovp_resource_lock"  # guards every lazily built per-app resource (app_resource)
+_LOCKS_KEY = "ovp_resource_locks"  # per-app: a lock per lazily built resource (app_resource), and one guarding them
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Give ``app`` its settings and the lock that builds each resource once."""
+    """Give ``app`` its settings and the locks that build each resource once."""
     app.config["OVP_SETTINGS"] = settings
-    # Re-entrant: building one resource may need another (the linker reads the graph through get_graph), and a plain
-    # lock made the first request of a fresh app, when it was POST /link, wait for itself for ever.
-    app.extensions[_LOCK_KEY] = threading.RLock()
+    app.extensions[_LOCKS_KEY] = (threading.Lock(), {})
 
 
 def get_settings() -> Settings:
@@ -30,12 +28,18 @@ def get_settings() -> Settings:
 def app_resource(key: str, build: Callable[[], T]) -> T:
     """The current app's object under ``key``, built by ``build()`` on first use in this process.
 
-    Thread-safe: concurrent first requests build it once (gthread workers serve several requests at a time).
+    Thread-safe: concurrent first requests build it once (gthread workers serve several requests at a time). Each
+    key has its own lock, because one build may need another resource: the linker reads the knowledge base through
+    the graph handle, and with one lock for all a process whose first request was ``POST /link`` waited for itself
+    for ever.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     resource = app.extensions.get(key)
     if resource is None:
-        with app.extensions[_LOCK_KEY]:
+        guard, locks = app.extensions[_LOCKS_KEY]
+        with guard:
+            lock = locks.setdefault(key, threading.Lock())
+        with lock:
             resource = app.extensions.get(key)
             if resource is None:
                 resource = build()

@@ -14,8 +14,12 @@ from api.blueprints.diseases import MAX_LIMIT as DISEASE_MAX_LIMIT
 from api.blueprints.entities import MAX_LIMIT as ENTITY_MAX_LIMIT
 from api.blueprints.entities import MAX_QUERY_CHARS
 from api.blueprints.linking import MAX_TEXTS
+from api.blueprints.search import LIMITS as SEARCH_LIMITS
+from api.blueprints.search import SIMILAR_BY
+from api.ratings import MAX_DISEASES, MAX_NOTE_CHARS
 from fusion.manifest import MAX_CAPTION_CHARS, MAX_TITLE_CHARS, MAX_TRANSCRIPT_CHARS
-from kg_builder.store.diseases import SORT_KEYS
+from kg_builder.store.ratings import DISCERN_ITEMS, JAMA_ITEMS
+from kg_builder.store.diseases import SORT_KEYS, VIA
 
 bp = Blueprint("openapi", __name__)
 
@@ -47,7 +51,10 @@ def _query_int(name: str, minimum: int, maximum: int, default: int, description:
 
 
 COMPONENTS: dict[str, Any] = {
-    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "OVP_API_TOKEN"}},
+    "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "OVP_API_TOKEN"},
+        "reviewer": {"type": "http", "scheme": "bearer", "description": "a reviewer's token from `ovp raters add NAME`"},
+    },
     "schemas": {
         "Error": {
             "type": "object",
@@ -111,6 +118,58 @@ COMPONENTS: dict[str, Any] = {
                 "pending": {"type": "array", "items": {"type": "string"}},
             },
         },
+        "Tag": {
+            "type": "object",
+            "description": "An open-vocabulary disease tag of the latest profile (any disease of the graph), apart from "
+                           "the trained head's predictions. evidence: per source, what made it (named: the mentions; "
+                           "phenotypes: each phenotype with its IC and the term the disease has it through; "
+                           "similarity: the cosine and the span of the text).",
+            "properties": {
+                "disease_id": {"type": "string"}, "name": {"type": "string", "nullable": True},
+                "name_zh": {"type": "string", "nullable": True}, "score": {"type": "number"},
+                "source": {"type": "string", "enum": ["named", "phenotypes", "similarity"]},
+                "sources": {"type": "array", "items": {"type": "string"}}, "rank": {"type": "integer"},
+                "evidence": {"type": "object", "nullable": True},
+            },
+        },
+        "SearchHit": {
+            "type": "object",
+            "properties": {
+                "video_id": {"type": "string"}, "title": {"type": "string"}, "platform": {"type": "string"},
+                "synthetic": {"type": "boolean"}, "score": {"type": "number"}, "similarity": {"type": "number"},
+                "shared": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"}, "name_zh": {"type": "string"},
+                    "via": {"type": "array", "items": {"type": "string", "enum": ["mention", "tag"]}}}}},
+                "reason": {"type": "string"}, "quality": {"type": "integer", "nullable": True},
+                "popularity_pct": {"type": "number", "nullable": True},
+            },
+        },
+        "NewRating": {
+            "type": "object",
+            "required": ["gqs"],
+            "additionalProperties": False,
+            "properties": {
+                "gqs": {"type": "integer", "minimum": 1, "maximum": 5, "description": "Global Quality Score"},
+                "discern": {"type": "array", "items": {"type": "boolean"}, "minItems": DISCERN_ITEMS,
+                            "maxItems": DISCERN_ITEMS, "description": "the modified DISCERN items, yes/no"},
+                "jama": {"type": "object", "required": list(JAMA_ITEMS), "additionalProperties": False,
+                         "properties": {item: {"type": "boolean"} for item in JAMA_ITEMS}},
+                "diseases": {"type": "array", "maxItems": MAX_DISEASES, "items": ID_SCHEMA,
+                             "description": "the diseases the video is about (confirms or corrects the prediction); [] = none"},
+                "note": {"type": "string", "maxLength": MAX_NOTE_CHARS},
+            },
+        },
+        "Rating": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"}, "rater": {"type": "string"}, "video_id": {"type": "string"},
+                "gqs": {"type": "integer"}, "discern": {"type": "array", "nullable": True, "items": {"type": "boolean"}},
+                "jama": {"type": "object", "nullable": True, "additionalProperties": {"type": "boolean"}},
+                "diseases": {"type": "array", "nullable": True, "items": {"type": "string"}},
+                "note": {"type": "string"}, "created_at": {"type": "string"},
+                "model_version": {"type": "string", "nullable": True},
+            },
+        },
         "QueryParam": {
             "type": "object",
             "properties": {
@@ -123,6 +182,9 @@ COMPONENTS: dict[str, Any] = {
 }
 
 _COMMON_ERRORS = {"503": _error("Neo4j is not reachable (the message says how to start it)")}
+#: The endpoints anyone may call that cost the server real work (api.extensions.expensive).
+_RATE_LIMITED = {"429": _error("more than OVP_API_RATE_LIMIT requests from this client address (a request with the "
+                                "API token is not counted); Retry-After says when to try again")}
 
 PATHS: dict[str, Any] = {
     "/health": {
@@ -149,7 +211,7 @@ PATHS: dict[str, Any] = {
                     "query": {"type": "string"}, "count": {"type": "integer"},
                     "results": {"type": "array", "items": _ref("LookupHit")}}}, "hits, best first"),
                 "400": _error("q missing or too long, limit out of range"),
-                **_COMMON_ERRORS,
+                **_RATE_LIMITED, **_COMMON_ERRORS,
             },
         }
     },
@@ -180,27 +242,98 @@ PATHS: dict[str, Any] = {
                         "text": {"type": "string"}, "mentions": {"type": "array", "items": _ref("Mention")}}}}}},
                     "{text, mentions} for text, or results (one {text, mentions} per text) for texts"),
                 "400": _error("body is not {text} or {texts}"),
-                "413": _error("body larger than OVP_API_MAX_BODY_BYTES"),
-                **_COMMON_ERRORS,
+                "413": _error("body larger than OVP_API_MAX_BODY_BYTES, or texts longer than OVP_API_LINK_MAX_CHARS in all"),
+                **_RATE_LIMITED, **_COMMON_ERRORS,
             },
         }
     },
     "/videos/{video_id}": {
         "get": {
             "operationId": "getVideo",
-            "summary": "Video metadata, mentions, latest profile (explanation parsed) and profile history",
+            "summary": "Video metadata, mentions, latest profile (explanation parsed), its open-vocabulary tags and "
+                       "profile history",
             "parameters": [_path_id("video_id", "the manifest's video id")],
-            "responses": {"200": _json({"type": "object"}, "the video"), "400": _error("malformed id"),
+            "responses": {"200": _json({"type": "object", "properties": {
+                "tags": {"type": "array", "items": _ref("Tag")}}}, "the video"), "400": _error("malformed id"),
                           "404": _error("no such video"), **_COMMON_ERRORS},
         }
+    },
+    "/videos/{video_id}/similar": {
+        "get": {
+            "operationId": "similarVideos",
+            "summary": "Videos like this one: by meaning (text vector and shared concepts) or by=profile (the "
+                       "similar_videos named query: fused profile embedding)",
+            "parameters": [
+                _path_id("video_id", "the manifest's video id"),
+                _query_int("k", 1, SEARCH_LIMITS.max_k, 10, "videos to return"),
+                {"name": "by", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": list(SIMILAR_BY), "default": "meaning"}},
+            ],
+            "responses": {"200": _json({"type": "object"}, "the similar videos, best first"),
+                          "400": _error("malformed id, k or by"), "404": _error("no such video"), **_RATE_LIMITED, **_COMMON_ERRORS},
+        }
+    },
+    "/search": {
+        "get": {
+            "operationId": "searchVideos",
+            "summary": "Videos by the meaning of a Chinese or English query, with the reason for each hit",
+            "parameters": [
+                {"name": "q", "in": "query", "required": True, "description": "the query (Chinese or English)",
+                 "schema": {"type": "string", "minLength": 1, "maxLength": SEARCH_LIMITS.max_query_chars}},
+                _query_int("k", 1, SEARCH_LIMITS.max_k, 10, "videos to return"),
+            ],
+            "responses": {
+                "200": _json({"type": "object", "properties": {
+                    "query": {"type": "string"}, "count": {"type": "integer"},
+                    "concepts": {"type": "array", "items": {"type": "object"}},
+                    "hits": {"type": "array", "items": _ref("SearchHit")}}}, "hits, best first"),
+                "400": _error("q missing, blank or too long; k out of range"),
+                **_RATE_LIMITED, **_COMMON_ERRORS,
+            },
+        }
+    },
+    "/videos/{video_id}/ratings": {
+        "post": {
+            "operationId": "rateVideo",
+            "summary": "Record a reviewer's rating (a new node; the reviewer's latest rating counts)",
+            "security": [{"reviewer": []}],
+            "parameters": [_path_id("video_id", "the manifest's video id")],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("NewRating")}}},
+            "responses": {
+                "201": _json(_ref("Rating"), "the rating as stored, with the model version of the latest profile"),
+                "400": _error("malformed id or body, or a listed disease that the graph does not have"),
+                "401": _error("missing, wrong or revoked reviewer token"),
+                "404": _error("no such video"),
+                "413": _error("body larger than OVP_API_MAX_BODY_BYTES"),
+                **_COMMON_ERRORS,
+            },
+        },
+        "get": {
+            "operationId": "videoRatings",
+            "summary": "Every rating of a video, newest first; current lists the one of each reviewer that counts",
+            "security": [{"reviewer": []}],
+            "parameters": [_path_id("video_id", "the manifest's video id")],
+            "responses": {
+                "200": _json({"type": "object", "properties": {
+                    "video_id": {"type": "string"}, "count": {"type": "integer"},
+                    "current": {"type": "array", "items": {"type": "string"}},
+                    "ratings": {"type": "array", "items": _ref("Rating")}}}, "the ratings"),
+                "400": _error("malformed id"),
+                "401": _error("missing, wrong or revoked reviewer token"),
+                "404": _error("no such video"),
+                **_COMMON_ERRORS,
+            },
+        },
     },
     "/diseases/{disease_id}/videos": {
         "get": {
             "operationId": "diseaseVideos",
-            "summary": "Videos whose latest profile predicts the disease",
+            "summary": "Videos whose latest profile predicts the disease, or (via=tagged) is tagged with it",
             "parameters": [
                 _path_id("disease_id", "disease CURIE, e.g. OVP:glaucoma"),
                 {"name": "sort", "in": "query", "required": False, "schema": {"type": "string", "enum": list(SORT_KEYS), "default": "popularity"}},
+                {"name": "via", "in": "query", "required": False, "description": "predicted (the trained head) or tagged (open-vocabulary tags)",
+                 "schema": {"type": "string", "enum": list(VIA), "default": "predicted"}},
                 _query_int("min_quality", 1, 5, 1, "lowest predicted GQS (1-5)"),
                 _query_int("limit", 1, DISEASE_MAX_LIMIT, 20, "videos to return"),
             ],
@@ -260,7 +393,7 @@ PATHS: dict[str, Any] = {
                                                                "count": {"type": "integer"}, "rows": {"type": "array", "items": {"type": "object"}}}}, "rows"),
                 "400": _error("unknown, missing or invalid parameter"),
                 "404": _error("no such query"),
-                **_COMMON_ERRORS,
+                **_RATE_LIMITED, **_COMMON_ERRORS,
             },
         }
     },

@@ -1,12 +1,25 @@
 """Entity-lookup latency and throughput of the API served by gunicorn: p50/p99 and requests/s at several concurrency
-levels. Prints JSON.
+levels, for this tree and (``--base-tree``) another checkout side by side in one run. Prints JSON.
 
-Starts ``gunicorn -c api/gunicorn.conf.py api.wsgi:app`` with 2 workers on 127.0.0.1 on a free port, warms it up,
-then for each level runs a bounded number of ``GET /entities?q=...`` requests (Chinese and English terms in turn)
-from that many threads, each with its own keep-alive ``http.client`` connection; a level stops early at its time
-cap. Gunicorn is stopped (SIGTERM to the process this script started) at the end, also on errors.
+Starts ``gunicorn -c api/gunicorn.conf.py api.wsgi:app`` with 2 workers on 127.0.0.1 on a free port (one per tree,
+each from its own checkout), warms it up, then for each level runs a bounded number of ``GET /entities?q=...``
+requests from that many threads, each with its own keep-alive ``http.client`` connection; a level stops early at its
+time cap. With two trees the levels alternate between them (base first at odd levels, this tree first at even ones).
+Gunicorn is stopped (SIGTERM to the processes this script started) at the end, also on errors.
 
-Usage: ``python bench/api_latency.py [--requests 300] [--levels 1,8,32] [--workers 2] [--cap-s 60]``
+Two mixes of questions (``--mixes``):
+
+* ``terms``: the ten terms below in turn, Chinese and English (what issue 37's baseline measured): a server that
+  remembers answers answers these from memory after the first time.
+* ``cold``: the 200 fixed queries of ``bench/data/entity_queries.jsonl`` in order, each request a question the server
+  has not been asked before (the ``limit`` goes 10, 11, 12, … with each pass over the list), so every answer is
+  computed.
+
+With ``--base-tree``, both servers first answer the 200 fixed queries (limit 10) and the JSON bodies are compared:
+``equivalence`` reports how many are identical and lists the ones that differ.
+
+Usage: ``python bench/api_latency.py [--base-tree /path/to/base-checkout] [--requests 300] [--levels 1,8,32]
+[--mixes terms,cold] [--workers 2] [--cap-s 60]``
 Needs Neo4j with the knowledge graph built, and the broker (only for the readiness check on /health).
 """
 from __future__ import annotations
@@ -32,6 +45,7 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
+QUERIES_FILE = ROOT / "bench" / "data" / "entity_queries.jsonl"
 TERMS = ["青光眼", "pink eye", "白内障", "myopia", "老花眼", "dry eye", "glaucoma", "飞蚊症", "retinal detachment", "斜视"]
 
 
@@ -42,14 +56,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
-    """gunicorn with the project's config, ``workers`` processes, no access log (it would dominate the timing)."""
+def start_gunicorn(port: int, workers: int, tree: Path = ROOT) -> subprocess.Popen:
+    """gunicorn serving the checkout ``tree`` with its config, ``workers`` processes, no access log (it would
+    dominate the timing)."""
     command = [
-        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api" / "gunicorn.conf.py"),
+        sys.executable, "-m", "gunicorn", "-c", str(tree / "api" / "gunicorn.conf.py"),
         "-w", str(workers), "-b", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "--log-level", "warning",
         "api.wsgi:app",
     ]
-    return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.Popen(command, cwd=tree, env=env, start_new_session=True)
 
 
 def stop_gunicorn(process: subprocess.Popen) -> None:
@@ -92,27 +108,70 @@ class Client:
     def __init__(self, port: int) -> None:
         self.port = port
 
-    def get(self, path: str) -> tuple[int, float]:
-        connection = getattr(self._local, "connection", None)
+    def get(self, path: str) -> tuple[int, float, bytes]:
+        """(status, seconds, body) of ``GET path``; status 0 when the connection failed."""
+        connections = getattr(self._local, "connections", None)
+        if connections is None:
+            connections = self._local.connections = {}
+        connection = connections.get(self.port)
         if connection is None:
-            connection = self._local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            connection = connections[self.port] = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         started = time.perf_counter()
+        body = b""
         try:
             connection.request("GET", path)
             response = connection.getresponse()
-            response.read()
+            body = response.read()
             status = response.status
         except (ConnectionError, OSError, http.client.HTTPException):
             connection.close()
-            self._local.connection = None
+            connections.pop(self.port, None)
             status = 0
-        return status, time.perf_counter() - started
+        return status, time.perf_counter() - started, body
 
 
-def run_level(port: int, concurrency: int, requests: int, cap_s: float) -> dict[str, Any]:
-    """``requests`` lookups from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
+def read_queries(path: Path = QUERIES_FILE) -> list[str]:
+    """The fixed lookup queries (``q`` of each JSON line)."""
+    return [json.loads(line)["q"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class Questions:
+    """The request paths of one mix for one server; ``cold`` never repeats a (query, limit) pair for that server."""
+
+    def __init__(self, mix: str, queries: list[str]) -> None:
+        if mix not in ("terms", "cold"):
+            raise ValueError(f"unknown mix {mix!r}; expected terms or cold")
+        self.mix, self.queries, self.asked = mix, queries, 0
+
+    def take(self, n: int) -> list[str]:
+        if self.mix == "terms":
+            return [f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10" for i in range(n)]
+        # The equivalence pass asked every query at limit 10; pass p asks them at limit 11 + p.
+        paths = []
+        for i in range(self.asked, self.asked + n):
+            paths.append(f"/entities?q={quote(self.queries[i % len(self.queries)])}&limit={11 + i // len(self.queries)}")
+        self.asked += n
+        return paths
+
+
+def compare_answers(old_port: int, new_port: int, queries: list[str]) -> dict[str, Any]:
+    """Ask both servers every query (limit 10) and compare the JSON bodies."""
+    client = Client(old_port)
+    differ = []
+    for text in queries:
+        path = f"/entities?q={quote(text)}&limit=10"
+        old = client.get(path)
+        client.port = new_port
+        new = client.get(path)
+        client.port = old_port
+        if (old[0], json.loads(old[2] or b"null")) != (new[0], json.loads(new[2] or b"null")):
+            differ.append({"q": text, "old": json.loads(old[2] or b"null"), "new": json.loads(new[2] or b"null")})
+    return {"queries": len(queries), "identical": len(queries) - len(differ), "differ": differ}
+
+
+def run_level(port: int, concurrency: int, paths: list[str], cap_s: float) -> dict[str, Any]:
+    """The requests ``paths`` from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
     client = Client(port)
-    paths = [f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10" for i in range(requests)]
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -122,7 +181,7 @@ def run_level(port: int, concurrency: int, requests: int, cap_s: float) -> dict[
         nonlocal errors
         if time.monotonic() > deadline:
             return
-        status, seconds = client.get(path)
+        status, seconds, _ = client.get(path)
         with lock:
             if status == 200:
                 latencies.append(seconds)
@@ -150,32 +209,55 @@ def run_level(port: int, concurrency: int, requests: int, cap_s: float) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-tree", type=Path, help="another checkout (e.g. a worktree of the base commit) to serve "
+                        "side by side with this tree")
     parser.add_argument("--requests", type=int, default=300, help="requests per concurrency level")
     parser.add_argument("--levels", default="1,8,32", help="comma-separated concurrency levels")
+    parser.add_argument("--mixes", default="terms,cold", help="comma-separated question mixes: terms, cold")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--cap-s", type=float, default=60.0, help="time cap per level, seconds")
     parser.add_argument("--warmup", type=int, default=40, help="requests sent before measuring (compiles query plans)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    port = free_port()
-    process = start_gunicorn(port, args.workers)
+    trees = {"new": ROOT} if args.base_tree is None else {"old": args.base_tree.resolve(), "new": ROOT}
+    queries = read_queries()
+    ports = {name: free_port() for name in trees}
+    processes: dict[str, subprocess.Popen] = {}
+    result: dict[str, Any] = {}
     try:
-        health = wait_ready(port, process)
-        # Warm-up from several threads so that every worker process has its pool open and its plans cached.
-        run_level(port, min(8, args.workers * 4), args.warmup, args.cap_s)
-        levels = [run_level(port, int(c), args.requests, args.cap_s) for c in args.levels.split(",")]
+        for name, tree in trees.items():
+            processes[name] = start_gunicorn(ports[name], args.workers, tree)
+        health = {name: wait_ready(ports[name], processes[name]) for name in trees}
+        for name in trees:
+            # Warm-up from several threads so that every worker process has its pool open and its plans cached.
+            run_level(ports[name], min(8, args.workers * 4), Questions("terms", queries).take(args.warmup), args.cap_s)
+        if "old" in trees:
+            result["equivalence"] = compare_answers(ports["old"], ports["new"], queries)
+        questions = {(name, mix): Questions(mix, queries) for name in trees for mix in args.mixes.split(",")}
+        for mix in args.mixes.split(","):
+            rows: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+            for index, level in enumerate(int(c) for c in args.levels.split(",")):
+                order = list(trees) if index % 2 == 0 else list(reversed(trees))
+                for name in order:
+                    paths = questions[name, mix].take(args.requests)
+                    rows[name].append(run_level(ports[name], level, paths, args.cap_s))
+            result[mix] = rows
     finally:
-        stop_gunicorn(process)
+        for process in processes.values():
+            stop_gunicorn(process)
     threads = 4  # api/gunicorn.conf.py: gthread worker, 4 threads each
     print(json.dumps({
         "benchmark": "api_entity_lookup",
         "endpoint": "GET /entities?q=<term>&limit=10",
+        "trees": {name: str(tree) for name, tree in trees.items()},
         "terms": TERMS,
+        "queries_file": str(QUERIES_FILE.relative_to(ROOT)),
         "server": {"gunicorn_workers": args.workers, "threads_per_worker": threads, "worker_class": "gthread"},
-        "neo4j": health.get("neo4j", {}).get("version"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "levels": levels,
+        "neo4j": health["new"].get("neo4j", {}).get("version"),
+        "machine": {"cpus": os.cpu_count(), "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        **result,
     }, indent=2, ensure_ascii=False))
     return 0
 

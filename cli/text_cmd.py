@@ -1,4 +1,4 @@
-"""`ovp link` and `ovp enrich`: thin shells over :func:`encoders.linker.load_linker`, :func:`link_mentions` and
+"""`ovp link` and `ovp enrich`: thin shells over :func:`encoders.linking.load_linker`, :func:`link_mentions` and
 :class:`encoders.enrichment.KnowledgeEnricher`.
 
 ``ovp link --json "TEXT"`` prints ``{"text": …, "mentions": [...]}``. With no TEXT it reads standard input as bytes,
@@ -66,7 +66,7 @@ def _dump(obj: dict[str, Any], as_json: bool) -> str:
 @click.pass_obj
 def link(settings: Settings, text: str | None, as_json: bool, no_semantic: bool) -> None:
     """Link graph entities in TEXT, or in each line of standard input when TEXT is omitted."""
-    from encoders.linker import link_mentions, load_linker
+    from encoders.linking import link_mentions, load_linker
     from kg_builder.graph import Graph
 
     with Graph.connect(settings) as graph:
@@ -74,8 +74,11 @@ def link(settings: Settings, text: str | None, as_json: bool, no_semantic: bool)
     limit = settings.max_text_chars
 
     def emit(texts: Sequence[str]) -> None:
-        for t, mentions in zip(texts, link_mentions(list(texts), linker)):
-            click.echo(_dump({"text": t, "mentions": [m.to_json() for m in mentions]}, as_json))
+        if not texts:
+            return
+        # one write per batch: a write (and flush) per line cost as much as linking the line
+        click.echo("\n".join(_dump({"text": t, "mentions": [m.to_json() for m in mentions]}, as_json)
+                             for t, mentions in zip(texts, link_mentions(list(texts), linker))))
 
     if text is not None:
         emit([cut(text, limit)])
@@ -103,7 +106,7 @@ def link(settings: Settings, text: str | None, as_json: bool, no_semantic: bool)
 def enrich(settings: Settings, text: str, as_json: bool, no_semantic: bool) -> None:
     """Print TEXT enriched with what the graph knows about the entities linked in it."""
     from encoders.enrichment import KnowledgeEnricher
-    from encoders.linker import link_mentions, load_linker
+    from encoders.linking import link_mentions, load_linker
     from kg_builder.graph import Graph
 
     text = cut(text, settings.max_text_chars)

@@ -47,19 +47,21 @@ def keyframes(settings: Settings, video: Path, k: int | None, as_json: bool) -> 
 @click.command("visual-features")
 @click.argument("video", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the K×D float32 .npy.")
-@click.option("--arch", type=click.Choice(["resnet50", "resnet18"]), default=None, help="Default: OVP_RESNET_ARCH.")
+@click.option("--backbone", type=click.Choice(["efficientnet_lite0", "resnet50", "resnet18"]), default=None,
+              help="Default: OVP_VISUAL_BACKBONE.")
 @click.option("-k", "--keyframes", "k", type=click.IntRange(min=1), default=None, help="Frames to pick (default: OVP_KEYFRAMES).")
 @click.option("--no-cache", is_flag=True, help="Recompute even if the features of this file are cached.")
 @click.pass_obj
-def visual_features(settings: Settings, video: Path, out: Path, arch: str | None, k: int | None, no_cache: bool) -> None:
-    """Write ResNet features of VIDEO's keyframes to --out and print a JSON summary (timestamps, weights used)."""
+def visual_features(settings: Settings, video: Path, out: Path, backbone: str | None, k: int | None,
+                    no_cache: bool) -> None:
+    """Write CNN features of VIDEO's keyframes to --out and print a JSON summary (timestamps, weights used)."""
     import numpy as np
 
     from encoders.feature_cache import FeatureCache
     from encoders.media import MediaLimits
     from encoders.visual import VisualEncoder, VisualEncoderConfig, encode_video
 
-    overrides = {"arch": arch} if arch else {}
+    overrides = {"backbone": backbone} if backbone else {}
     encoder = VisualEncoder(VisualEncoderConfig.from_settings(settings, **overrides))
     cache = None if no_cache else FeatureCache.from_settings(settings)
     features = encode_video(video, encoder, cache, k=k or settings.keyframes, timeout_s=settings.decode_timeout_s,
@@ -72,7 +74,7 @@ def visual_features(settings: Settings, video: Path, out: Path, arch: str | None
                 "video": str(video),
                 "out": str(out),
                 "shape": list(features.features.shape),
-                "arch": features.arch,
+                "backbone": features.backbone,
                 "weights": features.weights,
                 "model_version": features.model_version,
                 "video_sha256": features.video_sha256,

@@ -6,6 +6,12 @@ CREATE CONSTRAINT entity_id IF NOT EXISTS FOR (n:Entity) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT video_id IF NOT EXISTS FOR (n:Video) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT profile_id IF NOT EXISTS FOR (n:Profile) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT batch_id IF NOT EXISTS FOR (n:Batch) REQUIRE n.id IS UNIQUE;
+// Reviewers sign in by name; API tokens are looked up by their public id (the secret part is stored hashed).
+CREATE CONSTRAINT rater_name IF NOT EXISTS FOR (n:Rater) REQUIRE n.name IS UNIQUE;
+CREATE CONSTRAINT rater_token_id IF NOT EXISTS FOR (n:Rater) REQUIRE n.token_id IS UNIQUE;
+CREATE CONSTRAINT rating_id IF NOT EXISTS FOR (n:Rating) REQUIRE n.id IS UNIQUE;
+// The one build-stamp node (kg_builder/store/build_stamp.py): processes that hold entities in memory read its stamp.
+CREATE CONSTRAINT graph_build_id IF NOT EXISTS FOR (n:GraphBuild) REQUIRE n.id IS UNIQUE;
 
 // Range indexes that the read queries filter on.
 CREATE INDEX entity_source IF NOT EXISTS FOR (n:Entity) ON (n.source);
@@ -23,3 +29,8 @@ OPTIONS {indexConfig: {`fulltext.analyzer`: 'cjk', `fulltext.eventually_consiste
 // Videos similar to a video: the fused profile embedding (fusion width 256), cosine similarity.
 CREATE VECTOR INDEX video_embedding IF NOT EXISTS FOR (n:Video) ON (n.embedding)
 OPTIONS {indexConfig: {`vector.dimensions`: 256, `vector.similarity_function`: 'cosine'}};
+
+// Search by meaning: the cross-lingual sentence vector of the video's text (multilingual USE, 512-d, unit length),
+// written with its profile; a Chinese query finds English videos and the reverse.
+CREATE VECTOR INDEX video_text_vector IF NOT EXISTS FOR (n:Video) ON (n.text_vector)
+OPTIONS {indexConfig: {`vector.dimensions`: 512, `vector.similarity_function`: 'cosine'}};

@@ -1,10 +1,10 @@
 """Knowledge enrichment: a caption plus what the graph knows about the entities linked in it.
 
-For a batch of captions and their :class:`encoders.linker.Mention` lists, :class:`KnowledgeEnricher` makes ONE Cypher
-round trip (:data:`ENRICH_QUERY`) for the distinct linked entity ids and gets, per entity: the canonical English name,
-the definition, the names of its IS_A parents, for phenotypes the diseases that have it (HAS_PHENOTYPE) and, among them,
-the ids of the profile-label diseases, the names of its MAPS_TO neighbours and its ``gnn_embedding`` when the R-GCN has
-written one.
+For a batch of captions and their :class:`encoders.linking.Mention` lists, :class:`KnowledgeEnricher` makes ONE graph
+round trip (:func:`kg_builder.store.knowledge.read_entity_knowledge`) for the distinct linked entity ids and gets, per
+entity: the canonical English name, the definition, the names of its IS_A parents, for phenotypes the diseases that have
+it (HAS_PHENOTYPE) and, among them, the ids of the profile-label diseases, the names of its MAPS_TO neighbours and its
+``gnn_embedding`` when the R-GCN has written one.
 
 The enriched text is the caption followed by a bounded, deterministic list of annotations, one per distinct entity in
 order of first mention::
@@ -18,18 +18,18 @@ English names and definitions come from the graph.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 import numpy as np
 
-from encoders.linker import ENTITY_KINDS, Mention
+from encoders.linking import Mention
+from kg_builder.store.knowledge import EntityKnowledge, GraphReader, read_entity_knowledge
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "GNN_DIM",
-    "ENRICH_QUERY",
     "EnrichmentConfig",
     "EntityKnowledge",
     "EnrichedText",
@@ -42,53 +42,6 @@ __all__ = [
 
 #: Width of the ``gnn_embedding`` the R-GCN (``encoders.graph``) writes on every Entity.
 GNN_DIM = 64
-
-#: One read for every distinct linked id. Values are parameters; the labels come from ENTITY_KINDS (a fixed list).
-ENRICH_QUERY = """
-UNWIND $ids AS entity_id
-MATCH (e:Entity {id: entity_id})
-// the same concept in other sources, whichever way the edge was written
-OPTIONAL MATCH (e)-[:MAPS_TO]-(m:Entity)
-WITH e, collect(DISTINCT m) AS mapped
-CALL (e, mapped) {
-  // IS_A parents of the entity first, then of its equivalents (lexicon concepts have no IS_A of their own)
-  UNWIND [e] + mapped AS s
-  MATCH (s)-[:IS_A]->(p:Entity)
-  WITH p, min(CASE WHEN s = e THEN 0 ELSE 1 END) AS hop
-  ORDER BY hop, p.name, p.id
-  LIMIT $max_parents
-  RETURN collect(p.name) AS parents
-}
-CALL (e, mapped) {
-  // for a phenotype (or its equivalents): the diseases annotated with it, most specific first — a disease with few
-  // phenotypes is characterised by this one, a syndrome with hundreds is not; ties broken by name, then id
-  UNWIND [e] + mapped AS s
-  MATCH (d:Disease)-[:HAS_PHENOTYPE]->(s)
-  WHERE e:Phenotype
-  // The same diseases also give the ids of the profile labels among them (the labels a symptom-only caption points
-  // to; sorted in fetch_knowledge).
-  WITH DISTINCT d
-  WITH d, COUNT { (d)-[:HAS_PHENOTYPE]->() } AS degree
-  ORDER BY degree, d.name, d.id
-  WITH collect(d) AS found
-  RETURN [x IN found | x.name][..$max_diseases] AS diseases,
-         [x IN found WHERE x.profile_label = true | x.id] AS labels
-}
-RETURN e.id AS id,
-       e.name AS name,
-       [label IN labels(e) WHERE label IN $kind_labels] AS kinds,
-       e.definition AS definition,
-       parents,
-       diseases,
-       labels,
-       [x IN mapped | {id: x.id, name: x.name}] AS maps_to,
-       // properties(): no "unknown property" notice on a graph the R-GCN has not embedded yet
-       properties(e)['gnn_embedding'] AS gnn_embedding
-"""
-
-
-class GraphReader(Protocol):
-    def read(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -119,21 +72,6 @@ class EnrichmentConfig:
         for name in ("max_parents", "max_diseases", "max_maps_to"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must not be negative")
-
-
-@dataclass(frozen=True)
-class EntityKnowledge:
-    """What the graph says about one entity (names are English; empty tuples where the graph has nothing)."""
-
-    id: str
-    name: str
-    kind: str
-    definition: str = ""
-    parents: tuple[str, ...] = ()
-    diseases: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()  # ids of the profile-label diseases that have this phenotype, sorted
-    maps_to: tuple[str, ...] = ()  # names of MAPS_TO neighbours, by id
-    gnn_embedding: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -172,50 +110,27 @@ class EnrichedText:
 def fetch_knowledge(graph: GraphReader, ids: Sequence[str], config: EnrichmentConfig | None = None) -> dict[str, EntityKnowledge]:
     """Read :class:`EntityKnowledge` for the distinct ``ids`` in one query; ids not in the graph are absent.
 
+    A ``gnn_embedding`` that is not :data:`GNN_DIM` finite floats is treated as missing, with a warning.
+
     Raises:
         GraphUnavailable: from the graph, when Neo4j cannot be reached.
     """
     config = config or EnrichmentConfig()
-    distinct = sorted(set(ids))
-    if not distinct:
-        return {}
-    rows = graph.read(
-        ENRICH_QUERY,
-        {
-            "ids": distinct,
-            "kind_labels": list(ENTITY_KINDS),
-            "max_parents": config.max_parents,
-            "max_diseases": config.max_diseases,
-        },
-    )
-    out: dict[str, EntityKnowledge] = {}
+    knowledge = read_entity_knowledge(graph, ids, max_parents=config.max_parents, max_diseases=config.max_diseases)
     bad_embeddings = 0
-    for row in rows:
-        labels = set(row.get("kinds") or [])
-        kind = next((k for label, k in ENTITY_KINDS.items() if label in labels), "")
-        maps_to = sorted((m for m in row.get("maps_to") or [] if m and m.get("id")), key=lambda m: m["id"])
-        embedding = row.get("gnn_embedding")
-        if embedding is not None:
-            vec = np.asarray(embedding, dtype=np.float32).reshape(-1)
-            if vec.shape != (GNN_DIM,) or not np.isfinite(vec).all():
-                bad_embeddings += 1
-                embedding = None
-            else:
-                embedding = tuple(float(x) for x in vec)
-        out[row["id"]] = EntityKnowledge(
-            id=row["id"],
-            name=row.get("name") or row["id"],
-            kind=kind,
-            definition=(row.get("definition") or "").strip(),
-            parents=tuple(p for p in row.get("parents") or [] if p),
-            diseases=tuple(d for d in row.get("diseases") or [] if d),
-            labels=tuple(sorted(d for d in row.get("labels") or [] if d)),
-            maps_to=tuple(m.get("name") or m["id"] for m in maps_to),
-            gnn_embedding=embedding,
-        )
+    for entity_id, known in knowledge.items():
+        if known.gnn_embedding is None:
+            continue
+        vec = np.asarray(known.gnn_embedding, dtype=np.float32).reshape(-1)
+        if vec.shape != (GNN_DIM,) or not np.isfinite(vec).all():
+            bad_embeddings += 1
+            embedding = None
+        else:
+            embedding = tuple(float(x) for x in vec)
+        knowledge[entity_id] = replace(known, gnn_embedding=embedding)
     if bad_embeddings:
         log.warning("%d entities have a gnn_embedding that is not %d finite floats; treated as missing", bad_embeddings, GNN_DIM)
-    return out
+    return knowledge
 
 
 def shorten(text: str, limit: int) -> str:

@@ -1,6 +1,6 @@
 """Persisted text-encoder vectors of knowledge-graph entities, shared by the semantic linker and the GNN inputs.
 
-Both the linker's semantic fallback (:class:`encoders.linker.SemanticMatcher`) and the R-GCN's node inputs
+Both the linker's semantic fallback (:class:`encoders.linking.SemanticMatcher`) and the R-GCN's node inputs
 (:func:`encoders.graph.node_features`) need the same thing: the pooled sentence vector of ``"name. definition"`` for
 every entity. Encoding the ~8,100 entities of the real graph takes about ten minutes on two shared CPU cores, so the
 matrix is computed once and kept on disk.
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+
+from encoders.cache_files import save_npy_atomic
 
 if TYPE_CHECKING:
     from encoders.text import TextEncoder
@@ -89,12 +91,6 @@ def _digests(texts: Sequence[str], identity: EncoderIdentity) -> np.ndarray:
     return out
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f"{path.stem}.tmp{time.monotonic_ns()}.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
-
-
 class EntityVectorCache:
     """Entity text vectors on disk, keyed by the texts and the encoder identity.
 
@@ -135,8 +131,8 @@ class EntityVectorCache:
     def _save(self, texts: Sequence[str], digests: np.ndarray, matrix: np.ndarray) -> Path:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         path = self.path_for(texts)
-        _save_atomic(path.with_name(path.name.replace(".npy", ".digests.npy")), digests)
-        _save_atomic(path, matrix)
+        save_npy_atomic(path.with_name(path.name.replace(".npy", ".digests.npy")), digests)
+        save_npy_atomic(path, matrix)
         return path
 
     def _reusable_rows(self, wanted: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -211,7 +207,7 @@ def entity_text_vectors(
 
     Args:
         texts: one per entity, usually :func:`entity_text` of each.
-        settings: ``cache_dir``, and ``text_model`` / ``device`` when ``encoder`` is not given.
+        settings: ``cache_dir``, and ``device`` when ``encoder`` is not given (the linking model then).
         encoder: the text encoder to use (default one from ``settings``; loaded only when something must be encoded).
         batch_size: texts per forward pass.
         chunk_size: texts per ``encode`` call (bounds the memory token states take).
@@ -221,7 +217,7 @@ def entity_text_vectors(
     """
     from encoders.text import TextEncoder, TextEncoderConfig
 
-    encoder = encoder or TextEncoder(TextEncoderConfig.from_settings(settings))
+    encoder = encoder or TextEncoder(TextEncoderConfig.for_linking(settings))
     cache = EntityVectorCache(settings.cache_dir, EncoderIdentity.of(encoder))
 
     def encode(batch: list[str]) -> np.ndarray:

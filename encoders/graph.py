@@ -2,8 +2,8 @@
 
 The pipeline :func:`kg_embed` runs, step by step (each step is a public function that tests call directly):
 
-1. :func:`export_graph` — two Cypher reads: every ``Entity`` (id, kind, name, definition) and every IS_A,
-   HAS_PHENOTYPE and MAPS_TO edge between entities.
+1. :func:`export_graph` — two graph reads (:mod:`kg_builder.store.knowledge`): every ``Entity`` (id, kind, name,
+   definition) and every IS_A, HAS_PHENOTYPE and MAPS_TO edge between entities.
 2. :func:`node_features` — the text encoder's pooled 384-d vector of ``"name. definition"`` per node, cached in
    ``<OVP_HOME>/cache/entity_vectors_<hash>.npy`` keyed by the texts and the encoder (:mod:`encoders.entity_vectors`).
 3. :func:`split_triples` — a seeded hold-out of 10 % (test) and 5 % (validation) of each relation's edges; held-out
@@ -12,7 +12,7 @@ The pipeline :func:`kg_embed` runs, step by step (each step is a public function
    decoder, and evaluates three variants on the held-out test edges: the trained R-GCN, the same R-GCN before training
    (same initial weights and decoder), and an MLP without message passing trained the same way.
 5. :func:`write_embeddings` — ``gnn_embedding`` (64 floats) and ``gnn_model_version`` on every ``Entity``, in
-   batched ``UNWIND`` writes; :func:`save_model` keeps weights and configuration under ``<OVP_HOME>/models/gnn/``.
+   batched ``UNWIND`` writes (:mod:`kg_builder.store.embeddings`); :func:`save_model` keeps weights and configuration under ``<OVP_HOME>/models/gnn/``.
 
 Evaluation protocol (what every MRR / Hits@10 in this module means): *filtered* ranking over *all* entities, on both
 sides — for each held-out triple (h, r, t), t is ranked among all N entities as the tail of (h, r, ?) and h among all N
@@ -40,7 +40,9 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from encoders.graph_model import GraphModelConfig, RGCNLinkPredictor
-from kg_builder.schema import ENTITY_KINDS, ENTITY_RELATIONS, relation_type
+from kg_builder.schema import ENTITY_RELATIONS, relation_type
+from kg_builder.store.embeddings import write_entity_embeddings
+from kg_builder.store.knowledge import read_entity_edges, read_entity_nodes
 from ovp.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,31 +83,6 @@ RELATIONS: tuple[str, ...] = tuple(relation_type(name) for name in ENTITY_RELATI
 EVALUATION_PROTOCOL = "filtered MRR and Hits@10 over all entities, head and tail sides averaged, ties count half"
 #: Width of the hashed bag-of-words inputs (same as all-MiniLM-L6-v2, so the model config does not change).
 HASHED_DIM = 384
-
-# Kind labels come from the schema's allow-list; the first one a node carries is its kind.
-_KIND_LABELS = sorted(ENTITY_KINDS.values())
-
-#: All entities in a stable order (ids are unique under the schema's constraint).
-EXPORT_NODES_QUERY = (
-    "MATCH (n:Entity) "
-    "RETURN n.id AS id, "
-    # The kind is the node's one label from the allow-list besides :Entity.
-    "       head([label IN labels(n) WHERE label IN $kind_labels]) AS kind, "
-    "       coalesce(n.name, '') AS name, "
-    "       coalesce(n.definition, '') AS definition "
-    "ORDER BY id"
-)
-#: All knowledge-graph edges between entities; the type list is built from the schema's allow-list only.
-EXPORT_EDGES_QUERY = (
-    f"MATCH (a:Entity)-[r:{'|'.join(RELATIONS)}]->(b:Entity) "
-    "RETURN a.id AS start, type(r) AS type, b.id AS end"
-)
-#: Write-back: ids and vectors travel as parameters.
-WRITE_EMBEDDINGS_QUERY = (
-    "UNWIND $rows AS row "
-    "MATCH (n:Entity {id: row.id}) "
-    "SET n.gnn_embedding = row.embedding, n.gnn_model_version = row.version"
-)
 
 
 # --- records --------------------------------------------------------------------------------------------------------
@@ -285,21 +262,21 @@ def export_graph(graph: "Graph") -> KGExport:
 
     Edges whose ends are not both Entities are not matched; duplicate edges and self-loops are dropped.
     """
-    nodes = graph.read(EXPORT_NODES_QUERY, {"kind_labels": _KIND_LABELS})
-    edges = graph.read(EXPORT_EDGES_QUERY)
-    ids = [row["id"] for row in nodes]
+    nodes = read_entity_nodes(graph)
+    edges = read_entity_edges(graph)
+    ids = [node.id for node in nodes]
     index = {node_id: i for i, node_id in enumerate(ids)}
     rel_index = {name: i for i, name in enumerate(RELATIONS)}
     triples = np.array(
-        [(index[e["start"]], rel_index[e["type"]], index[e["end"]]) for e in edges if e["start"] in index and e["end"] in index],
+        [(index[e.start], rel_index[e.type], index[e.end]) for e in edges if e.start in index and e.end in index],
         dtype=np.int64,
     ).reshape(-1, 3)
     triples = _clean_triples(triples)
     export = KGExport(
         ids=ids,
-        kinds=[row["kind"] or "" for row in nodes],
-        names=[row["name"] for row in nodes],
-        definitions=[row["definition"] for row in nodes],
+        kinds=[node.kind for node in nodes],
+        names=[node.name for node in nodes],
+        definitions=[node.definition for node in nodes],
         triples=triples,
     )
     log.info("exported %d entities and %d edges %s", export.num_nodes, len(triples), export.edge_counts())
@@ -354,7 +331,8 @@ def node_features(
 
     Args:
         texts: one per node.
-        settings: ``cache_dir`` (``OVP_CACHE_DIR``), ``text_model`` and ``device`` for the encoder.
+        settings: ``cache_dir`` (``OVP_CACHE_DIR``) and ``device`` for the encoder (the linking model,
+            :data:`encoders.text.LINKING_TEXT_MODEL`).
         features: 'text' — the text encoder's pooled, L2-normalised sentence vectors; 'hashed' — :func:`hashed_bow_features`.
         batch_size: texts per encoder forward pass.
         chunk_size: texts per ``encode`` call (bounds the memory its token states take).
@@ -719,10 +697,8 @@ def write_embeddings(graph: "Graph", ids: Sequence[str], embeddings: np.ndarray,
     """
     if len(ids) != len(embeddings):
         raise ValueError(f"{len(ids)} ids but {len(embeddings)} embeddings")
-    rows = ({"id": node_id, "embedding": [float(v) for v in vector], "version": version} for node_id, vector in zip(ids, embeddings))
     with tqdm(total=len(ids), desc="write gnn_embedding", unit="node", disable=None) as bar:
-        written = graph.write_batches(WRITE_EMBEDDINGS_QUERY, rows, batch_size=batch_size, on_batch=bar.update)
-    return written
+        return write_entity_embeddings(graph, ids, embeddings, version, batch_size=batch_size, on_batch=bar.update)
 
 
 def save_model(

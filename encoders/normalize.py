@@ -18,10 +18,16 @@ they always agree.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
+from itertools import chain
+from typing import Iterable
 
-__all__ = ["NormalizedText", "normalize", "normalize_surface", "is_cjk", "is_latin_word_char", "units"]
+__all__ = [
+    "NormalizedText", "normalize", "normalize_surface", "is_cjk", "is_latin_word_char", "units", "splits_units_at",
+    "starts_cluster", "clusters_are_characters", "CJK_CLASS", "UNIT",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,13 @@ class NormalizedText:
         return self.starts[start], self.ends[end - 1]
 
 
+#: The characters :func:`is_cjk` accepts, as the body of a regular-expression character class.
+CJK_CLASS = "\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF\U00020000-\U0003134F\u3040-\u30FF\uAC00-\uD7AF"
+#: One unit of normalised text (see :func:`units`): a run of characters that are neither spaces nor CJK, or one CJK
+#: character.
+UNIT = re.compile(f"[^ {CJK_CLASS}]+|[{CJK_CLASS}]")
+
+
 def is_cjk(ch: str) -> bool:
     """True for CJK ideographs, kana and hangul: scripts written without spaces, matched character by character."""
     cp = ord(ch)
@@ -78,25 +91,70 @@ def _is_word_base(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LNM"
 
 
-def _clusters(text: str) -> list[tuple[int, int]]:
-    """Split into (start, end) clusters: a base character plus the combining marks and joiners that follow it.
+def _continues_cluster(ch: str) -> bool:
+    """A combining mark or joiner: it belongs to the cluster of the character before it."""
+    return unicodedata.category(ch) in ("Mn", "Me", "Mc") or ch in "\u200d\ufe0f"
 
-    Keeping a base and its marks together lets NFKC compose ``e`` + U+0301 into ``é`` and keeps an emoji's variation
-    selector (U+FE0F, a mark) with the emoji, so both become one separator.
+
+def _cluster_output(cluster: str) -> str:
+    """What one cluster becomes: its word characters after NFKC and case-folding, or "" for a separator.
+
+    NFKC can turn a symbol into letters (㎝ → cm, ① → 1): judge by what comes out, not by the input.
     """
-    spans: list[tuple[int, int]] = []
-    i, n = 0, len(text)
-    while i < n:
-        j = i + 1
-        while j < n and (unicodedata.category(text[j]) in ("Mn", "Me", "Mc") or text[j] in "\u200d\ufe0f"):
-            j += 1
-        spans.append((i, j))
-        i = j
-    return spans
+    folded = unicodedata.normalize("NFKC", cluster).casefold()
+    if not _is_word_base(folded[:1] or cluster[0]):
+        return ""
+    return "".join(c for c in folded if _is_word_base(c))
+
+
+#: Per character seen: (it continues the cluster before it, what it becomes as a cluster of its own). Captions reuse
+#: a few thousand characters, and a lookup costs a fraction of the Unicode calls it replaces. Bounded, so hostile
+#: input with every code point cannot grow it without limit.
+_CHAR_INFO: dict[str, tuple[bool, str]] = {}
+_CHAR_INFO_LIMIT = 1 << 16
+#: The same, for :meth:`str.translate` of texts without marks: code point → what the character becomes on its own
+#: (a space for a separator); and the characters that continue a cluster.
+_SINGLE: dict[int, str] = {}
+_CONTINUING: set[str] = set()
+
+
+def _char_info(ch: str) -> tuple[bool, str]:
+    info = _CHAR_INFO.get(ch)
+    if info is None:
+        info = (_continues_cluster(ch), _cluster_output(ch))
+        if len(_CHAR_INFO) < _CHAR_INFO_LIMIT:
+            # _CHAR_INFO last: another thread that finds a character there may rely on the other two (API threads)
+            _SINGLE[ord(ch)] = info[1] or " "
+            if info[0]:
+                _CONTINUING.add(ch)
+            _CHAR_INFO[ch] = info
+    return info
+
+
+_WORD_RUN = re.compile("[^ ]+")
+
+
+def _from_runs(text: str, mapped: str) -> NormalizedText:
+    """:func:`normalize` of ``text`` when ``mapped[i]`` is what ``text[i]`` becomes, a space for a separator, and
+    every character is a cluster of its own."""
+    parts: list[Iterable[int]] = []
+    for run in _WORD_RUN.finditer(mapped):
+        i, j = run.span()
+        parts.append(range(i, j))
+        parts.append((j,))  # the first separator after a run stands for all of them
+    if parts:
+        parts.pop()  # separators after the last run are dropped
+    starts = tuple(chain.from_iterable(parts))
+    normalized = " ".join(filter(None, mapped.split(" ")))
+    return NormalizedText(original=text, text=normalized, starts=starts, ends=tuple(map((1).__add__, starts)))
 
 
 def normalize(text: str) -> NormalizedText:
     """Normalise ``text`` for matching and keep the offset map back to it.
+
+    Clusters are a base character plus the combining marks and joiners that follow it: keeping them together lets
+    NFKC compose ``e`` + U+0301 into ``é`` and keeps an emoji's variation selector (U+FE0F, a mark) with the emoji,
+    so both become one separator.
 
     Args:
         text: any string (may be empty).
@@ -109,29 +167,75 @@ def normalize(text: str) -> NormalizedText:
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize() needs a str, got {type(text).__name__}")
+    chars = set(text)
+    for ch in chars.difference(_CHAR_INFO):
+        _char_info(ch)
+    if _CHAR_INFO.keys() >= chars and _CONTINUING.isdisjoint(chars):
+        # Every character is a cluster of its own (no marks or joiners: most captions). When each also becomes at
+        # most one character, the normalised text is the runs of word characters, one space between runs.
+        mapped = text.translate(_SINGLE)
+        if len(mapped) == len(text):
+            return _from_runs(text, mapped)
+    infos = [_char_info(ch) for ch in text]
+    continues = [info[0] for info in infos]
+    bounds = [i for i in range(len(text) + 1) if i == 0 or i == len(text) or not continues[i]]
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    pending_space: tuple[int, int] | None = None  # a separator seen since the last word char, not yet written
-    for start, end in _clusters(text):
-        base = text[start]
-        folded = unicodedata.normalize("NFKC", text[start:end]).casefold()
-        # NFKC can turn a symbol into letters (㎝ → cm, ① → 1): judge by what comes out, not by the input.
-        word_chars = [c for c in folded if _is_word_base(c)] if _is_word_base(folded[:1] or base) else []
-        if not word_chars:
-            if out and pending_space is None:
-                pending_space = (start, end)
+    pending_space = -1  # the separator cluster seen since the last word char, not yet written
+    pending_end = -1
+    for k in range(len(bounds) - 1):
+        i, j = bounds[k], bounds[k + 1]
+        word = infos[i][1] if j == i + 1 else _cluster_output(text[i:j])
+        if not word:
+            if pending_space < 0 and out:
+                pending_space, pending_end = i, j
             continue
-        if pending_space is not None:
+        if pending_space >= 0:
             out.append(" ")
-            starts.append(pending_space[0])
-            ends.append(pending_space[1])
-            pending_space = None
-        for c in word_chars:
-            out.append(c)
-            starts.append(start)
-            ends.append(end)
+            starts.append(pending_space)
+            ends.append(pending_end)
+            pending_space = -1
+        if len(word) == 1:
+            out.append(word)
+            starts.append(i)
+            ends.append(j)
+        else:
+            out.extend(word)
+            starts.extend([i] * len(word))
+            ends.extend([j] * len(word))
     return NormalizedText(original=text, text="".join(out), starts=tuple(starts), ends=tuple(ends))
+
+
+def clusters_are_characters(text: str) -> bool:
+    """True when no character of ``text`` continues a cluster (no combining marks or joiners): every offset then
+    begins a cluster."""
+    chars = set(text)
+    if _CHAR_INFO.keys() >= chars:  # (set.issubset would copy the whole dict into a set first)
+        return _CONTINUING.isdisjoint(chars)
+    return not any(_char_info(ch)[0] for ch in chars)
+
+
+def starts_cluster(text: str, i: int) -> bool:
+    """True when offset ``i`` of ``text`` is where a cluster begins (or the text's end): ``text[i]`` is not a
+    combining mark or joiner that belongs to the character before it."""
+    return i <= 0 or i >= len(text) or not _char_info(text[i])[0]
+
+
+def splits_units_at(text: str, i: int) -> bool:
+    """True when normalisation and :func:`units` may be cut at offset ``i`` of ``text``: for any ``a < i < b``,
+    ``units(normalize(text[a:b]).text)`` is ``units(normalize(text[a:i]).text) + units(normalize(text[i:b]).text)``.
+
+    That holds when ``text[i - 1]`` and ``text[i]`` each start a cluster (neither is a combining mark or joiner) and
+    ``text[i - 1]`` ends a unit by itself: it is a separator (space, punctuation, emoji) or becomes a CJK character.
+    It lets a caller read the last few units before an offset without normalising everything before them.
+    """
+    if not 0 < i < len(text):
+        return False
+    continues_before, before = _char_info(text[i - 1])
+    if continues_before or _char_info(text[i])[0]:
+        return False
+    return not before or is_cjk(before[-1])
 
 
 def normalize_surface(surface: str) -> str:
@@ -144,17 +248,4 @@ def units(normalized: str) -> list[str]:
 
     ``units("没有 pink eye青光眼") == ["没", "有", "pink", "eye", "青", "光", "眼"]``.
     """
-    out: list[str] = []
-    word: list[str] = []
-    for ch in normalized:
-        if ch == " " or is_cjk(ch):
-            if word:
-                out.append("".join(word))
-                word = []
-            if ch != " ":
-                out.append(ch)
-        else:
-            word.append(ch)
-    if word:
-        out.append("".join(word))
-    return out
+    return UNIT.findall(normalized)

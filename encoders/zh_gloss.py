@@ -1,6 +1,6 @@
 """English readings of Chinese text, word by word, so an English sentence encoder can read a Chinese description.
 
-The semantic fallback of :mod:`encoders.linker` embeds with all-MiniLM-L6-v2, whose vocabulary is English: it places
+The semantic fallback of :mod:`encoders.linking` embeds with all-MiniLM-L6-v2, whose vocabulary is English: it places
 Chinese text almost at random. A caption such as 看东西还是模糊 ("things still look blurry") names no dictionary
 surface, yet word by word it reads "see look at read thing stuff still vague indistinct fuzzy", which the encoder
 places near Blurred vision. :class:`ChineseGlosser` builds that reading: jieba cuts the text into words with a

@@ -57,8 +57,12 @@ class FusionConfig:
     """
 
     # Input widths (what the encoders produce); ``from_items`` reads them off the data.
-    d_visual: int = 2048  # ResNet-50 pooled features (512 for ResNet-18)
-    d_text: int = 384  # all-MiniLM-L6-v2 hidden size
+    d_visual: int = 2048  # ResNet-50 pooled features (1280 for EfficientNet-Lite0, 512 for ResNet-18)
+    d_text: int = 384  # all-MiniLM-L6-v2 hidden size (512 for bge-small-zh-v1.5)
+    # The encoders behind those inputs (``VideoFeatures.visual_model`` / ``text_model``, read off the data too): the
+    # model refuses features of other encoders. "" = not recorded (models saved before these existed).
+    visual_features: str = ""
+    text_features: str = ""
     d_graph: int = 64
     d_meta: int = METADATA_DIM
     n_diseases: int = 0
@@ -309,15 +313,18 @@ class FusionConfig:
         """
         if not items:
             raise ValueError("cannot infer feature widths from an empty item list")
-        dims = items[0].dims
+        first = items[0]
         for it in items:
-            if it.dims != dims:
+            if (it.dims, it.visual_model, it.text_model) != (first.dims, first.visual_model, first.text_model):
                 raise ValueError(
-                    f"video {it.video_id!r} has widths (visual, text, graph, meta)={it.dims}, "
-                    f"but {items[0].video_id!r} has {dims}"
+                    f"video {it.video_id!r} has widths (visual, text, graph, meta)={it.dims} from "
+                    f"{_encoders(it.visual_model, it.text_model)}, but {first.video_id!r} has {first.dims} from "
+                    f"{_encoders(first.visual_model, first.text_model)}: extract every video with the same encoders"
                 )
+        dims = first.dims
         values: dict[str, Any] = dict(
-            d_visual=dims[0], d_text=dims[1], d_graph=dims[2], d_meta=dims[3], n_diseases=len(label_map)
+            d_visual=dims[0], d_text=dims[1], d_graph=dims[2], d_meta=dims[3], n_diseases=len(label_map),
+            visual_features=first.visual_model, text_features=first.text_model,
         )
         if dims[3] == 0:
             values["use_metadata"] = False
@@ -325,13 +332,23 @@ class FusionConfig:
         return cls(**values)
 
 
+def _encoders(visual: str, text: str) -> str:
+    return f"visual {visual or 'unrecorded'}, text {text or 'unrecorded'}"
+
+
 def check_compatible(config: FusionConfig, items: Sequence[VideoFeatures], label_map: LabelMap) -> None:
-    """Raise ValueError naming the first item whose widths differ from ``config``, or a label-map size mismatch."""
+    """Raise ValueError naming the first item whose widths or encoders differ from ``config`` (an encoder left
+    unrecorded on either side is not compared), or a label-map size mismatch."""
     if config.n_diseases != len(label_map) and config.has("disease"):
         raise ValueError(f"config.n_diseases={config.n_diseases} but the label map has {len(label_map)} diseases")
     want = (config.d_visual, config.d_text, config.d_graph, config.d_meta)
     for it in items:
-        if it.dims != want:
+        other_visual = bool(config.visual_features and it.visual_model and it.visual_model != config.visual_features)
+        other_text = bool(config.text_features and it.text_model and it.text_model != config.text_features)
+        if it.dims != want or other_visual or other_text:
             raise ValueError(
-                f"video {it.video_id!r} has widths (visual, text, graph, meta)={it.dims}, the model expects {want}"
+                f"video {it.video_id!r} has features of widths (visual, text, graph, meta)={it.dims} from "
+                f"{_encoders(it.visual_model, it.text_model)}; the model was trained on {want} from "
+                f"{_encoders(config.visual_features, config.text_features)}: extract features with the encoders in "
+                "the model's features.json (ovp evaluate and the worker do), or retrain the model on these"
             )

@@ -1,5 +1,5 @@
-"""From manifest entries to ``VideoFeatures``: keyframes → ResNet, caption → links → enrichment → BERT states, GNN
-embeddings of the linked entities, metadata and labels.
+"""From manifest entries to ``VideoFeatures``: keyframes → ImageNet CNN, caption → links → enrichment → BERT states,
+GNN embeddings of the linked entities, metadata and labels.
 
 :class:`FeatureExtractor` loads the visual encoder, the linker (knowledge base read from the graph) and the text encoder
 once; :meth:`FeatureExtractor.extract` turns a batch of :class:`fusion.manifest.VideoEntry` into one
@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
@@ -71,9 +70,11 @@ class FeatureSettings:
 
     Attributes:
         keyframes: K keyframes per video (``OVP_KEYFRAMES``).
-        resnet_arch, resnet_weights: the visual encoder (``OVP_RESNET_ARCH``, ``OVP_RESNET_WEIGHTS``).
-        text_model: the text encoder directory ("" = all-MiniLM-L6-v2).
-        text_max_length: token positions per text (256: the caption and its annotations fit; MiniLM has 512).
+        visual_backbone, visual_weights, resnet_weights: the visual encoder (``OVP_VISUAL_BACKBONE``,
+            ``OVP_VISUAL_WEIGHTS``, ``OVP_RESNET_WEIGHTS``; see :class:`encoders.visual.VisualEncoderConfig`).
+        text_model: the text encoder (``OVP_TEXT_MODEL``: a known model's name or a directory; "" = the default,
+            :data:`encoders.text.DEFAULT_TEXT_MODEL`).
+        text_max_length: token positions per text (256: the caption and its annotations fit; both models have 512).
         enrich: append graph annotations to the text (False = the caption-only ablation).
         enrichment: the bounds of the annotations.
         caption_states: also encode each caption on its own and keep those states beside the joint ones
@@ -84,7 +85,8 @@ class FeatureSettings:
     """
 
     keyframes: int = 8
-    resnet_arch: str = "resnet50"
+    visual_backbone: str = "efficientnet_lite0"
+    visual_weights: str = "pretrained"
     resnet_weights: str = ""
     text_model: str = ""
     text_max_length: int = 256
@@ -95,8 +97,9 @@ class FeatureSettings:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> "FeatureSettings":
         """The feature settings ``settings`` describe, with ``overrides`` applied."""
-        base = cls(keyframes=settings.keyframes, resnet_arch=settings.resnet_arch,
-                   resnet_weights=settings.resnet_weights, text_model=settings.text_model)
+        base = cls(keyframes=settings.keyframes, visual_backbone=settings.visual_backbone,
+                   visual_weights=settings.visual_weights, resnet_weights=settings.resnet_weights,
+                   text_model=settings.text_model)
         return replace(base, **overrides) if overrides else base
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,8 +111,8 @@ class FeatureSettings:
         was retired.
 
         Raises:
-            ValueError: the features were extracted with a retired option (``separate_knowledge``): the message names
-                it and says to retrain.
+            ValueError: the features were extracted with a retired option (``separate_knowledge``), or by a ResNet whose
+                weights were not recorded: the message names it and says to retrain.
         """
         values = dict(data)
         # Retired (docs/fusion-history.md): a model trained on such features needs them, and they are gone.
@@ -119,6 +122,16 @@ class FeatureSettings:
                              "`ovp train`")
         # Saved before ``caption_states`` existed: those models' features carry no caption-alone states.
         values.setdefault("caption_states", False)
+        # Saved when ResNets were the only backbones and MiniLM the only text model ("" then meant it). Their weights
+        # were random when asked ("none") or when torchvision's cache held none ("") — which of the two is not recorded.
+        if "resnet_arch" in values:
+            values["visual_backbone"] = values.pop("resnet_arch")
+            if values.get("resnet_weights") == "none":
+                values["visual_weights"], values["resnet_weights"] = "random", ""
+            elif not values.get("resnet_weights"):
+                raise ValueError(f"the model was trained on {values['visual_backbone']} features whose weights were not "
+                                 "recorded (torchvision's cache, or random when it had none); retrain it with `ovp train`")
+            values["text_model"] = values.get("text_model") or "all-MiniLM-L6-v2"
         values["enrichment"] = EnrichmentConfig(**values.get("enrichment", {}))
         return cls(**values)
 
@@ -154,7 +167,7 @@ class StageTimings:
 
     load_s: float = 0.0  # building the encoders and the knowledge base (once)
     hash_s: float = 0.0  # SHA-256 of the video files and cache reads
-    visual_s: float = 0.0  # decode + keyframes + ResNet (cache misses only)
+    visual_s: float = 0.0  # decode + keyframes + CNN (cache misses only)
     link_enrich_s: float = 0.0  # entity linking and the enrichment round trip
     text_s: float = 0.0  # BERT states (cache misses only)
     assemble_s: float = 0.0  # metadata, labels, records, cache writes
@@ -250,7 +263,7 @@ class FeatureExtractor:
             label map are read from it.
         settings: device, cache and timeout settings.
         features: what shapes the features (``FeatureSettings.from_settings(settings)`` when omitted).
-        visual_seed: seed of the visual encoder's random weights when no ImageNet weights are found.
+        visual_seed: seed of the visual encoder's random weights (``visual_weights="random"``).
     """
 
     def __init__(
@@ -262,8 +275,9 @@ class FeatureExtractor:
         visual_seed: int = 0,
     ) -> None:
         from encoders.feature_cache import FeatureCache
-        from encoders.linker import load_linker
-        from encoders.text import TextEncoder, TextEncoderConfig
+        from encoders.keyframes_gpu import keyframe_decoder
+        from encoders.linking import load_linker
+        from encoders.text import LINKING_TEXT_MODEL, TextEncoder, TextEncoderConfig
         from encoders.visual import VisualEncoder, VisualEncoderConfig
 
         started = time.perf_counter()
@@ -271,14 +285,20 @@ class FeatureExtractor:
         self.settings = settings
         self.features = features or FeatureSettings.from_settings(self.settings)
         self.visual = VisualEncoder(VisualEncoderConfig(
-            arch=self.features.resnet_arch, weights=self.features.resnet_weights, device=self.settings.device, seed=visual_seed,
+            backbone=self.features.visual_backbone, weights=self.features.visual_weights,
+            resnet_weights=self.features.resnet_weights, device=self.settings.device, seed=visual_seed,
         ))
         self.visual_cache = FeatureCache.from_settings(self.settings)
+        self.keyframes = keyframe_decoder(self.settings.video_decoder, self.visual.device)
+        logger.info("keyframes decoded by %s (%s)", self.keyframes.name, self.keyframes.reason)
         self.text = TextEncoder(TextEncoderConfig(
-            model=self.features.text_model, device=self.settings.device, max_length=self.features.text_max_length,
+            model=self.features.text_model, models_dir=self.settings.models_dir, device=self.settings.device,
+            max_length=self.features.text_max_length,
         ))
-        # The same linker as the API, worker and CLI (dictionary + semantic fallback), sharing this text encoder.
-        self.linker = load_linker(self.settings, graph, semantic=True, encoder=self.text)
+        # The same linker as the API, worker and CLI (dictionary + semantic fallback); it shares this text encoder
+        # only when it is the linker's own model.
+        shared = self.text if self.text.name == LINKING_TEXT_MODEL else None
+        self.linker = load_linker(self.settings, graph, semantic=True, encoder=shared)
         self.enricher = KnowledgeEnricher(graph, self.features.enrichment)
         self.label_map = profile_label_map(graph)
         self._label_ids = set(self.label_map.disease_ids)
@@ -289,10 +309,10 @@ class FeatureExtractor:
 
     @property
     def text_identity(self) -> str:
-        """What the token states depend on besides the text: the model directory, max length, transformers version."""
+        """What the token states depend on besides the text: the model, max length, transformers version."""
         import transformers
 
-        return f"{self.text.model_path}|L{self.features.text_max_length}|transformers-{transformers.__version__}"
+        return f"{self.text.identity}|L{self.features.text_max_length}|transformers-{transformers.__version__}"
 
     def cache_key(self, video_sha256: str, text: str) -> str:
         """Entry name for a video file's content and the exact text encoded, under the current encoders."""
@@ -320,22 +340,16 @@ class FeatureExtractor:
             return None
 
     def _cache_put(self, key: str, arrays: dict[str, Any]) -> None:
-        self.cache_root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cache_root, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, frames=arrays["frames"], frame_times=arrays["frame_times"], tokens=arrays["tokens"],
-                         token_text=np.array(json.dumps(arrays["token_text"], ensure_ascii=False)))
-            os.replace(tmp, self.cache_root / f"{key}.npz")  # readers never see half a file
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from encoders.cache_files import save_npz_atomic
+
+        save_npz_atomic(self.cache_root / f"{key}.npz", frames=arrays["frames"], frame_times=arrays["frame_times"],
+                        tokens=arrays["tokens"], token_text=np.array(json.dumps(arrays["token_text"], ensure_ascii=False)))
 
     # --- extraction -----------------------------------------------------------------------------------------------
 
     def enrich(self, entries: Sequence[VideoEntry]) -> list[EnrichedText]:
         """Link and enrich the composed texts of ``entries`` (one graph round trip)."""
-        from encoders.linker import link_mentions
+        from encoders.linking import link_mentions
 
         texts = [compose_text(e) for e in entries]
         return self.enricher.run(texts, link_mentions(texts, self.linker))
@@ -451,11 +465,11 @@ class FeatureExtractor:
         show = progress and sys.stderr.isatty()
         started = time.perf_counter()
         # Decoded by several threads, encoded a window of videos at a time (encoders.visual.encode_videos).
-        with tqdm(total=len(misses), desc="keyframes+ResNet", unit="video", disable=not show, leave=False) as bar:
+        with tqdm(total=len(misses), desc="keyframes+CNN", unit="video", disable=not show, leave=False) as bar:
             encoded_videos = encode_videos([hashed[i] for i in misses], self.visual, self.visual_cache,
                                            k=self.features.keyframes, timeout_s=self.settings.decode_timeout_s,
-                                           workers=self.settings.decode_threads, on_done=bar.update,
-                                           limits=MediaLimits.from_settings(self.settings))
+                                           workers=self.settings.decode_threads, decoder=self.keyframes,
+                                           on_done=bar.update, limits=MediaLimits.from_settings(self.settings))
         for i, outcome in zip(misses, encoded_videos):
             if isinstance(outcome, VideoDecodeError):
                 results[i] = FeatureFailure(entries[i].id, str(outcome))
@@ -498,6 +512,9 @@ class FeatureExtractor:
                 quality=entry.quality,
                 synthetic=entry.synthetic,
                 diseases_weak=entry.diseases_weak,
+                raters=entry.raters or 0,
+                visual_model=self.visual.features_name,
+                text_model=self.text.name,
             )
         except ValueError as exc:  # e.g. a video with no frame at all: not worth failing the batch for
             return FeatureFailure(entry.id, str(exc))

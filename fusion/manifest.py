@@ -50,6 +50,8 @@ Optional fields (labels for training and evaluation, and provenance):
                        error
 ``quality``            integer 1–5, the Global Quality Score used in ophthalmic video studies
 ``synthetic``          bool (default false): generated data (``ovp demo-data``); every report on it must say so
+``raters``             integer ≥ 1: the labels are the consensus of this many reviewers' ratings (written by
+                       ``ovp ratings export``; the model card counts the videos that had it)
 =====================  ==========================================================================================
 
 Any other field is an error, so a misspelt label (``"qualty"``) is never silently ignored. A line nested deeper than
@@ -97,7 +99,7 @@ MAX_JSON_DEPTH = 32
 
 REQUIRED_FIELDS = ("id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s")
 OPTIONAL_FIELDS = ("author_followers", "url", "transcript", "diseases", "diseases_weak", "views", "likes", "comments",
-                   "shares", "engagement_read_at", "quality", "synthetic")
+                   "shares", "engagement_read_at", "quality", "synthetic", "raters")
 ENGAGEMENT_FIELDS = tuple(ENGAGEMENT_WEIGHTS)
 
 
@@ -148,6 +150,7 @@ class VideoEntry:
     engagement_read_at: datetime | None = None
     quality: int | None = None
     synthetic: bool = False
+    raters: int | None = None
 
     @property
     def age_days(self) -> float | None:
@@ -203,6 +206,8 @@ class VideoEntry:
             out["quality"] = self.quality
         if self.synthetic:
             out["synthetic"] = True
+        if self.raters is not None:
+            out["raters"] = self.raters
         return out
 
 
@@ -386,7 +391,8 @@ def _video_fields(obj: Mapping[str, Any], line: int, base_dir: Path | None, prob
 
 
 def _label_fields(obj: Mapping[str, Any], line: int, problems: _Problems) -> dict[str, Any]:
-    """The valid values of the labels (diseases, engagement, quality) and the SYNTHETIC flag, recording problems."""
+    """The valid values of the labels (diseases, engagement, quality), the SYNTHETIC flag and how many reviewers gave the
+    labels, recording problems."""
     values: dict[str, Any] = {}
     if "diseases" in obj and obj["diseases"] is not None:
         diseases = obj["diseases"]
@@ -432,6 +438,12 @@ def _label_fields(obj: Mapping[str, Any], line: int, problems: _Problems) -> dic
             problems.add(line, "synthetic", f"expected true or false, got {_show(obj['synthetic'])}")
         else:
             values["synthetic"] = obj["synthetic"]
+    if "raters" in obj and obj["raters"] is not None:
+        raters = _as_int(obj["raters"])
+        if raters is None or raters < 1:
+            problems.add(line, "raters", f"expected an integer ≥ 1 (reviewers behind the labels), got {obj['raters']!r}")
+        else:
+            values["raters"] = raters
     return values
 
 

@@ -83,11 +83,14 @@ class VideoFeatures:
       knowledge enrichment, so empty for caption-only features;
     - ``caption_tokens``: C × D_t token states of the caption encoded on its own, without the knowledge appended
       (``FeatureSettings.caption_states``; None when not extracted); ``FusionConfig.quality_skip_caption_alone`` reads them;
-    - ``metadata``: float32 vector (``metadata_vector`` builds the standard one). Author followers are an input here.
+    - ``metadata``: float32 vector (``metadata_vector`` builds the standard one). Author followers are an input here;
+    - ``visual_model``, ``text_model``: the encoders the frames and tokens come from (``VisualEncoder.features_name``,
+      ``TextEncoder.name``; "" when not known), so a model refuses features of encoders it was not trained on.
 
     Labels are optional and independent (``None`` = unknown, masked out of the loss):
     ``diseases`` (disease ids; ``[]`` means "labelled: about no profile disease"), ``popularity`` (log1p engagement),
-    ``quality`` (GQS 1–5). ``synthetic`` marks generated data, so every report made on it can say so.
+    ``quality`` (GQS 1–5). ``synthetic`` marks generated data, so every report made on it can say so. ``raters``: how
+    many reviewers' consensus gave the labels (0 = labels from elsewhere; the model card counts rated videos).
 
     Raises:
         ValueError: shapes disagree, values are not finite, or a label is out of range (the message names the video).
@@ -107,7 +110,10 @@ class VideoFeatures:
     synthetic: bool = False
     diseases_weak: bool = False  # the disease labels were proposed from the video's own linked text, not by a person
     related_ids: list[str] = field(default_factory=list)
+    raters: int = 0
     caption_tokens: np.ndarray | None = None
+    visual_model: str = ""
+    text_model: str = ""
 
     def __post_init__(self) -> None:
         vid = self.video_id

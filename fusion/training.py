@@ -62,6 +62,8 @@ class TrainResult:
     untrained: dict[str, str] = field(default_factory=dict)
     # Training and validation videos whose disease labels are weak (``diseases_weak``: proposed from linked mentions).
     weak_diseases: int = 0
+    # Training and validation videos whose labels are the reviewers' consensus (``ovp ratings export``).
+    n_rated: int = 0
 
     @property
     def config(self) -> FusionConfig:
@@ -170,6 +172,7 @@ def train(
         task_weights=history[joint.best_epoch - 1]["task_weights"],
         n_train=len(train_items),
         n_val=len(val_items),
+        n_rated=sum(1 for it in list(train_items) + list(val_items) if it.raters > 0),
         synthetic=any(it.synthetic for it in list(train_items) + list(val_items)),
         stopped_early=stopped_early,
         refit=refit,
@@ -521,7 +524,10 @@ Best epoch {result.best_epoch} of {len(result.history)}.{refit_line}{decision_li
 
 ## Data
 {data_line}
-{result.n_train} training and {result.n_val} validation videos.
+{result.n_train} training and {result.n_val} validation videos; {result.n_rated} of them labelled by reviewers' ratings
+(the consensus of `ovp ratings export`).
+Visual features: `{cfg.visual_features or "not recorded"}` ({cfg.d_visual}-d per keyframe); text token states:
+`{cfg.text_features or "not recorded"}` ({cfg.d_text}-d). The model refuses features of other encoders.
 
 ## Metrics
 {metrics_table}
@@ -558,6 +564,7 @@ def save_model(result: TrainResult, out_dir: Path) -> Path:
         "synthetic": result.synthetic,
         "n_train": result.n_train,
         "n_val": result.n_val,
+        "n_rated": result.n_rated,
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "validation": result.val_metrics,

@@ -38,7 +38,7 @@ def propose_diseases(entries: Sequence[VideoEntry], settings: Settings) -> tuple
         GraphUnavailable: Neo4j cannot be reached (the linker and the label map are read from the graph).
         ValueError: the graph has no profile-label disease (build it with ``ovp kg build``).
     """
-    from encoders.linker import link_mentions, load_linker
+    from encoders.linking import link_mentions, load_linker
     from kg_builder.graph import Graph
 
     with Graph.connect(settings) as graph:

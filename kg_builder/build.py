@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from kg_builder.graph import DEFAULT_BATCH_SIZE, Graph
 from kg_builder.records import EntityRecord, RelationRecord, SynonymRecord
-from kg_builder.schema import ENTITY_KINDS, ENTITY_RELATIONS, apply_schema
+from kg_builder.schema import ENTITY_KINDS, ENTITY_RELATIONS, KIND_OF_LABEL, apply_schema
 from kg_builder.source_config import (
     CMEKG_MAPPING_FILE,
     HP_OBO,
@@ -34,6 +34,7 @@ from kg_builder.sources.hpo_zh import zh_version
 from kg_builder.sources.hpo_diseases import hpoa_version, read_hpo_diseases
 from kg_builder.sources.icd10 import icd_version, read_icd10_eye
 from kg_builder.sources.lexicon import lexicon_version, mapped_ids, read_lexicon
+from kg_builder.store.build_stamp import write_build_stamp
 from kg_builder.writer import reset_sources, write_entities, write_relations
 from ovp.errors import SourceValidationError
 
@@ -220,6 +221,8 @@ class BuildReport:
     read_s: float
     write_s: float
     seconds: float
+    #: the build stamp written at the end (kg_builder.store.build_stamp): in-memory copies of the entities compare it
+    stamp: str = ""
 
     def summary(self) -> str:
         """One line: counts and seconds."""
@@ -269,6 +272,8 @@ def build(
         entities = write_entities(graph, collected.entities, batch_size=batch_size, on_batch=bar.update)
     with _bar(progress, "writing relationships", "rel", total=len(collected.relations)) as bar:
         relationships = write_relations(graph, collected.relations, batch_size=batch_size, on_batch=bar.update)
+    # Last, after every write: a process that sees the new stamp and reloads its entities sees the finished build.
+    stamp = write_build_stamp(graph)
     finished = time.perf_counter()
     report = BuildReport(
         sources=collected.counts,
@@ -279,6 +284,7 @@ def build(
         read_s=round(read_s, 3),
         write_s=round(finished - write_started, 3),
         seconds=round(finished - started, 3),
+        stamp=stamp,
     )
     log.info(report.summary())
     return report
@@ -398,7 +404,7 @@ ORDER BY label
 def chinese_name_counts(graph: Graph) -> dict[str, dict[str, int]]:
     """``{"all" | kind: {"entities", "name_zh", "name_zh_or_synonym"}}``: how many entities have a Chinese name, and
     how many have a Chinese name or at least one Chinese synonym (what the linker and lookup can find in Chinese)."""
-    kinds = {label: kind for kind, label in ENTITY_KINDS.items()}
+    kinds = KIND_OF_LABEL
     counts: dict[str, dict[str, int]] = {"all": {"entities": 0, "name_zh": 0, "name_zh_or_synonym": 0}}
     for row in graph.read(CHINESE_NAMES_QUERY, {"kind_labels": list(kinds)}):
         entry = {key: int(row[key]) for key in ("entities", "name_zh", "name_zh_or_synonym")}

@@ -8,6 +8,7 @@ message that says what to do.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
@@ -48,6 +49,8 @@ class Graph:
             connection_acquisition_timeout=10.0,
             max_transaction_retry_time=retry_time_s,
         )
+        self._retries = 0
+        self._retries_lock = threading.Lock()
 
     @classmethod
     def connect(cls, settings: Settings, **kwargs: Any) -> "Graph":
@@ -114,12 +117,33 @@ class Graph:
     def write_transaction(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
         """Run ``work(tx)`` as one managed write transaction: all of it lands or none of it (retried if transient)."""
         with self._translate_errors(), self._driver.session(database=self.database) as session:
-            return session.execute_write(work)
+            return session.execute_write(self._counting(work))
 
     def read_transaction(self, work: Callable[[neo4j.ManagedTransaction], T]) -> T:
         """Run ``work(tx)`` as one managed read transaction."""
         with self._translate_errors(), self._driver.session(database=self.database) as session:
-            return session.execute_read(work)
+            return session.execute_read(self._counting(work))
+
+    @property
+    def retries(self) -> int:
+        """How many times, so far, a transaction function was run again after a transient error (a deadlock
+        between writers, a lost connection): every run after the first of one :meth:`write_transaction` or
+        :meth:`read_transaction`."""
+        return self._retries
+
+    def _counting(self, work: Callable[[neo4j.ManagedTransaction], T]) -> Callable[[neo4j.ManagedTransaction], T]:
+        runs = 0
+
+        def counted(tx: neo4j.ManagedTransaction) -> T:
+            nonlocal runs
+            runs += 1
+            if runs > 1:
+                with self._retries_lock:
+                    self._retries += 1
+                log.info("transaction function run again after a transient error (run %d)", runs)
+            return work(tx)
+
+        return counted
 
     def write_batches(
         self,

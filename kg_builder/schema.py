@@ -24,10 +24,14 @@ ENTITY_KINDS: dict[str, str] = {
     "treatment": "Treatment",
     "exam": "Exam",
 }
+#: The same mapping read the other way (label → kind), in the same order: a node carrying several kind labels takes
+#: the first kind of this order.
+KIND_OF_LABEL: dict[str, str] = {label: kind for kind, label in ENTITY_KINDS.items()}
 #: Relationship types between entities (the knowledge graph proper).
 ENTITY_RELATIONS: tuple[str, ...] = ("IS_A", "HAS_PHENOTYPE", "MAPS_TO")
 #: Relationship types the profiling pipeline writes.
-PROFILE_RELATIONS: tuple[str, ...] = ("MENTIONS", "HAS_PROFILE", "PREDICTS", "CONTAINS")
+#: PREDICTS is the trained head's; TAGGED the open-vocabulary tags (any disease of the graph), kept apart from it.
+PROFILE_RELATIONS: tuple[str, ...] = ("MENTIONS", "HAS_PROFILE", "PREDICTS", "TAGGED", "CONTAINS")
 
 
 def kind_label(kind: str) -> str:

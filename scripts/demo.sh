@@ -9,8 +9,9 @@ CELERY="$(dirname "$OVP")/celery"
 DEMO="${OVP_DEMO_DIR:-.ovp/demo}"
 MODEL="${OVP_MODEL_DIR:-.ovp/model}"
 VIDEOS="${OVP_DEMO_VIDEOS:-240}"
-# Small, fast encoders for the demo on a CPU (ResNet-50 with K=8 is the default for real use).
-export OVP_RESNET_ARCH="${OVP_RESNET_ARCH:-resnet18}" OVP_KEYFRAMES="${OVP_KEYFRAMES:-4}" OVP_MODEL_DIR="$MODEL"
+# The default encoders (EfficientNet-Lite0 with ImageNet weights, bge-small-zh-v1.5), with K=4 keyframes for time on a
+# CPU (K=8 is the default for real use).
+export OVP_KEYFRAMES="${OVP_KEYFRAMES:-4}" OVP_MODEL_DIR="$MODEL"
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
 step "knowledge graph: HPO, HPO annotations, ICD-10 chapter VII, bilingual lexicon"
@@ -44,6 +45,7 @@ step "done"
 cat <<MSG
 The graph, the profiles and the named queries are in Neo4j at ${OVP_NEO4J_URI:-bolt://127.0.0.1:7687}.
 Open the API:   $OVP serve      then  http://127.0.0.1:8000/health  and  http://127.0.0.1:8000/openapi.json
+Review pages:   $OVP raters add alice && OVP_MEDIA_ROOTS=$DEMO $OVP serve   then  http://127.0.0.1:8000/ui/
 Query:          $OVP query --list
 Stop services:  make stop
 MSG

@@ -12,6 +12,7 @@ from kg_builder.build import build, stats
 from kg_builder.graph import Graph
 from kg_builder.schema import apply_schema
 from kg_builder.source_config import LEXICON_FILE, SOURCE_ORDER
+from kg_builder.store.entities import EntityDictionary
 from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,17 @@ def built_kg(graph: Graph) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def entity_dictionary(graph: Graph, built_kg: dict[str, Any]) -> EntityDictionary:
+    """The entity dictionary of the built graph, loaded once (what the lookup serves from memory)."""
+    return EntityDictionary.load(graph)
+
+
+@pytest.fixture(scope="session")
 def text_encoder():
-    """The default text encoder (all-MiniLM-L6-v2 unless OVP_TEXT_MODEL says otherwise), loaded once per session."""
+    """The linker's text encoder (all-MiniLM-L6-v2, whatever OVP_TEXT_MODEL says), loaded once per session."""
     from encoders.text import TextEncoder, TextEncoderConfig
 
-    return TextEncoder(TextEncoderConfig.from_settings(Settings.from_env())).load()
+    return TextEncoder(TextEncoderConfig.for_linking(Settings.from_env())).load()
 
 
 @pytest.fixture(scope="session")

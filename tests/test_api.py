@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from api.app import create_app
+from api.blueprints.entities import load_entity_lookup
 from api.db import close_graph
 from api.errors import INTERNAL_MESSAGE
 from kg_builder.graph import Graph
@@ -195,7 +196,8 @@ def test_openapi_lists_every_endpoint(client: Any) -> None:
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
-        "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/diseases/{disease_id}/videos",
+        "/health", "/entities", "/entities/{entity_id}", "/link", "/videos/{video_id}", "/videos/{video_id}/ratings",
+        "/videos/{video_id}/similar", "/search", "/diseases/{disease_id}/videos",
         "/batches", "/batches/{batch_id}", "/queries", "/queries/{name}",
     }
 
@@ -228,6 +230,19 @@ def test_entity_search_in_chinese_and_english(client: Any, text: str, expected: 
     body = response.get_json()
     assert body["results"][0]["id"] == expected
     assert body["count"] == len(body["results"]) <= 5
+
+
+def test_a_server_loads_its_entity_dictionary_at_start(settings: Settings, graph: Graph, built_kg: dict[str, Any],
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(settings)
+    load_entity_lookup(app)
+    entities = graph.read("MATCH (n:Entity) RETURN count(n) AS n")[0]["n"]
+    assert len(app.extensions["ovp_entity_lookup"].dictionary(graph)) == entities > 1000
+    down = create_app(dataclasses.replace(settings, neo4j_uri="bolt://127.0.0.1:1"))
+    load_entity_lookup(down)  # Neo4j not up yet: a warning, and the first lookup will try again
+    assert "entity dictionary not loaded at start" in caplog.text
+    close_graph(app)
+    close_graph(down)
 
 
 @pytest.mark.parametrize("url", ["/entities", "/entities?q=", "/entities?q=" + "x" * 201, "/entities?q=eye&limit=0",
@@ -282,6 +297,24 @@ def test_link_many_texts(client: Any) -> None:
     assert [r["text"] for r in results] == ["pink eye again", "", "nothing here"]
     assert results[0]["mentions"][0]["id"] == "OVP:conjunctivitis"
     assert results[1]["mentions"] == [] and results[2]["mentions"] == []
+
+
+def test_link_as_the_first_request_of_a_process_answers(settings: Settings, built_kg: dict[str, Any]) -> None:
+    """A fresh app (a new gunicorn worker) whose first request is POST /link builds the graph handle inside the
+    linker's build; with one lock for every per-process resource that waited for itself for ever."""
+    import threading
+
+    fresh = create_app(dataclasses.replace(settings, broker_url=broker_url_for_tests(settings)))
+    answers: list[Any] = []
+    worker = threading.Thread(target=lambda: answers.append(fresh.test_client().post("/link", json={"text": "青光眼"})),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    try:
+        assert not worker.is_alive(), "the first POST /link of a fresh app did not answer within 120 s"
+        assert answers[0].status_code == 200 and answers[0].get_json()["mentions"][0]["id"] == "OVP:glaucoma"
+    finally:
+        close_graph(fresh)
 
 
 @pytest.mark.parametrize("body", [{}, {"text": "a", "texts": ["b"]}, {"text": 3}, {"texts": "abc"}, {"texts": []},

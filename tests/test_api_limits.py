@@ -4,6 +4,7 @@ and Redis (rate-limit counters live in Redis), through the test client."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,7 +17,7 @@ from kg_builder.graph import Graph
 from kg_builder.store.batches import record_batch, record_failure
 from kg_builder.store.rows import VideoMeta
 from ovp.errors import ConfigError, QueryTimeout
-from ovp.settings import DEV_API_TOKEN, DEV_NEO4J_PASSWORD, Settings
+from ovp.settings import DEV_API_TOKEN, DEV_NEO4J_PASSWORD, DEV_SECRET_KEY, Settings
 from test_api import TOKEN, assert_error, broker_url_for_tests, manifest_line, purge_test_queue
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.redis]
@@ -63,10 +64,24 @@ def test_the_development_token_is_refused_outside_development(settings: Settings
     production = dataclasses.replace(settings, api_token=DEV_API_TOKEN, dev=False, neo4j_password="a-real-password")
     with pytest.raises(ConfigError, match="development Neo4j password"):
         create_app(dataclasses.replace(production, neo4j_password=DEV_NEO4J_PASSWORD))
+    with pytest.raises(ConfigError, match="development secret key"):
+        create_app(dataclasses.replace(production, secret_key=DEV_SECRET_KEY))
     client = make_client(production, RATELIMIT_ENABLED=False)
     response = client.post("/batches", json=[manifest_line("apitest_t0")],
                            headers={"Authorization": f"Bearer {DEV_API_TOKEN}"})
     assert "development token" in assert_error(response, 403, "forbidden")["message"]
+
+
+@pytest.mark.parametrize("server_token", ["", DEV_API_TOKEN])
+def test_the_batches_page_refuses_every_token_when_submission_is_off(settings: Settings, server_token: str) -> None:
+    """The page's form asks the same rules as the header: an empty OVP_API_TOKEN, or the development token outside
+    development, accepts no token at all (before, an empty token was refused but the development one was not)."""
+    off = dataclasses.replace(settings, api_token=server_token, dev=False, neo4j_password="a-real-password")
+    client = make_client(off, RATELIMIT_ENABLED=False, WTF_CSRF_ENABLED=False)
+    manifest = json.dumps(manifest_line("apitest_page0"))
+    for token in ("", DEV_API_TOKEN):
+        assert client.post("/ui/batches", data={"manifest": manifest, "token": token}).status_code == 401
+    close_graph(client.application)
 
 
 def test_the_development_token_works_in_development_and_the_api_says_so(settings: Settings, caplog) -> None:
@@ -132,14 +147,17 @@ def test_expensive_endpoints_are_rate_limited_per_address_unless_the_token_is_se
 
     client = make_client(dataclasses.replace(settings, api_rate_limit="3 per minute"))
     limiter.reset()  # counters of an earlier run of this test within the minute
-    for path, send in [("/link", lambda h: client.post("/link", json={"text": "青光眼"}, headers=h)),
-                       ("/queries", lambda h: client.post("/queries/entities_by_quality", json={"limit": 1}, headers=h)),
-                       ("/entities", lambda h: client.get("/entities?q=glaucoma", headers=h))]:
-        assert [send({}).status_code for _ in range(3)] == [200] * 3, path
+    for path, answer, send in [
+            ("/link", 200, lambda h: client.post("/link", json={"text": "青光眼"}, headers=h)),
+            ("/queries", 200, lambda h: client.post("/queries/entities_by_quality", json={"limit": 1}, headers=h)),
+            ("/entities", 200, lambda h: client.get("/entities?q=glaucoma", headers=h)),
+            ("/search", 200, lambda h: client.get("/search?q=青光眼&k=3", headers=h)),  # runs the sentence encoder
+            ("/similar", 404, lambda h: client.get("/videos/apitest_nothing/similar", headers=h))]:
+        assert [send({}).status_code for _ in range(3)] == [answer] * 3, path
         limited = send({})
         assert_error(limited, 429, "too_many_requests")
         assert limited.headers.get("Retry-After")
-        assert send({"Authorization": f"Bearer {TOKEN}"}).status_code == 200, path  # the token holder is not counted
+        assert send({"Authorization": f"Bearer {TOKEN}"}).status_code == answer, path  # the token holder: not counted
     assert client.get("/health").status_code in (200, 503)  # cheap endpoints are not limited
     close_graph(client.application)
 
@@ -169,6 +187,21 @@ def test_failure_reasons_carry_no_paths_for_a_reader_without_the_token(client: A
         assert "/srv" not in anonymous and anonymous == "<file>: no such file — check the path; see <file>"
         holder = client.get(f"/batches/{batch_id}", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
         assert holder["failures"][0]["reason"].startswith("/srv/private/clip one.mp4: no such file")
+    finally:
+        graph.write("MATCH (b:Batch {id: $b}) DETACH DELETE b", {"b": batch_id})
+        graph.write("MATCH (v:Video {id: $v}) DETACH DELETE v", {"v": video.id})
+
+
+def test_a_video_s_path_is_shown_only_with_the_token(client: Any, graph: Graph) -> None:
+    batch_id = f"apitest-{uuid.uuid4().hex}"
+    video = VideoMeta(id=f"apitest_v{uuid.uuid4().hex[:6]}", path="/srv/private/clip.mp4")
+    record_batch(graph, batch_id, [video])
+    try:
+        anonymous = client.get(f"/videos/{video.id}")
+        assert anonymous.status_code == 200 and "path" not in anonymous.get_json()
+        assert "/srv" not in anonymous.get_data(as_text=True)
+        holder = client.get(f"/videos/{video.id}", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+        assert holder["path"] == "/srv/private/clip.mp4"
     finally:
         graph.write("MATCH (b:Batch {id: $b}) DETACH DELETE b", {"b": batch_id})
         graph.write("MATCH (v:Video {id: $v}) DETACH DELETE v", {"v": video.id})

@@ -174,7 +174,7 @@ def test_bench_merge_refuses_processes_run_with_different_options(cross_fitted, 
     _, report = cross_fitted
     data = json.loads(json.dumps(report.to_dict(predictions=True)))
     alike = {"model": {"width": 16, "epochs": 4, "overrides": {}}, "manifest": "m.jsonl", "videos": 53,
-             "encoders": {"resnet_arch": "resnet18"}}
+             "encoders": {"visual_backbone": "resnet18"}}
     paths = []
     for k, (name, v) in enumerate(data["variants"].items()):
         paths.append(tmp_path / f"part{k}.json")
@@ -251,7 +251,7 @@ def test_bench_merge_takes_one_manifest_however_its_path_was_spelled(cross_fitte
 
     _, report = cross_fitted
     data = json.loads(json.dumps(report.to_dict(predictions=True)))
-    alike = {"model": {"width": 16}, "videos": 53, "encoders": {"resnet_arch": "resnet18"}}
+    alike = {"model": {"width": 16}, "videos": 53, "encoders": {"visual_backbone": "resnet18"}}
     spelled = [("demo/manifest.jsonl", "ab" * 32), ("/work/demo/manifest.jsonl", "ab" * 32)]
     paths = []
     for k, ((name, v), (manifest, digest)) in enumerate(zip(data["variants"].items(), spelled)):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from encoders.enrichment import (
-    ENRICH_QUERY,
     GNN_DIM,
     EnrichmentConfig,
     EntityKnowledge,
@@ -19,7 +18,8 @@ from encoders.enrichment import (
     fetch_knowledge,
     shorten,
 )
-from encoders.linker import EntityLinker, KnowledgeBase, Mention, link_mentions
+from encoders.linking import EntityLinker, KnowledgeBase, Mention, link_mentions
+from kg_builder.store.knowledge import ENTITY_KNOWLEDGE_QUERY
 
 
 def mention(entity_id: str, start: int, end: int, negated: bool = False) -> Mention:
@@ -103,7 +103,7 @@ def test_one_parameterised_round_trip_per_batch() -> None:
     KnowledgeEnricher(graph).run(["a", "b"], [[mention("OVP:b", 0, 1)], [mention("OVP:a", 0, 1), mention("OVP:b", 0, 1)]])
     assert len(graph.calls) == 1
     query, params = graph.calls[0]
-    assert query == ENRICH_QUERY and params["ids"] == ["OVP:a", "OVP:b"]
+    assert query == ENTITY_KNOWLEDGE_QUERY and params["ids"] == ["OVP:a", "OVP:b"]
     assert "OVP:" not in query  # values travel as parameters only
     KnowledgeEnricher(graph).run(["no links"], [[]])
     assert len(graph.calls) == 1  # nothing linked: no round trip

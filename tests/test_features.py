@@ -29,8 +29,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return dataclasses.replace(Settings.from_env(), home=tmp_path_factory.mktemp("home"), resnet_arch="resnet18",
-                               resnet_weights="none", keyframes=4, device="cpu")
+    # The default encoders (EfficientNet-Lite0 with its ImageNet weights, bge-small-zh-v1.5), K = 4.
+    return dataclasses.replace(Settings.from_env(), home=tmp_path_factory.mktemp("home"), keyframes=4, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,9 @@ def test_features_shapes_labels_failures_and_cache(extractor: FeatureExtractor, 
     assert len(items) == 6
     labels = set(extractor.label_map.disease_ids)
     for it, entry in zip(items, [e for e in entries if "corrupt" not in e.id]):
-        assert 1 <= it.frames.shape[0] <= 4 and it.frames.shape[1] == 512
-        assert it.tokens.shape[1] == 384 and 2 <= it.tokens.shape[0] <= extractor.features.text_max_length
+        assert 1 <= it.frames.shape[0] <= 4 and it.frames.shape[1] == 1280
+        assert it.tokens.shape[1] == 512 and 2 <= it.tokens.shape[0] <= extractor.features.text_max_length
+        assert (it.visual_model, it.text_model) == ("efficientnet_lite0/efficientnet-lite0-57934424", "bge-small-zh-v1.5")
         assert it.tokens.shape[0] == len(it.token_text)
         assert it.entities.shape == (len(it.entity_ids), GNN_DIM)
         assert it.metadata.shape == (METADATA_DIM,)
@@ -105,6 +106,18 @@ def test_features_of_a_model_trained_with_separate_knowledge_are_refused_naming_
     (tmp_path / "features.json").write_text(json.dumps({**saved, "separate_knowledge": True}))
     with pytest.raises(ModelNotFound, match="separate_knowledge=True.*retrain"):
         FeatureSettings.for_model(tmp_path, settings)
+
+
+def test_features_json_of_models_trained_before_the_backbone_was_recorded() -> None:
+    """A ResNet asked for random weights maps onto today's settings (with MiniLM, the text model "" meant then); one
+    whose weights were never recorded (torchvision's cache, or random without a word) is refused, saying to retrain."""
+    old = {"keyframes": 4, "resnet_arch": "resnet18", "resnet_weights": "none", "text_model": "", "text_max_length": 256,
+           "enrich": True, "enrichment": {}, "caption_states": False}
+    mapped = FeatureSettings.from_dict(old)
+    assert (mapped.visual_backbone, mapped.visual_weights, mapped.resnet_weights, mapped.text_model) == (
+        "resnet18", "random", "", "all-MiniLM-L6-v2")
+    with pytest.raises(ValueError, match="resnet18 features whose weights were not recorded.*retrain"):
+        FeatureSettings.from_dict({**old, "resnet_weights": ""})
 
 
 def test_caption_states_are_the_caption_only_token_states_beside_the_joint_ones(extractor: FeatureExtractor,

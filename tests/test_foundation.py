@@ -5,7 +5,9 @@ import dataclasses
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -80,6 +82,39 @@ def test_fulltext_index_finds_a_node_by_its_chinese_name(graph: Graph) -> None:
         assert hits and hits[0]["id"] == node_id
     finally:
         graph.write("MATCH (n:Entity {id: $id}) DETACH DELETE n", {"id": node_id})
+
+
+@pytest.mark.neo4j
+def test_a_deadlock_between_two_writers_is_retried_and_counted(graph: Graph) -> None:
+    """Two transactions lock two nodes in opposite orders; Neo4j breaks the deadlock by failing one, which the driver
+    runs again (the other has committed by then): both land, and the retry is counted."""
+    ids = [f"TEST:{uuid.uuid4().hex}", f"TEST:{uuid.uuid4().hex}"]
+    graph.write("UNWIND $ids AS id CREATE (:OvpTestNode {id: id, n: 0})", {"ids": ids})
+    both_hold_one = threading.Barrier(2, timeout=20)
+    before = graph.retries
+
+    def lock_both(first: str, second: str) -> None:
+        runs = 0
+
+        def work(tx) -> None:
+            nonlocal runs
+            runs += 1
+            tx.run("MATCH (n:OvpTestNode {id: $id}) SET n.n = n.n + 1", id=first).consume()
+            if runs == 1:
+                both_hold_one.wait()
+            tx.run("MATCH (n:OvpTestNode {id: $id}) SET n.n = n.n + 1", id=second).consume()
+
+        graph.write_transaction(work)
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for future in [pool.submit(lock_both, ids[0], ids[1]), pool.submit(lock_both, ids[1], ids[0])]:
+                future.result()
+        assert graph.retries - before >= 1
+        assert [row["n"] for row in graph.read("UNWIND $ids AS id MATCH (n:OvpTestNode {id: id}) RETURN n.n AS n",
+                                               {"ids": ids})] == [2, 2]
+    finally:
+        graph.write("UNWIND $ids AS id MATCH (n:OvpTestNode {id: id}) DELETE n", {"ids": ids})
 
 
 def test_wrong_port_raises_graph_unavailable_with_the_fix() -> None:

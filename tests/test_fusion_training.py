@@ -88,9 +88,14 @@ def make_items(n: int, seed: int = 0) -> list[VideoFeatures]:
                 popularity=2.0 + 1.5 * reach + 0.3 * float(rng.normal()) if rng.random() > 0.1 else None,
                 quality=quality if rng.random() > 0.1 else None,
                 synthetic=True,
+                visual_model=VISUAL_MODEL,
+                text_model=TEXT_MODEL,
             )
         )
     return items
+
+
+VISUAL_MODEL, TEXT_MODEL = "efficientnet_lite0/efficientnet-lite0-57934424", "bge-small-zh-v1.5"
 
 
 LABELS = LabelMap(DISEASES)
@@ -268,6 +273,27 @@ def test_a_model_saved_with_the_old_readout_names_loads_unchanged(trained: tuple
     assert loaded.config.task_readout is False
     before = LoadedModel(model, config, LABELS, torch.device("cpu")).predict(TEST)
     assert [p.embedding for p in before] == [p.embedding for p in loaded.predict(TEST)]
+
+
+def test_a_model_refuses_features_of_encoders_it_was_not_trained_on(trained: tuple[TrainResult, Path]) -> None:
+    result, out_dir = trained
+    card = (out_dir / "model_card.md").read_text(encoding="utf-8")
+    assert f"`{VISUAL_MODEL}` ({DV}-d per keyframe)" in card and f"`{TEXT_MODEL}` ({DT}-d)" in card
+    loaded = load_model(out_dir, device="cpu")
+    assert (loaded.config.visual_features, loaded.config.text_features) == (VISUAL_MODEL, TEXT_MODEL)
+    item = TEST[0]
+    # Another backbone of the same width, another width, another text model: each refused, naming both sides.
+    for changes in ({"visual_model": "resnet50/IMAGENET1K_V2"},
+                    {"visual_model": "resnet50/IMAGENET1K_V2", "frames": np.zeros((2, 2 * DV)), "frame_times": [0, 1]},
+                    {"text_model": "all-MiniLM-L6-v2"}):
+        with pytest.raises(ValueError, match=r"from visual .* the model was trained on .* from visual "
+                                             + VISUAL_MODEL.replace("/", ".")) as caught:
+            loaded.predict([dataclasses.replace(item, **changes)])
+        assert "features.json" in str(caught.value)
+    # Features whose encoders were not recorded are judged by their widths alone.
+    assert len(loaded.predict([dataclasses.replace(item, visual_model="", text_model="")])) == 1
+    with pytest.raises(ValueError, match="extract every video with the same encoders"):
+        FusionConfig.from_items([item, dataclasses.replace(item, visual_model="efficientnet_lite0/random")], LABELS)
 
 
 def test_predictions_carry_explanations(trained: tuple[TrainResult, Path]) -> None:

@@ -13,8 +13,6 @@ import pytest
 import torch
 
 from encoders.graph import (
-    EXPORT_EDGES_QUERY,
-    WRITE_EMBEDDINGS_QUERY,
     LinkSplit,
     TrainConfig,
     compare_variants,
@@ -25,6 +23,8 @@ from encoders.graph import (
     split_triples,
 )
 from encoders.graph_model import GraphModelConfig, RGCNLinkPredictor
+from kg_builder.store.embeddings import WRITE_EMBEDDINGS_QUERY
+from kg_builder.store.knowledge import EXPORT_EDGES_QUERY
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 

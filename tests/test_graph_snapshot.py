@@ -9,9 +9,10 @@ import sys
 
 import pytest
 
-from encoders.enrichment import ENRICH_QUERY, EnrichmentConfig, fetch_knowledge
-from encoders.linker import KnowledgeBase
+from encoders.enrichment import EnrichmentConfig, fetch_knowledge
+from encoders.linking import KnowledgeBase
 from fusion.features import profile_label_map
+from kg_builder.store.knowledge import ENTITY_KNOWLEDGE_QUERY
 from ovp.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -47,7 +48,7 @@ def test_snapshot_refuses_what_it_did_not_capture(snapshot) -> None:
     with pytest.raises(SnapshotMiss, match="max_parents"):
         fetch_knowledge(snapshot, ["OVP:glaucoma"], EnrichmentConfig(max_parents=EnrichmentConfig().max_parents + 1))
     with pytest.raises(SnapshotMiss, match="read-only"):
-        snapshot.write(ENRICH_QUERY, {})
+        snapshot.write(ENTITY_KNOWLEDGE_QUERY, {})
 
 
 def test_snapshot_of_another_format_is_refused(tmp_path) -> None:

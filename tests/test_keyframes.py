@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from encoders.keyframes import extract_keyframes, plan_picks
+from encoders.keyframes import colour_histogram, extract_keyframes, plan_picks
 from cli import main
 from ovp.errors import VideoDecodeError
 from videos import make_audio_only, make_video, truncate_copy
@@ -160,6 +161,27 @@ def test_invalid_arguments(videos: dict[str, Path]) -> None:
         extract_keyframes(videos["gop1s"], scene_threshold=0.0)
     with pytest.raises(ValueError, match="timeout_s"):
         extract_keyframes(videos["gop1s"], timeout_s=0)
+
+
+def test_threads_at_once_give_the_frames_one_thread_gives(videos: dict[str, Path]) -> None:
+    # Each thread converts with reformatters of its own (one is not safe to share).
+    alone = [extract_keyframes(videos[name], k=5) for name in ("dense", "cut", "odd", "rotated")]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda name: extract_keyframes(videos[name], k=5), ["dense", "cut", "odd", "rotated"] * 2))
+    for one, other in zip(alone * 2, together):
+        assert other.timestamps_s == one.timestamps_s and other.scene_scores == one.scene_scores
+        assert all(np.array_equal(a, b) for a, b in zip(one.frames, other.frames))
+
+
+def test_colour_histogram_counts_each_channel() -> None:
+    rgb = np.zeros((2, 2, 3), dtype=np.uint8)
+    rgb[0, 0] = (255, 0, 16)
+    rgb[1, 1] = (255, 17, 16)
+    hist = colour_histogram(rgb)
+    assert hist.shape == (3, 16) and np.allclose(hist.sum(axis=1), 1.0)
+    assert hist[0].tolist() == [0.5] + [0.0] * 14 + [0.5]  # red: two 0s, two 255s
+    assert hist[1, 0] == 0.75 and hist[1, 1] == 0.25  # green: 17 falls in bin 1
+    assert hist[2, 0] == 0.5 and hist[2, 1] == 0.5
 
 
 # --- plan_picks: the selection rule alone ------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 from kg_builder.build import build, stats
 from kg_builder.graph import Graph
 from kg_builder.source_config import LEXICON_FILE
-from kg_builder.store.entities import lookup
+from kg_builder.store.build_stamp import read_build_stamp
+from kg_builder.store.entities import EntityDictionary, lookup
 from ovp.errors import SourceValidationError
 
 pytestmark = pytest.mark.neo4j
@@ -106,19 +107,19 @@ def test_glaucoma_concept_maps_to_hpo_and_icd(graph: Graph, built_kg: dict[str, 
 
 @pytest.mark.skipif(not LEXICON_FILE.is_file(), reason="kg_builder/data/lexicon.jsonl is not written yet")
 @pytest.mark.parametrize("text", ["青光眼", "pink eye", "老花眼"])
-def test_lookup_puts_the_lexicon_concept_first(graph: Graph, built_kg: dict[str, Any], text: str) -> None:
+def test_lookup_puts_the_lexicon_concept_first(graph: Graph, entity_dictionary: EntityDictionary, text: str) -> None:
     expected = _lexicon_concept(graph, text)
-    hits = lookup(graph, text, limit=5)
+    hits = lookup(graph, entity_dictionary, text, limit=5)
     assert hits[0].id == expected
     assert hits[0].xrefs, "the lexicon concept should carry its MAPS_TO ids"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_lookup_text_cannot_inject_lucene_or_cypher(graph: Graph, built_kg: dict[str, Any]) -> None:
+def test_lookup_text_cannot_inject_lucene_or_cypher(graph: Graph, entity_dictionary: EntityDictionary) -> None:
     for text in ['glaucoma" OR *:*', "a) RETURN 1 //", "AND", "*", "\\", "青光眼~2^9"]:
-        hits = lookup(graph, text, limit=3)
+        hits = lookup(graph, entity_dictionary, text, limit=3)
         assert len(hits) <= 3
-    assert lookup(graph, "?!", limit=3) == []
+    assert lookup(graph, entity_dictionary, "?!", limit=3) == []
 
 
 def test_cli_lookup_and_stats_print_json(built_kg: dict[str, Any]) -> None:
@@ -134,9 +135,12 @@ def test_cli_lookup_and_stats_print_json(built_kg: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_second_build_leaves_every_count_unchanged(graph: Graph, built_kg: dict[str, Any]) -> None:
     before = _counts(stats(graph))
+    stamp = read_build_stamp(graph)
     keys = tuple(built_kg["sources"].keys())
-    build(graph, [{"HPO": "hpo", "HPO-annotations": "hpo-diseases", "ICD-10": "icd10", "OVP-lexicon": "lexicon"}[k] for k in keys], progress=False)
+    report = build(graph, [{"HPO": "hpo", "HPO-annotations": "hpo-diseases", "ICD-10": "icd10", "OVP-lexicon": "lexicon"}[k] for k in keys], progress=False)
     assert _counts(stats(graph)) == before
+    # A new stamp, written last: processes holding entities in memory reload them.
+    assert report.stamp != stamp and read_build_stamp(graph) == report.stamp
 
 
 BAD_LEXICONS = {
@@ -166,10 +170,12 @@ def test_bad_lexicon_fails_validation_and_leaves_the_graph_untouched(
     path = tmp_path / "lexicon.jsonl"
     path.write_text("// bad lexicon\n" + "\n".join(lines) + "\n", encoding="utf-8")
     before = _counts(stats(graph))
+    stamp = read_build_stamp(graph)
     with pytest.raises(SourceValidationError) as error:
         build(graph, ["lexicon"], lexicon_path=path, progress=False)
     assert f"{path}:3: " in str(error.value) and message in str(error.value)
     assert _counts(stats(graph)) == before
+    assert read_build_stamp(graph) == stamp  # nothing was built, so what processes hold stays valid
     assert not graph.read("MATCH (n:Entity) WHERE n.id STARTS WITH 'OVP:t_' RETURN n.id")
 
 

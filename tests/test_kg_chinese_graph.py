@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from encoders.linker import DictionaryMatcher, EntityLinker, KnowledgeBase
-from kg_builder.store.entities import lookup
+from encoders.linking import DictionaryMatcher, EntityLinker, KnowledgeBase
+from kg_builder.store.entities import EntityDictionary, lookup
 from kg_builder.graph import Graph
 from kg_builder.source_config import HPO_ZH_FILE
 from kg_builder.sources.cmekg import read_cmekg_synonyms
@@ -41,19 +41,19 @@ def test_every_hpo_node_carries_its_official_chinese_name(graph: Graph, built_kg
     assert built_kg["sources"]["HPO"]["version"].endswith("+zh.62f1d25")
 
 
-def test_lookup_of_an_official_label_returns_its_term_first(graph: Graph, built_kg: dict[str, Any], zh_labels: dict[str, str]) -> None:
+def test_lookup_of_an_official_label_returns_its_term_first(graph: Graph, entity_dictionary: EntityDictionary, zh_labels: dict[str, str]) -> None:
     """Every 20th label (about 70) that no other term or lexicon concept uses: the term comes first."""
     shared = Counter(zh_labels.values())
     curated = {row["zh"] for row in graph.read(
         "MATCH (n:Entity {source: 'OVP-lexicon'}) UNWIND [n.name_zh] + coalesce(n.synonyms, []) AS zh RETURN DISTINCT zh")}
     sample = [(tid, label) for tid, label in sorted(zh_labels.items()) if shared[label] == 1 and label not in curated][::20]
     assert len(sample) > 50
-    misses = [(tid, label, [h.id for h in lookup(graph, label, limit=3)]) for tid, label in sample]
+    misses = [(tid, label, [h.id for h in lookup(graph, entity_dictionary, label, limit=3)]) for tid, label in sample]
     assert [m for m in misses if m[2][:1] != [m[0]]] == []
 
 
-def test_a_label_the_lexicon_shares_puts_the_curated_concept_first_and_the_term_next(graph: Graph, built_kg: dict[str, Any]) -> None:
-    hits = lookup(graph, "青光眼", limit=3)  # HP:0000501's official label, and the lexicon's name of OVP:glaucoma
+def test_a_label_the_lexicon_shares_puts_the_curated_concept_first_and_the_term_next(graph: Graph, entity_dictionary: EntityDictionary) -> None:
+    hits = lookup(graph, entity_dictionary, "青光眼", limit=3)  # HP:0000501's official label, and the lexicon's name of OVP:glaucoma
     assert [h.id for h in hits[:2]] == ["OVP:glaucoma", "HP:0000501"]
     assert "HP:0000501" in hits[0].xrefs and hits[1].name_zh == "青光眼"
 
@@ -64,8 +64,8 @@ def test_a_label_the_lexicon_shares_puts_the_curated_concept_first_and_the_term_
     ("睑内翻", "HP:0000621"),  # entropion (official label 眼睑内翻)
     ("慢性单纯性青光眼", "OVP:open_angle_glaucoma"),  # an alias of a lexicon concept
 ])
-def test_lookup_finds_cmekg_aliases(graph: Graph, built_kg: dict[str, Any], alias: str, expected: str) -> None:
-    assert lookup(graph, alias, limit=1)[0].id == expected
+def test_lookup_finds_cmekg_aliases(graph: Graph, entity_dictionary: EntityDictionary, alias: str, expected: str) -> None:
+    assert lookup(graph, entity_dictionary, alias, limit=1)[0].id == expected
 
 
 def test_cmekg_synonyms_are_recorded_with_their_source(graph: Graph, built_kg: dict[str, Any]) -> None:

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
+import random
+import re
+import sys
+from typing import Callable
 
 import numpy as np
 import pytest
 
-from encoders.linker import (
-    KB_QUERY,
+from encoders.linking import (
     DictionaryMatcher,
     EntityLinker,
     KBEntry,
@@ -18,8 +21,9 @@ from encoders.linker import (
     build_pipeline,
     link_mentions,
 )
-from encoders.normalize import normalize, units
-from encoders.text import TextEncoder, TextEncoderConfig, TextFeatures
+from encoders.normalize import CJK_CLASS, is_cjk, normalize, splits_units_at, units
+from encoders.text import LINKING_TEXT_MODEL, TextEncoder, TextEncoderConfig, TextFeatures
+from kg_builder.store.knowledge import KNOWLEDGE_BASE_QUERY
 
 # --------------------------------------------------------------------------------------------------------------
 # normalisation
@@ -63,6 +67,32 @@ def test_normalize_rejects_non_strings() -> None:
 
 def test_units_split_words_and_cjk_characters() -> None:
     assert units("没有 pink eye青光眼") == ["没", "有", "pink", "eye", "青", "光", "眼"]
+
+
+def test_the_cjk_character_class_is_is_cjk() -> None:
+    """Units and Latin words are found with a regular expression; its class must accept exactly what is_cjk does."""
+    cjk = re.compile(f"[{CJK_CLASS}]")
+    differ = [cp for cp in range(sys.maxunicode + 1)
+              if not 0xD800 <= cp <= 0xDFFF and bool(cjk.fullmatch(chr(cp))) != is_cjk(chr(cp))]
+    assert differ == []
+
+
+#: Pieces of hostile and ordinary captions: marks and joiners that continue a cluster (also after punctuation),
+#: compatibility forms that NFKC expands, full-width punctuation, emoji with variation selectors.
+AWKWARD = ["not ", "no ", "不是", "没有", "but ", "但是", "无法", "glaucoma ", "青光眼", "眼", "a", "xyz", " ", ",", "。",
+           "…", "，", "\n", "\u0301", "\u200d", "\ufe0f", "👀", "#", "Ｎｏｔ ", "\u3000", "ﬁ", "㎝", "①", "isn't ",
+           "゛", "\u00a0", ",\u0301", "。\u0308a", "x" * 30, "青" * 12]
+
+
+def test_normalisation_can_be_cut_where_splits_units_at_says() -> None:
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice(AWKWARD) for _ in range(rng.randint(1, 12)))
+        for i in range(1, len(text)):
+            if splits_units_at(text, i):
+                a, b = rng.randint(0, i - 1), rng.randint(i + 1, len(text))
+                whole = units(normalize(text[a:b]).text)
+                assert whole == units(normalize(text[a:i]).text) + units(normalize(text[i:b]).text), (text, a, i, b)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -228,7 +258,7 @@ def test_empty_text_and_type_errors(linker: EntityLinker) -> None:
 
 def test_over_long_text_is_cut_with_a_warning(linker: EntityLinker, caplog: pytest.LogCaptureFixture) -> None:
     text = "青光眼" + "x" * 300 + " myopia"
-    with caplog.at_level(logging.WARNING, logger="encoders.linker"):
+    with caplog.at_level(logging.WARNING, logger="encoders.linking"):
         [mentions] = link_mentions([text], linker)
     assert [m.id for m in mentions] == ["OVP:0001"]  # myopia lies past the 200-char cut
     assert any("cut to 200" in r.getMessage() for r in caplog.records)
@@ -287,7 +317,7 @@ def test_knowledge_base_from_graph_uses_one_parameterised_read() -> None:
     kb = KnowledgeBase.from_graph(graph)
     assert len(graph.calls) == 1
     query, params = graph.calls[0]
-    assert query == KB_QUERY and "$kind_labels" in query
+    assert query == KNOWLEDGE_BASE_QUERY and "$kind_labels" in query
     assert params == {"kind_labels": ["Disease", "Phenotype", "Anatomy", "Treatment", "Exam"]}
     assert [e.id for e in kb] == ["OVP:0001", "HP:0000501"]
     assert kb.get("OVP:0001").xrefs == ["HP:0000501", "ICD10:H40"]
@@ -320,7 +350,7 @@ class CountingEncoder:
 
 @pytest.fixture(scope="module")
 def text_encoder() -> TextEncoder:
-    return TextEncoder(TextEncoderConfig(device="cpu")).load()
+    return TextEncoder(TextEncoderConfig(model=LINKING_TEXT_MODEL, device="cpu")).load()
 
 
 @pytest.fixture()
@@ -387,7 +417,7 @@ def test_entity_matrix_is_cached(kb: KnowledgeBase, text_encoder: TextEncoder) -
 
 def test_a_not_a_questions_do_not_negate() -> None:
     # "是不是要戴…?" asks a question; it contains 不是 but denies nothing.
-    from encoders.linker import NegationDetector
+    from encoders.linking import NegationDetector
 
     detector = NegationDetector()
     text = "孩子近视了，是不是要戴OK镜？"
@@ -459,3 +489,82 @@ def test_huge_chinese_input_is_cut_and_linked(gloss_linker: EntityLinker) -> Non
     mentions = gloss_linker.link(text)
     assert [m.id for m in mentions] == ["OVP:0008"]  # one entity per text, from the kept prefix
     assert mentions[0].end <= gloss_linker.max_text_chars
+
+
+# --------------------------------------------------------------------------------------------------------------
+# linear work: the cost of linking grows with the text, not with its square (counted, not timed)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class HashEncoder:
+    """A stand-in sentence encoder: a fixed pseudo-random unit vector per text (numpy only, so it adds no traced
+    Python lines per span)."""
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> TextFeatures:
+        rows = np.stack([np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(8) for t in texts]) if texts \
+            else np.zeros((0, 8))
+        pooled = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+        return TextFeatures([], [], [], pooled)
+
+
+def traced_lines(work: Callable[[], object]) -> int:
+    """How many Python lines ``work()`` executes: a count of work done that does not depend on the machine's speed."""
+    count = 0
+
+    def tracer(frame: object, event: str, arg: object) -> Callable[..., object]:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        work()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("semantic", [False, True], ids=["dictionary", "semantic"])
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "青光眼 not glaucoma 白内障手术 no cataract surgery but 近视 and pink eye ",  # one clause however long
+        "青光眼，not glaucoma. 白内障手术; no cataract surgery! but 近视 and pink eye。",
+    ],
+    ids=["no-punctuation", "punctuation"],
+)
+def test_linking_work_grows_linearly_with_the_text(kb: KnowledgeBase, unit: str, semantic: bool) -> None:
+    """Eight times the text costs about eight times the lines executed, whatever the punctuation. Looking back over
+    the whole clause for every mention's negation made a text without sentence breaks quadratic (64 times)."""
+    entries = [*kb, KBEntry("OVP:0010", "treatment", "Cataract surgery", "白内障手术")]  # nests a disease
+    matcher = SemanticMatcher(HashEncoder(), threshold=-1.0) if semantic else None  # every span links
+
+    def work(repeats: int) -> int:
+        linker = EntityLinker(KnowledgeBase(entries), semantic=matcher, max_text_chars=10**6)
+        linker.link(unit)  # builds what is built once, outside the count
+        return traced_lines(lambda: linker.link(unit * repeats))
+
+    small, large = work(10), work(80)
+    assert large < 12 * small, f"{large} lines for 8x the text of {small} lines: worse than linear"
+
+
+def test_negations_read_from_the_whole_text_agree_with_the_clause_alone() -> None:
+    """negations() reads the units before each mention from the text's own normalisation (no normalising again);
+    is_negated() normalises the mention's clause. They must agree everywhere, also where marks straddle a cut."""
+    detector = NegationDetector()
+    rng = random.Random(11)
+    for _ in range(1500):
+        text = "".join(rng.choice(AWKWARD) for _ in range(rng.randint(0, 80)))
+        spans = [(s, None if rng.random() < 0.5 or s == len(text) else rng.randint(s + 1, len(text)))
+                 for s in (rng.randint(0, len(text)) for _ in range(6))]
+        assert detector.negations(normalize(text), spans) == [detector.is_negated(text, s, e) for s, e in spans], text
+
+
+def test_negation_looks_back_a_window_in_an_unpunctuated_text() -> None:
+    detector = NegationDetector()
+    text = "青光眼 " * 400 + "not glaucoma " + "青光眼 " * 400
+    start = text.index("glaucoma")
+    assert detector.is_negated(text, start)  # the cue right before it, 1,600 characters into one clause
+    assert not detector.is_negated(text, len(text) - 4)  # hundreds of units later
+    assert detector.negations(normalize(text), [(start, None), (len(text) - 4, None)]) == [True, False]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from encoders.linker import EntityLinker, link_mentions, load_linker
+from encoders.linking import EntityLinker, link_mentions, load_linker
 from ovp.settings import PROJECT_ROOT, Settings
 
 sys.path.insert(0, str(PROJECT_ROOT))

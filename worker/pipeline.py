@@ -1,4 +1,5 @@
-"""The profiling pipeline: keyframes → linking → enrichment → text states → fusion → profile records.
+"""The profiling pipeline: keyframes → linking → enrichment → text states → fusion → open-vocabulary tags → profile
+records.
 
 One :class:`ProfilingPipeline` per process holds the loaded encoders and the fusion model (built once, in
 ``worker_process_init`` for Celery workers). ``profile`` turns a chunk of manifest entries into one outcome per entry
@@ -7,6 +8,7 @@ records and chunk runner, in this process.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from encoders.disease_tags import WHOLE_TEXT, DiseaseTag, DiseaseTagger, NamedEvidence, SimilarityEvidence, TextTags
 from encoders.enrichment import EnrichedText
 from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings, locate, text_segments
 from fusion.inference import LoadedModel, load_model
@@ -35,43 +38,52 @@ TOP_ENTITIES = 5
 
 @dataclass
 class PipelineTimings:
-    """Seconds spent in the fusion forward pass and in record assembly (the extractor times the earlier stages)."""
+    """Seconds spent in the fusion forward pass, the open-vocabulary tags and record assembly (the extractor times the
+    earlier stages)."""
 
     fusion_s: float = 0.0
+    tags_s: float = 0.0
     records_s: float = 0.0
     videos: int = 0
     extra: dict[str, float] = field(default_factory=dict)
 
 
 class ProfilingPipeline:
-    """Encoders and fusion model, loaded once; profiles chunks of videos.
+    """Encoders, fusion model and disease tagger, loaded once; profiles chunks of videos.
 
     Args:
         settings: device, caches, prediction threshold.
         extractor: features exactly as the model was trained on them.
         model: the trained fusion model.
+        tagger: the open-vocabulary disease tagger (None: profiles without tags or text vectors).
     """
 
-    def __init__(self, settings: Settings, extractor: FeatureExtractor, model: LoadedModel) -> None:
+    def __init__(self, settings: Settings, extractor: FeatureExtractor, model: LoadedModel,
+                 tagger: DiseaseTagger | None = None) -> None:
         self.settings = settings
         self.extractor = extractor
         self.model = model
+        self.tagger = tagger
         self.timings = PipelineTimings()
 
     @classmethod
     def load(cls, settings: Settings, model_dir: Path | None, graph: Graph) -> "ProfilingPipeline":
-        """Load the fusion model from ``model_dir`` (``None``: ``settings.model_path``) and the encoders it was trained
-        with (``features.json`` beside the model), which read the knowledge graph through ``graph``.
+        """Load the fusion model from ``model_dir`` (``None``: ``settings.model_path``), the encoders it was trained
+        with (``features.json`` beside the model), which read the knowledge graph through ``graph``, and, with
+        ``settings.open_tags``, the disease tagger.
 
         Raises:
-            ModelNotFound: the model directory is missing or incomplete (train one with ``ovp train``).
+            ModelNotFound: the model directory is missing or incomplete (train one with ``ovp train``), or the
+                sentence encoder's package is missing.
             GraphUnavailable: the linker's knowledge base cannot be read.
         """
         model_dir = Path(model_dir) if model_dir else settings.model_path
         model = load_model(model_dir, device=settings.device, precision=settings.fusion_precision)
         extractor = FeatureExtractor(graph, settings, FeatureSettings.for_model(model_dir, settings))
-        log.info("profiling pipeline ready: model %s from %s", model.model_version, model_dir)
-        return cls(settings, extractor, model)
+        tagger = DiseaseTagger(graph, settings) if settings.open_tags else None
+        log.info("profiling pipeline ready: model %s from %s, open tags %s", model.model_version, model_dir,
+                 "on" if tagger else "off")
+        return cls(settings, extractor, model, tagger)
 
     @property
     def model_version(self) -> str:
@@ -81,7 +93,8 @@ class ProfilingPipeline:
         """Seconds spent so far per stage (the extractor's and this pipeline's timings), for the benchmarks."""
         t, p = self.extractor.timings, self.timings
         return {"hash_and_cache": t.hash_s, "visual_decode_plus_resnet": t.visual_s, "link_and_enrich": t.link_enrich_s,
-                "text_bert": t.text_s, "assemble": t.assemble_s, "fusion": p.fusion_s, "records": p.records_s}
+                "text_bert": t.text_s, "assemble": t.assemble_s, "fusion": p.fusion_s, "open_tags": p.tags_s,
+                "records": p.records_s}
 
     def profile(self, entries: Sequence[VideoEntry]) -> list[VideoOutcome]:
         """One outcome per entry, in order: a profile record, or the reason (bad input) there is none."""
@@ -94,19 +107,27 @@ class ProfilingPipeline:
         self.timings.fusion_s += time.perf_counter() - started
 
         started = time.perf_counter()
+        tags: list[TextTags | None] = [None] * len(usable)
+        if self.tagger is not None and usable:
+            # The linked text (title, caption, hashtags) and its mentions: the tags' offsets are the mentions' own.
+            tags = list(self.tagger.tag([enriched[i].caption for i, _ in usable], [enriched[i].mentions for i, _ in usable]))
+        self.timings.tags_s += time.perf_counter() - started
+
+        started = time.perf_counter()
         outcomes: list[VideoOutcome | None] = [None] * len(entries)
         for i, result in enumerate(results):
             if isinstance(result, FeatureFailure):
                 outcomes[i] = VideoOutcome(entries[i].id, error=result.reason)
-        for (i, _), prediction in zip(usable, predictions):
-            outcomes[i] = VideoOutcome(entries[i].id, record=self.record(entries[i], prediction, enriched[i]))
+        for (i, _), prediction, tagged in zip(usable, predictions, tags):
+            outcomes[i] = VideoOutcome(entries[i].id, record=self.record(entries[i], prediction, enriched[i], tagged))
         self.timings.records_s += time.perf_counter() - started
         self.timings.videos += len(entries)
         return outcomes  # type: ignore[return-value]
 
-    def record(self, entry: VideoEntry, prediction: Prediction, enriched: EnrichedText) -> ProfileRecord:
+    def record(self, entry: VideoEntry, prediction: Prediction, enriched: EnrichedText,
+               tags: TextTags | None = None) -> ProfileRecord:
         """The profile record of one video: predictions at or above the threshold (or the most probable alone, by the
-        model's at-least-one rule), mentions, the explanation."""
+        model's at-least-one rule), mentions, the explanation, and the open-vocabulary tags and text vector."""
         ranked = prediction.ranked_diseases(self.settings.predict_threshold)
         return ProfileRecord(
             video=video_meta(entry),
@@ -125,7 +146,12 @@ class ProfilingPipeline:
                                for d, p in ranked),
             ),
             embedding=tuple(float(x) for x in prediction.embedding),
+            visual_backbone=self.extractor.visual.config.backbone,
             visual_weights=self.extractor.visual.weights_tag,
+            text_model=self.extractor.text.name,
+            tags=located_tags(entry, tags.tags) if tags is not None else (),
+            # A blank text's vector is zero, which the cosine index cannot hold: such a video is found by nothing.
+            text_vector=tuple(float(x) for x in tags.vector) if tags is not None and tags.vector.any() else (),
         )
 
 
@@ -137,6 +163,26 @@ def mention_records(entry: VideoEntry, mentions: Sequence[object]) -> tuple[Ment
         name, start, end = locate(segments, m.start, m.end)  # type: ignore[attr-defined]
         records.append(MentionRecord(m.id, m.surface, start, end, float(m.score), bool(m.negated), name))  # type: ignore[attr-defined]
     return tuple(records)
+
+
+def located_tags(entry: VideoEntry, tags: Sequence[DiseaseTag]) -> tuple[DiseaseTag, ...]:
+    """The tags with their evidence's spans (offsets into ``compose_text(entry)``) as offsets into their own field,
+    as the mentions are stored; a similarity won by the whole text keeps field ``all`` and its offsets."""
+    segments = text_segments(entry)
+
+    def named(e: NamedEvidence) -> NamedEvidence:
+        field, start, end = locate(segments, e.start, e.end)
+        return dataclasses.replace(e, field=field, start=start, end=end)
+
+    def similar(e: SimilarityEvidence | None) -> SimilarityEvidence | None:
+        if e is None or e.field == WHOLE_TEXT:
+            return e
+        field, start, end = locate(segments, e.start, e.end)
+        return dataclasses.replace(e, field=field, start=start, end=end)
+
+    return tuple(dataclasses.replace(tag, evidence=tuple(
+        dataclasses.replace(s, named=tuple(named(e) for e in s.named), similarity=similar(s.similarity))
+        for s in tag.evidence)) for tag in tags)
 
 
 def disease_evidence(disease_id: str, prob: float, prediction: Prediction, enriched: EnrichedText,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from encoders.disease_tags import DiseaseTag
 from fusion.manifest import VideoEntry
 from kg_builder.store.rows import DiseasePrediction, MentionRecord, VideoMeta
 
@@ -60,7 +61,13 @@ class ProfileRecord:
     mentions: tuple[MentionRecord, ...] = ()
     explanation: Explanation = field(default_factory=Explanation)
     embedding: tuple[float, ...] = ()
-    visual_weights: str = ""  # "none" when the ResNet ran with random weights: the profile says so
+    # The encoders the profile's features came from: a user can tell a profile made on random visual weights
+    # (visual_weights "random") or another backbone from one made on ImageNet weights.
+    visual_backbone: str = ""
+    visual_weights: str = ""
+    text_model: str = ""
+    tags: tuple[DiseaseTag, ...] = ()  # open-vocabulary tags (any disease of the graph), apart from predictions
+    text_vector: tuple[float, ...] = ()  # the text's cross-lingual sentence vector, for search by meaning
 
     @property
     def profile_id(self) -> str:

@@ -11,10 +11,11 @@ import json
 import logging
 from typing import Sequence
 
+from encoders.disease_tags import DiseaseTag, SourceTag
 from kg_builder.graph import Graph
 from kg_builder.store import profiles
 from kg_builder.store.batches import utc_now
-from kg_builder.store.rows import ProfileProperties, ProfileRow
+from kg_builder.store.rows import DiseaseTagRow, ProfileProperties, ProfileRow
 from worker.records import Explanation, ProfileRecord
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,29 @@ def explanation_json(explanation: Explanation) -> str:
     )
 
 
+def source_evidence(tag: SourceTag) -> dict[str, object]:
+    """What one source saw: its score and, by source, the mentions, the phenotypes with their IC, or the similarity."""
+    out: dict[str, object] = {"score": tag.score}
+    if tag.source == "named":
+        out["mentions"] = [{"surface": m.surface, "field": m.field, "start": m.start, "end": m.end, "score": m.score,
+                            "method": m.method} for m in tag.named]
+    elif tag.source == "phenotypes":
+        out.update(summed_ic=tag.summed_ic, matched=tag.matched,
+                   phenotypes=[{"id": p.phenotype_id, "ic": p.ic, "via": p.via, "via_ic": p.via_ic}
+                               for p in tag.phenotypes])
+    elif tag.similarity is not None:
+        s = tag.similarity
+        out.update(similarity=s.similarity, field=s.field, start=s.start, end=s.end, matched_text=s.matched_text)
+    return out
+
+
+def tag_row(tag: DiseaseTag) -> DiseaseTagRow:
+    """The TAGGED relationship of one tag, its evidence as JSON keyed by source."""
+    evidence = {t.source: source_evidence(t) for t in tag.evidence}
+    return DiseaseTagRow(disease_id=tag.disease_id, score=float(tag.score), source=tag.source, sources=tag.sources,
+                         rank=tag.rank, evidence=json.dumps(evidence, ensure_ascii=False))
+
+
 def profile_properties(record: ProfileRecord, created_at: str) -> ProfileProperties:
     """The (:Profile) node of a record: the predictions' numbers and the explanation, as parallel lists and as JSON."""
     explanation = record.explanation
@@ -53,23 +77,27 @@ def profile_properties(record: ProfileRecord, created_at: str) -> ProfilePropert
         top_entity_ids=tuple(e for e, _ in explanation.entities),
         top_entity_weights=tuple(float(w) for _, w in explanation.entities),
         explanation=explanation_json(explanation),
+        visual_backbone=record.visual_backbone,
         visual_weights=record.visual_weights,
+        text_model=record.text_model,
     )
 
 
 def profile_row(record: ProfileRecord, created_at: str) -> ProfileRow:
     """What the graph stores of one profile record."""
     return ProfileRow(video=record.video, profile=profile_properties(record, created_at), embedding=record.embedding,
-                      mentions=record.mentions, predictions=record.predictions)
+                      mentions=record.mentions, predictions=record.predictions,
+                      tags=tuple(tag_row(t) for t in record.tags), text_vector=record.text_vector)
 
 
 def write_profile(graph: Graph, record: ProfileRecord, *, batch_id: str | None = None) -> None:
-    """Store one video's metadata, mentions, profile, predictions (and its batch outcome) in one transaction."""
+    """Store one video's metadata, mentions, profile, predictions, tags (and its batch outcome) in one transaction."""
     write_profiles(graph, [record], batch_id=batch_id)
 
 
 def write_profiles(graph: Graph, records: Sequence[ProfileRecord], *, batch_id: str | None = None) -> None:
-    """Store several videos' metadata, mentions, profiles, predictions (and their batch outcomes) in one transaction.
+    """Store several videos' metadata, mentions, profiles, predictions, tags (and their batch outcomes) in one
+    transaction.
 
     A chunk's videos go through each statement together, in one commit, where each video had been a transaction of
     its own (3.3× fewer milliseconds per video at chunk 8, ``bench/profile_write.py``). The batch's counts are

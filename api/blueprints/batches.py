@@ -52,19 +52,30 @@ def get_celery() -> Any:
     return app_resource(_CELERY_KEY, lambda: make_celery(get_settings()))
 
 
+def accept_batch(objects: list[object], origin: str = "request body") -> tuple[str, int]:
+    """Validate manifest lines, record the batch, enqueue it; returns (batch id, number of videos). The batches page
+    submits through this too.
+
+    Raises:
+        ManifestError: every problem, by line (422); nothing is recorded.
+        BrokerUnavailable: recorded but not enqueued (503).
+    """
+    # ManifestError → 422; paths resolved and confined to the media roots (a request has no manifest folder)
+    entries = parse_manifest_objects(list(enumerate(objects, start=1)), origin,
+                                     media_roots=get_settings().media_root_paths)
+    batch_id = submission.new_batch_id()
+    # BrokerUnavailable (503) once the batch is recorded but cannot be enqueued
+    submission.submit_batch(get_graph(), get_celery(), batch_id, entries, manifest=objects, retry=True, retry_policy=PUBLISH_RETRY)
+    return batch_id, len(entries)
+
+
 @bp.post("/batches")
 def submit_batch() -> Any:
     """Validate the manifest, record the batch, enqueue it; 202 ``{batch_id, status_url, total}``."""
     require_token()
-    objects = manifest_objects(json_body(request))
-    # ManifestError → 422; paths resolved and confined to the media roots (a request has no manifest folder)
-    entries = parse_manifest_objects(list(enumerate(objects, start=1)), "request body",
-                                     media_roots=get_settings().media_root_paths)
-    batch_id = submission.new_batch_id()
-    # BrokerUnavailable (503) once the batch is recorded but cannot be enqueued
-    submission.submit_batch(get_graph(), get_celery(), batch_id, entries, retry=True, retry_policy=PUBLISH_RETRY)
+    batch_id, total = accept_batch(manifest_objects(json_body(request)))
     status_url = url_for("batches.get_batch", batch_id=batch_id)
-    return jsonify({"batch_id": batch_id, "status_url": status_url, "total": len(entries)}), 202, {"Location": status_url}
+    return jsonify({"batch_id": batch_id, "status_url": status_url, "total": total}), 202, {"Location": status_url}
 
 
 @bp.get("/batches/<batch_id>")

@@ -1,5 +1,6 @@
 """``POST /link``: entity mentions in one text (``{"text": ...}``) or several (``{"texts": [...]}``), in the JSON
-that ``ovp link --json`` prints: ``{"text": ..., "mentions": [...]}`` per text (:meth:`encoders.linker.Mention.to_json`).
+that ``ovp link --json`` prints: ``{"text": ..., "mentions": [...]}`` per text
+(:meth:`encoders.linking.Mention.to_json`).
 
 The knowledge base is read from the graph once per process, on the first request, and kept: building the dictionary
 over ~8,000 entities takes seconds, linking a caption takes milliseconds. The API links with the dictionary and the
@@ -20,7 +21,7 @@ from api.context import app_resource, get_settings
 from api.db import get_graph
 from api.extensions import expensive
 from api.validation import RequestTooLarge, RequestValidationError, check_str, json_object
-from encoders.linker import EntityLinker, link_mentions
+from encoders.linking import EntityLinker, link_mentions
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def get_linker() -> EntityLinker:
 
 def build_linker() -> EntityLinker:
     """A dictionary-only linker over the graph, built the way every part of OVP builds it (``load_linker``)."""
-    from encoders.linker import load_linker
+    from encoders.linking import load_linker
 
     linker = load_linker(get_settings(), get_graph(), semantic=False)
     log.info("entity linker ready: %d entities", len(linker.kb))

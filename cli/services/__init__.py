@@ -7,7 +7,9 @@ pid file written by us, checked against the process's command line).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import logging
 import os
 import signal
@@ -15,6 +17,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,19 @@ def write_pid(pid_file: Path, pid: int) -> None:
     tmp = pid_file.with_suffix(".tmp")
     tmp.write_text(f"{pid}\n")
     tmp.replace(pid_file)
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` for the block, so two processes (two terminals, two test sessions, two
+    clones setting up) never do the same set-up step at once. The second waits, then finds it done."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def command_line(pid: int) -> list[str]:

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import re
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterator
 
 from cli.services import (
     ServerStatus,
     StopResult,
     command_line,
     describe_process,
+    exclusive,
     is_alive,
     listening_pid,
     port_accepts,
@@ -252,14 +251,7 @@ class LocalServer(ABC):
         detail = "stopped" if graceful else f"killed after {timeout_s:.0f} s without exiting on SIGTERM"
         return StopResult(self.service, True, our_pid, detail, time.monotonic() - began)
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
         """Hold the lock file for the block: two concurrent ``start`` calls (two terminals, two test sessions) must
         not launch two servers onto the same data folder. The second waits, then finds it up."""
-        self.lock_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock_file.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return exclusive(self.lock_file)

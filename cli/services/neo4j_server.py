@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from neo4j.exceptions import AuthError, Neo4jError
 
 from cli.services import ServerStatus, describe_process, listening_pid, port_accepts, tail, write_pid
 from cli.services.local_server import LocalServer
+from cli.services.maven import copy_dependencies
 from kg_builder.graph import Graph
 from ovp.errors import GraphUnavailable, ServiceError
 from ovp.settings import Settings
@@ -39,15 +39,11 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
-#: Pinned so that resolution does not depend on the Maven installation's default plugin version.
-DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 #: The password Neo4j ships with; it must be changed before any query runs.
 DEFAULT_PASSWORD = "neo4j"
 START_TIMEOUT_S = 120.0
 #: Neo4j's own shutdown waits ~10 s for Bolt connections to drain; leave room for a checkpoint on top.
 STOP_TIMEOUT_S = 60.0
-MAVEN_TIMEOUT_S = 1800.0
-PROGRESS_EVERY_S = 5.0
 
 _MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")
 
@@ -143,9 +139,6 @@ def ensure_artifacts(settings: Settings) -> Artifacts:
     if jars is not None:
         return Artifacts(paths.lib, len(jars), sum(j.stat().st_size for j in jars), False, time.monotonic() - started)
 
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ServiceError("Maven (`mvn`) is not on PATH; it resolves the Neo4j jars", hint="apt-get install -y maven")
     paths.maven.mkdir(parents=True, exist_ok=True)
     pom = paths.maven / f"pom-{settings.neo4j_version}.xml"
     pom.write_text(POM_TEMPLATE.format(version=settings.neo4j_version))
@@ -154,11 +147,8 @@ def ensure_artifacts(settings: Settings) -> Artifacts:
     shutil.rmtree(partial, ignore_errors=True)
     log.info("resolving Neo4j Community %s from Maven Central (first time: ~130 MB, cached in ~/.m2)",
              settings.neo4j_version)
-    command = [
-        mvn, "-B", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-        f"-DoutputDirectory={partial}", "-DincludeScope=runtime",
-    ]
-    _run_maven(command, paths.maven)
+    copy_dependencies(pom, partial, what=f"Neo4j {settings.neo4j_version}",
+                      hint="check OVP_NEO4J_VERSION and network access to Maven Central; rerun with `ovp -v`")
     jars = sorted(partial.glob("*.jar"))
     if not any(j.name == f"neo4j-{settings.neo4j_version}.jar" for j in jars):
         raise ServiceError(f"Maven finished but {partial} holds no neo4j-{settings.neo4j_version}.jar",
@@ -181,56 +171,6 @@ def _complete_jars(paths: Neo4jPaths) -> list[Path] | None:
         return None
     jars = sorted(paths.lib.glob("*.jar"))
     return jars if len(jars) == expected else None
-
-
-def _run_maven(command: list[str], cwd: Path) -> None:
-    """Run Maven, turning its per-artifact lines into a progress log line every few seconds."""
-    log.debug("running %s", " ".join(command))
-    downloads, downloaded_kb, errors = 0, 0.0, []
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               stdin=subprocess.DEVNULL)
-    assert process.stdout is not None
-    # A watchdog, because a stalled download prints nothing and would block the loop below forever.
-    timed_out = threading.Event()
-    watchdog = threading.Timer(MAVEN_TIMEOUT_S, lambda: (timed_out.set(), process.kill()))
-    watchdog.start()
-    next_report = time.monotonic() + PROGRESS_EVERY_S
-    try:
-        for line in process.stdout:
-            line = line.rstrip().removeprefix("[INFO] ")
-            if line.startswith("Downloaded from"):
-                downloads += 1
-                downloaded_kb += _kilobytes(line)
-                log.debug("%s", line)
-                if time.monotonic() >= next_report:
-                    log.info("maven: %d files downloaded (%.0f MB)", downloads, downloaded_kb / 1000)
-                    next_report = time.monotonic() + PROGRESS_EVERY_S
-            elif line.startswith("[ERROR]"):
-                errors.append(line.removeprefix("[ERROR]").strip())
-        code = process.wait()
-    finally:
-        watchdog.cancel()
-        if process.poll() is None:  # interrupted (Ctrl-C): do not leave Maven running
-            process.kill()
-    if timed_out.is_set():
-        raise ServiceError(f"Maven took longer than {MAVEN_TIMEOUT_S:.0f} s resolving Neo4j",
-                           hint="check network access to Maven Central (repo.maven.apache.org)")
-    if downloads:
-        log.info("maven: %d files downloaded (%.0f MB) into ~/.m2", downloads, downloaded_kb / 1000)
-    if code != 0:
-        # Maven's first error line names the failure; the rest is its generic advice.
-        detail = next((e for e in errors if e), f"exit code {code}")[:600]
-        raise ServiceError(f"Maven could not resolve Neo4j: {detail}",
-                           hint="check OVP_NEO4J_VERSION and network access to Maven Central; rerun with `ovp -v`")
-
-
-def _kilobytes(line: str) -> float:
-    # "Downloaded from central: https://… (1.2 MB at 3.4 MB/s)"
-    match = re.search(r"\(([\d.]+) (B|kB|KB|MB|GB) at", line)
-    if not match:
-        return 0.0
-    factor = {"B": 0.001, "kB": 1.0, "KB": 1.0, "MB": 1000.0, "GB": 1e6}[match.group(2)]
-    return float(match.group(1)) * factor
 
 
 # --- configuration ----------------------------------------------------------------------------------------------

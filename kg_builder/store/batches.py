@@ -275,3 +275,16 @@ def mark_requeued(graph: Graph, batch_id: str, video_ids: Sequence[str]) -> None
     """Record that these videos were put on a queue again now (still pending, held by no worker)."""
     graph.write(MARK_REQUEUED, {"batch_id": batch_id, "video_ids": list(video_ids), "pending": list(PENDING_STATES),
                                 "epoch": epoch_now()})
+
+
+LIST_BATCHES = """
+MATCH (b:Batch)
+RETURN b {.id, .submitted_at, .status, .total, .done, .failed} AS batch
+ORDER BY b.submitted_at DESC, b.id
+LIMIT $limit
+"""
+
+
+def list_batches(graph: Graph, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recent batches with their counts, newest first."""
+    return [row["batch"] for row in graph.read(LIST_BATCHES, {"limit": limit})]

@@ -1,5 +1,5 @@
-"""Profiles: writing a chunk's videos, mentions, profiles and predictions in one transaction, and reading the latest
-profile of videos back.
+"""Profiles: writing a chunk's videos, mentions, profiles, predictions and open-vocabulary tags in one transaction,
+and reading the latest profile of videos back.
 
 Every statement is idempotent, keyed by video id and profile id (video and model version): a redelivered task
 rewrites the same nodes and relationships instead of adding new ones. Writing a profile again with the same model
@@ -16,15 +16,17 @@ from kg_builder.store.batches import set_outcomes, utc_now
 from kg_builder.store.rows import ProfileRow
 
 # Every write statement below takes the chunk's videos as ``$rows`` (one map per video, ProfileRow.parameters) and
-# runs once per chunk: four round trips and one commit for a chunk instead of four round trips per video
+# runs once per chunk: five round trips and one commit for a chunk instead of five round trips per video
 # (bench/profile_write.py).
 
-# The videos and their metadata; the embedding feeds the `video_embedding` vector index.
+# The videos and their metadata; the fused embedding feeds the `video_embedding` vector index, the text's sentence
+# vector the `video_text_vector` one (search by meaning).
 MERGE_VIDEOS = """
 UNWIND $rows AS row
 MERGE (v:Video {id: row.video.id})
-// an empty embedding keeps the one stored
-SET v += row.video, v.embedding = CASE WHEN size(row.embedding) = 0 THEN v.embedding ELSE row.embedding END
+// an empty vector keeps the one stored
+SET v += row.video, v.embedding = CASE WHEN size(row.embedding) = 0 THEN v.embedding ELSE row.embedding END,
+    v.text_vector = CASE WHEN size(row.text_vector) = 0 THEN v.text_vector ELSE row.text_vector END
 """
 
 # Mentions are replaced wholesale: the newest linking of the text is the truth. Their offsets index the text of their
@@ -70,7 +72,19 @@ MATCH (disease:Entity:Disease {id: d.disease_id})
 CREATE (p)-[:PREDICTS {prob: d.prob, rank: d.rank}]->(disease)
 """
 
-WRITE_STATEMENTS = (MERGE_VIDEOS, REPLACE_MENTIONS, MERGE_PROFILES, REPLACE_PREDICTIONS)
+# Open-vocabulary tags, replaced wholesale for each profile; a relationship of their own, never PREDICTS.
+REPLACE_TAGS = """
+UNWIND $rows AS row
+MATCH (p:Profile {id: row.profile.id})
+OPTIONAL MATCH (p)-[old:TAGGED]->(:Disease)
+DELETE old
+WITH DISTINCT p, row
+UNWIND row.tags AS t
+MATCH (disease:Entity:Disease {id: t.disease_id})
+CREATE (p)-[:TAGGED {score: t.score, source: t.source, sources: t.sources, rank: t.rank, evidence: t.evidence}]->(disease)
+"""
+
+WRITE_STATEMENTS = (MERGE_VIDEOS, REPLACE_MENTIONS, MERGE_PROFILES, REPLACE_PREDICTIONS, REPLACE_TAGS)
 
 # The latest profile of each video with its two most probable diseases, for a table.
 LATEST_PROFILE_SUMMARIES = """
@@ -87,8 +101,8 @@ ORDER BY video
 
 def write_profiles(graph: Graph, rows: Sequence[ProfileRow], *, batch_id: str | None = None,
                    now: str | None = None) -> None:
-    """Store the videos' metadata, mentions, profiles and predictions (and, with ``batch_id``, their outcome 'done'
-    in the batch, recounted once) in one transaction: all of them land, or none.
+    """Store the videos' metadata and vectors, mentions, profiles, predictions and tags (and, with ``batch_id``, their
+    outcome 'done' in the batch, recounted once) in one transaction: all of them land, or none.
 
     ``now`` stamps the outcomes (default: the current time).
     """

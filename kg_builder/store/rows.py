@@ -55,6 +55,20 @@ class DiseasePrediction:
 
 
 @dataclass(frozen=True)
+class DiseaseTagRow:
+    """One ``(:Profile)-[:TAGGED {score, source, sources, rank, evidence}]->(:Disease)``: an open-vocabulary tag, kept
+    apart from the trained head's PREDICTS. ``evidence`` is JSON (Neo4j properties cannot be maps): per source, what
+    made the tag."""
+
+    disease_id: str
+    score: float
+    source: str
+    sources: tuple[str, ...]
+    rank: int
+    evidence: str
+
+
+@dataclass(frozen=True)
 class ProfileProperties:
     """The properties of one ``(:Profile)`` node. Neo4j properties cannot be maps, so the explanation is stored
     twice: as parallel lists that Cypher can read (``top_*``), and as one JSON string that the API returns as is."""
@@ -72,22 +86,30 @@ class ProfileProperties:
     top_entity_ids: tuple[str, ...]
     top_entity_weights: tuple[float, ...]
     explanation: str
+    # The encoders the profile's features came from (worker.records.ProfileRecord says what they mean).
+    visual_backbone: str
     visual_weights: str
+    text_model: str
 
 
 @dataclass(frozen=True)
 class ProfileRow:
-    """One video's profile as one write stores it: the video, its embedding (empty keeps the stored one), the
-    profile node, the caption's mentions and the predicted diseases."""
+    """One video's profile as one write stores it: the video, its fused embedding and its text's sentence vector
+    (either empty keeps the stored one), the profile node, the caption's mentions, the predicted diseases and the
+    open-vocabulary tags."""
 
     video: VideoMeta
     profile: ProfileProperties
     embedding: tuple[float, ...] = ()
     mentions: tuple[MentionRecord, ...] = ()
     predictions: tuple[DiseasePrediction, ...] = ()
+    tags: tuple[DiseaseTagRow, ...] = ()
+    text_vector: tuple[float, ...] = ()
 
     def parameters(self) -> dict[str, Any]:
         """The row as the profile statements read it (``row.video``, ``row.profile``, …); tuples become lists."""
         profile = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self.profile).items()}
-        return {"video": self.video.properties(), "embedding": list(self.embedding), "profile": profile,
-                "mentions": [asdict(m) for m in self.mentions], "predictions": [asdict(p) for p in self.predictions]}
+        return {"video": self.video.properties(), "embedding": list(self.embedding), "text_vector": list(self.text_vector),
+                "profile": profile, "mentions": [asdict(m) for m in self.mentions],
+                "predictions": [asdict(p) for p in self.predictions],
+                "tags": [{**asdict(t), "sources": list(t.sources)} for t in self.tags]}

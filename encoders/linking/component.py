@@ -1,0 +1,335 @@
+"""The linker and its spaCy component: dictionary matches, the semantic fallback and negation, as :class:`Mention`
+records on ``doc._.ovp_mentions``.
+
+:func:`load_linker` builds the linker over the real graph; :func:`link_mentions` is the call the rest of OVP makes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import numpy as np
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from encoders.linking.dictionary import DictionaryMatcher
+from encoders.linking.knowledge_base import KBEntry, KnowledgeBase
+from encoders.linking.negation import NegationDetector
+from encoders.linking.semantic import REAL_KB_GLOSS_THRESHOLD, REAL_KB_SEMANTIC_THRESHOLD, SemanticMatcher
+from encoders.normalize import normalize
+from kg_builder.store.knowledge import GraphReader
+from ovp.settings import Settings
+
+if TYPE_CHECKING:
+    from encoders.text import TextEncoder
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Mention", "EntityLinker", "EntityLinkerComponent", "build_pipeline", "link_mentions", "load_linker",
+           "DEFAULT_MAX_TEXT_CHARS"]
+
+#: Longer texts are cut, with a warning: the default of ``OVP_MAX_TEXT_CHARS`` (:func:`load_linker` passes the
+#: configured value).
+DEFAULT_MAX_TEXT_CHARS: int = Settings.max_text_chars
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One linked entity in one text.
+
+    Attributes:
+        id, name, kind: the entity.
+        surface: ``text[start:end]`` of the original text.
+        start, end: character offsets into the original text (half-open).
+        score: dictionary: 1.0 name, 0.95 synonym; semantic: the cosine similarity.
+        negated: a negation cue precedes it in its clause ("不是青光眼", "not pink eye").
+        xrefs: the entity's equivalents in other sources.
+        method: ``"dictionary"``, ``"semantic"``, or ``"gloss"`` (semantic, through the English reading of Chinese).
+        alternatives: other entity ids with the same surface (ranked), not in the JSON contract.
+    """
+
+    id: str
+    name: str
+    kind: str
+    surface: str
+    start: int
+    end: int
+    score: float
+    negated: bool = False
+    xrefs: tuple[str, ...] = ()
+    method: str = "dictionary"
+    alternatives: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable CLI/API contract: ``{"id","name","kind","surface","start","end","score","negated","xrefs"}``."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "surface": self.surface,
+            "start": self.start,
+            "end": self.end,
+            "score": round(float(self.score), 4),
+            "negated": self.negated,
+            "xrefs": list(self.xrefs),
+        }
+
+
+
+class EntityLinker:
+    """Dictionary matching, optional semantic fallback and negation over one knowledge base.
+
+    Args:
+        kb: the entities.
+        semantic: the fallback for phrases the dictionary misses (None = dictionary only). Its KB is set to ``kb``.
+        negation: the negation detector (default :class:`NegationDetector` with its defaults).
+        max_text_chars: longer texts are cut here with a logged warning (default :data:`DEFAULT_MAX_TEXT_CHARS`;
+            :func:`load_linker` passes the configured ``OVP_MAX_TEXT_CHARS``): captions are short, and the limit
+            bounds the cost of a pathological input.
+        dictionary: a prepared :class:`DictionaryMatcher` (default: one over ``kb`` with its defaults).
+    """
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        *,
+        semantic: SemanticMatcher | None = None,
+        negation: NegationDetector | None = None,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        dictionary: DictionaryMatcher | None = None,
+    ) -> None:
+        if max_text_chars < 1:
+            raise ValueError(f"max_text_chars must be positive, got {max_text_chars}")
+        if dictionary is not None and dictionary.kb is not kb:
+            raise ValueError("dictionary was built over a different knowledge base than kb")
+        self.kb = kb
+        self.dictionary = dictionary or DictionaryMatcher(kb)
+        self.semantic = semantic
+        if semantic is not None:
+            semantic.set_kb(kb)
+        self.negation = negation or NegationDetector()
+        self.max_text_chars = max_text_chars
+        self._nlp: Language | None = None
+
+    def prepare(self, text: object) -> str:
+        """Check and cut one input text.
+
+        Raises:
+            TypeError: ``text`` is not a ``str`` (None included).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"caption must be a str, got {type(text).__name__}")
+        if len(text) > self.max_text_chars:
+            log.warning(
+                "text of %d chars cut to %d (OVP_MAX_TEXT_CHARS); mentions after the cut are not linked",
+                len(text), self.max_text_chars,
+            )
+            return text[: self.max_text_chars]
+        return text
+
+    def link(self, text: str) -> list[Mention]:
+        """Mentions in one text, ordered by start offset. See :meth:`link_batch`."""
+        return self.link_batch([text])[0]
+
+    def link_batch(self, texts: Sequence[str]) -> list[list[Mention]]:
+        """Mentions per text (offsets into each text as given; over-long texts are cut first).
+
+        Raises:
+            TypeError: an item is not a ``str``.
+        """
+        prepared = [self.prepare(t) for t in texts]
+        normalized = [normalize(t) for t in prepared]
+        out: list[list[Mention]] = []
+        for nt in normalized:
+            matches = self.dictionary.match(nt)
+            # a dictionary match is a name: only the words before it can deny it
+            negated = self.negation.negations(nt, [(m.start, None) for m in matches])
+            out.append([
+                self._mention(nt.original, m.candidates[0].entry, m.start, m.end, m.candidates[0].score, "dictionary",
+                              tuple(c.entry.id for c in m.candidates[1:]), denied)
+                for m, denied in zip(matches, negated)
+            ])
+        if self.semantic is not None:
+            covered = [[(m.start, m.end) for m in ms] for ms in out]
+            for mentions, nt, sem in zip(out, normalized, self.semantic.match_batch(prepared, covered)):
+                # a semantic match is a whole phrase, whose own words may hold the cue ("never had a dark curtain …")
+                negated = self.negation.negations(nt, [(s.start, s.end) for s in sem])
+                for s, denied in zip(sem, negated):
+                    method = "gloss" if s.glossed else "semantic"
+                    mentions.append(self._mention(nt.original, s.entry, s.start, s.end, s.score, method, (), denied))
+                mentions.sort(key=lambda m: (m.start, m.end))
+        return out
+
+    @staticmethod
+    def _mention(
+        text: str, entry: KBEntry, start: int, end: int, score: float, method: str, alternatives: tuple[str, ...],
+        negated: bool,
+    ) -> Mention:
+        return Mention(
+            id=entry.id, name=entry.name or entry.name_zh, kind=entry.kind, surface=text[start:end], start=start,
+            end=end, score=float(score), negated=negated, xrefs=tuple(entry.xrefs), method=method,
+            alternatives=alternatives,
+        )
+
+    @property
+    def nlp(self) -> Language:
+        """A blank multilingual spaCy pipeline with the ``ovp_entity_linker`` component bound to this linker."""
+        if self._nlp is None:
+            self._nlp = build_pipeline(self)
+        return self._nlp
+
+
+if not Doc.has_extension("ovp_mentions"):
+    Doc.set_extension("ovp_mentions", default=None)
+
+
+class EntityLinkerComponent:
+    """The spaCy component: sets ``doc._.ovp_mentions`` (a list of :class:`Mention`).
+
+    The linker (KB, matchers) is a Python object, not config, so it is attached after ``add_pipe``; use
+    :func:`build_pipeline`, which does both.
+    """
+
+    def __init__(self, nlp: Language, name: str, batch_size: int) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self.linker: EntityLinker | None = None
+
+    def _require_linker(self) -> EntityLinker:
+        if self.linker is None:
+            raise ValueError(f"spaCy component {self.name!r} has no linker; build the pipeline with build_pipeline()")
+        return self.linker
+
+    def __call__(self, doc: Doc) -> Doc:
+        doc._.ovp_mentions = self._require_linker().link(_text_of(doc))
+        return doc
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
+        # batching matters for the semantic matcher: all candidate spans of a batch go through one encoder call
+        linker = self._require_linker()
+        size = batch_size or self.batch_size
+        batch: list[Doc] = []
+        for doc in docs:
+            batch.append(doc)
+            if len(batch) >= size:
+                yield from self._link(linker, batch)
+                batch = []
+        if batch:
+            yield from self._link(linker, batch)
+
+    @staticmethod
+    def _link(linker: EntityLinker, docs: list[Doc]) -> Iterator[Doc]:
+        for doc, mentions in zip(docs, linker.link_batch([_text_of(d) for d in docs])):
+            doc._.ovp_mentions = mentions
+            yield doc
+
+
+#: ``doc.user_data`` key of the text a Doc was made from (see :func:`link_mentions`).
+_TEXT_KEY = "ovp_text"
+
+
+def _text_of(doc: Doc) -> str:
+    # Doc.text joins every token again (a tenth of the linking time); link_mentions keeps the string it tokenised
+    text = doc.user_data.get(_TEXT_KEY)
+    return doc.text if text is None else text
+
+
+@Language.factory("ovp_entity_linker", default_config={"batch_size": 64})
+def make_entity_linker(nlp: Language, name: str, batch_size: int) -> EntityLinkerComponent:
+    """spaCy factory for :class:`EntityLinkerComponent` (attach a linker before use; see :func:`build_pipeline`)."""
+    return EntityLinkerComponent(nlp, name, batch_size)
+
+
+def build_pipeline(linker: EntityLinker, *, batch_size: int = 64) -> Language:
+    """``spacy.blank("xx")`` with the ``ovp_entity_linker`` component bound to ``linker``."""
+    import spacy
+
+    nlp = spacy.blank("xx")
+    component = nlp.add_pipe("ovp_entity_linker", config={"batch_size": batch_size})
+    component.linker = linker
+    return nlp
+
+
+def link_mentions(texts: list[str], linker: EntityLinker, *, batch_size: int = 64) -> list[list[Mention]]:
+    """Link every text (batched through ``nlp.pipe``): the call the rest of OVP makes.
+
+    Args:
+        texts: captions; an empty string gives no mentions.
+        linker: the :class:`EntityLinker` to use (its pipeline is built once and reused).
+        batch_size: texts per batch.
+
+    Returns:
+        Per text, its mentions ordered by start offset; offsets index the text as given (cut texts: the kept prefix).
+
+    Raises:
+        TypeError: ``texts`` is a bare string, or an item is not a ``str`` (None included).
+    """
+    if isinstance(texts, str):
+        raise TypeError("link_mentions() takes a list of strings, not a single string")
+    prepared = [linker.prepare(t) for t in texts]  # validate and cut before spaCy tokenises anything
+    nlp = linker.nlp
+
+    def docs() -> Iterator[Doc]:
+        for text in prepared:
+            doc = nlp.make_doc(text)
+            doc.user_data[_TEXT_KEY] = text
+            yield doc
+
+    return [doc._.ovp_mentions for doc in nlp.pipe(docs(), batch_size=batch_size)]
+
+
+def load_linker(
+    settings: Settings,
+    graph: GraphReader,
+    semantic: bool = True,
+    *,
+    encoder: TextEncoder | None = None,
+    threshold: float | None = None,
+    gloss_threshold: float | None = None,
+) -> EntityLinker:
+    """The one place that builds the linker over the real graph (API, worker, features and CLI call this).
+
+    Reads the knowledge base from the graph (one query), builds the dictionary and, with ``semantic``, a
+    :class:`SemanticMatcher` whose entity vectors come from the persisted cache in ``settings.cache_dir``
+    (:mod:`encoders.entity_vectors`; computed once, minutes on CPU, then read in well under a second) and which
+    reads Chinese pieces through a :class:`~encoders.zh_gloss.ChineseGlosser`. Build it once per process and reuse
+    it: construction costs a few seconds (the glosser's dictionaries alone about 3 s).
+
+    Args:
+        settings: text model, device, cache directory and ``max_text_chars``.
+        graph: anything with ``read(query, params)`` (``kg_builder.graph.Graph``).
+        semantic: add the semantic fallback (loads the text encoder; False = dictionary only).
+        encoder: a loaded text encoder to share (default: one from ``settings``, loaded on first use).
+        threshold: semantic threshold (default :data:`REAL_KB_SEMANTIC_THRESHOLD`).
+        gloss_threshold: threshold for Chinese spans read through their English gloss (default
+            :data:`REAL_KB_GLOSS_THRESHOLD`).
+
+    Raises:
+        GraphUnavailable: Neo4j cannot be reached.
+        ModelNotFound: ``semantic`` and the text model cannot be loaded.
+    """
+    kb = KnowledgeBase.from_graph(graph)
+    matcher: SemanticMatcher | None = None
+    if semantic:
+        from encoders.entity_vectors import entity_text_vectors
+        from encoders.text import TextEncoder, TextEncoderConfig
+        from encoders.zh_gloss import ChineseGlosser
+
+        encoder = encoder or TextEncoder(TextEncoderConfig.for_linking(settings))
+        shared = encoder
+
+        def vectors(texts: list[str]) -> np.ndarray:
+            return entity_text_vectors(texts, settings, encoder=shared)
+
+        matcher = SemanticMatcher(
+            encoder, kb, entity_vectors=vectors, defined_only=True, sentence_vectors=True,
+            threshold=REAL_KB_SEMANTIC_THRESHOLD if threshold is None else threshold,
+            glosser=ChineseGlosser().load(),
+            gloss_threshold=REAL_KB_GLOSS_THRESHOLD if gloss_threshold is None else gloss_threshold,
+        )
+        # Read (or, the first time on a machine, compute) the entity vectors now, while loading, so that the first
+        # caption of a worker or request does not pay for them; and the readings of the Chinese surfaces.
+        matcher.entity_matrix()
+        matcher.reading_matrix()
+    return EntityLinker(kb, semantic=matcher, max_text_chars=settings.max_text_chars)
