@@ -46,8 +46,8 @@ def _signed_in() -> bool:
     return bool(current_user.is_authenticated)
 
 
-#: The same limit on the pages that anyone may open and that search (entity lookup, the video list's text filter);
-#: a signed-in reviewer is not counted.
+#: The same limit on the pages that anyone may open and that search (entity lookup, the video list's text filter,
+#: search by meaning, similar videos); a signed-in reviewer is not counted.
 expensive_page = limiter.limit(lambda: get_settings().api_rate_limit, exempt_when=_signed_in)
 
 

@@ -46,6 +46,11 @@ def check_str(name: str, value: object, *, max_len: int, min_len: int = 0) -> st
     return value
 
 
+def strip_control(value: str) -> str:
+    """``value`` without the control characters :func:`check_str` refuses (to show a refused value back safely)."""
+    return _CONTROL.sub("", value)
+
+
 def check_id(name: str, value: object) -> str:
     """An id: 1-128 characters of ``[A-Za-z0-9_.:-]``."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):

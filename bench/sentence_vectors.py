@@ -3,7 +3,8 @@ the texts first helps. Prints JSON.
 
 Run (no services needed): ``python bench/sentence_vectors.py [--terms 400] [--seed 0] [--labels FILE]``
 
-Data: ``../shared/data/hp-zh.babelon.tsv`` (the CHPO consortium's official Chinese HPO labels), terms OUTSIDE the eye
+Data: ``bench/data/hp-zh.babelon.tsv.gz`` (the CHPO consortium's official Chinese HPO labels, the whole file, gzipped;
+provenance in docs/credits.md), terms OUTSIDE the eye
 subtree (descendants of HP:0000478 are left out: they are the held-out set of the linking evaluation). A seeded random
 sample of ``--terms`` terms; each Chinese label ranks the sample's English labels by cosine, and the report gives the
 share whose own English label comes first and in the top 5, with and without lowercasing, and the encoding speed.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import random
 import time
@@ -22,7 +24,7 @@ import numpy as np
 from encoders.sentence_vectors import SentenceVectorEncoder
 from ovp.settings import PROJECT_ROOT
 
-LABELS = PROJECT_ROOT.parent / "shared" / "data" / "hp-zh.babelon.tsv"
+LABELS = PROJECT_ROOT / "bench" / "data" / "hp-zh.babelon.tsv.gz"
 EYE_ROOT = "HP:0000478"
 
 
@@ -48,9 +50,10 @@ def main() -> None:
     parser.add_argument("--labels", type=Path, default=LABELS)
     args = parser.parse_args()
     if not args.labels.is_file():
-        parser.error(f"{args.labels} not found: pass --labels PATH/hp-zh.babelon.tsv (the shared data folder's)")
+        parser.error(f"{args.labels} not found: pass --labels PATH to hp-zh.babelon.tsv (plain or .gz)")
     eye = eye_subtree()
-    with args.labels.open(encoding="utf-8") as handle:
+    opener = gzip.open if args.labels.suffix == ".gz" else open
+    with opener(args.labels, "rt", encoding="utf-8") as handle:
         rows = [r for r in csv.DictReader(handle, delimiter="\t")
                 if r["predicate_id"] == "rdfs:label" and r["subject_id"] not in eye]
     random.Random(args.seed).shuffle(rows)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["SOURCES", "WHOLE_TEXT", "TagThresholds", "NamedEvidence", "SimilarityEvidence", "SourceTag", "DiseaseTag", "TextTags",
-           "named_tags", "similarity_tags", "combine_tags", "sentence_spans", "DiseaseTagger"]
+           "named_tags", "similarity_tags", "combine_tags", "sentence_spans", "denied_diseases", "DiseaseTagger"]
 
 #: The sources, in the order a combined tag names its main one (the most direct evidence first).
 SOURCES: tuple[str, ...] = ("named", "phenotypes", "similarity")
@@ -266,6 +266,17 @@ def combine_tags(*sources: Sequence[SourceTag]) -> list[DiseaseTag]:
             for rank, (d, score, names, evidence) in enumerate(merged, start=1)]
 
 
+def denied_diseases(mentions: Sequence[Mention]) -> frozenset[str]:
+    """The entities (with their MAPS_TO equivalents) the text names only under a negation ("不是虹膜炎", "not
+    glaucoma"): no source may tag them, however close the sentence that denies them is in meaning."""
+    def ids(m: Mention) -> set[str]:
+        return {m.id, *m.xrefs}
+
+    negated = set().union(*(ids(m) for m in mentions if m.negated))
+    affirmed = set().union(*(ids(m) for m in mentions if not m.negated))
+    return frozenset(negated - affirmed)
+
+
 # --- the tagger ----------------------------------------------------------------------------------------------------
 
 
@@ -345,6 +356,9 @@ class DiseaseTagger:
                                       min_similarity=t.similarity_min, max_tags=t.similarity_max_tags)
             self.timings.similarity_s += time.perf_counter() - started
             named = named_tags(ms, self.disease_ids, t.named_min_score)
+            denied = denied_diseases(ms)
+            inferred = [tag for tag in inferred if tag.disease_id not in denied]
+            similar = [tag for tag in similar if tag.disease_id not in denied]
             vector = own[0] if len(own) else np.zeros(DIM, dtype=np.float32)
             out.append(TextTags(tuple(combine_tags(named, inferred, similar)), vector))
         self.timings.texts += len(texts)

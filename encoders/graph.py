@@ -745,15 +745,14 @@ def kg_embed(
         train_config: epochs, seed, hold-out shares …; defaults as in :class:`TrainConfig`.
         model_config: R-GCN hyperparameters; defaults as in :class:`GraphModelConfig`.
         features: 'text' (sentence-encoder inputs) or 'hashed' (bag-of-words fallback, no model needed).
-        write: False leaves the graph untouched (metrics only).
-        save: False does not write ``<home>/models/gnn/``.
+        write, save: False leaves the graph untouched (metrics only), resp. does not write ``<home>/models/gnn/``.
         baseline: False skips training the MLP baseline (its metrics are then absent).
         threads: CPU threads torch may use while training (restored afterwards); None leaves torch's setting.
         graph: an open connection to use; one is opened (and closed) from ``settings`` when omitted.
 
     Returns:
-        An :class:`EmbedReport`; the metrics follow :data:`EVALUATION_PROTOCOL` on the held-out test edges.
-        The written embeddings are computed over all edges (held-out ones included) with the trained weights.
+        An :class:`EmbedReport` (metrics: :data:`EVALUATION_PROTOCOL` on the held-out test edges; the written
+        embeddings are computed over all edges, held-out ones included, with the trained weights).
 
     Raises:
         GraphUnavailable: Neo4j cannot be reached.
@@ -763,20 +762,15 @@ def kg_embed(
     from encoders.device import resolve_device
     from kg_builder.graph import Graph
 
-    train_config = train_config or TrainConfig()
-    model_config = model_config or GraphModelConfig()
+    train_config, model_config = train_config or TrainConfig(), model_config or GraphModelConfig()
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     own_graph = graph is None
     graph = graph or Graph.connect(settings)
     try:
         mark = time.perf_counter()
-        export = export_graph(graph)
+        export = _nonempty_export(graph)
         seconds["export"] = time.perf_counter() - mark
-        if export.num_nodes == 0 or len(export.triples) == 0:
-            raise ValueError(
-                f"the graph has {export.num_nodes} entities and {len(export.triples)} edges; build it first with `ovp kg build`"
-            )
 
         mark = time.perf_counter()
         x = torch.from_numpy(node_features(node_texts(export), settings, features=features))
@@ -785,26 +779,14 @@ def kg_embed(
         model_config = dataclasses.replace(model_config, in_channels=int(x.shape[1]))
         split, comparison = train_on_triples(x, export.triples, model_config, train_config,
                                              device=resolve_device(settings.device), baseline=baseline, threads=threads)
-        seconds["train_rgcn"] = comparison.training["rgcn"].seconds
-        if "mlp" in comparison.training:
-            seconds["train_mlp"] = comparison.training["mlp"].seconds
+        seconds.update({f"train_{name}": run.seconds for name, run in comparison.training.items()})
 
         with torch_threads(threads):
             embeddings = entity_embeddings(comparison.model, x, torch.as_tensor(export.triples))
         version = model_version(model_config, train_config, export, features)
         held_out = {name: int((split.test[:, 1] == i).sum()) for i, name in enumerate(RELATIONS)}
-
-        model_dir = ""
-        if save:
-            extra = {
-                "nodes": export.num_nodes,
-                "edges": export.edge_counts(),
-                "held_out": held_out,
-                "features": features,
-                "evaluation": EVALUATION_PROTOCOL,
-                "metrics": {name: m.to_dict() for name, m in comparison.metrics.items()},
-            }
-            model_dir = str(save_model(settings.home / "models" / "gnn", comparison.model, train_config, version, export.ids, embeddings, extra))
+        model_dir = "" if not save else _save_trained(settings, comparison, train_config, version, export, embeddings,
+                                                      held_out, features)
 
         written = 0
         if write:
@@ -817,23 +799,43 @@ def kg_embed(
     seconds["total"] = time.perf_counter() - started
     rgcn_train = comparison.training["rgcn"]
     report = EmbedReport(
-        nodes=export.num_nodes,
-        edges=export.edge_counts(),
-        held_out=held_out,
-        epochs=rgcn_train.epochs_run,
-        best_epoch=rgcn_train.best_epoch,
-        seconds=seconds,
-        metrics=comparison.metrics,
-        evaluation=EVALUATION_PROTOCOL,
-        features=features,
-        model_version=version,
-        model_dir=model_dir,
-        written=written,
+        nodes=export.num_nodes, edges=export.edge_counts(), held_out=held_out, epochs=rgcn_train.epochs_run,
+        best_epoch=rgcn_train.best_epoch, seconds=seconds, metrics=comparison.metrics, evaluation=EVALUATION_PROTOCOL,
+        features=features, model_version=version, model_dir=model_dir, written=written,
     )
+    _log_report(report, len(export.triples))
+    return report
+
+
+def _nonempty_export(graph: "Graph") -> KGExport:
+    """The entity graph, refused when it has no entity or no edge (nothing to train on)."""
+    export = export_graph(graph)
+    if export.num_nodes == 0 or len(export.triples) == 0:
+        raise ValueError(
+            f"the graph has {export.num_nodes} entities and {len(export.triples)} edges; build it first with `ovp kg build`"
+        )
+    return export
+
+
+def _save_trained(settings: Settings, comparison: VariantComparison, train_config: TrainConfig, version: str,
+                  export: KGExport, embeddings: np.ndarray, held_out: dict[str, int], features: str) -> str:
+    """Save the trained R-GCN and its embeddings under ``<home>/models/gnn/`` with what it was trained and scored on."""
+    extra = {
+        "nodes": export.num_nodes,
+        "edges": export.edge_counts(),
+        "held_out": held_out,
+        "features": features,
+        "evaluation": EVALUATION_PROTOCOL,
+        "metrics": {name: m.to_dict() for name, m in comparison.metrics.items()},
+    }
+    return str(save_model(settings.home / "models" / "gnn", comparison.model, train_config, version, export.ids,
+                          embeddings, extra))
+
+
+def _log_report(report: EmbedReport, edges: int) -> None:
     m = report.metrics
     log.info(
         "kg embed: %d entities, %d edges, %d epochs in %.1fs; test MRR rgcn %.4f / untrained %.4f / mlp %s; wrote %d (%s)",
-        report.nodes, len(export.triples), report.epochs, seconds["total"], m["rgcn"].mrr, m["rgcn_untrained"].mrr,
-        f"{m['mlp'].mrr:.4f}" if "mlp" in m else "-", written, version,
+        report.nodes, edges, report.epochs, report.seconds["total"], m["rgcn"].mrr, m["rgcn_untrained"].mrr,
+        f"{m['mlp'].mrr:.4f}" if "mlp" in m else "-", report.written, report.model_version,
     )
-    return report

@@ -172,6 +172,34 @@ def _index_packets(container: av.container.InputContainer, stream: av.video.stre
     return _PacketIndex(sorted(pts), sorted(key_pts), packets, end_pts)
 
 
+def _probe(container: av.container.InputContainer, path: Path, deadline: _Deadline,
+           limits: MediaLimits) -> tuple[_PacketIndex, object, int, float]:
+    """The stream's packet index, time base, start time and duration, read with PyAV from the opened ``container``
+    (no frame is decoded), which it closes.
+
+    Raises:
+        _Unsupported: frames larger than ``MAX_FRAME_PIXELS``: torchcodec would hand them back full size (8K: 100 MB
+            each, a batch of them on the device), so PyAV, which scales them down first, decodes them.
+    """
+    try:
+        stream = _checked_stream(container, path, limits)
+        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if width * height > keyframes.MAX_FRAME_PIXELS:
+            raise _Unsupported(f"frames of {width} × {height} are scaled down on the CPU path")
+        index = _index_packets(container, stream, deadline)
+        if index.packets == 0:
+            raise VideoDecodeError(f"{path}: the video stream has no frames (zero-length video)")
+        start_pts = stream.start_time or 0
+        return index, stream.time_base, start_pts, _duration(container, stream, index.end_pts, start_pts, [])
+    except av.ExitError as exc:
+        raise deadline.expired() from exc
+    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+        raise VideoDecodeError(f"{path}: cannot decode the video ({_reason(exc)})",
+                               hint="the file is damaged; re-export or re-download it") from exc
+    finally:
+        container.close()
+
+
 def extract_keyframes_torchcodec(
     path: str | Path,
     k: int = 8,
@@ -195,26 +223,7 @@ def extract_keyframes_torchcodec(
 
     path, device = Path(path), torch.device(device)
     deadline, limits, container = _start(path, k, scene_threshold, timeout_s, spent_s, limits)
-    try:
-        stream = _checked_stream(container, path, limits)
-        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
-        if width * height > keyframes.MAX_FRAME_PIXELS:
-            # torchcodec would hand back full-size frames (8K: 100 MB each, a batch of them on the device).
-            raise _Unsupported(f"frames of {width} × {height} are scaled down on the CPU path")
-        index = _index_packets(container, stream, deadline)
-        if index.packets == 0:
-            raise VideoDecodeError(f"{path}: the video stream has no frames (zero-length video)")
-        tb = stream.time_base
-        start_pts = stream.start_time or 0
-        duration_s = _duration(container, stream, index.end_pts, start_pts, [])
-    except av.ExitError as exc:
-        raise deadline.expired() from exc
-    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        raise VideoDecodeError(f"{path}: cannot decode the video ({_reason(exc)})",
-                               hint="the file is damaged; re-export or re-download it") from exc
-    finally:
-        container.close()
-
+    index, tb, start_pts, duration_s = _probe(container, path, deadline, limits)
     try:
         decoder = VideoDecoder(str(path), device=device, seek_mode="exact", dimension_order="NCHW")
     except (RuntimeError, ValueError) as exc:

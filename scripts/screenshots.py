@@ -16,6 +16,7 @@ import random
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,8 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--media-root", required=True, type=Path)
     parser.add_argument("--manifest", required=True, type=Path, help="the SYNTHETIC manifest the videos came from")
-    parser.add_argument("--video", help="the video to show (default: the rated one with the most predicted diseases)")
+    parser.add_argument("--video", help="the video to show (default: a rated one with the most kinds of open-tag "
+                                          "evidence, then the most predicted diseases)")
     parser.add_argument("--entity", default="OVP:glaucoma")
+    parser.add_argument("--query", default="青光眼 眼压高怎么办", help="what the search screenshots search for")
     parser.add_argument("--ratings", type=int, default=30, help="videos the two synthetic reviewers rate")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic reviewers and their ratings")
     args = parser.parse_args()
@@ -79,7 +82,9 @@ def main() -> None:
         viewer = add_reviewer(graph, f"{PREFIX}viewer")
         video = args.video or graph.read(
             "MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true}) WHERE v.synthetic "
-            "RETURN v.id AS id ORDER BY COUNT { (v)<-[:RATES]-() } DESC, COUNT { (p)-[:PREDICTS]->() } DESC, "
+            "RETURN v.id AS id ORDER BY COUNT { (v)<-[:RATES]-() } DESC, "
+            "size(COLLECT { MATCH (p)-[t:TAGGED]->() UNWIND t.sources AS s RETURN DISTINCT s }) DESC, "
+            "COUNT { (p)-[:PREDICTS]->() } DESC, "
             "COUNT { (v)-[:MENTIONS]->() } DESC, v.id LIMIT 1")[0]["id"]
         app = create_app(settings, {"RATELIMIT_KEY_PREFIX": f"shots-{uuid.uuid4().hex}"})
         try:
@@ -91,7 +96,9 @@ def main() -> None:
                 for lang, suffix in (("en", ""), ("zh", "-zh")):
                     full_page(driver, f"{base}/ui/videos?lang={lang}", OUT / f"videos{suffix}.png")
                     full_page(driver, f"{base}/ui/videos/{video}?lang={lang}", OUT / f"video{suffix}.png")
-                    full_page(driver, f"{base}/ui/entities/{args.entity}?lang={lang}", OUT / f"entity{suffix}.png")
+                    full_page(driver, f"{base}/ui/search?lang={lang}&q={quote(args.query)}", OUT / f"search{suffix}.png")
+                    full_page(driver, f"{base}/ui/entities/{args.entity}?lang={lang}&via=tagged",
+                              OUT / f"entity{suffix}.png")
                 driver.get(f"{base}/ui/videos?lang=en")
                 full_page(driver, f"{base}/ui/queue", OUT / "queue.png")
                 full_page(driver, f"{base}/ui/agreement", OUT / "agreement.png")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from encoders.disease_tags import (DiseaseTag, SourceTag, TagThresholds, combine_tags, disease_rows, named_tags,
-                                   similarity_tags, sentence_spans)
+from encoders.disease_tags import (DiseaseTag, SourceTag, TagThresholds, combine_tags, denied_diseases, disease_rows,
+                                   named_tags, similarity_tags, sentence_spans)
 from encoders.linking import Mention
 from encoders.phenotype_ic import PhenotypeIndex, PhenotypeThresholds
 from kg_builder.store.tags import DiseaseText, PhenotypeGraph
@@ -150,3 +150,15 @@ def test_disease_rows_embed_the_english_text_and_the_chinese_name() -> None:
     rows = disease_rows([DiseaseText("OVP:glaucoma", "Glaucoma", "青光眼", "Optic nerve damage."),
                          DiseaseText("OMIM:1", "Some syndrome", "", "")])
     assert rows == (["OVP:glaucoma", "OVP:glaucoma", "OMIM:1"], ["Glaucoma. Optic nerve damage.", "青光眼", "Some syndrome"])
+
+
+def test_a_disease_the_text_denies_is_denied_with_its_equivalents_unless_also_affirmed() -> None:
+    def m(entity_id: str, negated: bool, xrefs: tuple[str, ...] = ()) -> Mention:
+        return Mention(entity_id, "", "disease", "x", 0, 1, 1.0, negated=negated, xrefs=xrefs)
+
+    # "不是虹膜炎哦": iritis is denied, and so is its equivalent in another source, which similarity might find.
+    assert denied_diseases([m("OVP:iritis", True, ("ORPHA:1", "HP:1"))]) == {"OVP:iritis", "ORPHA:1", "HP:1"}
+    # Named once denied and once affirmed ("not glaucoma ... it is glaucoma"): not denied.
+    assert denied_diseases([m("OVP:glaucoma", True), m("OVP:glaucoma", False)]) == frozenset()
+    assert denied_diseases([m("OVP:a", True, ("X:1",)), m("X:1", False)]) == {"OVP:a"}
+    assert denied_diseases([]) == frozenset()

@@ -322,8 +322,8 @@ def test_a_batch_page_shows_failure_paths_only_to_reviewers(app: Any, graph: Gra
 
 
 def test_the_pages_that_search_are_rate_limited_for_anonymous_visitors(graph: Graph, data: dict[str, Any]) -> None:
-    """The entity search and the video list (a scan of every video's text) cost what GET /entities does, so anyone
-    gets OVP_API_RATE_LIMIT of them; a signed-in reviewer is not counted."""
+    """The entity search, the video list (a scan of every video's text), search by meaning and similar videos cost what
+    their JSON twins do, so anyone gets OVP_API_RATE_LIMIT of each; a signed-in reviewer is not counted."""
     from api.extensions import limiter
 
     settings = dataclasses.replace(app_settings(data["root"]), api_rate_limit="3 per minute")
@@ -333,7 +333,8 @@ def test_the_pages_that_search_are_rate_limited_for_anonymous_visitors(graph: Gr
     with app.app_context():
         limiter.reset()
     try:
-        for path in ("/ui/entities?q=glaucoma", f"/ui/videos?q={PREFIX}"):
+        for path in ("/ui/entities?q=glaucoma", f"/ui/videos?q={PREFIX}", "/ui/search?q=青光眼",
+                     f"/ui/videos/{data['ids']['certain']}/similar"):
             assert [anonymous.get(path).status_code for _ in range(3)] == [200] * 3, path
             assert anonymous.get(path).status_code == 429, path
             assert [reviewer.get(path).status_code for _ in range(4)] == [200] * 4, path

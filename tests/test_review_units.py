@@ -244,3 +244,96 @@ def test_texts_follow_the_mention_field_when_there_is_one() -> None:
     assert [s.text for s in fielded["texts"]["transcript"] if s.mention] == ["青光眼", "近视"]
     assert [m["entity_id"] for m in fielded["unplaced"]] == ["X:1"]  # offsets that do not spell the surface
     assert _texts({"title": "", "caption": ""}, [])["texts"] == {"composed": []}
+
+
+# --- open tags and search on the pages -----------------------------------------------------------------------------
+
+
+def test_snippet_cuts_context_and_long_spans() -> None:
+    from api.pages.tags import snippet
+
+    text = "a" * 50 + "青光眼" + "b" * 50
+    s = snippet("caption", text, 50, 53, context=10)
+    assert (s.before, s.match, s.after, s.clipped_start, s.clipped_end) == ("a" * 10, "青光眼", "b" * 10, True, True)
+    whole = snippet("all", "短文本", 0, 3, context=10)
+    assert (whole.before, whole.match, whole.after, whole.clipped_start, whole.clipped_end) == ("", "短文本", "", False, False)
+    long = snippet("transcript", "x" * 500, 0, 500, max_match=300)
+    assert long.match == "x" * 300 and long.after == "" and long.clipped_end
+    words = "the optic nerve is damaged slowly by glaucoma and high eye pressure over many years"
+    at = words.index("glaucoma")
+    cut = snippet("transcript", words, at, at + 8, context=12)
+    assert (cut.before, cut.after) == ("slowly by ", " and high")  # the context starts and ends on whole words
+    assert snippet("title", "abc", 2, 9) is None and snippet("title", "abc", -1, 2) is None and snippet("title", "abc", 2, 2) is None
+
+
+def test_tag_evidence_written_by_the_worker_is_placed_in_its_own_field() -> None:
+    """The worker's own path: evidence offsets into the whole linked text → located per field (worker.pipeline) →
+    stored JSON (worker.writeback) → placed by the page in the field texts it shows."""
+    from api.pages.tags import evidence_ids, tag_views
+    from api.pages.text import WHOLE, field_texts
+    from encoders.disease_tags import WHOLE_TEXT, NamedEvidence, SimilarityEvidence, SourceTag, combine_tags
+    from encoders.phenotype_ic import PhenotypeEvidence
+    from fusion.features import compose_text
+    from worker.pipeline import located_tags
+    from worker.writeback import tag_row
+
+    video = {"id": "v1", "platform": "bilibili", "path": "/v1.mp4", "title": " 青光眼科普 ", "caption": "眼压高 视野缩小 #护眼",
+             "hashtags": ["护眼", "眼健康"], "published_at": "2024-03-01T12:00:00+00:00", "duration_s": 3.0,
+             "author_followers": 10, "transcript": "Glaucoma damages the optic nerve. Dry eyes feel gritty."}
+    (entry,) = parse_manifest_objects([(1, video)])
+    whole = compose_text(entry)
+    texts = field_texts(video)
+    assert texts[WHOLE] == whole  # the page's whole text is the text the worker linked and tagged
+    at = whole.index("Glaucoma")
+    sentence = whole.index("Dry eyes"), whole.index("gritty.") + len("gritty.")
+    tags = combine_tags(
+        [SourceTag("OVP:glaucoma", "named", 1.0, named=(NamedEvidence("青光眼", 0, 3, 1.0, "dictionary"),
+                                                        NamedEvidence("Glaucoma", at, at + 8, 0.95, "dictionary")))],
+        [SourceTag("OVP:glaucoma", "phenotypes", 0.4, summed_ic=3.1, matched=2,
+                   phenotypes=(PhenotypeEvidence("HP:0007663", 1.0, "HP:0007663", 1.0),
+                               PhenotypeEvidence("HP:0001123", 2.1, "HP:0000501", 1.5)))],
+        [SourceTag("OVP:dry_eye", "similarity", 0.61, similarity=SimilarityEvidence(0.61, *sentence, "Dry eye. Tears ...")),
+         SourceTag("OVP:myopia", "similarity", 0.52, similarity=SimilarityEvidence(0.52, 0, len(whole), "近视", WHOLE_TEXT))])
+    rows = []
+    for tag in located_tags(entry, tags):
+        row = tag_row(tag)
+        rows.append({"disease_id": row.disease_id, "name": row.disease_id.split(":")[1], "name_zh": None,
+                     "score": row.score, "source": row.source, "sources": list(row.sources), "rank": row.rank,
+                     "evidence": row.evidence})
+    assert evidence_ids(rows) == ["HP:0007663", "HP:0001123", "HP:0000501"]
+    names = {"HP:0001123": {"id": "HP:0001123", "name": "Visual field defect", "name_zh": "视野缺损"}}
+    glaucoma, dry, myopia = tag_views(rows, texts, names)
+
+    assert glaucoma.sources == ("named", "phenotypes") and glaucoma.rank == 1
+    first, second = glaucoma.named
+    assert (first.field, first.snippet.match, first.snippet.after) == ("title", "青光眼", "科普")
+    assert (second.field, second.snippet.match, second.snippet.before) == ("transcript", "Glaucoma", "")
+    assert [p.entity["id"] for p in glaucoma.phenotypes] == ["HP:0001123", "HP:0007663"]  # the most specific first
+    defect = glaucoma.phenotypes[0]
+    assert defect.entity["name_zh"] == "视野缺损" and not defect.exact and defect.via["id"] == "HP:0000501"
+    assert (glaucoma.summed_ic, glaucoma.matched) == (3.1, 2)
+
+    assert dry.similarity.field == "transcript" and dry.similarity.snippet.match == "Dry eyes feel gritty."
+    assert not dry.similarity.whole and dry.similarity.matched_text.startswith("Dry eye.")
+    assert myopia.similarity.whole and myopia.similarity.snippet.match == whole[:len(myopia.similarity.snippet.match)]
+
+    # a stored text that changed since it was tagged: the mention is listed, not placed; unreadable evidence is said
+    changed = tag_views(rows[:1], {**texts, "title": "新标题"}, names)[0]
+    assert changed.named[0].snippet is None and changed.named[1].snippet is not None
+    broken = tag_views([{**rows[0], "evidence": "{not json"}], texts, names)[0]
+    assert not broken.readable and broken.named == () and broken.similarity is None
+
+
+def test_search_page_query_problems_and_reasons() -> None:
+    from api.pages.search import query_problem, shared_label
+    from encoders.video_search import SharedConcept
+    from kg_builder.store.search import Concept
+
+    assert query_problem("青光眼 眼压高", "en") is None
+    assert query_problem("   ", "en") == "Type a few words to search (Chinese or English)."
+    assert query_problem("x" * 501, "zh") == "查询有 501 个字符，最多接受 500 个。请缩短后重新搜索。"
+    assert "control characters" in query_problem("glau\x00coma", "en")
+    glaucoma = Concept("OVP:glaucoma", "Glaucoma", "青光眼", ("OVP:glaucoma", "ICD10:H40"))
+    assert shared_label(SharedConcept(glaucoma, ("mention", "tag")), "en") == "mentions and tagged Glaucoma"
+    assert shared_label(SharedConcept(glaucoma, ("tag",)), "zh") == "标注为 青光眼"
+    assert shared_label(SharedConcept(glaucoma, ("mention", "tag")), "zh") == "提到且标注为 青光眼"

@@ -1,4 +1,4 @@
-"""Search by meaning: the ranking query's text (exact string), and search, "more like this" and the API against the
+"""Search by meaning: the ranking query's structure, and search, "more like this" and the API against the
 real Neo4j (knowledge graph built) with the real sentence encoder.
 
 Test videos are written through the worker's write-back (``write_profiles``) under ids starting with ``searchtest_``
@@ -27,55 +27,12 @@ from worker.writeback import write_profiles
 
 PREFIX = "searchtest_"
 
-EXPECTED_WITHOUT_ENTITIES = """CALL () {
-  // the nearest videos by the meaning of their text (approximate nearest neighbours from the vector index)
-  CALL db.index.vector.queryNodes('video_text_vector', $candidates, $vector) YIELD node
-  RETURN node AS v
-}
-WITH DISTINCT v
-WHERE v.text_vector IS NOT NULL AND NOT v.id IN $exclude
-// vector.similarity.cosine is (1 + cos) / 2; the raw cosine is what the tags and the reasons speak of
-WITH v, 2 * vector.similarity.cosine(v.text_vector, $vector) - 1 AS similarity
-// per query concept: does the video mention it (affirmed), is its latest profile tagged with it?
-WITH v, similarity,
-     [c IN $concepts WHERE EXISTS { MATCH (v)-[m:MENTIONS]->(e:Entity) WHERE e.id IN c.ids AND NOT coalesce(m.negated, false) }
-        | c.id] AS mentioned,
-     [c IN $concepts WHERE EXISTS { MATCH (v)-[:HAS_PROFILE]->(:Profile {latest: true})-[:TAGGED]->(d:Disease)
-                                    WHERE d.id IN c.ids } | c.id] AS tagged
-WITH v, similarity, mentioned, tagged,
-     size([c IN $concepts WHERE c.id IN mentioned OR c.id IN tagged]) AS shared
-WITH v, similarity, mentioned, tagged,
-     similarity + $entity_weight * CASE size($concepts) WHEN 0 THEN 0.0 ELSE toFloat(shared) / size($concepts) END AS score
-OPTIONAL MATCH (v)-[:HAS_PROFILE]->(p:Profile {latest: true})
-RETURN v.id AS video_id, v.title AS title, v.platform AS platform, v.synthetic AS synthetic, score, similarity,
-       mentioned, tagged, p.quality AS quality, p.popularity_pct AS popularity_pct
-ORDER BY score DESC, video_id
-LIMIT $k
-"""
-
-ENTITY_BRANCH = """
-  UNION
-  // videos that mention a query concept, not negated (any $entity_candidates of them: each gets the same bonus)
-  UNWIND $concepts AS c
-  UNWIND c.ids AS id
-  MATCH (:Entity {id: id})<-[m:MENTIONS]-(v:Video)
-  WHERE NOT coalesce(m.negated, false)
-  WITH DISTINCT v LIMIT $entity_candidates
-  RETURN v
-  UNION
-  // videos whose latest profile is tagged with a query concept
-  UNWIND $concepts AS c
-  UNWIND c.ids AS id
-  MATCH (:Entity {id: id})<-[:TAGGED]-(:Profile {latest: true})<-[:HAS_PROFILE]-(v:Video)
-  WITH DISTINCT v LIMIT $entity_candidates
-  RETURN v"""
-
-
-def test_search_query_text() -> None:
-    assert search_query(False) == EXPECTED_WITHOUT_ENTITIES
-    marker = "  RETURN node AS v"
-    at = EXPECTED_WITHOUT_ENTITIES.index(marker) + len(marker)
-    assert search_query(True) == EXPECTED_WITHOUT_ENTITIES[:at] + ENTITY_BRANCH + EXPECTED_WITHOUT_ENTITIES[at:]
+def test_the_entity_branch_joins_the_candidates_only_when_the_query_has_concepts() -> None:
+    without, with_entities = search_query(False), search_query(True)
+    assert "MENTIONS]-(v:Video)" not in without and "$entity_candidates" not in without
+    assert with_entities.count("UNION") == 2 and "$entity_candidates" in with_entities
+    # The two differ only by the candidates' branches: the scoring and the ranking are the same text.
+    assert with_entities.split("WITH DISTINCT v\nWHERE", 1)[1] == without.split("WITH DISTINCT v\nWHERE", 1)[1]
 
 
 def test_hit_reason_and_limits() -> None:
@@ -225,3 +182,24 @@ def test_video_detail_lists_tags_apart_from_predictions(client: Any, videos: dic
     assert videos["cataract_zh"] in [v["video_id"] for v in tagged["videos"]] and tagged["via"] == "tagged"
     predicted = client.get("/diseases/OVP:cataract/videos?limit=200").get_json()
     assert videos["cataract_zh"] not in [v["video_id"] for v in predicted["videos"]]
+
+
+def test_a_denied_disease_is_not_tagged_however_close_its_sentence_is(graph: Graph, built_kg: dict[str, Any],
+                                                                       linker: EntityLinker,
+                                                                       encoder: SentenceVectorEncoder) -> None:
+    from encoders.disease_tags import DiseaseTagger, denied_diseases, sentence_spans, similarity_tags
+    from encoders.linking import link_mentions
+
+    tagger = DiseaseTagger(graph, Settings.from_env(), encoder=encoder)
+    text = "这不是青光眼哦。眼压正常，视神经也没有问题。"
+    (mentions,) = link_mentions([text], linker)
+    denied = denied_diseases(mentions)
+    assert denied, f"the linker should find the denied disease: {mentions}"
+    # Before the rule, the similarity source found the denied disease in the sentence that denies it.
+    spans = sentence_spans(text, tagger.thresholds.max_segments)
+    raw = similarity_tags(encoder.encode([text[a:b] for a, b in spans]), spans, tagger.disease_matrix,
+                          tagger.row_disease, tagger.row_text, min_similarity=tagger.thresholds.similarity_min,
+                          max_tags=20)
+    assert denied & {t.disease_id for t in raw}
+    (tags,) = tagger.tag([text], [mentions])
+    assert not denied & {t.disease_id for t in tags.tags}

@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from api.auth import token_matches
 from api.db import get_graph
 from api.blueprints.batches import MAX_VIDEOS, accept_batch
-from api.pages import bp
+from api.pages.blueprint import bp
 from api.validation import check_id
 from fusion.manifest import parse_manifest_lines
 from kg_builder.store.batches import batch_status, list_batches

@@ -1,5 +1,7 @@
-"""Entity search and one entity's page: names, synonyms, definition, its neighbourhood drawn as a picture and the
-videos that mention it or are predicted to be about it."""
+"""Entity search and one entity's page: names, synonyms, definition, its neighbourhood drawn as a picture, the videos
+that mention it or are predicted to be about it and, for a disease, the videos about it as ``GET /diseases/{id}/videos``
+lists them: predicted by the trained model or tagged with it (open tags), one list at a time (``via``), by popularity
+or quality (``sort``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,12 +11,17 @@ from flask import abort, g, render_template, request, url_for
 from api.blueprints.entities import MAX_NEIGHBOURS, get_entity_lookup
 from api.db import get_graph
 from api.extensions import expensive_page
-from api.pages import bp
+from api.pages.blueprint import bp
 from api.pages.i18n import entity_label, translate
 from api.pages.svg import Group, Node, neighbourhood_svg
-from api.validation import arg_str, check_id
+from api.validation import arg_enum, arg_str, check_id
+from kg_builder.store import diseases
 from kg_builder.store.entities import entity_detail
 from kg_builder.store.reviews import entity_videos
+
+
+#: Videos each of a disease's two lists shows (the most popular, or the best, first).
+DISEASE_VIDEOS = 100
 
 
 @bp.get("/entities")
@@ -56,5 +63,13 @@ def entity(entity_id: str) -> str:
     detail = entity_detail(graph, entity_id, max_neighbours=MAX_NEIGHBOURS)
     if detail is None:
         abort(404, description=f"no entity {entity_id}")
+    about: dict[str, Any] = {}
+    if detail.get("kind") == "Disease":
+        via = arg_enum(request, "via", diseases.VIA, default="predicted")
+        sort = arg_enum(request, "sort", diseases.SORT_KEYS, default="popularity")
+        # both lists, so that the switch can say how many each has
+        lists = {v: diseases.disease_videos(graph, entity_id, sort=sort, min_quality=1, limit=DISEASE_VIDEOS, via=v)
+                 for v in diseases.VIA}
+        about = {"via": via, "sort": sort, "lists": lists, "limit": DISEASE_VIDEOS}
     return render_template("entity.html", e=detail, picture=neighbourhood(detail, g.lang),
-                           videos=entity_videos(graph, entity_id))
+                           videos=entity_videos(graph, entity_id), about=about)

@@ -18,7 +18,7 @@ from flask_login import login_required
 
 from api.context import get_settings
 from api.db import get_graph
-from api.pages import bp
+from api.pages.blueprint import bp
 from api.validation import check_id
 from encoders.thumbnails import DEFAULT_WIDTH, thumbnail
 from kg_builder.store.reviews import video_path

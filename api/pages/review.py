@@ -12,7 +12,7 @@ from api.accounts import MIN_PASSWORD_CHARS, RaterError, change_password, check_
 from api.context import get_settings
 from api.db import get_graph
 from api.extensions import Reviewer, limiter
-from api.pages import bp
+from api.pages.blueprint import bp
 from api.pages.i18n import translate
 from api.pages.svg import Bar, agreement_chart_svg
 from fusion.agreement import AgreementReport, agreement_report

@@ -13,6 +13,11 @@ from typing import Any, Mapping, Sequence
 
 #: The text a mention without ``field`` points into.
 COMPOSED = "composed"
+#: The whole linked text (title, caption, hashtags line and transcript joined by newlines, as
+#: ``fusion.features.compose_text`` makes it): what tag evidence with field ``all`` (or none) points into.
+WHOLE = "all"
+#: The fields a video's text is linked in, in the order they are joined.
+FIELDS = ("title", "caption", "hashtags", "transcript")
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,23 @@ def composed_text(title: str, caption: str, hashtags: Sequence[str]) -> str:
     tags = [t if t.startswith("#") else f"#{t}" for t in hashtags]
     missing = [t for t in tags if t not in caption]
     return "\n".join(p for p in (title.strip(), caption.strip(), " ".join(missing)) if p)
+
+
+def field_texts(video: Mapping[str, Any]) -> dict[str, str]:
+    """Every text an offset may point into, by field: each linked field stripped as the worker links it (``hashtags``
+    the ``#a #b`` line of those the caption does not show), :data:`COMPOSED` and :data:`WHOLE`."""
+    title, caption = str(video.get("title") or "").strip(), str(video.get("caption") or "").strip()
+    hashtags = list(video.get("hashtags") or [])
+    tags = [t if t.startswith("#") else f"#{t}" for t in hashtags]
+    texts = {
+        "title": title,
+        "caption": caption,
+        "hashtags": " ".join(t for t in tags if t not in caption),
+        "transcript": str(video.get("transcript") or "").strip(),
+    }
+    texts[COMPOSED] = composed_text(title, caption, hashtags)
+    texts[WHOLE] = "\n".join(texts[f] for f in FIELDS if texts[f])
+    return texts
 
 
 def mention_field(mention: Mapping[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""The video list (search, filters, sort, pages) and one video's page: player, texts with the linked mentions,
-keyframes with their attention, the profile with its evidence, the history, the ratings and the rating form."""
+"""The video list (search, filters, sort, pages) and one video's page: player, texts with the linked mentions, the open
+tags with their evidence, keyframes with their attention, the profile with its evidence, the history, the ratings and
+the rating form."""
 from __future__ import annotations
 
 import json
@@ -13,14 +14,16 @@ from flask_login import current_user
 from api.context import get_settings
 from api.db import get_graph
 from api.extensions import expensive_page
-from api.pages import bp
+from api.pages.blueprint import bp
 from api.pages.media import MediaRefused, media_file
-from api.pages.text import COMPOSED, composed_text, mention_field, segments
+from api.pages.tags import evidence_ids, tag_views
+from api.pages.text import COMPOSED, field_texts, mention_field, segments
 from api.ratings import parse_rating, store_rating
 from api.validation import RequestValidationError, arg_enum, arg_int, arg_str, check_id
 from kg_builder.store.ratings import DISCERN_ITEMS, JAMA_ITEMS, video_ratings
 from kg_builder.store.reviews import (RATED_FILTERS, VIDEO_SORTS, VideoFilter, entity_names, list_videos,
                                       profile_label_diseases, video_page)
+from kg_builder.store.tags import video_tags
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +98,7 @@ def _texts(video: dict[str, Any], mentions: list[dict[str, Any]]) -> dict[str, A
     ``#a #b`` line of the hashtags the caption does not show, transcript); one without a field (written before fields
     existed) indexes the three first joined by newlines.
     """
-    title, caption = str(video.get("title") or "").strip(), str(video.get("caption") or "").strip()
-    hashtags = list(video.get("hashtags") or [])
-    tags = [t if t.startswith("#") else f"#{t}" for t in hashtags]
-    sources = {
-        COMPOSED: composed_text(title, caption, hashtags),
-        "title": title,
-        "caption": caption,
-        "hashtags": " ".join(t for t in tags if t not in caption),
-        "transcript": str(video.get("transcript") or "").strip(),
-    }
+    sources = field_texts(video)
     by_field: dict[str, list[dict[str, Any]]] = {}
     for m in mentions:
         by_field.setdefault(mention_field(m), []).append(m)
@@ -137,7 +131,8 @@ def video_context(video_id: str) -> dict[str, Any]:
     video, latest = page["video"], page["latest"]
     explanation = _explanation(latest)
     phenotype_ids = [p for d in explanation.get("diseases", []) if isinstance(d, dict) for p in d.get("via") or []]
-    names = entity_names(graph, phenotype_ids)
+    tags = video_tags(graph, video_id) if latest else []
+    names = entity_names(graph, phenotype_ids + evidence_ids(tags))
     try:
         media_file(get_settings(), str(video.get("path") or ""))
         playable = True
@@ -156,6 +151,7 @@ def video_context(video_id: str) -> dict[str, Any]:
         "video": video, "latest": latest, "history": page["history"], "mentions": page["mentions"],
         **_texts(video, page["mentions"]),
         "keyframes": _keyframes(latest, explanation),
+        "tags": tag_views(tags, field_texts(video), names),
         "evidence": _evidence(latest, explanation, names) if latest else [],
         "quality_probs": quality_probs,
         "playable": playable, "ratings": rating_rows, "mine": mine,

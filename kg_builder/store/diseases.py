@@ -22,6 +22,7 @@ MATCH (d:Entity:Disease {id: $id})
 MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true})-[pr:PREDICTS]->(d)
 WHERE p.quality >= $min_quality
 RETURN v.id AS video_id, v.title AS title, v.platform AS platform, v.url AS url, v.published_at AS published_at,
+       v.synthetic AS synthetic,
        p.popularity AS popularity, p.popularity_pct AS popularity_pct, p.quality AS quality,
        pr.prob AS prob, pr.rank AS rank, p.model_version AS model_version
 // by quality: best quality first, the more popular of equals first; by popularity: most popular first
@@ -35,6 +36,7 @@ MATCH (d:Entity:Disease {id: $id})
 MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile {latest: true})-[t:TAGGED]->(d)
 WHERE p.quality >= $min_quality
 RETURN v.id AS video_id, v.title AS title, v.platform AS platform, v.url AS url, v.published_at AS published_at,
+       v.synthetic AS synthetic,
        p.popularity AS popularity, p.popularity_pct AS popularity_pct, p.quality AS quality,
        t.score AS score, t.source AS source, t.sources AS sources, t.rank AS rank, p.model_version AS model_version
 ORDER BY CASE $sort WHEN 'quality' THEN p.quality ELSE p.popularity END DESC, p.popularity DESC, video_id

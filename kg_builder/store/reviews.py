@@ -104,12 +104,13 @@ def list_videos(graph: "Graph", spec: VideoFilter) -> tuple[int, list[dict[str, 
     return int(row["total"]), list(row["rows"])
 
 
-# One video with everything its page shows, in one round trip: the stored metadata (without the embedding), linked
+# One video with everything its page shows, in one round trip: the stored metadata (without the embedding and the text
+# vector, which are for the vector indexes; whether it has a text vector, which search by meaning needs), linked
 # mentions, the latest profile (every property, the explanation as its JSON string), each predicted disease with the
 # phenotype names the evidence refers to, and the profile history with each version's distribution and diseases.
 VIDEO_PAGE = """
 MATCH (v:Video {id: $id})
-RETURN v {.*, embedding: null} AS video,
+RETURN v {.*, embedding: null, text_vector: null, has_text_vector: v.text_vector IS NOT NULL} AS video,
        COLLECT { MATCH (v)-[m:MENTIONS]->(e:Entity)
                  RETURN {entity_id: e.id, name: e.name, name_zh: e.name_zh,
                          kind: [l IN labels(e) WHERE l <> 'Entity'][0], surface: m.surface, start: m.start,
@@ -144,7 +145,7 @@ def video_page(graph: "Graph", video_id: str) -> dict[str, Any] | None:
     if not rows:
         return None
     row = rows[0]
-    video = {k: v for k, v in row["video"].items() if k != "embedding"}
+    video = {k: v for k, v in row["video"].items() if k not in ("embedding", "text_vector")}
     return {"video": video, "mentions": row["mentions"], "latest": row["latest"][0] if row["latest"] else None,
             "history": row["history"]}
 
