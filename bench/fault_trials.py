@@ -30,6 +30,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -574,7 +575,7 @@ def hostile_requests(h: Harness) -> list[dict[str, Any]]:
         rows[3]["batches_recorded"] = h.graph.read("MATCH (b:Batch) RETURN count(b) AS n")[0]["n"] - batches_before
         one = json.dumps({"text": ("青光眼 not glaucoma " * 1_111)[:20_000]}).encode()
         status, seconds = _post(f"{base}/link", one, token, timeout_s=600)
-        rows.append({"trial": "link_1_x_20000_chars_no_sentence_break", "http_status": status, "seconds": round(seconds, 1)})
+        rows.append({"trial": "link_1_x_20000_chars_no_sentence_break", "http_status": status, "seconds": round(seconds, 3)})
         codes = [_post(f"{base}/link", json.dumps({"text": "青光眼"}).encode())[0] for _ in range(70)]
         rows.append({"trial": "link_70_requests_in_a_row_one_address", "http_status": {str(c): codes.count(c) for c in set(codes)}})
         return rows
@@ -596,18 +597,23 @@ def _get_ok(url: str) -> bool:
 
 @trial
 def linking_time_by_length(h: Harness) -> list[dict[str, Any]]:
-    """Linking one text with no sentence break, by length: linear time gives 8x the seconds for 8x the text."""
+    """Linking one text with no sentence break, by length: linear time gives 8x the seconds for 8x the text. Each
+    length's median of 5 rounds, after a warm-up (the first text linked also pays for loading the negation rules)."""
     from encoders.linking import link_mentions, load_linker
 
     linker = load_linker(h.base, h.graph, semantic=False)
     unit = "青光眼 not glaucoma "
+    link_mentions([unit * 50], linker)
     seconds = {}
-    for n in (1_000, 2_000, 4_000, 8_000):
+    for n in (1_000, 2_000, 4_000, 8_000, 20_000):
         text = (unit * (n // len(unit) + 1))[:n]
-        started = time.perf_counter()
-        link_mentions([text], linker)
-        seconds[n] = round(time.perf_counter() - started, 3)
-    return [{"trial": "linking_time_by_length", "seconds_by_chars": seconds,
+        rounds = []
+        for _ in range(5):
+            started = time.perf_counter()
+            link_mentions([text], linker)
+            rounds.append(time.perf_counter() - started)
+        seconds[n] = round(statistics.median(rounds), 4)
+    return [{"trial": "linking_time_by_length", "median_seconds_by_chars": seconds,
              "ratio_8000_over_1000": round(seconds[8_000] / max(seconds[1_000], 1e-6), 1)}]
 
 
