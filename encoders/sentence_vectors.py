@@ -79,9 +79,9 @@ class SentenceVectorEncoder:
         logger.info("sentence vectors %s loaded", self.identity)
         return self
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         """Unit sentence vectors, ``N × 512`` float32, in input order. A blank text has no meaning to encode: its row
-        is zero, so it is similar to nothing.
+        is zero, so it is similar to nothing. ``batch_size`` texts go through the model at a time.
 
         Raises:
             TypeError: ``texts`` is a bare string, or holds something that is not a string.
@@ -93,7 +93,11 @@ class SentenceVectorEncoder:
         if filled:
             self.load()
             batch = [texts[i].lower() if self.lowercase else texts[i] for i in filled]
-            vectors = np.asarray(self._model.encode(batch), dtype=np.float32)  # type: ignore[union-attr]
+            # in slices of batch_size: the forward pass holds every text's pieces at once
+            vectors = np.concatenate([
+                np.asarray(self._model.encode(batch[k : k + batch_size]), dtype=np.float32)  # type: ignore[union-attr]
+                for k in range(0, len(batch), max(1, batch_size))
+            ])
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             out[filled] = vectors / np.maximum(norms, 1e-12)
         return out

@@ -277,7 +277,7 @@ class FeatureExtractor:
         from encoders.feature_cache import FeatureCache
         from encoders.keyframes_gpu import keyframe_decoder
         from encoders.linking import load_linker
-        from encoders.text import LINKING_TEXT_MODEL, TextEncoder, TextEncoderConfig
+        from encoders.text import TextEncoder, TextEncoderConfig
         from encoders.visual import VisualEncoder, VisualEncoderConfig
 
         started = time.perf_counter()
@@ -295,10 +295,9 @@ class FeatureExtractor:
             model=self.features.text_model, models_dir=self.settings.models_dir, device=self.settings.device,
             max_length=self.features.text_max_length,
         ))
-        # The same linker as the API, worker and CLI (dictionary + semantic fallback); it shares this text encoder
-        # only when it is the linker's own model.
-        shared = self.text if self.text.name == LINKING_TEXT_MODEL else None
-        self.linker = load_linker(self.settings, graph, semantic=True, encoder=shared)
+        # The same linker as the API, worker and CLI (dictionary + the cross-lingual semantic fallback, whose sentence
+        # vectors are its own model, not this token-state encoder).
+        self.linker = load_linker(self.settings, graph, semantic=True)
         self.enricher = KnowledgeEnricher(graph, self.features.enrichment)
         self.label_map = profile_label_map(graph)
         self._label_ids = set(self.label_map.disease_ids)

@@ -568,3 +568,90 @@ def test_negation_looks_back_a_window_in_an_unpunctuated_text() -> None:
     assert detector.is_negated(text, start)  # the cue right before it, 1,600 characters into one clause
     assert not detector.is_negated(text, len(text) - 4)  # hundreds of units later
     assert detector.negations(normalize(text), [(start, None), (len(text) - 4, None)]) == [True, False]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the cross-lingual fallback (multilingual USE): Chinese embedded as written, entities scored by their names too
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sentence_vectors():
+    from encoders.sentence_vectors import SentenceVectorEncoder
+
+    return SentenceVectorEncoder().load()
+
+
+@pytest.fixture(scope="module")
+def cross_linker(kb: KnowledgeBase, sentence_vectors) -> EntityLinker:
+    matcher = SemanticMatcher(sentence_vectors, defined_only=True, sentence_vectors=True, name_rows=True,
+                              min_latin_ratio=0.0, skip_hashtags=True, threshold=0.5, zh_threshold=0.5)
+    return EntityLinker(kb, semantic=matcher, max_text_chars=500)
+
+
+def test_chinese_description_reaches_its_entity_as_written(cross_linker: EntityLinker) -> None:
+    text = "哎，我的眼睛一直很疼很难受！"
+    m = only(cross_linker.link(text))
+    assert (m.id, m.method, m.negated) == ("OVP:0008", "semantic", False)  # Eye pain; no dictionary surface here
+    assert m.surface == "我的眼睛一直很疼很难受" and text[m.start : m.end] == m.surface
+    assert only(cross_linker.link("我没有觉得眼睛一直很疼")).negated
+
+
+@pytest.mark.parametrize("caption", ["今天天气很好我们去公园玩", "我喜欢吃火锅和烤肉", "好的", "", "#眼睛一直很疼很难受"])
+def test_off_topic_chinese_and_hashtags_get_no_cross_lingual_link(cross_linker: EntityLinker, caption: str) -> None:
+    assert cross_linker.link(caption) == []
+
+
+def test_name_rows_hold_english_and_chinese_names_of_defined_entities(kb: KnowledgeBase, sentence_vectors) -> None:
+    matcher = SemanticMatcher(sentence_vectors, kb, defined_only=True, name_rows=True)
+    owners, rows = matcher.name_matrix()
+    texts = [n for e in kb if e.definition for n in SemanticMatcher.entity_names(e)]
+    assert len(owners) == len(rows) == len(texts) and "HP:0000501" not in {kb.entries[k].id for k in owners}
+    assert SemanticMatcher.entity_names(kb.get("OVP:0003")) == ["Conjunctivitis", "结膜炎", "pink eye", "红眼病"]
+    # a Chinese phrase reaches the English-named concept through its Chinese name row, and is nearest it
+    sims = matcher.similarities(["眼睛疼"])[0]
+    assert kb.entries[int(sims.argmax())].id == "OVP:0008"
+    without = SemanticMatcher(sentence_vectors, kb, defined_only=True)
+    assert sims.max() > without.similarities(["眼睛疼"])[0].max()
+
+
+def test_chinese_spans_count_characters_and_window_by_two(kb: KnowledgeBase) -> None:
+    matcher = SemanticMatcher(NoEncoder(), kb, min_latin_ratio=0.0, max_span_words=4, window_words=2, stride_words=1,
+                              min_cjk_chars=4)
+    text = "好累，眼睛疼，一二三四五六七八九十"
+    spans = [text[s:e] for s, e in matcher.candidate_spans(text)]
+    # 好累 and 眼睛疼 are under four characters; ten characters are five words, above max_span_words: windows of four
+    assert spans == ["一二三四", "三四五六", "五六七八", "七八九十"]
+
+
+def test_max_into_agrees_with_maximum_at() -> None:
+    rng = np.random.default_rng(0)
+    sims = rng.normal(size=(3, 6)).astype(np.float32)
+    owners = np.array([0, 0, 2, 5, 5, 5])
+    rows = rng.normal(size=(3, 6)).astype(np.float32)
+    expected = sims.copy()
+    np.maximum.at(expected.T, owners, rows.T)
+    from encoders.linking.semantic import _max_into
+
+    _max_into(sims, owners, rows)
+    np.testing.assert_array_equal(sims, expected)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# eye words used outside medicine
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_non_medical_phrases_block_the_eye_surface_inside_them() -> None:
+    kb = KnowledgeBase([
+        KBEntry("OVP:glasses", "treatment", "Eyeglasses", "眼镜", ["glasses"], ""),
+        KBEntry("HP:0025337", "phenotype", "Red eye", "红眼", ["red eye"], ""),
+    ])
+    linker = EntityLinker(kb, max_text_chars=200)
+    assert linker.link("two glasses of wine") == [] and linker.link("the red-eye flight to Tokyo") == []
+    assert linker.link("横眉竖眼") == [] and linker.link("喝到红眼了") == []  # 红眼 needs ocular context
+    assert [m.id for m in linker.link("new glasses, and my red eye is gone")] == ["OVP:glasses", "HP:0025337"]
+    assert [m.id for m in linker.link("熬夜后眼睛红眼了")] == ["HP:0025337"]  # 眼 outside the match: ocular context
+    plain = EntityLinker(kb, dictionary=DictionaryMatcher(kb, non_medical_phrases=()), max_text_chars=200)
+    assert [m.id for m in plain.link("two glasses of wine")] == ["OVP:glasses"]
+    assert DictionaryMatcher(kb).surface_count == DictionaryMatcher(kb, non_medical_phrases=()).surface_count

@@ -6,8 +6,9 @@ Pipeline, per caption (modelled on scispaCy's ``linking.py`` / ``candidate_gener
 2. :class:`DictionaryMatcher` (:mod:`.dictionary`) — every name and synonym (English and Chinese) of the
    :class:`KnowledgeBase` (:mod:`.knowledge_base`), found by walking a character trie; longest match wins.
 3. :class:`SemanticMatcher` (:mod:`.semantic`, optional, injected) — for clauses the dictionary left uncovered, cosine
-   similarity between the span's sentence vector and each entity's "name. definition" vector. Chinese clauses are
-   embedded through their word-by-word English reading (:mod:`encoders.zh_gloss`), the encoder being English-only.
+   similarity between the span's sentence vector and each entity's "name. definition", definition sentences and
+   English and Chinese names, in cross-lingual vectors (:mod:`encoders.sentence_vectors`): a Chinese clause is
+   embedded as written. (The English-only alternative reads Chinese through word-by-word glosses, :mod:`encoders.zh_gloss`.)
 4. :class:`NegationDetector` (:mod:`.negation`) — a NegEx-style look-back for cues (不是, 没有, not, no, rule out …) in
    the same clause (:mod:`.clauses`).
 
@@ -24,6 +25,8 @@ from encoders.linking.component import (
     Mention,
     build_pipeline,
     link_mentions,
+    LINKING_VECTORS,
+    cross_lingual_matcher,
     load_linker,
 )
 from encoders.linking.dictionary import (
@@ -35,7 +38,13 @@ from encoders.linking.dictionary import (
 )
 from encoders.linking.knowledge_base import KBEntry, KnowledgeBase
 from encoders.linking.negation import NegationDetector
-from encoders.linking.semantic import REAL_KB_GLOSS_THRESHOLD, REAL_KB_SEMANTIC_THRESHOLD, SemanticMatcher
+from encoders.linking.semantic import (
+    REAL_KB_CROSS_LINGUAL_THRESHOLD,
+    REAL_KB_CROSS_LINGUAL_ZH_THRESHOLD,
+    REAL_KB_GLOSS_THRESHOLD,
+    REAL_KB_SEMANTIC_THRESHOLD,
+    SemanticMatcher,
+)
 
 __all__ = [
     "KBEntry",
@@ -56,4 +65,8 @@ __all__ = [
     "OCULAR_CONTEXT_WORDS",
     "REAL_KB_SEMANTIC_THRESHOLD",
     "REAL_KB_GLOSS_THRESHOLD",
+    "REAL_KB_CROSS_LINGUAL_THRESHOLD",
+    "REAL_KB_CROSS_LINGUAL_ZH_THRESHOLD",
+    "LINKING_VECTORS",
+    "cross_lingual_matcher",
 ]

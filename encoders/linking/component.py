@@ -16,18 +16,31 @@ from spacy.tokens import Doc
 from encoders.linking.dictionary import DictionaryMatcher
 from encoders.linking.knowledge_base import KBEntry, KnowledgeBase
 from encoders.linking.negation import NegationDetector
-from encoders.linking.semantic import REAL_KB_GLOSS_THRESHOLD, REAL_KB_SEMANTIC_THRESHOLD, SemanticMatcher
+from encoders.linking.semantic import (
+    REAL_KB_CROSS_LINGUAL_THRESHOLD,
+    REAL_KB_CROSS_LINGUAL_ZH_THRESHOLD,
+    REAL_KB_GLOSS_THRESHOLD,
+    REAL_KB_SEMANTIC_THRESHOLD,
+    SemanticMatcher,
+)
 from encoders.normalize import normalize
 from kg_builder.store.knowledge import GraphReader
 from ovp.settings import Settings
 
 if TYPE_CHECKING:
+    from encoders.sentence_vectors import SentenceVectorEncoder
     from encoders.text import TextEncoder
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Mention", "EntityLinker", "EntityLinkerComponent", "build_pipeline", "link_mentions", "load_linker",
-           "DEFAULT_MAX_TEXT_CHARS"]
+           "cross_lingual_matcher", "DEFAULT_MAX_TEXT_CHARS", "LINKING_VECTORS"]
+
+#: The semantic fallback's vectors (:func:`load_linker`): ``"cross-lingual"`` (the default: multilingual USE,
+#: :mod:`encoders.sentence_vectors`, Chinese embedded as written and compared with English and Chinese names too) or
+#: ``"gloss"`` (the English-only linking model, Chinese read through word-by-word English glosses; kept to measure
+#: against).
+LINKING_VECTORS: tuple[str, ...] = ("cross-lingual", "gloss")
 
 #: Longer texts are cut, with a warning: the default of ``OVP_MAX_TEXT_CHARS`` (:func:`load_linker` passes the
 #: configured value).
@@ -284,46 +297,54 @@ def load_linker(
     graph: GraphReader,
     semantic: bool = True,
     *,
-    encoder: TextEncoder | None = None,
+    encoder: TextEncoder | SentenceVectorEncoder | None = None,
     threshold: float | None = None,
     gloss_threshold: float | None = None,
+    vectors: str = "cross-lingual",
+    zh_threshold: float | None = None,
 ) -> EntityLinker:
     """The one place that builds the linker over the real graph (API, worker, features and CLI call this).
 
     Reads the knowledge base from the graph (one query), builds the dictionary and, with ``semantic``, a
-    :class:`SemanticMatcher` whose entity vectors come from the persisted cache in ``settings.cache_dir``
-    (:mod:`encoders.entity_vectors`; computed once, minutes on CPU, then read in well under a second) and which
-    reads Chinese pieces through a :class:`~encoders.zh_gloss.ChineseGlosser`. Build it once per process and reuse
-    it: construction costs a few seconds (the glosser's dictionaries alone about 3 s).
+    :class:`SemanticMatcher` whose entity vectors come from the persisted, content-keyed cache in
+    ``settings.cache_dir`` (:mod:`encoders.entity_vectors`; computed once per machine, then read in well under a
+    second). Build it once per process and reuse it.
 
     Args:
         settings: text model, device, cache directory and ``max_text_chars``.
         graph: anything with ``read(query, params)`` (``kg_builder.graph.Graph``).
-        semantic: add the semantic fallback (loads the text encoder; False = dictionary only).
-        encoder: a loaded text encoder to share (default: one from ``settings``, loaded on first use).
-        threshold: semantic threshold (default :data:`REAL_KB_SEMANTIC_THRESHOLD`).
-        gloss_threshold: threshold for Chinese spans read through their English gloss (default
+        semantic: add the semantic fallback (loads its encoder; False = dictionary only).
+        encoder: a loaded encoder to share, used when it is of the kind ``vectors`` needs (a
+            ``SentenceVectorEncoder`` for ``"cross-lingual"``, a ``TextEncoder`` for ``"gloss"``; default: a new one).
+        threshold: semantic threshold for Latin spans (default :data:`REAL_KB_CROSS_LINGUAL_THRESHOLD`, or
+            :data:`REAL_KB_SEMANTIC_THRESHOLD` with ``"gloss"``).
+        gloss_threshold: ``"gloss"`` only: threshold for Chinese spans read through their English gloss (default
             :data:`REAL_KB_GLOSS_THRESHOLD`).
+        vectors: one of :data:`LINKING_VECTORS`.
+        zh_threshold: ``"cross-lingual"`` only: threshold for spans holding Chinese (default
+            :data:`REAL_KB_CROSS_LINGUAL_ZH_THRESHOLD`).
 
     Raises:
         GraphUnavailable: Neo4j cannot be reached.
         ModelNotFound: ``semantic`` and the text model cannot be loaded.
     """
+    if vectors not in LINKING_VECTORS:
+        raise ValueError(f"vectors must be one of {LINKING_VECTORS}, got {vectors!r}")
     kb = KnowledgeBase.from_graph(graph)
     matcher: SemanticMatcher | None = None
-    if semantic:
+    if semantic and vectors == "cross-lingual":
+        matcher = cross_lingual_matcher(settings, kb, encoder=encoder, threshold=threshold, zh_threshold=zh_threshold)
+    elif semantic:
         from encoders.entity_vectors import entity_text_vectors
         from encoders.text import TextEncoder, TextEncoderConfig
         from encoders.zh_gloss import ChineseGlosser
 
-        encoder = encoder or TextEncoder(TextEncoderConfig.for_linking(settings))
-        shared = encoder
+        text_encoder = encoder if isinstance(encoder, TextEncoder) else TextEncoder(TextEncoderConfig.for_linking(settings))
 
-        def vectors(texts: list[str]) -> np.ndarray:
-            return entity_text_vectors(texts, settings, encoder=shared)
-
+        def vectors_of(texts: list[str]) -> np.ndarray:
+            return entity_text_vectors(texts, settings, encoder=text_encoder)
         matcher = SemanticMatcher(
-            encoder, kb, entity_vectors=vectors, defined_only=True, sentence_vectors=True,
+            text_encoder, kb, entity_vectors=vectors_of, defined_only=True, sentence_vectors=True,
             threshold=REAL_KB_SEMANTIC_THRESHOLD if threshold is None else threshold,
             glosser=ChineseGlosser().load(),
             gloss_threshold=REAL_KB_GLOSS_THRESHOLD if gloss_threshold is None else gloss_threshold,
@@ -333,3 +354,41 @@ def load_linker(
         matcher.entity_matrix()
         matcher.reading_matrix()
     return EntityLinker(kb, semantic=matcher, max_text_chars=settings.max_text_chars)
+
+
+def cross_lingual_matcher(
+    settings: Settings,
+    kb: KnowledgeBase,
+    *,
+    encoder: TextEncoder | SentenceVectorEncoder | None = None,
+    threshold: float | None = None,
+    zh_threshold: float | None = None,
+) -> SemanticMatcher:
+    """The semantic fallback with cross-lingual vectors (multilingual USE): spans in either language are embedded
+    as written and scored against each entity's "name. definition", its definition's sentences and its English and
+    Chinese names; only defined entities can be linked; hashtags are skipped and a Chinese span needs six characters
+    (shorter leftovers of a clause the dictionary cut, 有点水肿 or 看东西有, land on generic concepts; chosen on DEV). Its vectors are read now (or computed once per machine and
+    cached, content-keyed, in ``settings.cache_dir``), so the first caption does not pay for them.
+
+    Raises:
+        ModelNotFound: the sentence vector package is not installed.
+    """
+    from encoders.entity_vectors import EncoderIdentity, EntityVectorCache
+    from encoders.sentence_vectors import SentenceVectorEncoder
+
+    use = encoder if isinstance(encoder, SentenceVectorEncoder) else SentenceVectorEncoder()
+    cache = EntityVectorCache(settings.cache_dir, EncoderIdentity(model=use.identity, max_length=0))
+
+    def vectors_of(texts: list[str]) -> np.ndarray:
+        return cache.get(texts, use.encode)
+
+    matcher = SemanticMatcher(
+        use, kb, entity_vectors=vectors_of, defined_only=True, sentence_vectors=True, name_rows=True,
+        min_latin_ratio=0.0, skip_hashtags=True, min_cjk_chars=6,
+        threshold=REAL_KB_CROSS_LINGUAL_THRESHOLD if threshold is None else threshold,
+        zh_threshold=REAL_KB_CROSS_LINGUAL_ZH_THRESHOLD if zh_threshold is None else zh_threshold,
+    )
+    matcher.entity_matrix()
+    matcher.sentence_matrix()
+    matcher.name_matrix()
+    return matcher

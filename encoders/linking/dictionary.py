@@ -23,6 +23,7 @@ __all__ = [
     "DICTIONARY_SYNONYM_SCOPES",
     "AMBIGUOUS_SURFACES",
     "OCULAR_CONTEXT_WORDS",
+    "NON_MEDICAL_PHRASES",
     "NESTED_OUTER_KINDS",
     "NESTED_INNER_KINDS",
 ]
@@ -46,8 +47,26 @@ DICTIONARY_SYNONYM_SCOPES: frozenset[str] = frozenset({"EXACT"})
 #: to it, never special-case a caption.
 AMBIGUOUS_SURFACES: frozenset[str] = frozenset({
     "specs", "pupil", "pupils", "iris", "tearing", "plague",
-    "amd", "pvd", "flashes", "floater",
+    "amd", "pvd", "flashes", "floater", "cat eye",
     "流泪", "光晕", "重影", "热敷",
+    # official Chinese HPO names that are everyday words: 凝视 (to gaze at the sea), 红眼 (envy; eyes red from
+    # drinking or staying up), 盲点 (a blind spot in an argument), 横眉/细眉/长眉 (make-up: eyebrow shapes), 独眼 (a
+    # one-eyed pirate). Not 失明: in an eye-health caption it means blindness ("突然失明怎么办") far more often than a
+    # film's blind hero, and missing a sudden loss of vision costs more than tagging a film.
+    "凝视", "红眼", "盲点", "横眉", "细眉", "长眉", "独眼",
+})
+
+#: Everyday phrases (normalised) that hold an eye surface without meaning it: drinks ("glasses of wine"), travel
+#: ("red-eye flight"), make-up ("cat eye eyeliner"), idioms (横眉竖眼 "to glare", 独眼龙 "one-eyed dragon", 红眼航班).
+#: The dictionary matches them like surfaces, so that, being longer, they win over the eye surface inside them, and
+#: then drops them: the words are no mention at all. Phrases, never whole captions; add to this list rather than
+#: special-casing a caption.
+NON_MEDICAL_PHRASES: frozenset[str] = frozenset({
+    "glasses of", "wine glasses", "beer glasses", "champagne glasses", "shot glasses", "cocktail glasses",
+    "red eye flight", "red eye flights", "red eye removal", "red eye reduction",
+    "cat eye makeup", "cat eye eyeliner", "cat eye liner", "cat eye sunglasses", "cat eye glasses", "cat eye frames",
+    "横眉竖眼", "横眉冷对", "横眉怒目", "独眼龙", "红眼航班", "熬夜熬到红眼", "盲点区域", "思维盲点", "知识盲点",
+    "认知盲点", "监管盲点", "管理盲点",
 })
 
 #: Words whose presence outside an ambiguous match shows the caption is about eyes (matched as normalised units:
@@ -130,6 +149,8 @@ class DictionaryMatcher:
         ambiguous_surfaces: surfaces linked only with ocular context in the same text (default
             :data:`AMBIGUOUS_SURFACES`; pass ``()`` to link them everywhere).
         context_words: what counts as ocular context besides another mention (default :data:`OCULAR_CONTEXT_WORDS`).
+        non_medical_phrases: phrases that block the surfaces inside them (default :data:`NON_MEDICAL_PHRASES`; pass
+            ``()`` to block nothing).
     """
 
     def __init__(
@@ -145,6 +166,7 @@ class DictionaryMatcher:
         synonym_scopes: Iterable[str] = DICTIONARY_SYNONYM_SCOPES,
         ambiguous_surfaces: Iterable[str] = AMBIGUOUS_SURFACES,
         context_words: Iterable[str] = OCULAR_CONTEXT_WORDS,
+        non_medical_phrases: Iterable[str] = NON_MEDICAL_PHRASES,
     ) -> None:
         if not 0.0 < synonym_score <= name_score <= 1.0:
             raise ValueError(f"need 0 < synonym_score ({synonym_score}) <= name_score ({name_score}) <= 1")
@@ -158,6 +180,7 @@ class DictionaryMatcher:
         self.synonym_scopes = frozenset(scope.upper() for scope in synonym_scopes)
         self.ambiguous_surfaces = frozenset(normalize_surface(x) for x in ambiguous_surfaces)
         self.context_words = frozenset(normalize_surface(x) for x in context_words)
+        self.non_medical_phrases = frozenset(normalize_surface(x) for x in non_medical_phrases)
         self._surfaces: dict[str, tuple[_Candidate, ...]] = {}
         self._variant_count = 0
         self._compact: dict[str, str] = {}  # multi-word Latin surface without spaces → surface key (hashtags)
@@ -220,6 +243,11 @@ class DictionaryMatcher:
                     variants.setdefault(plural, {})[entity_id] = cand
         best.update(variants)
         self._variant_count = len(variants)
+        for phrase in self.non_medical_phrases:
+            # a phrase with no candidate: it wins overlaps as any longer match does, then is dropped (see match)
+            if phrase and phrase not in best:
+                best[phrase] = {}
+                self._variant_count += 1
         for key, per_entity in best.items():
             self._surfaces[key] = tuple(sorted(per_entity.values(), key=self._rank_key))
             if " " in key and not any(is_cjk(c) for c in key):
@@ -243,7 +271,7 @@ class DictionaryMatcher:
 
     @property
     def surface_count(self) -> int:
-        """Distinct normalised surfaces from the KB (generated plural variants not counted)."""
+        """Distinct normalised surfaces from the KB (generated plural variants and non-medical phrases not counted)."""
         return len(self._surfaces) - self._variant_count
 
     # -- matching ----------------------------------------------------------------------------------------------
@@ -278,6 +306,9 @@ class DictionaryMatcher:
         if self._compact and ("#" in nt.original or "＃" in nt.original):
             found.extend(self._hashtag_matches(nt))
         kept = _resolve_overlaps(found)
+        if self.non_medical_phrases:
+            kept = [m for m in kept if m.candidates]
+            found = [m for m in found if m.candidates]
         if self.ambiguous_surfaces and any(m.key in self.ambiguous_surfaces for m in kept):
             kept = self._confirm_ambiguous(text, kept)
         return _add_nested(kept, found)
@@ -364,7 +395,7 @@ def _resolve_overlaps(matches: list[_DictMatch]) -> list[_DictMatch]:
     by_start = sorted(matches, key=lambda m: m.norm_start)
     if all(a.norm_end <= b.norm_start for a, b in zip(by_start, by_start[1:])):
         return by_start  # nothing overlaps: everything is kept
-    order = sorted(matches, key=lambda m: (-m.length, -m.candidates[0].score, m.norm_start))
+    order = sorted(matches, key=lambda m: (-m.length, -(m.candidates[0].score if m.candidates else 2.0), m.norm_start))
     first = min(m.norm_start for m in matches)  # the flags cover the matches' stretch only, not the text before it
     taken = bytearray(max(m.norm_end for m in matches) - first)
     kept: list[_DictMatch] = []

@@ -1,8 +1,10 @@
 """The semantic fallback: phrases the dictionary misses, linked by sentence-vector similarity to entity descriptions.
 
 "a dark curtain came down over my vision" names no entity, but its vector lies close to the description of retinal
-detachment. Chinese pieces are embedded through their word-by-word English reading (:mod:`encoders.zh_gloss`), the
-default encoder being English-only.
+detachment. With cross-lingual vectors (:mod:`encoders.sentence_vectors`, what :func:`load_linker` uses) a Chinese
+piece is embedded as written and compared with the English descriptions and with every entity's English and Chinese
+names (``name_rows``); with an English-only encoder it can instead be read through its word-by-word English gloss
+(:mod:`encoders.zh_gloss`, ``glosser``).
 """
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ import logging
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from encoders.linking.clauses import clauses
 from encoders.linking.knowledge_base import KBEntry, KnowledgeBase
-from encoders.normalize import is_cjk
+from encoders.normalize import CJK_CLASS, is_cjk
 
 if TYPE_CHECKING:
     from encoders.text import TextFeatures
@@ -24,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SemanticMatcher", "SentenceEncoder", "Glosser", "REAL_KB_SEMANTIC_THRESHOLD", "REAL_KB_GLOSS_THRESHOLD"]
+__all__ = ["SemanticMatcher", "SentenceEncoder", "Glosser", "REAL_KB_SEMANTIC_THRESHOLD", "REAL_KB_GLOSS_THRESHOLD",
+           "REAL_KB_CROSS_LINGUAL_THRESHOLD", "REAL_KB_CROSS_LINGUAL_ZH_THRESHOLD"]
 
 #: Semantic threshold for the real graph (~8,100 entities, definitions and their sentences embedded), where every span
 #: has closer near-misses than on the toy KB behind the 0.40 default. Chosen by ``bench/linking.py`` as the F1-best
@@ -38,10 +41,39 @@ REAL_KB_SEMANTIC_THRESHOLD = 0.60
 #: add recall (0.884 → 0.906 on that half, with the English fallback 0.893) for some precision (0.976 → 0.962).
 REAL_KB_GLOSS_THRESHOLD = 0.70
 
+#: Thresholds of the cross-lingual fallback on the real graph (Latin spans; spans holding Chinese), chosen by
+#: ``bench/linking_cross_lingual.py --sweep`` on the DEV half of ``tests/data/captions_gold.jsonl`` by the rule
+#: written in its docstring (highest DEV recall at DEV precision >= 0.975), with hashtags skipped and Chinese spans of
+#: six characters or more (:func:`encoders.linking.cross_lingual_matcher`), and frozen before the TEST half was
+#: scored. DEV: precision 0.985, recall 0.906 (dictionary alone 0.985 / 0.884); at 0.70/0.70 0.958 / 0.906, at
+#: 0.60/0.60 0.899 / 0.911: below 0.85 a Latin span's best entity is as often a near-miss as the concept meant.
+REAL_KB_CROSS_LINGUAL_THRESHOLD = 0.85
+REAL_KB_CROSS_LINGUAL_ZH_THRESHOLD = 0.75
+
 
 
 class SentenceEncoder(Protocol):
-    def encode(self, texts: list[str], batch_size: int = 32) -> TextFeatures: ...
+    """``encoders.text.TextEncoder`` (its ``pooled`` vectors are used) or ``encoders.sentence_vectors.
+    SentenceVectorEncoder`` (unit rows)."""
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> TextFeatures | np.ndarray: ...
+
+
+def pooled_vectors(encoder: SentenceEncoder, texts: list[str], batch_size: int) -> np.ndarray:
+    """``len(texts) × D`` float32 sentence vectors from either kind of :class:`SentenceEncoder`."""
+    out = encoder.encode(texts, batch_size=batch_size)
+    return np.asarray(getattr(out, "pooled", out), dtype=np.float32)
+
+
+def _max_into(sims: np.ndarray, owners: np.ndarray, row_sims: np.ndarray) -> None:
+    """``sims[:, k] = max(sims[:, k], row_sims[:, r])`` for every row ``r`` owned by entity ``k = owners[r]``
+    (``owners`` ascending): one ``reduceat`` per group instead of an unbuffered ``maximum.at``."""
+    if not len(owners):
+        return
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    grouped = np.maximum.reduceat(row_sims, starts, axis=1)
+    keys = owners[starts]
+    sims[:, keys] = np.maximum(sims[:, keys], grouped)
 
 
 class Glosser(Protocol):
@@ -60,6 +92,10 @@ class _SemanticMatch:
 
 
 _WORD = re.compile(r"\S+")
+#: A hashtag: its sign and the word glued to it.
+_HASHTAG = re.compile(r"[#＃][^\s#＃]*")
+#: A span's tokens when it may hold Chinese: a run of non-space, non-CJK characters, or one CJK character.
+_TOKEN = re.compile(f"[^\\s{CJK_CLASS}]+|[{CJK_CLASS}]")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 
 
@@ -171,6 +207,18 @@ class SemanticMatcher:
             by its best row (default False). A caption describes one symptom; a definition strings several ideas
             together, which dilutes its vector: the curtain sentence scores 0.49 against retinal detachment's whole
             "name. definition" and 0.58 against the definition's sentence about the curtain.
+        name_rows: also embed every entity's names as written (English and Chinese preferred names, EXACT
+            synonyms: :meth:`entity_names`), and score an entity by its best row (default False). For a cross-lingual
+            encoder: 看东西越来越模糊 scores 0.70 against 视物模糊 and 0.47 against "blurred vision"; a Chinese label
+            whose Chinese names are unknown still reaches the English name.
+        zh_threshold: minimum cosine similarity of a span holding Chinese embedded as written (no glosser; default:
+            ``threshold``). Such a span is cut into tokens of one CJK character (two make a word for ``min_words``
+            and the windows).
+        min_cjk_chars: a span with at least this many CJK characters is embedded even when it has fewer than
+            ``min_words`` words (default 4: 眼睛干涩 says something, 看看 does not).
+        skip_hashtags: hashtags are not embedded (default False). A hashtag the dictionary does not know is a topic
+            label (#眼科医生, #关爱老人, #eyehealth), not a description, and lands near whatever eye concept is
+            most generic.
     """
 
     def __init__(
@@ -192,11 +240,17 @@ class SemanticMatcher:
         gloss_threshold: float | None = None,
         gloss_min_words: int = 3,
         gloss_surfaces: bool = True,
+        name_rows: bool = False,
+        zh_threshold: float | None = None,
+        min_cjk_chars: int = 4,
+        skip_hashtags: bool = False,
     ) -> None:
         if not -1.0 <= threshold <= 1.0:
             raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
         if gloss_threshold is not None and not -1.0 <= gloss_threshold <= 1.0:
             raise ValueError(f"gloss_threshold is a cosine similarity in [-1, 1], got {gloss_threshold}")
+        if zh_threshold is not None and not -1.0 <= zh_threshold <= 1.0:
+            raise ValueError(f"zh_threshold is a cosine similarity in [-1, 1], got {zh_threshold}")
         if gloss_threshold is not None and glosser is None:
             raise ValueError("gloss_threshold was given without a glosser; pass glosser= or leave gloss_threshold out")
         if window_words > max_span_words:
@@ -220,6 +274,11 @@ class SemanticMatcher:
         self._sentences: tuple[np.ndarray, np.ndarray] | None = None  # (entity index per row, R × D rows)
         self._readings: tuple[np.ndarray, np.ndarray] | None = None  # the same, for readings of Chinese surfaces
         self.gloss_surfaces = gloss_surfaces
+        self.name_rows = name_rows
+        self.zh_threshold = threshold if zh_threshold is None else zh_threshold
+        self.min_cjk_chars = min_cjk_chars
+        self.skip_hashtags = skip_hashtags
+        self._names: tuple[np.ndarray, np.ndarray] | None = None  # the same, for the entities' names as written
         self.kb: KnowledgeBase | None = None
         self._matrix: np.ndarray | None = None
         if kb is not None:
@@ -232,6 +291,7 @@ class SemanticMatcher:
             self._matrix = None
             self._sentences = None
             self._readings = None
+            self._names = None
 
     @staticmethod
     def entity_text(entry: KBEntry) -> str:
@@ -251,7 +311,7 @@ class SemanticMatcher:
             if self.entity_vectors is not None:
                 pooled = self.entity_vectors(texts)
             else:
-                pooled = self.encoder.encode(texts, batch_size=self.batch_size).pooled if texts else np.zeros((0, 1))
+                pooled = pooled_vectors(self.encoder, texts, self.batch_size) if texts else np.zeros((0, 1))
             matrix = np.asarray(pooled, dtype=np.float32)
             if matrix.shape[0] != len(texts):
                 raise ValueError(f"entity_vectors returned {matrix.shape[0]} rows for {len(texts)} entity texts")
@@ -271,25 +331,31 @@ class SemanticMatcher:
             return np.zeros((0, self.entity_matrix().shape[1]), dtype=np.float32)
         if self.entity_vectors is not None:
             return np.asarray(self.entity_vectors(texts), dtype=np.float32)
-        return np.asarray(self.encoder.encode(texts, batch_size=self.batch_size).pooled, dtype=np.float32)
+        return pooled_vectors(self.encoder, texts, self.batch_size)
 
     def sentence_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(entity index per row, R × D unit rows)`` of every definition sentence (see ``sentence_vectors``)."""
         if self.kb is None:
             raise ValueError("SemanticMatcher has no knowledge base; pass kb= or call set_kb()")
         if self._sentences is None:
-            owners: list[int] = []
-            texts: list[str] = []
-            for k, entry in enumerate(self.kb):
-                if self.defined_only and not entry.definition:
-                    continue
-                for sentence in self.definition_sentences(entry):
-                    owners.append(k)
-                    texts.append(sentence)
-            rows = self._rows(texts)
-            self._sentences = (np.asarray(owners, dtype=np.int64), rows)
-            log.info("semantic matcher: %d definition sentences ready", len(texts))
+            self._sentences = self._owned_rows(self.definition_sentences, "definition sentences")
         return self._sentences
+
+    def _owned_rows(self, texts_of: Callable[[KBEntry], Iterable[str]], what: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(entity index per row, R × D unit rows)`` of ``texts_of(entry)`` for every eligible entity (see
+        ``defined_only``), in KB order."""
+        assert self.kb is not None
+        owners: list[int] = []
+        texts: list[str] = []
+        for k, entry in enumerate(self.kb):
+            if self.defined_only and not entry.definition:
+                continue
+            for text in texts_of(entry):
+                owners.append(k)
+                texts.append(text)
+        rows = self._rows(texts)
+        log.info("semantic matcher: %d %s ready", len(texts), what)
+        return np.asarray(owners, dtype=np.int64), rows
 
     def reading_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(entity index per row, R × D unit rows)`` of the English readings of every entity's Chinese surfaces
@@ -312,6 +378,27 @@ class SemanticMatcher:
             log.info("semantic matcher: %d readings of Chinese surfaces ready", len(texts))
         return self._readings
 
+    @staticmethod
+    def entity_names(entry: KBEntry) -> list[str]:
+        """The names an entity is scored by with ``name_rows``: English and Chinese preferred names and EXACT
+        synonyms (the dictionary's surfaces), each once."""
+        exact = [x for i, x in enumerate(entry.synonyms) if entry.scope_of(i) == "EXACT"]
+        seen: dict[str, str] = {}
+        for name in (entry.name, entry.name_zh, *exact):
+            name = (name or "").strip()
+            if name:
+                seen.setdefault(name.lower(), name)
+        return list(seen.values())
+
+    def name_matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(entity index per row, R × D unit rows)`` of every entity's names as written (see ``name_rows``);
+        empty without ``name_rows``."""
+        if self.kb is None:
+            raise ValueError("SemanticMatcher has no knowledge base; pass kb= or call set_kb()")
+        if self._names is None:
+            self._names = self._owned_rows(self.entity_names if self.name_rows else lambda entry: (), "entity names")
+        return self._names
+
     def similarities(self, texts: Sequence[str], glossed: Sequence[bool] | None = None) -> np.ndarray:
         """``len(texts) × E`` cosine similarities to every entity; ineligible entities (see ``defined_only``) get -inf.
 
@@ -323,13 +410,18 @@ class SemanticMatcher:
         if self.kb is None:
             raise ValueError("SemanticMatcher has no knowledge base; pass kb= or call set_kb()")
         matrix = self.entity_matrix()
-        pooled = np.asarray(self.encoder.encode(list(texts), batch_size=self.batch_size).pooled, dtype=np.float32)
+        pooled = pooled_vectors(self.encoder, list(texts), self.batch_size)
         sims = pooled @ matrix.T
         if self.sentence_vectors:
             owners, rows = self.sentence_matrix()
             if len(owners):
                 # an entity scores its best row: "name. definition" or one of its definition's sentences
                 np.maximum.at(sims.T, owners, (pooled @ rows.T).T)
+        if self.name_rows:
+            owners, rows = self.name_matrix()
+            # an entity also scores its best name: a short span names a concept the way its names do, in either
+            # language, where its definition speaks in a register no caption uses
+            _max_into(sims, owners, pooled @ rows.T)
         picked = np.flatnonzero(np.asarray(glossed, dtype=bool)) if glossed is not None else np.zeros(0, dtype=np.int64)
         if len(picked):
             owners, rows = self.reading_matrix()
@@ -351,15 +443,17 @@ class SemanticMatcher:
         latin = sum(1 for c in letters if not is_cjk(c))
         return latin / len(letters) >= self.min_latin_ratio
 
-    def _windows(self, n: int) -> list[tuple[int, int]]:
-        """Word windows ``[a, b)`` over a piece of ``n`` words: the whole piece, or overlapping windows when long."""
-        if n <= self.max_span_words:
+    def _windows(self, n: int, scale: int = 1) -> list[tuple[int, int]]:
+        """Token windows ``[a, b)`` over a piece of ``n`` tokens: the whole piece, or overlapping windows when long.
+        ``scale`` tokens make a word (2 for Chinese characters)."""
+        if n <= self.max_span_words * scale:
             return [(0, n)]
-        last = n - self.window_words
-        starts = list(range(0, last + 1, self.stride_words))
+        window, stride = self.window_words * scale, self.stride_words * scale
+        last = n - window
+        starts = list(range(0, last + 1, stride))
         if starts[-1] != last:
             starts.append(last)
-        return [(i, i + self.window_words) for i in starts]
+        return [(i, i + window) for i in starts]
 
     def _pieces(self, text: str, covered: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int]]:
         """The clauses of ``text`` minus ``covered``. Each clause is cut by the covered spans that reach into it
@@ -389,10 +483,19 @@ class SemanticMatcher:
         for s, e in self._pieces(text, covered):
             if self._glossed(text[s:e]):
                 continue
-            words = [(s + m.start(), s + m.end()) for m in _WORD.finditer(text[s:e])]
-            if len(words) < self.min_words:
-                continue
-            for a, b in self._windows(len(words)):
+            cjk = sum(1 for c in text[s:e] if is_cjk(c))
+            if cjk:
+                # Chinese has no spaces: a character is a token, and two count as a word (most words have two)
+                words = [(s + m.start(), s + m.end()) for m in _TOKEN.finditer(text[s:e])]
+                if cjk < self.min_cjk_chars and len(words) - cjk + cjk // 2 < self.min_words:
+                    continue
+                scale = 2 if 2 * cjk >= len(words) else 1
+            else:
+                words = [(s + m.start(), s + m.end()) for m in _WORD.finditer(text[s:e])]
+                if len(words) < self.min_words:
+                    continue
+                scale = 1
+            for a, b in self._windows(len(words), scale):
                 span = (words[a][0], words[b - 1][1])
                 if self._latin_enough(text[span[0] : span[1]]):
                     spans.append(span)
@@ -426,6 +529,9 @@ class SemanticMatcher:
         covered = covered if covered is not None else [()] * len(texts)
         if self.kb is None or len(self.kb) == 0:
             return [[] for _ in texts]
+        if self.skip_hashtags:
+            covered = [sorted([*done, *((m.start(), m.end()) for m in _HASHTAG.finditer(text))])
+                       for text, done in zip(texts, covered)]
         # (text index, start, end, what is embedded, glossed)
         flat: list[tuple[int, int, int, str, bool]] = []
         for ti, (text, done) in enumerate(zip(texts, covered)):
@@ -438,9 +544,13 @@ class SemanticMatcher:
         best = sims.argmax(axis=1)
         entries = self.kb.entries
         raw: list[list[_SemanticMatch]] = [[] for _ in texts]
-        for row, (ti, s, e, _, glossed) in enumerate(flat):
+        for row, (ti, s, e, query, glossed) in enumerate(flat):
             score = float(sims[row, best[row]])
-            if score >= (self.gloss_threshold if glossed else self.threshold):
+            if glossed:
+                threshold = self.gloss_threshold
+            else:
+                threshold = self.zh_threshold if any(is_cjk(c) for c in query) else self.threshold
+            if score >= threshold:
                 raw[ti].append(_SemanticMatch(entries[int(best[row])], s, e, score, glossed))
         for ti, matches in enumerate(raw):
             results[ti] = _best_disjoint(matches)
