@@ -9,6 +9,9 @@ OVP := $(VENV)/bin/ovp
 # Every process started from here (ovp, pytest, celery workers) imports this clone's code, even where clones share the
 # venv and its editable install points at another one.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+# This Makefile runs a development machine (local services, the demo, the tests): the API and the workers accept the
+# public development token and Neo4j password only where OVP_DEV=1 says so. A deployment never runs through make.
+export OVP_DEV ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: venv ffmpeg-libs models services browser stop demo test bench serve

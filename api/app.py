@@ -26,7 +26,7 @@ from api.extensions import csrf, init_extensions
 from api.openapi import bp as openapi
 from api.pages import bp as pages
 from kg_builder.named_queries import QUERY_DIR, load_queries
-from ovp.settings import Settings
+from ovp.settings import Settings, check_service_credentials
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,15 @@ def create_app(settings: Settings, test_config: Mapping[str, Any] | None = None)
     Returns:
         the Flask app, with ``MAX_CONTENT_LENGTH`` set from ``settings.api_max_body_bytes`` and the named queries loaded
         (a malformed or unsafe query file fails here, at start-up, not on first use).
+
+    Raises:
+        ConfigError: the development Neo4j password or secret key outside development (``OVP_DEV`` unset). The
+            other public defaults in use are logged loudly.
     """
     if not isinstance(settings, Settings):
         raise TypeError(f"create_app needs an ovp.settings.Settings, got {type(settings).__name__}")
+    for warning in check_service_credentials(settings, "API"):
+        log.warning("!!! %s !!!", warning)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.api_max_body_bytes)
     # Keep non-ASCII (Chinese names) readable in responses.

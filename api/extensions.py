@@ -4,8 +4,12 @@
   revoking an account (which drops its token id) also ends its sessions.
 - **Flask-WTF's CSRFProtect** checks a token on every state-changing request of the pages; the JSON API's blueprints,
   which authenticate with a bearer token and never with the cookie, are exempt.
-- **Flask-Limiter** counts requests in Redis (``Settings.ratelimit_storage``); sign-in is limited now, and other
-  endpoints can take ``@limiter.limit(...)`` from here. When Redis is down it falls back to counting in memory.
+- **Flask-Limiter** counts requests per client address in Redis (``Settings.ratelimit_storage``: the broker's Redis,
+  database 2, unless ``OVP_RATELIMIT_STORAGE_URL`` says otherwise), so that every API process shares one count.
+  Sign-in takes ``OVP_SIGNIN_RATE_LIMIT``; the endpoints that cost the server real work and need no token take
+  :data:`expensive` (``OVP_API_RATE_LIMIT``, by default 60 a minute per address), and a request with the valid bearer
+  token is not counted; the pages that search take :data:`expensive_page`, the same limit, which signed-in reviewers
+  skip. When Redis is down the limiter counts in memory, per process, rather than refusing requests.
   There is one limiter per process: when a process builds several apps (tests do), the first app's storage and key
   prefix are the ones it keeps.
 """
@@ -17,9 +21,12 @@ from dataclasses import dataclass
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager, UserMixin
+from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFProtect
 
+from api.auth import has_valid_token
+from api.context import get_settings
+from ovp.errors import ConfigError
 from ovp.settings import DEV_SECRET_KEY, Settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,18 @@ login_manager = LoginManager()
 login_manager.login_view = "pages.sign_in"
 login_manager.login_message = ""
 login_manager.session_protection = "basic"
+
+#: The limit on each expensive endpoint that anyone may call: a decorator for those views.
+expensive = limiter.limit(lambda: get_settings().api_rate_limit, exempt_when=has_valid_token)
+
+
+def _signed_in() -> bool:
+    return bool(current_user.is_authenticated)
+
+
+#: The same limit on the pages that anyone may open and that search (entity lookup, the video list's text filter,
+#: search by meaning, similar videos); a signed-in reviewer is not counted.
+expensive_page = limiter.limit(lambda: get_settings().api_rate_limit, exempt_when=_signed_in)
 
 
 @dataclass(frozen=True)
@@ -57,8 +76,14 @@ def load_reviewer(user_id: str) -> Reviewer | None:
 
 
 def init_extensions(app: Flask, settings: Settings) -> None:
-    """Configure the session cookie, CSRF, sign-in and rate limiting for ``app``."""
+    """Configure the session cookie, CSRF, sign-in and rate limiting for ``app``.
+
+    Raises:
+        ConfigError: the public development secret key outside development (``OVP_DEV`` unset), except in tests.
+    """
     defaults = {
+        # Explicit: the limiter is one object for every app of the process and otherwise keeps the last app's choice.
+        "RATELIMIT_ENABLED": True,
         "SECRET_KEY": settings.secret_key,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -74,6 +99,10 @@ def init_extensions(app: Flask, settings: Settings) -> None:
         if app.config.get(key) is None:
             app.config[key] = value
     if app.config["SECRET_KEY"] == DEV_SECRET_KEY and not app.config.get("TESTING"):
+        if not settings.dev:
+            raise ConfigError("the API refuses to sign reviewers' sessions with the public development secret key "
+                              "outside development",
+                              hint="set OVP_SECRET_KEY to a long random value (or OVP_DEV=1 on a development machine)")
         log.warning("*** OVP_SECRET_KEY is not set: sessions and CSRF tokens are signed with the public development "
                     "key. Anyone can forge a reviewer's session. Set OVP_SECRET_KEY to a long random value. ***")
     csrf.init_app(app)

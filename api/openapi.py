@@ -182,6 +182,9 @@ COMPONENTS: dict[str, Any] = {
 }
 
 _COMMON_ERRORS = {"503": _error("Neo4j is not reachable (the message says how to start it)")}
+#: The endpoints anyone may call that cost the server real work (api.extensions.expensive).
+_RATE_LIMITED = {"429": _error("more than OVP_API_RATE_LIMIT requests from this client address (a request with the "
+                                "API token is not counted); Retry-After says when to try again")}
 
 PATHS: dict[str, Any] = {
     "/health": {
@@ -208,7 +211,7 @@ PATHS: dict[str, Any] = {
                     "query": {"type": "string"}, "count": {"type": "integer"},
                     "results": {"type": "array", "items": _ref("LookupHit")}}}, "hits, best first"),
                 "400": _error("q missing or too long, limit out of range"),
-                **_COMMON_ERRORS,
+                **_RATE_LIMITED, **_COMMON_ERRORS,
             },
         }
     },
@@ -239,8 +242,8 @@ PATHS: dict[str, Any] = {
                         "text": {"type": "string"}, "mentions": {"type": "array", "items": _ref("Mention")}}}}}},
                     "{text, mentions} for text, or results (one {text, mentions} per text) for texts"),
                 "400": _error("body is not {text} or {texts}"),
-                "413": _error("body larger than OVP_API_MAX_BODY_BYTES"),
-                **_COMMON_ERRORS,
+                "413": _error("body larger than OVP_API_MAX_BODY_BYTES, or texts longer than OVP_API_LINK_MAX_CHARS in all"),
+                **_RATE_LIMITED, **_COMMON_ERRORS,
             },
         }
     },
@@ -267,7 +270,7 @@ PATHS: dict[str, Any] = {
                  "schema": {"type": "string", "enum": list(SIMILAR_BY), "default": "meaning"}},
             ],
             "responses": {"200": _json({"type": "object"}, "the similar videos, best first"),
-                          "400": _error("malformed id, k or by"), "404": _error("no such video"), **_COMMON_ERRORS},
+                          "400": _error("malformed id, k or by"), "404": _error("no such video"), **_RATE_LIMITED, **_COMMON_ERRORS},
         }
     },
     "/search": {
@@ -285,7 +288,7 @@ PATHS: dict[str, Any] = {
                     "concepts": {"type": "array", "items": {"type": "object"}},
                     "hits": {"type": "array", "items": _ref("SearchHit")}}}, "hits, best first"),
                 "400": _error("q missing, blank or too long; k out of range"),
-                **_COMMON_ERRORS,
+                **_RATE_LIMITED, **_COMMON_ERRORS,
             },
         }
     },
@@ -390,7 +393,7 @@ PATHS: dict[str, Any] = {
                                                                "count": {"type": "integer"}, "rows": {"type": "array", "items": {"type": "object"}}}}, "rows"),
                 "400": _error("unknown, missing or invalid parameter"),
                 "404": _error("no such query"),
-                **_COMMON_ERRORS,
+                **_RATE_LIMITED, **_COMMON_ERRORS,
             },
         }
     },

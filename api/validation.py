@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from flask import Request
 
+from fusion.manifest import MAX_JSON_DEPTH, json_depth
 from ovp.errors import OVPError
 
 #: Path ids (entity CURIEs, video and batch ids): what the manifest and the knowledge graph use.
@@ -23,6 +24,13 @@ class RequestValidationError(OVPError):
 
     code = "invalid_request"
     http_status = 400
+
+
+class RequestTooLarge(OVPError):
+    """A request asks for more work than one request may (e.g. too many characters to link)."""
+
+    code = "payload_too_large"
+    http_status = 413
 
 
 def check_str(name: str, value: object, *, max_len: int, min_len: int = 0) -> str:
@@ -101,15 +109,22 @@ def json_body(request: Request) -> Any:
     """The request's JSON body (any JSON value).
 
     Raises:
-        RequestValidationError: the body is missing, not declared as JSON, or not valid JSON (UTF-8).
+        RequestValidationError: the body is missing, not declared as JSON, not valid JSON (UTF-8), or nested
+            deeper than ``MAX_JSON_DEPTH``.
         RequestEntityTooLarge: the body exceeds MAX_CONTENT_LENGTH (413, raised by Werkzeug while reading).
     """
     if not request.is_json:
         raise RequestValidationError("the body must be JSON, sent with Content-Type: application/json")
-    data = request.get_json(silent=True)
+    too_deep = RequestValidationError(f"the body is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # the parser gave up on [[[[…]]]]: not a server error
+        raise too_deep from None
     if data is None:
         # get_json(silent=True) reads the body first, so an oversized one has already raised 413 here.
         raise RequestValidationError("the body is not valid JSON")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise too_deep
     return data
 
 

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("cli.fusion_cmd:evaluate", "Evaluate a trained model on a manifest."),
     "ablate": ("cli.fusion_cmd:ablate", "Train and compare ablations on one split."),
     "profile": ("cli.worker_cmd:profile", "Profile the videos of a manifest (in-process or --submit)."),
-    "batch": ("cli.worker_cmd:batch", "Inspect submitted batches."),
+    "batch": ("cli.worker_cmd:batch", "Inspect submitted batches, or enqueue their lost work again."),
     "serve": ("cli.api_cmd:serve", "Run the Flask API (development server)."),
     "query": ("cli.api_cmd:query", "Run a named read-only Cypher query from cypher/."),
     "search": ("cli.search_cmd:search", "Find videos by the meaning of a Chinese or English text."),

@@ -59,7 +59,7 @@ def query(settings: Settings, name: str | None, pairs: tuple[str, ...], list_onl
         return
     params = parse_params(pairs)
     with Graph.connect(settings) as graph:
-        rows = run_named_query(graph, name, params, queries=queries)
+        rows = run_named_query(graph, name, params, queries=queries, timeout_s=settings.query_timeout_s)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
         return

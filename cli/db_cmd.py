@@ -42,6 +42,6 @@ def config(settings: Settings) -> None:
     for env, _default, doc in describe():
         name = env.removeprefix("OVP_").lower()
         value = getattr(settings, name, "")
-        if "password" in name or "token" in name:
+        if "password" in name or "token" in name or "secret" in name:
             value = "****"
         click.echo(f"{env}={value}    # {doc}")

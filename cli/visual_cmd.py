@@ -17,8 +17,10 @@ from ovp.settings import Settings
 def keyframes(settings: Settings, video: Path, k: int | None, as_json: bool) -> None:
     """Pick keyframes from VIDEO and say how each was chosen (keyframe, scene_change or uniform)."""
     from encoders.keyframes import extract_keyframes  # lazy: keeps `ovp --help` free of PyAV
+    from encoders.media import MediaLimits
 
-    result = extract_keyframes(video, k=k or settings.keyframes, timeout_s=settings.decode_timeout_s)
+    result = extract_keyframes(video, k=k or settings.keyframes, timeout_s=settings.decode_timeout_s,
+                               limits=MediaLimits.from_settings(settings))
     report = {
         "video": str(video),
         "duration_s": round(result.duration_s, 6),
@@ -56,12 +58,14 @@ def visual_features(settings: Settings, video: Path, out: Path, backbone: str | 
     import numpy as np
 
     from encoders.feature_cache import FeatureCache
+    from encoders.media import MediaLimits
     from encoders.visual import VisualEncoder, VisualEncoderConfig, encode_video
 
     overrides = {"backbone": backbone} if backbone else {}
     encoder = VisualEncoder(VisualEncoderConfig.from_settings(settings, **overrides))
     cache = None if no_cache else FeatureCache.from_settings(settings)
-    features = encode_video(video, encoder, cache, k=k or settings.keyframes, timeout_s=settings.decode_timeout_s)
+    features = encode_video(video, encoder, cache, k=k or settings.keyframes, timeout_s=settings.decode_timeout_s,
+                            limits=MediaLimits.from_settings(settings))
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, features.features)
     click.echo(

@@ -1,4 +1,4 @@
-"""`ovp profile` (in-process or --submit) and `ovp batch status`."""
+"""`ovp profile` (in-process or --submit), `ovp batch status` and `ovp batch resume`."""
 from __future__ import annotations
 
 import json
@@ -17,16 +17,21 @@ from ovp.settings import Settings
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), help="Trained model directory (default: OVP_MODEL_DIR or .ovp/model).")
 @click.option("--submit", is_flag=True, help="Enqueue the batch for the Celery workers instead of profiling in-process.")
 @click.option("--wait", "wait_s", type=float, default=0.0, help="With --submit: poll until the batch finishes or this many seconds pass.")
-@click.option("--batch-id", help="Batch id (default: a new random one).")
+@click.option("--batch-id", help="Batch id (default: a new random one); an id already in the graph is refused.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_obj
 def profile(settings: Settings, manifest: Path, model_dir: Path | None, submit: bool, wait_s: float, batch_id: str | None, as_json: bool) -> None:
-    """Profile the videos of MANIFEST and write the profiles into the graph."""
+    """Profile the videos of MANIFEST and write the profiles into the graph.
+
+    Every video must lie under the manifest's folder or a folder of OVP_MEDIA_ROOTS (symlinks followed).
+    """
     from fusion.manifest import read_manifest
     from kg_builder.graph import Graph
     from worker.batches import new_batch_id
 
-    entries = read_manifest(manifest)  # ManifestError lists every bad line before anything is queued
+    # ManifestError lists every bad line (a path outside the allowed folders too) before anything is queued.
+    entries = read_manifest(manifest, media_roots=settings.media_root_paths)
+    folder = manifest.resolve().parent
     batch_id = batch_id or new_batch_id()
     if submit:
         if model_dir is not None:
@@ -36,7 +41,7 @@ def profile(settings: Settings, manifest: Path, model_dir: Path | None, submit: 
 
         # Recorded in the graph (its videos pending) before it is enqueued: `ovp batch status` knows it at once.
         with Graph.connect(settings) as graph:
-            submit_batch(graph, make_celery(settings), batch_id, entries)
+            submit_batch(graph, make_celery(settings), batch_id, entries, media_roots=[str(folder)])
         click.echo(f"submitted batch {batch_id}: {len(entries)} videos", err=True)
         if wait_s <= 0:
             _print_status({"id": batch_id, "status": "submitted", "total": len(entries)}, as_json)
@@ -48,7 +53,8 @@ def profile(settings: Settings, manifest: Path, model_dir: Path | None, submit: 
     from worker.pipeline import profile_in_process
 
     with Graph.connect(settings) as graph:
-        profile_in_process(graph, settings, entries, batch_id=batch_id, model_dir=model_dir, progress=sys.stderr.isatty())
+        profile_in_process(graph, settings, entries, batch_id=batch_id, model_dir=model_dir, progress=sys.stderr.isatty(),
+                           media_roots=[folder])
     _report(settings, batch_id, [e.id for e in entries], as_json)
 
 
@@ -116,3 +122,29 @@ def status(settings: Settings, batch_id: str, as_json: bool) -> None:
     if report is None:
         raise OVPError(f"no batch {batch_id!r} in the graph", hint="check the id printed by `ovp profile --submit`")
     _print_status(report, as_json)
+
+
+@batch.command("resume")
+@click.argument("batch_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def resume(settings: Settings, batch_id: str, as_json: bool) -> None:
+    """Enqueue again the videos of BATCH_ID that are pending but on no queue and held by no worker (lost to a broker
+    restart, a broker that was down at submission, ...). Safe to run any time: work that is queued or running is left
+    alone, and a video enqueued twice is profiled once."""
+    from kg_builder.graph import Graph
+    from kg_builder.store.batches import batch_exists
+    from worker.celery_app import make_celery
+    from worker.reconcile import reconcile_batch
+
+    with Graph.connect(settings) as graph:
+        if not batch_exists(graph, batch_id):
+            raise OVPError(f"no batch {batch_id!r} in the graph", hint="check the id printed by `ovp profile --submit`")
+        report = reconcile_batch(graph, make_celery(settings), settings, batch_id)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    facts = report.to_dict()
+    click.echo(f"batch {batch_id}: {facts['pending']} pending — {facts['on_a_queue']} on a queue, "
+               f"{facts['held_by_a_worker']} held by a worker, {facts['queued_moments_ago']} queued moments ago, "
+               f"{facts['enqueued_again']} enqueued again ({facts['chunks']} chunks)")

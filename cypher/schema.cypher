@@ -17,6 +17,8 @@ CREATE CONSTRAINT graph_build_id IF NOT EXISTS FOR (n:GraphBuild) REQUIRE n.id I
 CREATE INDEX entity_source IF NOT EXISTS FOR (n:Entity) ON (n.source);
 CREATE INDEX disease_profile_label IF NOT EXISTS FOR (n:Disease) ON (n.profile_label);
 CREATE INDEX profile_video_latest IF NOT EXISTS FOR (n:Profile) ON (n.video_id, n.latest);
+// The reconciler's periodic pass reads the batches that are still running.
+CREATE INDEX batch_status IF NOT EXISTS FOR (n:Batch) ON (n.status);
 
 // Full-text lookup over names and synonyms in Chinese and English. The cjk analyzer indexes CJK text as character
 // bigrams (so 青光眼 matches inside 急性青光眼) and Latin text as lower-cased words. Lists of synonyms are not

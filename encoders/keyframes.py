@@ -18,9 +18,13 @@ How frames are chosen (cheapest first):
    whole clip is common in screen recordings), the missing slots are filled with frames at evenly spaced times
    (seek to the key frame before each time, decode forward), reason ``"uniform"``.
 
-Frames come back upright: the display matrix (``frame.rotation`` in PyAV ≥ 14) or the legacy ``rotate`` tag is applied.
+Frames come back upright: the display matrix (``frame.rotation`` in PyAV ≥ 14) or the legacy ``rotate`` tag is applied,
+and no larger than ``MAX_FRAME_PIXELS``: a larger frame is scaled down while it is still in the decoder's format, so
+a 4K or 8K video never becomes full-size RGB (the network looks at 224 × 224 anyway).
 A file that is empty, not a video, truncated or corrupt raises :class:`ovp.errors.VideoDecodeError` naming the file and
-the reason; all decoding runs under a deadline, so a damaged file fails in bounded time instead of hanging.
+the reason; so does one over the limits of :class:`encoders.media.MediaLimits` (not a regular file, too many bytes,
+frames or duration larger than allowed; checked before decoding starts). All decoding runs under a deadline, so a
+damaged file fails in bounded time instead of hanging.
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from ovp.errors import VideoDecodeError
+from encoders.media import MediaLimits, check_media_file
+from ovp.errors import MediaRefused, VideoDecodeError
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,8 @@ THUMB_SIZE = 64
 HIST_BINS = 16
 #: Two timestamps closer than this (seconds) are the same frame.
 _EPS = 1e-3
+#: Frames with more pixels than this are scaled down (aspect kept) before they are converted to RGB.
+MAX_FRAME_PIXELS = 1920 * 1080
 
 
 @dataclass
@@ -101,6 +108,8 @@ def extract_keyframes(
     timeout_s: float = 20.0,
     scene_threshold: float = 0.45,
     max_held_bytes: int = 256 << 20,
+    limits: MediaLimits | None = None,
+    spent_s: float = 0.0,
 ) -> KeyframeSet:
     """Choose up to ``k`` frames of a video: key frames, scene changes, evenly spaced fill-ins (see module doc).
 
@@ -113,6 +122,8 @@ def extract_keyframes(
             change.
         max_held_bytes: decoded key frames are held in memory up to this many bytes so that the chosen ones need no
             second decode; past it, the chosen key frames are decoded again by seeking (long, high-resolution videos).
+        limits: the file size, frame size and duration allowed (default :class:`MediaLimits`' defaults).
+        spent_s: seconds of ``timeout_s`` the caller already spent on this video (reading the file to hash it).
 
     Returns:
         A :class:`KeyframeSet` with frames in time order.
@@ -121,14 +132,12 @@ def extract_keyframes(
         ValueError: ``k < 1``, ``scene_threshold`` outside (0, 1] or ``timeout_s <= 0``.
         VideoDecodeError: the file is missing or empty, has no video stream, is truncated, is not a video or cannot
             be decoded, or decoding took longer than ``timeout_s``.
+        MediaRefused: not a regular file, or larger than ``limits`` allow (bytes, frame size, duration).
     """
-    _check_arguments(k, scene_threshold, timeout_s)
     path = Path(path)
-    deadline = _Deadline(path, timeout_s)
-    container = _open(path, deadline)
+    deadline, limits, container = _start(path, k, scene_threshold, timeout_s, spent_s, limits)
     try:
-        stream = _video_stream(container, path)
-        _check_index(stream, path)
+        stream = _checked_stream(container, path, limits)
         stream.codec_context.thread_type = "AUTO"
         scan = _scan_keyframes(container, stream, deadline, max_held_bytes)
         if scan.packets == 0:
@@ -261,11 +270,17 @@ _reformatters = threading.local()
 
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """The frame as an RGB ``height × width × 3`` uint8 array."""
+    """The frame as an RGB ``height × width × 3`` uint8 array, scaled down first (area averaging, aspect kept) when
+    it has more than ``MAX_FRAME_PIXELS``."""
     reformatter = getattr(_reformatters, "rgb", None)
     if reformatter is None:
         reformatter = _reformatters.rgb = VideoReformatter()
-    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+    pixels = frame.width * frame.height
+    if pixels <= MAX_FRAME_PIXELS:
+        return reformatter.reformat(frame, format="rgb24").to_ndarray()
+    scale = math.sqrt(MAX_FRAME_PIXELS / pixels)
+    width, height = max(2, int(frame.width * scale) // 2 * 2), max(2, int(frame.height * scale) // 2 * 2)
+    return reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
 
 
 def _thumbnail(frame: av.VideoFrame) -> np.ndarray:
@@ -282,13 +297,17 @@ def _thumbnail(frame: av.VideoFrame) -> np.ndarray:
 class _Deadline:
     """Raises VideoDecodeError once the time budget for one video is spent; checked inside every decode loop."""
 
-    def __init__(self, path: Path, timeout_s: float) -> None:
+    def __init__(self, path: Path, timeout_s: float, spent_s: float = 0.0) -> None:
         self.path = path
         self.timeout_s = timeout_s
-        self.start = time.monotonic()
+        self.start = time.monotonic() - spent_s
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+    def remaining(self) -> float:
+        """Seconds left (a millisecond at least, so that FFmpeg's own timeout still fires rather than waiting)."""
+        return max(self.timeout_s - self.elapsed(), 1e-3)
 
     def check(self) -> None:
         if self.elapsed() > self.timeout_s:
@@ -314,6 +333,28 @@ class _Scan:
     packets: int = 0
 
 
+def _check_limits(container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path,
+                  limits: MediaLimits) -> None:
+    # From the headers, before anything is decoded: a decoder holds several frames of this size at once. Headers can
+    # lie about the duration; the deadline bounds what they hide.
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    if width * height > limits.max_pixels:
+        raise MediaRefused(
+            f"{path}: frames of {width} × {height} ({width * height / 1e6:.1f} MP), more than the "
+            f"{limits.max_pixels / 1e6:.1f} MP a video may have",
+            hint="scale the video down, or raise OVP_MAX_VIDEO_PIXELS",
+        )
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = container.duration / av.time_base if container.duration else 0.0
+    if duration > limits.max_duration_s:
+        raise MediaRefused(
+            f"{path}: {duration:,.0f} s long, more than the {limits.max_duration_s:,.0f} s a video may last",
+            hint="cut the video, or raise OVP_MAX_VIDEO_DURATION_S",
+        )
+
+
 def _check_arguments(k: int, scene_threshold: float, timeout_s: float) -> None:
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -323,11 +364,31 @@ def _check_arguments(k: int, scene_threshold: float, timeout_s: float) -> None:
         raise ValueError(f"timeout_s must be positive, got {timeout_s}")
 
 
-def _open(path: Path, deadline: _Deadline) -> av.container.InputContainer:
-    """The file opened by FFmpeg, after the checks that need no decoder (missing, not a file, empty)."""
-    _check_file(path)
+def _start(path: Path, k: int, scene_threshold: float, timeout_s: float, spent_s: float,
+           limits: MediaLimits | None) -> tuple[_Deadline, MediaLimits, av.container.InputContainer]:
+    """What both keyframe paths do first: check the arguments, start the video's deadline (less what the caller
+    already spent on it), check the file and open it."""
+    _check_arguments(k, scene_threshold, timeout_s)
+    deadline = _Deadline(path, timeout_s, spent_s)
+    limits = limits or MediaLimits()
+    return deadline, limits, _open(path, deadline, limits)
+
+
+def _checked_stream(container: av.container.InputContainer, path: Path,
+                    limits: MediaLimits) -> av.video.stream.VideoStream:
+    """The video stream, once its index and its headers' frame size and duration pass."""
+    stream = _video_stream(container, path)
+    _check_index(stream, path)
+    _check_limits(container, stream, path, limits)
+    return stream
+
+
+def _open(path: Path, deadline: _Deadline, limits: MediaLimits) -> av.container.InputContainer:
+    """The file opened by FFmpeg, after the checks that need no decoder (:func:`encoders.media.check_media_file`:
+    missing, not a regular file, empty, too large), with what is left of the deadline."""
+    check_media_file(path, limits)
     try:
-        return av.open(str(path), timeout=deadline.timeout_s, metadata_errors="replace")
+        return av.open(str(path), timeout=deadline.remaining(), metadata_errors="replace")
     except av.ExitError as exc:  # PyAV's timeout interrupted FFmpeg
         raise deadline.expired() from exc
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -335,15 +396,6 @@ def _open(path: Path, deadline: _Deadline) -> av.container.InputContainer:
             f"{path}: not a video FFmpeg can read, or cut short ({_reason(exc)})",
             hint="check the file is a complete video file",
         ) from exc
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise VideoDecodeError(f"{path}: no such file", hint="check the path")
-    if not path.is_file():
-        raise VideoDecodeError(f"{path}: not a regular file", hint="pass a video file, not a directory")
-    if path.stat().st_size == 0:
-        raise VideoDecodeError(f"{path}: empty file (0 bytes)", hint="the upload or download did not complete")
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:

@@ -6,7 +6,10 @@ frames, every frame's time, the duration, the same checks for missing, empty, tr
 torchcodec decodes the key frames, in batches, on the device. Each key frame's thumbnail and colour histogram are
 computed on the device from the decoded picture; the picks come from :func:`encoders.keyframes.plan_picks`; a pick
 between key frames (``"uniform"``) takes the frame nearest its time, as the CPU path does. Frames come back upright
-(torchcodec applies the display matrix) as RGB ``height × width × 3`` uint8 arrays.
+(torchcodec applies the display matrix) as RGB ``height × width × 3`` uint8 arrays. A file passes the CPU path's
+checks first (a regular file within :class:`encoders.media.MediaLimits`, frame size and duration from the headers),
+under the same deadline; a stream whose frames are larger than ``MAX_FRAME_PIXELS`` is left to PyAV, which scales
+them down before they become RGB, rather than decoded full size onto the device.
 
 The same path runs on the CPU (``device="cpu"``: torchcodec decodes with FFmpeg), which is how it is tested on a
 machine without a GPU: there it gives the CPU path's frames bit for bit. On NVDEC the colour conversion is NVIDIA's,
@@ -22,6 +25,7 @@ import bisect
 import importlib
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,22 +35,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from encoders import keyframes
 from encoders.keyframes import (
     _EPS,
     HIST_BINS,
     THUMB_SIZE,
     KeyframeSet,
-    _check_arguments,
-    _check_index,
+    _checked_stream,
     _Deadline,
     _duration,
-    _open,
     _reason,
-    _video_stream,
+    _start,
     extract_keyframes,
     histogram_distance,
     plan_picks,
 )
+from encoders.media import MediaLimits
 from ovp.errors import VideoDecodeError
 
 logger = logging.getLogger(__name__)
@@ -115,15 +119,19 @@ def keyframe_decoder(choice: str, device: torch.device) -> KeyframeDecoder:
     if name == "pyav":
         return KeyframeDecoder(name, reason, extract_keyframes)
 
-    def extract(path: str | Path, k: int = 8, *, timeout_s: float = 20.0, scene_threshold: float = 0.45) -> KeyframeSet:
+    def extract(path: str | Path, k: int = 8, *, timeout_s: float = 20.0, scene_threshold: float = 0.45,
+                limits: MediaLimits | None = None, spent_s: float = 0.0) -> KeyframeSet:
+        started = time.monotonic()
         try:
             return extract_keyframes_torchcodec(path, k, device=device, timeout_s=timeout_s,
-                                                scene_threshold=scene_threshold)
+                                                scene_threshold=scene_threshold, limits=limits, spent_s=spent_s)
         except _Unsupported as exc:
             # NVDEC decodes H.264, HEVC, VP9 and AV1 on recent GPUs; anything else, or a stream it refuses, goes to
-            # the CPU path, which also reports a damaged file as a VideoDecodeError naming it.
+            # the CPU path, which also reports a damaged file as a VideoDecodeError naming it. The time the GPU path
+            # spent counts against the same deadline.
             logger.warning("%s: not decoded on %s (%s); decoding it with PyAV", path, device, exc)
-            return extract_keyframes(path, k, timeout_s=timeout_s, scene_threshold=scene_threshold)
+            return extract_keyframes(path, k, timeout_s=timeout_s, scene_threshold=scene_threshold, limits=limits,
+                                     spent_s=spent_s + time.monotonic() - started)
 
     return KeyframeDecoder(name, reason, extract)
 
@@ -164,12 +172,20 @@ def _index_packets(container: av.container.InputContainer, stream: av.video.stre
     return _PacketIndex(sorted(pts), sorted(key_pts), packets, end_pts)
 
 
-def _probe(path: Path, deadline: _Deadline) -> tuple[_PacketIndex, object, int, float]:
-    """The stream's packet index, time base, start time and duration, read with PyAV (no frame is decoded)."""
-    container = _open(path, deadline)
+def _probe(container: av.container.InputContainer, path: Path, deadline: _Deadline,
+           limits: MediaLimits) -> tuple[_PacketIndex, object, int, float]:
+    """The stream's packet index, time base, start time and duration, read with PyAV from the opened ``container``
+    (no frame is decoded), which it closes.
+
+    Raises:
+        _Unsupported: frames larger than ``MAX_FRAME_PIXELS``: torchcodec would hand them back full size (8K: 100 MB
+            each, a batch of them on the device), so PyAV, which scales them down first, decodes them.
+    """
     try:
-        stream = _video_stream(container, path)
-        _check_index(stream, path)
+        stream = _checked_stream(container, path, limits)
+        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if width * height > keyframes.MAX_FRAME_PIXELS:
+            raise _Unsupported(f"frames of {width} × {height} are scaled down on the CPU path")
         index = _index_packets(container, stream, deadline)
         if index.packets == 0:
             raise VideoDecodeError(f"{path}: the video stream has no frames (zero-length video)")
@@ -191,20 +207,23 @@ def extract_keyframes_torchcodec(
     device: torch.device | str = "cpu",
     timeout_s: float = 20.0,
     scene_threshold: float = 0.45,
+    limits: MediaLimits | None = None,
+    spent_s: float = 0.0,
 ) -> KeyframeSet:
     """:func:`encoders.keyframes.extract_keyframes` with the decoding done by torchcodec on ``device``.
 
     Raises:
         ValueError: as extract_keyframes.
         VideoDecodeError: as extract_keyframes (missing, empty, not a video, truncated, no frames, too slow).
-        _Unsupported: torchcodec cannot decode this stream (the caller falls back to PyAV).
+        MediaRefused: as extract_keyframes (not a regular file, over ``limits``).
+        _Unsupported: torchcodec cannot decode this stream, or its frames are larger than ``MAX_FRAME_PIXELS``
+            (the caller falls back to PyAV, which scales such frames down before converting them).
     """
     from torchcodec.decoders import VideoDecoder
 
-    _check_arguments(k, scene_threshold, timeout_s)
     path, device = Path(path), torch.device(device)
-    deadline = _Deadline(path, timeout_s)
-    index, tb, start_pts, duration_s = _probe(path, deadline)
+    deadline, limits, container = _start(path, k, scene_threshold, timeout_s, spent_s, limits)
+    index, tb, start_pts, duration_s = _probe(container, path, deadline, limits)
     try:
         decoder = VideoDecoder(str(path), device=device, seek_mode="exact", dimension_order="NCHW")
     except (RuntimeError, ValueError) as exc:

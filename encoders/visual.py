@@ -36,9 +36,10 @@ from torchvision import models
 from torchvision.transforms import v2
 
 from encoders.device import resolve_device
-from encoders.feature_cache import FeatureCache, VisualFeatures, file_sha256
+from encoders.feature_cache import FeatureCache, VisualFeatures
 from encoders.keyframes import KeyframeSet
 from encoders.keyframes_gpu import KeyframeDecoder, keyframe_decoder
+from encoders.media import HashedFile, MediaLimits, hash_media
 from ovp.errors import ModelNotFound, VideoDecodeError
 
 if TYPE_CHECKING:
@@ -264,6 +265,7 @@ def encode_video(
     *,
     k: int = 8,
     timeout_s: float = 20.0,
+    limits: MediaLimits | None = None,
 ) -> VisualFeatures:
     """Keyframes → CNN features of one video, answered from the cache when this exact file was seen before.
 
@@ -275,7 +277,8 @@ def encode_video(
         encoder: the visual encoder.
         cache: where features are kept; ``None`` always computes.
         k: keyframes per video (``Settings.keyframes``).
-        timeout_s: decode time bound (``Settings.decode_timeout_s``).
+        timeout_s: time bound on reading, probing and decoding the video (``Settings.decode_timeout_s``).
+        limits: the file size, frame size and duration allowed.
 
     Returns:
         The video's :class:`VisualFeatures`.
@@ -284,14 +287,14 @@ def encode_video(
         VideoDecodeError: see :func:`encoders.keyframes.extract_keyframes`.
         ModelNotFound: see :meth:`VisualEncoder.load`.
     """
-    result = encode_videos([path], encoder, cache, k=k, timeout_s=timeout_s)[0]
+    result = encode_videos([path], encoder, cache, k=k, timeout_s=timeout_s, limits=limits)[0]
     if isinstance(result, VideoDecodeError):
         raise result
     return result
 
 
 def encode_videos(
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path | HashedFile],
     encoder: VisualEncoder,
     cache: FeatureCache | None = None,
     *,
@@ -300,6 +303,7 @@ def encode_videos(
     workers: int = 1,
     decoder: KeyframeDecoder | None = None,
     on_done: Callable[[int], object] | None = None,
+    limits: MediaLimits | None = None,
 ) -> list[VisualFeatures | VideoDecodeError]:
     """Keyframes → CNN features of several videos, as :func:`encode_video` gives them one by one, but faster.
 
@@ -309,10 +313,16 @@ def encode_videos(
     frames are held at once. One worker decoding one video at a time left a GPU idle most of the time
     (``bench/profile_gpu.py``).
 
+    Each video gets ``timeout_s`` for reading (hashing), probing and decoding together; a file is checked
+    (:mod:`encoders.media`: a regular file within ``limits``) before a byte of it is read.
+
     Args:
+        paths: the videos; a :class:`encoders.media.HashedFile` (already checked and hashed by the caller) is not
+            read again, and the seconds its hashing took count against its deadline.
         decoder: how keyframes are decoded (:func:`encoders.keyframes_gpu.keyframe_decoder`); default: torchcodec on
             the GPU when the encoder runs on CUDA and torchcodec loads, else PyAV.
         on_done: called with the number of videos finished, after each window (a progress bar's ``update``).
+        limits: the file size, frame size and duration allowed (default: :class:`MediaLimits`' defaults).
 
     Returns:
         One result per path, in order: its features, or the :class:`VideoDecodeError` it raised (a file that cannot
@@ -324,34 +334,37 @@ def encode_videos(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    limits = limits or MediaLimits()
     results: list[VisualFeatures | VideoDecodeError | None] = [None] * len(paths)
-    todo: list[tuple[int, Path, str, str | None]] = []  # (position, path, file digest, cache key)
+    todo: list[tuple[int, HashedFile, str | None]] = []  # (position, the checked file, cache key)
     for i, raw in enumerate(paths):
-        path = Path(raw)
         try:
-            digest = file_sha256(path)
-        except OSError as exc:
-            results[i] = VideoDecodeError(f"{path}: cannot read the file ({exc.strerror or exc})", hint="check the path")
+            hashed = raw if isinstance(raw, HashedFile) else hash_media(raw, limits, timeout_s=timeout_s)
+        except VideoDecodeError as exc:
+            results[i] = exc
             continue
-        key = cache.key(digest, encoder.identity, k) if cache is not None else None
+        key = cache.key(hashed.sha256, encoder.identity, k) if cache is not None else None
         hit = cache.get(key) if cache is not None and key is not None else None
         if hit is not None:
-            logger.debug("%s: visual features from cache (%s)", path, key)
+            logger.debug("%s: visual features from cache (%s)", hashed.path, key)
             results[i] = hit
         else:
-            todo.append((i, path, digest, key))
+            todo.append((i, hashed, key))
 
     extract = (decoder or keyframe_decoder("auto", encoder.device)).extract
 
-    def decode(item: tuple[int, Path, str, str | None]) -> KeyframeSet | VideoDecodeError:
+    def decode(item: tuple[int, HashedFile, str | None]) -> KeyframeSet | VideoDecodeError:
+        hashed = item[1]
         try:
-            return extract(item[1], k=k, timeout_s=timeout_s)
+            # Reading the file to hash it spent part of the video's deadline.
+            return extract(hashed.path, k=k, timeout_s=timeout_s, limits=limits, spent_s=hashed.seconds)
         except VideoDecodeError as exc:
             return exc
 
     size = max(8, 2 * workers)
     windows = [todo[start:start + size] for start in range(0, len(todo), size)]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ovp-decode") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ovp-decode")
+    try:
         pending = [pool.submit(decode, item) for item in windows[0]] if windows else []
         for n, window in enumerate(windows):
             decoded = [future.result() for future in pending]
@@ -359,17 +372,21 @@ def encode_videos(
             sets = [d for d in decoded if isinstance(d, KeyframeSet)]
             features = encoder.encode_frames([frame for s in sets for frame in s.frames])
             offset = 0
-            for (i, _path, digest, key), d in zip(window, decoded):
+            for (i, hashed, key), d in zip(window, decoded):
                 if isinstance(d, VideoDecodeError):
                     results[i] = d
                     continue
                 count = len(d.frames)
-                results[i] = encoder.features_of(d, features[offset:offset + count], video_sha256=digest)
+                results[i] = encoder.features_of(d, features[offset:offset + count], video_sha256=hashed.sha256)
                 offset += count
                 if cache is not None and key is not None:
                     cache.put(key, results[i])
             if on_done is not None:
                 on_done(len(window))
+    finally:
+        # Never wait here for a decoding thread: when the task's soft time limit interrupts this loop, the chunk must
+        # go on at once (each thread ends by its own video's deadline).
+        pool.shutdown(wait=False, cancel_futures=True)
     return results  # type: ignore[return-value]
 
 

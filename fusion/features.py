@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from encoders.enrichment import GNN_DIM, EnrichedText, EnrichmentConfig, KnowledgeEnricher
+from encoders.media import HashedFile, MediaLimits, hash_media
 from fusion.config import FusionConfig
 from fusion.manifest import VideoEntry, read_manifest
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
@@ -403,11 +404,12 @@ class FeatureExtractor:
         texts = [e.text if self.features.enrich else e.caption for e in enriched]
         results: list[VideoFeatures | FeatureFailure | None] = [None] * len(entries)
         started = time.perf_counter()
-        digests, keys, parts = self._read_cache(entries, texts, results)
+        hashed, keys, parts = self._read_cache(entries, texts, results)
+        digests = [h.sha256 if h is not None else None for h in hashed]
         t.hash_s += time.perf_counter() - started
         hits = sum(p is not None for p in parts)
         t.cache_hits += hits
-        encoded = self._encode_misses(entries, texts, parts, results, progress, text_batch_size)
+        encoded = self._encode_misses(entries, texts, hashed, parts, results, progress, text_batch_size)
         started = time.perf_counter()
         for i in encoded:
             self._cache_put(keys[i], parts[i])  # type: ignore[arg-type]
@@ -429,26 +431,28 @@ class FeatureExtractor:
         return results, enriched  # type: ignore[return-value]
 
     def _read_cache(self, entries: Sequence[VideoEntry], texts: Sequence[str], results: list[Any]
-                    ) -> tuple[list[str | None], list[str | None], list[dict[str, Any] | None]]:
-        """Per entry, the SHA-256 of its file, its cache key and its cached parts (None on a miss). An unreadable file
-        becomes a ``FeatureFailure`` in ``results``."""
-        from encoders.feature_cache import file_sha256
-
-        digests: list[str | None] = [None] * len(entries)
+                    ) -> tuple[list[HashedFile | None], list[str | None], list[dict[str, Any] | None]]:
+        """Per entry, its file checked and hashed (:func:`encoders.media.hash_media`), its cache key and its cached
+        parts (None on a miss). A file that is refused or cannot be read becomes a ``FeatureFailure`` in ``results``."""
+        limits = MediaLimits.from_settings(self.settings)
+        hashed: list[HashedFile | None] = [None] * len(entries)
         keys: list[str | None] = [None] * len(entries)
         parts: list[dict[str, Any] | None] = [None] * len(entries)
         for i, entry in enumerate(entries):
             try:
-                digests[i] = file_sha256(entry.path)
-            except OSError as exc:
-                results[i] = FeatureFailure(entry.id, f"cannot read {entry.path}: {exc.strerror or exc}")
+                # Checked (a regular file within the limits) before a byte is read, and read within the video's
+                # deadline, which decoding then shares.
+                hashed[i] = hash_media(entry.path, limits, timeout_s=self.settings.decode_timeout_s)
+            except VideoDecodeError as exc:
+                results[i] = FeatureFailure(entry.id, str(exc))
                 continue
-            keys[i] = self.cache_key(digests[i], texts[i])
+            keys[i] = self.cache_key(hashed[i].sha256, texts[i])
             parts[i] = self._cache_get(keys[i])
-        return digests, keys, parts
+        return hashed, keys, parts
 
-    def _encode_misses(self, entries: Sequence[VideoEntry], texts: Sequence[str], parts: list[dict[str, Any] | None],
-                       results: list[Any], progress: bool, text_batch_size: int) -> list[int]:
+    def _encode_misses(self, entries: Sequence[VideoEntry], texts: Sequence[str], hashed: Sequence[HashedFile | None],
+                       parts: list[dict[str, Any] | None], results: list[Any], progress: bool,
+                       text_batch_size: int) -> list[int]:
         """Encode the keyframes and texts of the entries the cache missed into ``parts``; a video that does not decode
         becomes a ``FeatureFailure`` in ``results``. Returns the indices encoded (to be cached)."""
         from encoders.visual import encode_videos
@@ -461,10 +465,10 @@ class FeatureExtractor:
         started = time.perf_counter()
         # Decoded by several threads, encoded a window of videos at a time (encoders.visual.encode_videos).
         with tqdm(total=len(misses), desc="keyframes+CNN", unit="video", disable=not show, leave=False) as bar:
-            encoded_videos = encode_videos([entries[i].path for i in misses], self.visual, self.visual_cache,
+            encoded_videos = encode_videos([hashed[i] for i in misses], self.visual, self.visual_cache,
                                            k=self.features.keyframes, timeout_s=self.settings.decode_timeout_s,
                                            workers=self.settings.decode_threads, decoder=self.keyframes,
-                                           on_done=bar.update)
+                                           on_done=bar.update, limits=MediaLimits.from_settings(self.settings))
         for i, outcome in zip(misses, encoded_videos):
             if isinstance(outcome, VideoDecodeError):
                 results[i] = FeatureFailure(entries[i].id, str(outcome))

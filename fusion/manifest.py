@@ -12,7 +12,9 @@ Required fields (the inputs, known when a video is published):
 
 =====================  ==========================================================================================
 ``id``                 str matching ``[A-Za-z0-9_.:-]{1,128}``, unique within the manifest
-``path``               str, the video file; a relative path is resolved against the manifest's folder
+``path``               str, the video file; a relative path is resolved against the manifest's folder. For
+                       profiling (``media_roots`` given) the path is resolved, symlinks followed, and must lie under
+                       the manifest's folder or a configured media root (``OVP_MEDIA_ROOTS``)
 ``platform``           a lowercase name (``[a-z0-9][a-z0-9_.-]*``): ``douyin bilibili kuaishou youtube tiktok`` have their
                        own slot in the model's metadata; any other (``xiaohongshu``, ``weibo``, an extractor's name,
                        ``other``) shares the ``other`` slot
@@ -20,14 +22,15 @@ Required fields (the inputs, known when a video is published):
 ``caption``            str (may be empty), at most 20,000 characters (``OVP_MAX_TEXT_CHARS``' default)
 ``hashtags``           list of str, as written by the author, without or with a leading ``#``
 ``published_at``       ISO 8601 date-time; one without a UTC offset is taken as UTC
-``duration_s``         number ≥ 0 (seconds)
+``duration_s``         number of seconds, 0 to 31,622,400 (a leap year)
 =====================  ==========================================================================================
 
 Optional fields (labels for training and evaluation, and provenance):
 
 =====================  ==========================================================================================
-``author_followers``   integer ≥ 0 (an INPUT: the audience an author already has when the video is published);
-                       absent or ``null`` = unknown (yt-dlp gives it for YouTube, not for TikTok, Douyin or Bilibili)
+``author_followers``   integer ≥ 0, at most 2^63 − 1 (an INPUT: the audience an author already has when the video is
+                       published); absent or ``null`` = unknown (yt-dlp gives it for YouTube, not for TikTok, Douyin
+                       or Bilibili)
 ``url``                str, where the video was published (kept on the graph's Video node)
 ``transcript``         str, what is said in the video (subtitle text without timing, ``ovp import ytdlp``), at most
                        20,000 characters; linked and encoded beside title, caption and hashtags
@@ -35,9 +38,9 @@ Optional fields (labels for training and evaluation, and provenance):
                        disease"; absent = unlabelled
 ``diseases_weak``      bool (default false): ``diseases`` were proposed from the linked mentions of the video's own
                        text (``ovp import ytdlp --weak-diseases``), not given by a person
-``views`` ``likes``    integers ≥ 0, the engagement counts a platform shows (any of them; a platform that hides one,
-``comments`` ``shares``  such as YouTube's shares, leaves it out). The popularity target weighs them
-                       ``views + 5·likes + 10·comments + 20·shares`` over the counts given (:func:`popularity_target`):
+``views`` ``likes``    integers ≥ 0 (at most 2^63 − 1, what Neo4j stores), the engagement counts a platform shows (any
+``comments`` ``shares``  of them; a platform that hides one, such as YouTube's shares, leaves it out). The popularity
+                       target weighs them ``views + 5·likes + 10·comments + 20·shares`` over the counts given (:func:`popularity_target`):
                        an interaction weighs more the more effort it costs the viewer, so a share counts 20 views
 ``engagement_read_at`` ISO 8601 date-time the counts were read (yt-dlp's ``epoch``). Engagement grows with age, so with
                        it the target is a **per-day rate**: ``log1p(weighted engagement / days online)``, days from
@@ -51,7 +54,8 @@ Optional fields (labels for training and evaluation, and provenance):
                        ``ovp ratings export``; the model card counts the videos that had it)
 =====================  ==========================================================================================
 
-Any other field is an error, so a misspelt label (``"qualty"``) is never silently ignored.
+Any other field is an error, so a misspelt label (``"qualty"``) is never silently ignored. A line nested deeper than
+``MAX_JSON_DEPTH`` is an error too (no field needs more than two levels).
 """
 from __future__ import annotations
 
@@ -62,9 +66,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
-from ovp.errors import ManifestError
+from encoders.media import confine
+from ovp.errors import ManifestError, MediaRefused
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +90,12 @@ MIN_AGE_DAYS = 1.0
 #: At most this many problems are listed in a ManifestError (all are counted); a 1 GB file of garbage should not
 #: become a 1 GB error message.
 MAX_LISTED_PROBLEMS = 1_000
+#: Counts are stored in Neo4j as 64-bit integers: a larger one would pass here and fail in the driver.
+MAX_COUNT = 2**63 - 1
+#: Seconds in a leap year: no published video is longer, and every bound float survives the driver.
+MAX_DURATION_S = 366 * 24 * 3600
+#: JSON nesting a manifest line (or any request body) may have; a manifest line needs two levels.
+MAX_JSON_DEPTH = 32
 
 REQUIRED_FIELDS = ("id", "path", "platform", "title", "caption", "hashtags", "published_at", "duration_s")
 OPTIONAL_FIELDS = ("author_followers", "url", "transcript", "diseases", "diseases_weak", "views", "likes", "comments",
@@ -219,6 +230,27 @@ class _Problems:
             self.items.append(f"{self.origin}:{line}: {name}: {what}")
 
 
+def json_depth(value: object, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deeply ``value`` (decoded JSON) nests lists and objects, counted without recursion and only up to
+    ``limit + 1``: a hostile document cannot make this slow or overflow the stack."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _show(value: object, width: int = 40) -> str:
+    """``repr(value)`` cut to ``width`` characters, so that a huge number or string makes a short problem line."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 128 else f"an integer of {len(str(value))} digits"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _type_name(value: object) -> str:
     return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
@@ -248,10 +280,13 @@ def _check_str(obj: Mapping[str, Any], name: str, line: int, problems: _Problems
 def _check_count(obj: Mapping[str, Any], name: str, line: int, problems: _Problems) -> int | None:
     value = _as_int(obj[name])
     if value is None:
-        problems.add(line, name, f"expected an integer ≥ 0, got {obj[name]!r}")
+        problems.add(line, name, f"expected an integer ≥ 0, got {_show(obj[name])}")
         return None
     if value < 0:
-        problems.add(line, name, f"must be ≥ 0, got {value}")
+        problems.add(line, name, f"must be ≥ 0, got {_show(value)}")
+        return None
+    if value > MAX_COUNT:
+        problems.add(line, name, f"{_show(value)} is more than the largest count stored, 2^63 − 1")
         return None
     return value
 
@@ -265,8 +300,10 @@ def _parse_datetime(value: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
-def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None, problems: _Problems) -> VideoEntry | None:
-    """Validate one decoded line; record every problem and return ``None`` if there was any."""
+def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None, problems: _Problems,
+                       roots: Sequence[Path] | None = None) -> VideoEntry | None:
+    """Validate one decoded line; record every problem and return ``None`` if there was any. With ``roots``, the path
+    is resolved and must lie under one of them."""
     before = problems.count
     for name in REQUIRED_FIELDS:
         if name not in obj:
@@ -274,7 +311,7 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
     for name in obj:
         if name not in REQUIRED_FIELDS and name not in OPTIONAL_FIELDS:
             problems.add(line, name, f"unknown field; allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)}")
-    values = {**_video_fields(obj, line, base_dir, problems), **_label_fields(obj, line, problems)}
+    values = {**_video_fields(obj, line, base_dir, problems, roots), **_label_fields(obj, line, problems)}
     read_at, published = values.get("engagement_read_at"), values.get("published_at")
     if read_at is not None and published is not None and read_at < published:
         problems.add(line, "engagement_read_at", f"{obj['engagement_read_at']} is before published_at: counts cannot "
@@ -284,7 +321,8 @@ def _entry_from_object(obj: Mapping[str, Any], line: int, base_dir: Path | None,
     return VideoEntry(**values)
 
 
-def _video_fields(obj: Mapping[str, Any], line: int, base_dir: Path | None, problems: _Problems) -> dict[str, Any]:
+def _video_fields(obj: Mapping[str, Any], line: int, base_dir: Path | None, problems: _Problems,
+                  roots: Sequence[Path] | None = None) -> dict[str, Any]:
     """The valid values of the video's own fields (id, file, platform, text, publication, author), recording problems."""
     values: dict[str, Any] = {}
     if "id" in obj and (vid := _check_str(obj, "id", line, problems)) is not None:
@@ -297,7 +335,16 @@ def _video_fields(obj: Mapping[str, Any], line: int, base_dir: Path | None, prob
             problems.add(line, "path", "must be a non-empty file path")
         else:
             p = Path(path).expanduser()
-            values["path"] = (base_dir / p) if base_dir is not None and not p.is_absolute() else p
+            p = (base_dir / p) if base_dir is not None and not p.is_absolute() else p
+            if roots is None:
+                values["path"] = p
+            elif not p.is_absolute():
+                problems.add(line, "path", f"{_show(path, 140)} is relative and there is no manifest folder; give an absolute path")
+            else:
+                try:
+                    values["path"] = confine(p, roots)
+                except MediaRefused as exc:
+                    problems.add(line, "path", f"{exc.message}; {exc.hint}")
     if "platform" in obj and (platform := _check_str(obj, "platform", line, problems)) is not None:
         if PLATFORM_PATTERN.fullmatch(platform.lower()):
             values["platform"] = platform.lower()
@@ -323,10 +370,13 @@ def _video_fields(obj: Mapping[str, Any], line: int, base_dir: Path | None, prob
             values["published_at"] = parsed
     if "duration_s" in obj:
         duration = obj["duration_s"]
-        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration):
-            problems.add(line, "duration_s", f"expected a number of seconds, got {duration!r}")
+        # Compared as given (int or float): float() of a 400-digit integer would raise OverflowError.
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or (isinstance(duration, float) and not math.isfinite(duration)):
+            problems.add(line, "duration_s", f"expected a number of seconds, got {_show(duration)}")
         elif duration < 0:
-            problems.add(line, "duration_s", f"must be ≥ 0, got {duration}")
+            problems.add(line, "duration_s", f"must be ≥ 0, got {_show(duration)}")
+        elif duration > MAX_DURATION_S:
+            problems.add(line, "duration_s", f"{_show(duration)} is more than {MAX_DURATION_S:,} seconds (a year)")
         else:
             values["duration_s"] = float(duration)
     if obj.get("author_followers") is not None and (followers := _check_count(obj, "author_followers", line, problems)) is not None:
@@ -380,12 +430,12 @@ def _label_fields(obj: Mapping[str, Any], line: int, problems: _Problems) -> dic
     if "quality" in obj and obj["quality"] is not None:
         quality = _as_int(obj["quality"])
         if quality is None or not 1 <= quality <= 5:
-            problems.add(line, "quality", f"expected an integer 1–5 (Global Quality Score), got {obj['quality']!r}")
+            problems.add(line, "quality", f"expected an integer 1–5 (Global Quality Score), got {_show(obj['quality'])}")
         else:
             values["quality"] = quality
     if "synthetic" in obj:
         if not isinstance(obj["synthetic"], bool):
-            problems.add(line, "synthetic", f"expected true or false, got {obj['synthetic']!r}")
+            problems.add(line, "synthetic", f"expected true or false, got {_show(obj['synthetic'])}")
         else:
             values["synthetic"] = obj["synthetic"]
     if "raters" in obj and obj["raters"] is not None:
@@ -397,7 +447,8 @@ def _label_fields(obj: Mapping[str, Any], line: int, problems: _Problems) -> dic
     return values
 
 
-def _validate_objects(objects: Iterable[tuple[int, object]], base_dir: Path | None, problems: _Problems) -> tuple[list[VideoEntry], int]:
+def _validate_objects(objects: Iterable[tuple[int, object]], base_dir: Path | None, problems: _Problems,
+                      roots: Sequence[Path] | None = None) -> tuple[list[VideoEntry], int]:
     """Validate ``(line, object)`` pairs into entries, recording problems; returns the entries and the count seen."""
     entries: list[VideoEntry] = []
     lines: list[int] = []
@@ -408,11 +459,14 @@ def _validate_objects(objects: Iterable[tuple[int, object]], base_dir: Path | No
         if not isinstance(obj, dict):
             problems.add(line, "<line>", f"expected a JSON object, got {_type_name(obj)}")
             continue
-        entry = _entry_from_object(obj, line, base_dir, problems)
+        if json_depth(obj) > MAX_JSON_DEPTH:
+            problems.add(line, "<line>", f"nested more than {MAX_JSON_DEPTH} levels deep; a manifest line needs two")
+            continue
+        entry = _entry_from_object(obj, line, base_dir, problems, roots)
         vid = obj.get("id")
         if isinstance(vid, str):
             if vid in first_line:
-                problems.add(line, "id", f"duplicate id {vid!r} (first on line {first_line[vid]})")
+                problems.add(line, "id", f"duplicate id {_show(vid, 140)} (first on line {first_line[vid]})")
                 entry = None
             else:
                 first_line[vid] = line
@@ -455,24 +509,29 @@ def _line_of(problem: str, origin: str) -> int:
     return int(problem[len(origin) + 1:].split(":", 1)[0])
 
 
-def parse_manifest_objects(objects: Iterable[tuple[int, object]], origin: str = "<manifest>", *, base_dir: Path | None = None) -> list[VideoEntry]:
+def parse_manifest_objects(objects: Iterable[tuple[int, object]], origin: str = "<manifest>", *, base_dir: Path | None = None,
+                           media_roots: Sequence[Path] | None = None) -> list[VideoEntry]:
     """Validate already-decoded manifest lines given as ``(line_number, object)`` pairs.
 
     Same promises as :func:`parse_manifest_lines`; for a JSON request body that holds a list of objects, number
     them from 1.
     """
     problems = _Problems(origin)
-    entries, total = _validate_objects(objects, base_dir, problems)
+    entries, total = _validate_objects(objects, base_dir, problems, _roots(base_dir, media_roots))
     return _finish(entries, total, problems)
 
 
-def parse_manifest_lines(lines: Iterable[str | bytes], origin: str = "<manifest>", *, base_dir: Path | None = None) -> list[VideoEntry]:
+def parse_manifest_lines(lines: Iterable[str | bytes], origin: str = "<manifest>", *, base_dir: Path | None = None,
+                         media_roots: Sequence[Path] | None = None) -> list[VideoEntry]:
     """Parse and validate manifest lines (``str`` or UTF-8 ``bytes``, line 1 first).
 
     Args:
         lines: the manifest's lines; blank lines and ``//`` comment lines are skipped.
         origin: the name used in problem messages (a file path, or e.g. ``request body``).
         base_dir: relative ``path`` values are resolved against it; ``None`` keeps them as given.
+        media_roots: for videos that will be opened (profiling): every path is resolved (symlinks followed) and must
+            lie under ``base_dir`` or one of these folders; a relative path needs ``base_dir``. ``None``: paths are
+            kept as given (training and evaluation read the operator's own manifests).
 
     Returns:
         one :class:`VideoEntry` per video line, in order.
@@ -505,12 +564,27 @@ def parse_manifest_lines(lines: Iterable[str | bytes], origin: str = "<manifest>
         except json.JSONDecodeError as exc:
             undecodable += 1
             problems.add(lineno, "<line>", f"invalid JSON: {exc.msg} at column {exc.colno}")
-    entries, total = _validate_objects(decoded, base_dir, problems)
+        except RecursionError:
+            undecodable += 1
+            problems.add(lineno, "<line>", f"nested more than {MAX_JSON_DEPTH} levels deep; a manifest line needs two")
+        except ValueError as exc:  # a number of more than 4,300 digits: Python refuses to convert it
+            undecodable += 1
+            problems.add(lineno, "<line>", f"invalid JSON: {str(exc).split(';')[0]}")
+    entries, total = _validate_objects(decoded, base_dir, problems, _roots(base_dir, media_roots))
     return _finish(entries, total + undecodable, problems)
 
 
-def read_manifest(path: str | Path) -> list[VideoEntry]:
+def _roots(base_dir: Path | None, media_roots: Sequence[Path] | None) -> list[Path] | None:
+    if media_roots is None:
+        return None
+    return ([base_dir] if base_dir is not None else []) + list(media_roots)
+
+
+def read_manifest(path: str | Path, *, media_roots: Sequence[Path] | None = None) -> list[VideoEntry]:
     """Read a manifest file; relative video paths are resolved against the manifest's folder.
+
+    ``media_roots``: for profiling, every video must lie under the manifest's folder or one of these (see
+    :func:`parse_manifest_lines`).
 
     Raises:
         ManifestError: the file cannot be read, has bad lines (all listed), or lists no videos.
@@ -520,7 +594,7 @@ def read_manifest(path: str | Path) -> list[VideoEntry]:
         data = path.read_bytes()
     except OSError as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc.strerror}", hint="check the path") from exc
-    entries = parse_manifest_lines(data.split(b"\n"), str(path), base_dir=path.resolve().parent)
+    entries = parse_manifest_lines(data.split(b"\n"), str(path), base_dir=path.resolve().parent, media_roots=media_roots)
     logger.debug("manifest %s: %d videos", path, len(entries))
     return entries
 

@@ -13,10 +13,10 @@ import time
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import neo4j
-from neo4j import GraphDatabase, RoutingControl
-from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired
+from neo4j import GraphDatabase, Query, RoutingControl
+from neo4j.exceptions import AuthError, ClientError, ServiceUnavailable, SessionExpired
 
-from ovp.errors import GraphUnavailable
+from ovp.errors import GraphUnavailable, QueryTimeout
 from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,16 @@ class Graph:
 
     # --- queries --------------------------------------------------------------------------------------------
 
-    def read(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Run a read query in a managed transaction; return its records as dicts."""
+    def read(self, query: str, params: dict[str, Any] | None = None, *, timeout_s: float | None = None) -> list[dict[str, Any]]:
+        """Run a read query in a managed transaction; return its records as dicts.
+
+        ``timeout_s``: the server ends the transaction after this long (QueryTimeout); for queries whose cost the
+        caller's parameters decide (named queries from anonymous requests).
+        """
+        statement = Query(query, timeout=timeout_s) if timeout_s is not None else query
         with self._translate_errors():
             records, _, _ = self._driver.execute_query(
-                query, params or {}, database_=self.database, routing_=RoutingControl.READ
+                statement, params or {}, database_=self.database, routing_=RoutingControl.READ
             )
         return [record.data() for record in records]
 
@@ -183,6 +188,9 @@ class _ErrorTranslator:
             ) from exc
         if isinstance(exc, (ServiceUnavailable, SessionExpired, ConnectionError, OSError)):
             raise GraphUnavailable(unreachable_message(self.settings.neo4j_uri)) from exc
+        if isinstance(exc, ClientError) and "TransactionTimedOut" in (exc.code or ""):
+            raise QueryTimeout("the query ran longer than its time limit and was stopped",
+                               hint="narrow it (a smaller limit, a more specific parameter)") from exc
         return False
 
 

@@ -327,18 +327,22 @@ def get_query(queries: Mapping[str, NamedQuery], name: str) -> NamedQuery:
 
 
 def run_named_query(
-    graph: "Graph", name: str, params: Mapping[str, object] | None = None, *, queries: Mapping[str, NamedQuery] | None = None
+    graph: "Graph", name: str, params: Mapping[str, object] | None = None, *, queries: Mapping[str, NamedQuery] | None = None,
+    timeout_s: float | None = None,
 ) -> list[dict[str, Any]]:
     """Validate ``params`` against the query's declaration and run it read-only; return its rows.
+
+    ``timeout_s``: the longest the server lets it run (``Settings.query_timeout_s``).
 
     Raises:
         UnknownQuery: no such query.
         QueryParamError: a parameter is missing, unknown or invalid.
+        QueryTimeout: it ran longer than ``timeout_s``.
         GraphUnavailable: Neo4j cannot be reached.
     """
     query = get_query(queries if queries is not None else load_queries(), name)
     bound = query.bind(params or {})
-    return graph.read(query.text, bound)
+    return graph.read(query.text, bound, timeout_s=timeout_s)
 
 
 # --- value conversion ---------------------------------------------------------------------------------------------

@@ -30,6 +30,13 @@ class GraphUnavailable(OVPError):
     http_status = 503
 
 
+class QueryTimeout(OVPError):
+    """A read query ran longer than it may (``OVP_QUERY_TIMEOUT_S``); Neo4j ended its transaction."""
+
+    code = "query_timeout"
+    http_status = 503
+
+
 class BrokerUnavailable(OVPError):
     """The Celery broker refused or timed out when a batch was being enqueued."""
 
@@ -66,6 +73,19 @@ class VideoDecodeError(OVPError):
 
     code = "video_decode_error"
     http_status = 422
+
+
+class MediaRefused(VideoDecodeError):
+    """A video file that is not opened at all: outside the allowed folders, not a regular file, or too large."""
+
+    code = "media_refused"
+
+
+class BatchExists(OVPError):
+    """A submission names a batch id that is already in the graph."""
+
+    code = "batch_exists"
+    http_status = 409
 
 
 class ModelNotFound(OVPError):

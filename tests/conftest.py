@@ -3,6 +3,7 @@ it) and the knowledge graph built once per test session when it is missing or ou
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Iterator
 
 import pytest
@@ -15,6 +16,10 @@ from kg_builder.store.entities import EntityDictionary
 from ovp.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The tests run on a development machine against its local services with their development credentials, which the
+# API and the workers (started by the tests, who inherit this) refuse without the flag. `make test` sets it as well.
+os.environ.setdefault("OVP_DEV", "1")
 
 
 @pytest.fixture(scope="session")

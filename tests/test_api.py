@@ -101,7 +101,7 @@ def unit(vector: list[float]) -> list[float]:
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    return dataclasses.replace(Settings.from_env(), api_token=TOKEN)
+    return dataclasses.replace(Settings.from_env(), api_token=TOKEN, media_roots="/videos")
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,9 @@ def profiled(graph: Graph, built_kg: dict[str, Any]) -> Iterator[dict[str, str]]
 
 @pytest.fixture(scope="module")
 def app(settings: Settings, profiled: dict[str, str]) -> Iterator[Any]:
-    app = create_app(dataclasses.replace(settings, broker_url=broker_url_for_tests(settings)), {"TESTING": True})
+    # Rate limits have tests of their own (test_api_limits.py); here they would only slow the suite down.
+    app = create_app(dataclasses.replace(settings, broker_url=broker_url_for_tests(settings)),
+                     {"TESTING": True, "RATELIMIT_ENABLED": False})
     yield app
     close_graph(app)
 

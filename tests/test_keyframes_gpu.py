@@ -2,6 +2,7 @@
 frames as the PyAV path on CPU-decodable fixtures (torchcodec decodes on the CPU too, with FFmpeg)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,11 @@ import pytest
 import torch
 
 import encoders.keyframes_gpu as gpu
+from encoders import keyframes
 from encoders.keyframes import extract_keyframes
 from encoders.keyframes_gpu import choose_decoder, extract_keyframes_torchcodec, keyframe_decoder, torchcodec_problem
-from ovp.errors import VideoDecodeError
+from encoders.media import MediaLimits
+from ovp.errors import MediaRefused, VideoDecodeError
 from videos import make_video, truncate_copy
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -101,6 +104,39 @@ def test_a_stream_torchcodec_refuses_is_decoded_by_pyav(videos: dict[str, Path],
     result = decoder.extract(videos["cut"], k=4)
     assert result.timestamps_s == extract_keyframes(videos["cut"], k=4).timestamps_s
     assert "decoding it with PyAV" in caplog.text
+
+
+@needs_torchcodec
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo", "sparse"])
+def test_only_regular_files_of_bounded_size_reach_torchcodec(tmp_path: Path, kind: str) -> None:
+    """The GPU path checks a file as the CPU path does before FFmpeg opens it (a FIFO would block the open)."""
+    if kind == "fifo":
+        path = tmp_path / "clip.mp4"
+        os.mkfifo(path)
+    elif kind == "sparse":
+        path = tmp_path / "huge.mp4"
+        with path.open("wb") as handle:
+            handle.truncate(200 << 30)
+    else:
+        path = Path("/dev/zero")
+    expected = "more than the" if kind == "sparse" else "not a regular file"
+    with pytest.raises(MediaRefused, match=expected):
+        extract_keyframes_torchcodec(path, device="cpu")
+
+
+@needs_torchcodec
+def test_the_gpu_path_keeps_the_caps_the_deadline_and_leaves_large_frames_to_pyav(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    video = make_video(tmp_path / "wide.mp4", seconds=2, size=(160, 90), gop=10)
+    with pytest.raises(MediaRefused, match="frames of 160 × 90"):
+        extract_keyframes_torchcodec(video, device="cpu", limits=MediaLimits(max_pixels=100 * 50))
+    with pytest.raises(VideoDecodeError, match=r"decoding took longer than 5s"):
+        extract_keyframes_torchcodec(video, device="cpu", timeout_s=5, spent_s=5.0)  # hashing spent it all
+    # Frames over MAX_FRAME_PIXELS (lowered so that a small video shows it) are decoded by PyAV, scaled down.
+    monkeypatch.setattr(keyframes, "MAX_FRAME_PIXELS", 80 * 45)
+    result = keyframe_decoder("torchcodec", CPU).extract(video, k=3)
+    assert {f.shape for f in result.frames} == {(44, 80, 3)}
+    assert "scaled down on the CPU path" in caplog.text and "decoding it with PyAV" in caplog.text
 
 
 def test_nearest_frame_takes_the_later_one_on_a_tie_and_the_last_past_the_end() -> None:

@@ -22,8 +22,10 @@ from api.db import close_graph
 from fusion.consensus import export_manifest
 from fusion.manifest import read_manifest
 from kg_builder.graph import Graph
+from kg_builder.store.batches import record_batch, record_failure
 from kg_builder.store.ratings import latest_ratings, video_ratings
 from kg_builder.store.reviews import review_queue
+from kg_builder.store.rows import VideoMeta
 from review_support import add_reviewer, app_settings, delete_review_data, media_video, profiled_video
 from test_api import broker_url_for_tests, purge_test_queue
 
@@ -302,6 +304,45 @@ def test_raters_cli(graph: Graph, data: dict[str, Any]) -> None:
     assert unknown.exit_code == 1 and "no reviewer" in unknown.output
     bad = runner.invoke(main, ["raters", "add", "no spaces allowed"])
     assert bad.exit_code == 1 and "not valid" in bad.output
+
+
+def test_a_batch_page_shows_failure_paths_only_to_reviewers(app: Any, graph: Graph, data: dict[str, Any]) -> None:
+    batch_id = f"{PREFIX}{uuid.uuid4().hex}"
+    video = VideoMeta(id=f"{PREFIX}failed", path="/srv/private/clip.mp4")
+    record_batch(graph, batch_id, [video])
+    try:
+        record_failure(graph, batch_id, video, f"{video.path}: no such file — check the path")
+        client = app.test_client()
+        anonymous = client.get(f"/ui/batches/{batch_id}?lang=en").get_data(as_text=True)
+        assert "&lt;file&gt;: no such file" in anonymous and "/srv" not in anonymous
+        sign_in(client, data["alice"].name, data["alice"].password)
+        assert "/srv/private/clip.mp4: no such file" in client.get(f"/ui/batches/{batch_id}").get_data(as_text=True)
+    finally:
+        graph.write("MATCH (b:Batch {id: $id}) DETACH DELETE b", {"id": batch_id})
+
+
+def test_the_pages_that_search_are_rate_limited_for_anonymous_visitors(graph: Graph, data: dict[str, Any]) -> None:
+    """The entity search, the video list (a scan of every video's text), search by meaning and similar videos cost what
+    their JSON twins do, so anyone gets OVP_API_RATE_LIMIT of each; a signed-in reviewer is not counted."""
+    from api.extensions import limiter
+
+    settings = dataclasses.replace(app_settings(data["root"]), api_rate_limit="3 per minute")
+    app = create_app(settings, {"TESTING": True})
+    anonymous, reviewer = app.test_client(), app.test_client()
+    sign_in(reviewer, data["alice"].name, data["alice"].password)
+    with app.app_context():
+        limiter.reset()
+    try:
+        for path in ("/ui/entities?q=glaucoma", f"/ui/videos?q={PREFIX}", "/ui/search?q=青光眼",
+                     f"/ui/videos/{data['ids']['certain']}/similar"):
+            assert [anonymous.get(path).status_code for _ in range(3)] == [200] * 3, path
+            assert anonymous.get(path).status_code == 429, path
+            assert [reviewer.get(path).status_code for _ in range(4)] == [200] * 4, path
+        assert anonymous.get("/ui/entities/OVP:glaucoma").status_code == 200  # one entity's page: not limited
+    finally:
+        with app.app_context():
+            limiter.reset()
+        close_graph(app)
 
 
 def test_sign_in_is_rate_limited(app: Any, data: dict[str, Any]) -> None:

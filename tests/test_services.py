@@ -59,11 +59,13 @@ def test_neo4j_rejects_a_heap_that_is_not_a_memory_size(tmp_path: Path) -> None:
         neo4j_server.jvm_args(Settings(home=tmp_path, neo4j_heap="lots"))
 
 
-def test_redis_config_binds_loopback_without_persistence(tmp_path: Path) -> None:
+def test_redis_config_binds_loopback_and_persists_the_queues(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, broker_url="redis://127.0.0.1:16379/0")
     conf = redis_server.render_config(settings, redis_server.RedisPaths.of(settings))
     assert "bind 127.0.0.1" in conf and "port 16379" in conf
-    assert 'save ""' in conf and "appendonly no" in conf and "daemonize no" in conf
+    assert 'save ""' in conf and "appendonly yes" in conf and "daemonize no" in conf and "requirepass" not in conf
+    secret = Settings(home=tmp_path, broker_url="redis://:s3cret-word@127.0.0.1:16379/0")
+    assert "requirepass s3cret-word" in redis_server.render_config(secret, redis_server.RedisPaths.of(secret))
 
 
 # --- the shared Neo4j -------------------------------------------------------------------------------------------
@@ -178,6 +180,25 @@ def test_a_second_redis_starts_stops_and_removes_its_pid_file(tmp_path: Path) ->
     assert not paths.pid_file.exists()
     done = ovp("redis", "status", OVP_HOME=str(tmp_path), OVP_BROKER_URL=own.broker_url)
     assert done.returncode == EXIT_DOWN and done.stdout.strip() == "down"
+
+
+@pytest.mark.redis
+def test_a_redis_with_a_password_keeps_its_queue_across_a_restart(tmp_path: Path) -> None:
+    """`ovp redis start` honours the password of OVP_BROKER_URL and persists what is queued: a message queued before
+    `stop` is there after `start` (it was lost before the append-only file)."""
+    own = Settings(home=tmp_path, broker_url=f"redis://:pw-{os.getpid()}@127.0.0.1:{free_port()}/0")
+    try:
+        RedisServer(own).start()
+        with pytest.raises(redis_client.AuthenticationError):
+            redis_client.Redis(host="127.0.0.1", port=own.redis_port).ping()
+        with redis_client.Redis.from_url(own.broker_url) as client:
+            client.lpush("profiles", b"queued before the restart")
+        RedisServer(own).stop()
+        RedisServer(own).start()
+        with redis_client.Redis.from_url(own.broker_url) as client:
+            assert client.lrange("profiles", 0, -1) == [b"queued before the restart"]
+    finally:
+        RedisServer(own).stop()
 
 
 @pytest.mark.redis

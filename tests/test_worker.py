@@ -164,9 +164,10 @@ def celery_app(settings: Settings):
 
 
 def submit(graph: Graph, app, entries) -> str:  # type: ignore[no-untyped-def]
-    """As the API and `ovp profile --submit` do: record the batch, then enqueue it."""
+    """As `ovp profile --submit` does: record the batch, then enqueue it, its videos allowed from the folder that
+    holds them (the manifest's)."""
     batch_id = new_batch_id()
-    submit_batch(graph, app, batch_id, entries)
+    submit_batch(graph, app, batch_id, entries, media_roots=[os.path.commonpath([str(e.path) for e in entries])])
     return batch_id
 
 
@@ -239,3 +240,47 @@ def test_neo4j_outage_mid_batch_is_retried(graph: Graph, celery_app, model_dir: 
         assert b"Retry in" in (tmp_path / "worker.log").read_bytes()
     finally:
         worker.stop()
+
+
+def queue_length(app) -> int:  # type: ignore[no-untyped-def]
+    with app.connection_for_write() as conn:
+        return sum(conn.default_channel.client.llen(q) for q in ("batches", "profiles"))
+
+
+def test_a_worker_without_its_model_refuses_to_start_and_takes_no_message(
+    graph: Graph, celery_app, home: Path, entries, tmp_path: Path
+) -> None:
+    """No model at OVP_MODEL_DIR: the worker's main process says so loudly and exits before it consumes, so the
+    submitted batch's message stays on the queue for a worker that can profile it (before, the worker consumed the
+    queue and every chunk failed and was dropped)."""
+    batch_id = submit(graph, celery_app, entries)
+    worker = WorkerProcess(worker_env(tmp_path / "no-model", home), tmp_path / "worker.log", "w4")
+    try:
+        code = worker.process.wait(timeout=240)
+    finally:
+        worker.stop()
+    text = (tmp_path / "worker.log").read_text()
+    assert code != 0 and "the worker will not start, so it takes no message" in text and "lacks model.pt" in text
+    assert queue_length(celery_app) == 1 and batch_status(graph, batch_id)["pending"]
+
+
+def test_a_worker_whose_pool_cannot_load_the_models_stops_and_puts_its_message_back(
+    graph: Graph, celery_app, model_dir: Path, home: Path, entries, tmp_path: Path
+) -> None:
+    """The model loads in the main process but the pool process cannot build the pipeline (here its feature
+    settings are corrupt): the worker shuts down loudly, and the batch's message is back on the queue, untouched."""
+    import shutil
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(model_dir, broken)
+    (broken / "features.json").write_text("{ not json")
+    batch_id = submit(graph, celery_app, entries)
+    worker = WorkerProcess(worker_env(broken, home), tmp_path / "worker.log", "w5")
+    try:
+        worker.process.wait(timeout=300)
+    finally:
+        worker.stop()
+    assert "this worker stops consuming and shuts down" in (tmp_path / "worker.log").read_text()
+    assert queue_length(celery_app) == 1
+    status = batch_status(graph, batch_id)
+    assert (status["done"], status["failed"], len(status["pending"])) == (0, 0, 12)

@@ -154,12 +154,15 @@ def test_batch_and_read_statements_find_their_nodes_by_index(graph: Graph) -> No
 
     ids = {"batch_id": "b", "video_ids": ["v"], "now": "t", "total": 1, "videos": [{"id": "v"}], "status": "done",
            "reason": "", "pending": ["queued"], "problems": [], "id": "x", "max": 3, "sort": "quality",
-           "min_quality": 1, "limit": 5, "ids": ["v"], "video": {"id": "v"}}
+           "min_quality": 1, "limit": 5, "ids": ["v"], "video": {"id": "v"}, "epoch": 0.0, "media_roots": [],
+           "lease_until": 0.0}
     statements = {
         "RECORD_BATCH": batches.RECORD_BATCH, "BATCH_STATUS": batches.BATCH_STATUS,
         "SET_OUTCOMES": batches.SET_OUTCOMES, "RECOUNT_BATCH": batches.RECOUNT_BATCH,
         "ENSURE_VIDEO": batches.ENSURE_VIDEO, "CHUNK_STATE": batches.CHUNK_STATE,
         "BEGIN_ATTEMPT": batches.BEGIN_ATTEMPT, "REJECT_BATCH": batches.REJECT_BATCH,
+        "PENDING_WORK": batches.PENDING_WORK, "MARK_REQUEUED": batches.MARK_REQUEUED,
+        "RUNNING_BATCHES": batches.RUNNING_BATCHES,
         "VIDEO_DETAIL": videos.VIDEO_DETAIL, "ENTITY_DETAIL": entities.ENTITY_DETAIL,
         "DISEASE_VIDEOS": diseases.DISEASE_VIDEOS, "LATEST_PROFILE_SUMMARIES": profiles.LATEST_PROFILE_SUMMARIES,
     }

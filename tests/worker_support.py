@@ -45,15 +45,18 @@ def worker_env(model_dir: Path, home: Path, **extra: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A real ``celery -A worker.app worker`` in its own process group (so SIGKILL reaches its pool children too)."""
+    """A real ``celery -A worker.app worker`` in its own process group (so SIGKILL reaches its pool children too).
 
-    def __init__(self, env: dict[str, str], log_file: Path, name: str) -> None:
+    ``concurrency``: pool processes; ``beat``: run celery beat inside it (``-B``: the periodic reconciliation).
+    """
+
+    def __init__(self, env: dict[str, str], log_file: Path, name: str, *, concurrency: int = 1, beat: bool = False) -> None:
         self.log_file = log_file
         self._log = log_file.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "batches,profiles",
-             "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip",
-             "--without-mingle", "--without-heartbeat"],
+             "--concurrency", str(concurrency), "--pool", "prefork", "--loglevel", "INFO", "-n", f"{name}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *(["-B"] if beat else [])],
             cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

@@ -2,10 +2,16 @@
 
 Whoever submits records the batch, once, before anything is enqueued (the API, ``ovp profile --submit``, ``ovp
 profile`` in-process): ``GET /batches/{id}`` and ``ovp batch status`` answer at once, and a submission whose message
-is lost stays in the graph with its videos pending. The ``ovp.profile_batch`` task only fans out.
+is lost stays in the graph with its videos pending, each with its entry, so that :mod:`worker.reconcile` can enqueue
+it again. The ``ovp.profile_batch`` task only fans out.
+
+A batch carries the folders its submitter allowed its videos to come from (``media_roots``: a CLI manifest's own
+folder); a worker reads a video only if its resolved path lies under one of those or under the worker's own
+``OVP_MEDIA_ROOTS``.
 """
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -41,15 +47,27 @@ def entry_objects(entries: Sequence[VideoEntry]) -> list[dict[str, Any]]:
     return [entry.to_json_dict(base_dir=None) for entry in entries]
 
 
+def chunk_kwargs(media_roots: Sequence[str], *, uncounted: Sequence[str] = (), isolate: bool = False) -> dict[str, Any]:
+    """The keyword arguments of an ``ovp.profile_chunk`` message beside its batch id and entries."""
+    return {"media_roots": list(media_roots), "uncounted": list(uncounted), "isolate": isolate}
+
+
 def chunked(entries: Sequence[VideoEntry], size: int) -> list[list[VideoEntry]]:
     if size < 1:
         raise ValueError(f"chunk size must be at least 1, got {size}")
     return [list(entries[i : i + size]) for i in range(0, len(entries), size)]
 
 
-def record_submission(graph: Graph, batch_id: str, entries: Sequence[VideoEntry]) -> None:
-    """Record the batch and its videos, pending (status 'queued' on each ``CONTAINS``)."""
-    record_batch(graph, batch_id, [video_meta(e) for e in entries])
+def record_submission(graph: Graph, batch_id: str, entries: Sequence[VideoEntry], *,
+                      media_roots: Sequence[str] = ()) -> None:
+    """Record the batch and its videos, pending (status 'queued' on each ``CONTAINS``, with the entry as JSON).
+
+    Raises:
+        BatchExists: the id is already used.
+    """
+    record_batch(graph, batch_id, [video_meta(e) for e in entries],
+                 entries=[json.dumps(obj, ensure_ascii=False) for obj in entry_objects(entries)],
+                 media_roots=media_roots)
 
 
 def submit_batch(
@@ -58,29 +76,32 @@ def submit_batch(
     batch_id: str,
     entries: Sequence[VideoEntry],
     *,
-    manifest: Sequence[dict[str, Any]] | None = None,
+    media_roots: Sequence[str] = (),
     **send_options: Any,
 ) -> None:
     """Record the batch (:func:`record_submission`), then enqueue ``ovp.profile_batch`` for it.
 
     Args:
-        manifest: the manifest objects the task gets (default: ``entry_objects(entries)``); the API passes the body
-            it validated, as it was sent.
+        entries: validated, with their paths resolved (and confined to the allowed folders by the parser).
+        media_roots: the folders the submitter allowed besides the workers' own (a CLI manifest's folder).
         send_options: passed to ``send_task`` (e.g. the API's publish retry policy).
 
     Raises:
+        BatchExists: the id is already used; nothing was recorded or enqueued.
         GraphUnavailable: the batch could not be recorded; nothing was enqueued.
-        BrokerUnavailable: the batch is recorded but its message could not be published.
+        BrokerUnavailable: the batch is recorded but its message could not be published; ``ovp batch resume`` (or
+            the workers' periodic reconciliation) enqueues it once the broker is back.
     """
-    record_submission(graph, batch_id, entries)
-    args = [batch_id, list(manifest) if manifest is not None else entry_objects(entries)]
+    record_submission(graph, batch_id, entries, media_roots=media_roots)
     try:
-        celery.send_task(PROFILE_BATCH_TASK, args=args, **send_options)
+        celery.send_task(PROFILE_BATCH_TASK, args=[batch_id, entry_objects(entries)],
+                         kwargs={"media_roots": list(media_roots)}, **send_options)
     except Exception as exc:  # noqa: BLE001 - kombu raises transport-specific errors; each means "not enqueued"
         log.error("batch %s recorded but not enqueued: %s", batch_id, exc)
         raise BrokerUnavailable(
             f"batch {batch_id} was recorded but could not be enqueued: the broker is not reachable",
-            hint="start it with `ovp redis start` (or check OVP_BROKER_URL) and submit again",
+            hint=f"nothing is lost: once the broker is back (`ovp redis start`, or check OVP_BROKER_URL), "
+                 f"`ovp batch resume {batch_id}` enqueues it, and so does the workers' periodic check",
         ) from exc
     log.info("batch %s: %d videos enqueued", batch_id, len(entries))
 
@@ -92,7 +113,7 @@ def fan_out(
     chunk_size: int,
     enqueue: Callable[[str, list[dict[str, Any]]], None],
 ) -> list[list[VideoEntry]]:
-    """Hand each chunk of a recorded batch to ``enqueue``; returns the chunks."""
+    """Hand each chunk of a recorded batch to ``enqueue`` (``enqueue(batch_id, entry objects)``); returns the chunks."""
     chunks = chunked(entries, chunk_size)
     for chunk in chunks:
         enqueue(batch_id, entry_objects(chunk))

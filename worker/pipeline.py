@@ -224,16 +224,28 @@ def profile_in_process(
     model_dir: Path | None = None,
     progress: bool = False,
     pipeline: ProfilingPipeline | None = None,
+    media_roots: Sequence[Path] | None = None,
 ) -> list[ChunkReport]:
-    """``ovp profile`` without Celery: record the batch, then run its chunks here, one after another."""
+    """``ovp profile`` without Celery: record the batch, then run its chunks here, one after another.
+
+    ``media_roots``: the folders besides ``OVP_MEDIA_ROOTS`` that videos may come from (the manifest's folder); each
+    video is checked again before it is read. None: the caller vouches for the entries' paths (a bench, a test).
+
+    Raises:
+        BatchExists: the batch id is already used.
+        ChunkInterrupted: Neo4j went away mid-batch; the batch stays recorded with its unfinished videos pending
+            (``ovp batch resume`` hands them to the workers).
+    """
     from tqdm.auto import tqdm
 
     pipeline = pipeline or ProfilingPipeline.load(settings, model_dir, graph)
-    record_submission(graph, batch_id, entries)
+    record_submission(graph, batch_id, entries, media_roots=[str(root) for root in media_roots or ()])
+    roots = None if media_roots is None else [*settings.media_root_paths, *media_roots]
     chunks = chunked(entries, settings.chunk_size)
     reports = []
     for chunk in tqdm(chunks, desc="profiling", unit="chunk", disable=not progress):
-        reports.append(run_chunk(graph, pipeline, batch_id, chunk, max_deliveries=settings.max_deliveries))
+        reports.append(run_chunk(graph, pipeline, batch_id, chunk, max_deliveries=settings.max_deliveries,
+                                 lease_s=settings.chunk_hard_limit_s + 60, media_roots=roots))
     done = sum(len(r.done) for r in reports)
     failed = sum(len(r.failed) for r in reports)
     log.info("batch %s: %d profiled, %d failed, model %s", batch_id, done, failed, pipeline.model_version)

@@ -1,20 +1,20 @@
 """``POST /batches`` (submit a manifest for profiling; bearer token required) and ``GET /batches/{id}`` (progress).
 
-A submission is validated completely before anything happens (422 with every problem, by line), then recorded in the
-graph (the batch and its videos, pending, so ``GET /batches/{id}`` answers at once and nothing is lost if the broker
-is slow) and enqueued as the Celery task ``ovp.profile_batch`` (:func:`worker.batches.submit_batch`). The task is
-sent by name: the API never imports the models.
+A submission is validated completely before anything happens (422 with every problem, by line; every video path
+must be absolute and lie under ``OVP_MEDIA_ROOTS``, symlinks followed), then recorded in the graph (the batch and its
+videos, pending, so ``GET /batches/{id}`` answers at once and nothing is lost if the broker is slow) and enqueued as
+the Celery task ``ovp.profile_batch`` (:func:`worker.batches.submit_batch`). The task is sent by name: the API never
+imports the models. ``GET /batches/{id}`` shows failure reasons without file paths unless the request carries the
+token: they would tell anyone who has a batch id which files exist on the workers.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request, url_for
-from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Unauthorized
 
+from api.auth import has_valid_token, require_token
 from api.context import app_resource, get_settings
 from api.db import get_graph
 from api.validation import RequestValidationError, check_id, json_body
@@ -32,23 +32,6 @@ MAX_VIDEOS = 10_000
 #: Publishing retries when the broker hiccups; a broker that is down answers 503 within about a second.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.0, "interval_step": 0.25, "interval_max": 0.5}
 _CELERY_KEY = "ovp_celery"
-
-
-def token_matches(token: str) -> bool:
-    """Is ``token`` the API token (constant-time; never when no token is set)? The batches page asks it too."""
-    expected = get_settings().api_token
-    return bool(expected) and hmac.compare_digest(token.strip().encode(), expected.encode())
-
-
-def require_token() -> None:
-    """Check ``Authorization: Bearer <OVP_API_TOKEN>`` in constant time; 401 otherwise (also when no token is set)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not (scheme.lower() == "bearer" and token_matches(token)):
-        raise Unauthorized(
-            description="POST /batches needs the header Authorization: Bearer <OVP_API_TOKEN>",
-            www_authenticate=WWWAuthenticate("bearer", {"realm": "ovp"}),
-        )
 
 
 def manifest_objects(body: object) -> list[object]:
@@ -77,7 +60,9 @@ def accept_batch(objects: list[object], origin: str = "request body") -> tuple[s
         ManifestError: every problem, by line (422); nothing is recorded.
         BrokerUnavailable: recorded but not enqueued (503).
     """
-    entries = parse_manifest_objects(list(enumerate(objects, start=1)), origin)  # ManifestError → 422
+    # ManifestError → 422; paths resolved and confined to the media roots (a request has no manifest folder)
+    entries = parse_manifest_objects(list(enumerate(objects, start=1)), origin,
+                                     media_roots=get_settings().media_root_paths)
     batch_id = submission.new_batch_id()
     # BrokerUnavailable (503) once the batch is recorded but cannot be enqueued
     submission.submit_batch(get_graph(), get_celery(), batch_id, entries, manifest=objects, retry=True, retry_policy=PUBLISH_RETRY)
@@ -95,9 +80,10 @@ def submit_batch() -> Any:
 
 @bp.get("/batches/<batch_id>")
 def get_batch(batch_id: str) -> Any:
-    """Counts, status and per-video failures of a batch; 404 when unknown."""
+    """Counts, status and per-video failures of a batch (reasons without file paths unless the token is sent);
+    404 when unknown."""
     check_id("batch id", batch_id)
-    status = batch_status(get_graph(), batch_id)
+    status = batch_status(get_graph(), batch_id, with_paths=has_valid_token())
     if status is None:
         abort(404, description=f"no batch {batch_id}")
     return jsonify(status)

@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, abort, jsonify, request
 
 from api.context import app_resource
 from api.db import get_graph
+from api.extensions import expensive
 from api.validation import arg_int, arg_str, check_id
 from kg_builder.store.entities import EntityLookup, entity_detail
 from ovp.errors import GraphUnavailable
@@ -42,6 +43,7 @@ def load_entity_lookup(app: Flask) -> None:
 
 
 @bp.get("/entities")
+@expensive
 def search_entities() -> Any:
     """Entities whose name, Chinese name or synonym matches ``q`` (Lucene syntax in ``q`` is escaped), best first."""
     text = arg_str(request, "q", max_len=MAX_QUERY_CHARS, min_len=1)

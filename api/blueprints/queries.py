@@ -1,5 +1,7 @@
 """``GET /queries`` (the named read-only Cypher queries and their parameters) and ``POST /queries/{name}`` (run one
-with JSON parameters, validated against its declaration)."""
+with JSON parameters, validated against its declaration). Anyone may run one, so each run is bounded: Neo4j ends its
+transaction after ``OVP_QUERY_TIMEOUT_S`` (503 ``query_timeout``), and a client address may run ``OVP_API_RATE_LIMIT``
+of them."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +10,9 @@ from typing import Any, Mapping
 
 from flask import Blueprint, current_app, jsonify, request
 
+from api.context import get_settings
 from api.db import get_graph
+from api.extensions import expensive
 from api.validation import json_object
 from kg_builder.named_queries import NamedQuery, get_query
 
@@ -29,11 +33,12 @@ def list_queries() -> Any:
 
 
 @bp.post("/queries/<name>")
+@expensive
 def run_query(name: str) -> Any:
     """Body: a JSON object of parameters (``{}`` for all defaults) → ``{"name", "params", "rows"}``."""
     query = get_query(named_queries(), name)  # 404 before looking at the body
     params = query.bind(json_object(request) if request.content_length else {})
-    rows = get_graph().read(query.text, params)
+    rows = get_graph().read(query.text, params, timeout_s=get_settings().query_timeout_s)
     return jsonify({"name": query.name, "params": params, "count": len(rows), "rows": [to_json(row) for row in rows]})
 
 

@@ -1,6 +1,6 @@
 """``GET /videos/{id}``: a video's metadata, its linked mentions, its latest profile (explanation parsed), that
 profile's open-vocabulary tags (a list of their own, evidence parsed, apart from the profile's predictions) and the
-history of its profiles."""
+history of its profiles. The video's file path is shown only to a request with the API token."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify
 
+from api.auth import has_valid_token
 from api.db import get_graph
 from api.validation import check_id
 from kg_builder.store.videos import video_detail
@@ -45,5 +46,9 @@ def get_video(video_id: str) -> Any:
         abort(404, description=f"no video {video_id}")
     latest = parse_explanation(row["latest"][0]) if row["latest"] else None
     tags = [parse_json_field(tag, "evidence", "tag") for tag in row["tags"]]
-    return jsonify({**row["video"], "mentions": row["mentions"], "profile": latest, "tags": tags,
+    video = row["video"]
+    if not has_valid_token():
+        # The stored path tells anyone which files the media roots hold; the token holder submitted it and may see it.
+        video = {key: value for key, value in video.items() if key != "path"}
+    return jsonify({**video, "mentions": row["mentions"], "profile": latest, "tags": tags,
                     "history": row["history"]})

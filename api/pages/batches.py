@@ -2,7 +2,8 @@
 runs, without JavaScript), and submitting a manifest from the page, which goes through the same validation as
 ``POST /batches`` and needs the same API token.
 
-One batch's page is open like ``GET /batches/{id}``; the list of every batch is more than the JSON API shows anyone
+One batch's page is open like ``GET /batches/{id}`` (failure reasons without file paths unless a reviewer is
+signed in); the list of every batch is more than the JSON API shows anyone
 (it names batches by their unguessable ids), so it is for signed-in reviewers."""
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from api.auth import token_matches
 from api.db import get_graph
-from api.blueprints.batches import MAX_VIDEOS, accept_batch, token_matches
+from api.blueprints.batches import MAX_VIDEOS, accept_batch
 from api.pages.blueprint import bp
 from api.validation import check_id
 from fusion.manifest import parse_manifest_lines
@@ -37,7 +39,8 @@ def batches() -> str:
 @bp.get("/batches/<batch_id>")
 def batch(batch_id: str) -> str:
     check_id("batch id", batch_id)
-    status = batch_status(get_graph(), batch_id)
+    # Failure reasons name files on the workers: only signed-in reviewers see the paths.
+    status = batch_status(get_graph(), batch_id, with_paths=current_user.is_authenticated)
     if status is None:
         abort(404, description=f"no batch {batch_id}")
     running = status.get("status") not in ("finished", "rejected")

@@ -8,14 +8,15 @@ from typing import Any
 
 from flask import abort, g, render_template, request, url_for
 
-from api.blueprints.entities import MAX_NEIGHBOURS
+from api.blueprints.entities import MAX_NEIGHBOURS, get_entity_lookup
 from api.db import get_graph
+from api.extensions import expensive_page
 from api.pages.blueprint import bp
 from api.pages.i18n import entity_label, translate
 from api.pages.svg import Group, Node, neighbourhood_svg
 from api.validation import arg_enum, arg_str, check_id
 from kg_builder.store import diseases
-from kg_builder.store.entities import entity_detail, lookup
+from kg_builder.store.entities import entity_detail
 from kg_builder.store.reviews import entity_videos
 
 
@@ -24,10 +25,12 @@ DISEASE_VIDEOS = 100
 
 
 @bp.get("/entities")
+@expensive_page
 def entities() -> str:
     """Search by name, Chinese name or synonym."""
     q = arg_str(request, "q", max_len=200, default="").strip()
-    hits = lookup(get_graph(), q, limit=30) if q else []
+    # The process's lookup, shared with GET /entities: its entity dictionary and remembered answers.
+    hits = get_entity_lookup().lookup(get_graph(), q, limit=30) if q else []
     return render_template("entities.html", q=q, hits=[hit.to_dict() for hit in hits])
 
 

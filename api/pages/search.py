@@ -2,7 +2,8 @@
 query, each with why it was found) and ``/ui/videos/<id>/similar`` (videos like one video, by meaning).
 
 Both go through the JSON API's searcher (:func:`api.blueprints.search.get_searcher`: one sentence encoder and one
-linker per process) and its limits; a blank, oversized or control-character query gets the search page again with
+linker per process) and its limits, and the rate limit of the expensive pages (``OVP_API_RATE_LIMIT`` per address,
+signed-in reviewers not counted); a blank, oversized or control-character query gets the search page again with
 what is wrong (400), never a 500.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from flask import abort, g, render_template, request
 
 from api.blueprints.search import LIMITS, get_searcher
 from api.db import get_graph
+from api.extensions import expensive_page
 from api.pages.blueprint import bp
 from api.pages.i18n import entity_label, translate
 from api.validation import RequestValidationError, arg_int, check_id, check_str, strip_control
@@ -63,6 +65,7 @@ def _shared_label_filter(shared: SharedConcept) -> str:
 
 
 @bp.get("/search")
+@expensive_page
 def search() -> Any:
     """``q`` (Chinese or English, at most ``LIMITS.max_query_chars``), ``k`` (1–100, default 20)."""
     k = arg_int(request, "k", minimum=1, maximum=LIMITS.max_k, default=DEFAULT_K)
@@ -79,6 +82,7 @@ def search() -> Any:
 
 
 @bp.get("/videos/<video_id>/similar")
+@expensive_page
 def similar(video_id: str) -> Any:
     """Videos closest in meaning to one video (its text vector, the concepts it mentions or is tagged with)."""
     check_id("video id", video_id)

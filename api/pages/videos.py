@@ -13,6 +13,7 @@ from flask_login import current_user
 
 from api.context import get_settings
 from api.db import get_graph
+from api.extensions import expensive_page
 from api.pages.blueprint import bp
 from api.pages.media import MediaRefused, media_file
 from api.pages.tags import evidence_ids, tag_views
@@ -31,6 +32,7 @@ PLATFORMS = ("douyin", "bilibili", "kuaishou", "youtube", "tiktok", "other")
 
 
 @bp.get("/videos")
+@expensive_page
 def videos() -> str:
     """The list: ``q``, ``platform``, ``disease``, ``quality``, ``rated``, ``sort``, ``page``."""
     disease = arg_str(request, "disease", max_len=128, default="")

@@ -50,9 +50,10 @@ AMBIGUOUS_SURFACES: frozenset[str] = frozenset({
     "amd", "pvd", "flashes", "floater", "cat eye",
     "流泪", "光晕", "重影", "热敷",
     # official Chinese HPO names that are everyday words: 凝视 (to gaze at the sea), 红眼 (envy; eyes red from
-    # drinking or staying up), 盲点 (a blind spot in an argument), 失明 (a film's blind hero), 横眉/细眉/长眉 (make-up:
-    # eyebrow shapes), 独眼 (a one-eyed pirate)
-    "凝视", "红眼", "盲点", "失明", "横眉", "细眉", "长眉", "独眼",
+    # drinking or staying up), 盲点 (a blind spot in an argument), 横眉/细眉/长眉 (make-up: eyebrow shapes), 独眼 (a
+    # one-eyed pirate). Not 失明: in an eye-health caption it means blindness ("突然失明怎么办") far more often than a
+    # film's blind hero, and missing a sudden loss of vision costs more than tagging a film.
+    "凝视", "红眼", "盲点", "横眉", "细眉", "长眉", "独眼",
 })
 
 #: Everyday phrases (normalised) that hold an eye surface without meaning it: drinks ("glasses of wine"), travel
