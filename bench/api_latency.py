@@ -1,25 +1,28 @@
-"""Entity-lookup latency and throughput of the API served by gunicorn: p50/p99 and requests/s at several concurrency
-levels, for this tree and (``--base-tree``) another checkout side by side in one run. Prints JSON.
+"""Entity-lookup and linking latency and throughput of the API served by gunicorn: p50/p99 and requests/s at several
+concurrency levels, for this tree and (``--base-tree``) another checkout side by side in one run. Prints JSON.
 
 Starts ``gunicorn -c api/gunicorn.conf.py api.wsgi:app`` with 2 workers on 127.0.0.1 on a free port (one per tree,
 each from its own checkout), warms it up, then for each level runs a bounded number of ``GET /entities?q=...``
-requests from that many threads, each with its own keep-alive ``http.client`` connection; a level stops early at its
+requests (``POST /link`` for the ``link`` mix) from that many threads, each with its own keep-alive ``http.client`` connection; a level stops early at its
 time cap. With two trees the levels alternate between them (base first at odd levels, this tree first at even ones).
 Gunicorn is stopped (SIGTERM to the processes this script started) at the end, also on errors.
 
-Two mixes of questions (``--mixes``):
+Three mixes of questions (``--mixes``):
 
 * ``terms``: the ten terms below in turn, Chinese and English (what issue 37's baseline measured): a server that
   remembers answers answers these from memory after the first time.
 * ``cold``: the 200 fixed queries of ``bench/data/entity_queries.jsonl`` in order, each request a question the server
   has not been asked before (the ``limit`` goes 10, 11, 12, … with each pass over the list), so every answer is
   computed.
+* ``link``: ``POST /link`` with ``{"text": caption}`` for the captions of ``tests/data/captions_gold.jsonl`` of at
+  most 300 characters (issue 37's "typical caption"), in turn.
 
 With ``--base-tree``, both servers first answer the 200 fixed queries (limit 10) and the JSON bodies are compared:
-``equivalence`` reports how many are identical and lists the ones that differ.
+``equivalence`` reports how many are identical and lists the ones that differ; with the ``link`` mix the same is done
+for the mentions of every caption (``link_equivalence``).
 
 Usage: ``python bench/api_latency.py [--base-tree /path/to/base-checkout] [--requests 300] [--levels 1,8,32]
-[--mixes terms,cold] [--workers 2] [--cap-s 60]``
+[--mixes terms,cold,link] [--workers 2] [--cap-s 60]``
 Needs Neo4j with the knowledge graph built, and the broker (only for the readiness check on /health).
 """
 from __future__ import annotations
@@ -38,6 +41,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -46,6 +50,9 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES_FILE = ROOT / "bench" / "data" / "entity_queries.jsonl"
+CAPTIONS_FILE = ROOT / "tests" / "data" / "captions_gold.jsonl"
+#: The longest caption the ``link`` mix sends: issue 37's "typical caption".
+TYPICAL_CAPTION_CHARS = 300
 TERMS = ["青光眼", "pink eye", "白内障", "myopia", "老花眼", "dry eye", "glaucoma", "飞蚊症", "retinal detachment", "斜视"]
 
 
@@ -110,6 +117,10 @@ class Client:
 
     def get(self, path: str) -> tuple[int, float, bytes]:
         """(status, seconds, body) of ``GET path``; status 0 when the connection failed."""
+        return self.send(Request(path))
+
+    def send(self, request: "Request") -> tuple[int, float, bytes]:
+        """(status, seconds, body) of ``request``; status 0 when the connection failed."""
         connections = getattr(self._local, "connections", None)
         if connections is None:
             connections = self._local.connections = {}
@@ -119,7 +130,11 @@ class Client:
         started = time.perf_counter()
         body = b""
         try:
-            connection.request("GET", path)
+            if request.body is None:
+                connection.request("GET", request.path)
+            else:
+                connection.request("POST", request.path, body=request.body,
+                                   headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             body = response.read()
             status = response.status
@@ -130,58 +145,77 @@ class Client:
         return status, time.perf_counter() - started, body
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request of a mix: ``GET path``, or ``POST path`` with a JSON ``body``."""
+
+    path: str
+    body: bytes | None = None
+
+
 def read_queries(path: Path = QUERIES_FILE) -> list[str]:
     """The fixed lookup queries (``q`` of each JSON line)."""
     return [json.loads(line)["q"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def read_captions(path: Path = CAPTIONS_FILE, max_chars: int = TYPICAL_CAPTION_CHARS) -> list[str]:
+    """The gold captions (``text`` of each JSON line) of at most ``max_chars`` characters, in file order."""
+    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [text for text in texts if len(text) <= max_chars]
+
+
+def link_request(text: str) -> Request:
+    return Request("/link", json.dumps({"text": text}, ensure_ascii=False).encode("utf-8"))
+
+
 class Questions:
-    """The request paths of one mix for one server; ``cold`` never repeats a (query, limit) pair for that server."""
+    """The requests of one mix for one server; ``cold`` never repeats a (query, limit) pair for that server."""
 
-    def __init__(self, mix: str, queries: list[str]) -> None:
-        if mix not in ("terms", "cold"):
-            raise ValueError(f"unknown mix {mix!r}; expected terms or cold")
-        self.mix, self.queries, self.asked = mix, queries, 0
+    def __init__(self, mix: str, queries: list[str], captions: list[str]) -> None:
+        if mix not in ("terms", "cold", "link"):
+            raise ValueError(f"unknown mix {mix!r}; expected terms, cold or link")
+        self.mix, self.queries, self.captions, self.asked = mix, queries, captions, 0
 
-    def take(self, n: int) -> list[str]:
+    def take(self, n: int) -> list[Request]:
         if self.mix == "terms":
-            return [f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10" for i in range(n)]
+            return [Request(f"/entities?q={quote(TERMS[i % len(TERMS)])}&limit=10") for i in range(n)]
+        if self.mix == "link":
+            requests = [link_request(self.captions[i % len(self.captions)]) for i in range(self.asked, self.asked + n)]
+            self.asked += n
+            return requests
         # The equivalence pass asked every query at limit 10; pass p asks them at limit 11 + p.
         paths = []
         for i in range(self.asked, self.asked + n):
-            paths.append(f"/entities?q={quote(self.queries[i % len(self.queries)])}&limit={11 + i // len(self.queries)}")
+            paths.append(Request(
+                f"/entities?q={quote(self.queries[i % len(self.queries)])}&limit={11 + i // len(self.queries)}"))
         self.asked += n
         return paths
 
 
-def compare_answers(old_port: int, new_port: int, queries: list[str]) -> dict[str, Any]:
-    """Ask both servers every query (limit 10) and compare the JSON bodies."""
-    client = Client(old_port)
+def compare_answers(old_port: int, new_port: int, requests: dict[str, Request]) -> dict[str, Any]:
+    """Send both servers every request (keyed by what it asks) and compare the statuses and JSON bodies."""
+    old_client, new_client = Client(old_port), Client(new_port)
     differ = []
-    for text in queries:
-        path = f"/entities?q={quote(text)}&limit=10"
-        old = client.get(path)
-        client.port = new_port
-        new = client.get(path)
-        client.port = old_port
+    for asked, request in requests.items():
+        old, new = old_client.send(request), new_client.send(request)
         if (old[0], json.loads(old[2] or b"null")) != (new[0], json.loads(new[2] or b"null")):
-            differ.append({"q": text, "old": json.loads(old[2] or b"null"), "new": json.loads(new[2] or b"null")})
-    return {"queries": len(queries), "identical": len(queries) - len(differ), "differ": differ}
+            differ.append({"asked": asked, "old": json.loads(old[2] or b"null"), "new": json.loads(new[2] or b"null")})
+    return {"requests": len(requests), "identical": len(requests) - len(differ), "differ": differ}
 
 
-def run_level(port: int, concurrency: int, paths: list[str], cap_s: float) -> dict[str, Any]:
-    """The requests ``paths`` from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
+def run_level(port: int, concurrency: int, requests: list[Request], cap_s: float) -> dict[str, Any]:
+    """The ``requests`` from ``concurrency`` threads (stops starting new ones after ``cap_s``)."""
     client = Client(port)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
     deadline = time.monotonic() + cap_s
 
-    def one(path: str) -> None:
+    def one(request: Request) -> None:
         nonlocal errors
         if time.monotonic() > deadline:
             return
-        status, seconds, _ = client.get(path)
+        status, seconds, _ = client.send(request)
         with lock:
             if status == 200:
                 latencies.append(seconds)
@@ -190,7 +224,7 @@ def run_level(port: int, concurrency: int, paths: list[str], cap_s: float) -> di
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, paths))
+        list(pool.map(one, requests))
     wall = time.perf_counter() - started
     latencies.sort()
     done = len(latencies)
@@ -213,7 +247,7 @@ def main() -> int:
                         "side by side with this tree")
     parser.add_argument("--requests", type=int, default=300, help="requests per concurrency level")
     parser.add_argument("--levels", default="1,8,32", help="comma-separated concurrency levels")
-    parser.add_argument("--mixes", default="terms,cold", help="comma-separated question mixes: terms, cold")
+    parser.add_argument("--mixes", default="terms,cold", help="comma-separated question mixes: terms, cold, link")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--cap-s", type=float, default=60.0, help="time cap per level, seconds")
     parser.add_argument("--warmup", type=int, default=40, help="requests sent before measuring (compiles query plans)")
@@ -222,6 +256,8 @@ def main() -> int:
 
     trees = {"new": ROOT} if args.base_tree is None else {"old": args.base_tree.resolve(), "new": ROOT}
     queries = read_queries()
+    captions = read_captions()
+    mixes = [mix.strip() for mix in args.mixes.split(",")]
     ports = {name: free_port() for name in trees}
     processes: dict[str, subprocess.Popen] = {}
     result: dict[str, Any] = {}
@@ -231,17 +267,23 @@ def main() -> int:
         health = {name: wait_ready(ports[name], processes[name]) for name in trees}
         for name in trees:
             # Warm-up from several threads so that every worker process has its pool open and its plans cached.
-            run_level(ports[name], min(8, args.workers * 4), Questions("terms", queries).take(args.warmup), args.cap_s)
+            # The link mix warms up the linker too: each worker process builds it on its first POST /link.
+            for mix in ("terms", "link") if "link" in mixes else ("terms",):
+                warmup = Questions(mix, queries, captions).take(args.warmup)
+                run_level(ports[name], min(8, args.workers * 4), warmup, args.cap_s)
         if "old" in trees:
-            result["equivalence"] = compare_answers(ports["old"], ports["new"], queries)
-        questions = {(name, mix): Questions(mix, queries) for name in trees for mix in args.mixes.split(",")}
-        for mix in args.mixes.split(","):
+            result["equivalence"] = compare_answers(
+                ports["old"], ports["new"], {q: Request(f"/entities?q={quote(q)}&limit=10") for q in queries})
+            if "link" in mixes:
+                result["link_equivalence"] = compare_answers(
+                    ports["old"], ports["new"], {text: link_request(text) for text in captions})
+        questions = {(name, mix): Questions(mix, queries, captions) for name in trees for mix in mixes}
+        for mix in mixes:
             rows: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
             for index, level in enumerate(int(c) for c in args.levels.split(",")):
                 order = list(trees) if index % 2 == 0 else list(reversed(trees))
                 for name in order:
-                    paths = questions[name, mix].take(args.requests)
-                    rows[name].append(run_level(ports[name], level, paths, args.cap_s))
+                    rows[name].append(run_level(ports[name], level, questions[name, mix].take(args.requests), args.cap_s))
             result[mix] = rows
     finally:
         for process in processes.values():
@@ -249,10 +291,13 @@ def main() -> int:
     threads = 4  # api/gunicorn.conf.py: gthread worker, 4 threads each
     print(json.dumps({
         "benchmark": "api_entity_lookup",
-        "endpoint": "GET /entities?q=<term>&limit=10",
+        "endpoints": {"terms": "GET /entities?q=<term>&limit=10", "cold": "GET /entities?q=<query>&limit=<10+pass>",
+                      "link": 'POST /link {"text": <caption>}'},
         "trees": {name: str(tree) for name, tree in trees.items()},
         "terms": TERMS,
         "queries_file": str(QUERIES_FILE.relative_to(ROOT)),
+        "captions": {"file": str(CAPTIONS_FILE.relative_to(ROOT)), "max_chars": TYPICAL_CAPTION_CHARS,
+                     "count": len(captions)},
         "server": {"gunicorn_workers": args.workers, "threads_per_worker": threads, "worker_class": "gthread"},
         "neo4j": health["new"].get("neo4j", {}).get("version"),
         "machine": {"cpus": os.cpu_count(), "loadavg_1m_at_end": round(os.getloadavg()[0], 2),

@@ -60,6 +60,7 @@ class Settings:
     decode_timeout_s: float = field(default=20.0, metadata={"env": "OVP_DECODE_TIMEOUT_S", "doc": "upper bound on reading (hashing), probing and decoding one video, together"})
     video_decoder: str = field(default="auto", metadata={"env": "OVP_VIDEO_DECODER", "doc": "keyframe decoding: auto (torchcodec on the GPU when the encoders run on CUDA and torchcodec loads, else PyAV), pyav or torchcodec"})
     decode_workers: int = field(default=0, metadata={"env": "OVP_DECODE_WORKERS", "doc": "threads that decode a chunk's videos while the GPU encodes; 0 = min(8, CPU cores)"})
+    torch_threads: int = field(default=0, metadata={"env": "OVP_TORCH_THREADS", "doc": "intra-op threads of a worker's encoders and fusion model; 0 = torch's default (one per core); 1 on a machine whose cores other work keeps busy"})
     max_text_chars: int = field(default=20_000, metadata={"env": "OVP_MAX_TEXT_CHARS", "doc": "captions longer than this are cut, with a warning"})
     cache_dir: Path = field(default=Path.home() / ".cache" / "ovp" / "cache", metadata={"env": "OVP_CACHE_DIR", "doc": "content-keyed caches (keyframe features, entity text vectors); shared by clones, safe to delete"})
     model_dir: str = field(default="", metadata={"env": "OVP_MODEL_DIR", "doc": "trained fusion model directory; empty = <OVP_HOME>/model"})

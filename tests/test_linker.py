@@ -264,11 +264,14 @@ def test_over_long_text_is_cut_with_a_warning(linker: EntityLinker, caplog: pyte
     assert any("cut to 200" in r.getMessage() for r in caplog.records)
 
 
-def test_link_mentions_batches_through_the_spacy_component(linker: EntityLinker) -> None:
-    texts = ["#青光眼", "my pink eye", "nothing here"] * 5
-    result = link_mentions(texts, linker, batch_size=4)
+def test_link_mentions_gives_what_the_spacy_component_gives(linker: EntityLinker) -> None:
+    texts = ["#青光眼", "my pink eye", "nothing here", "不是青光眼"] * 5
+    result = link_mentions(texts, linker, batch_size=3)
     assert [[m.id for m in ms] for ms in result[:3]] == [["OVP:0001"], ["OVP:0003"], []]
-    assert result[3:6] == result[:3]
+    assert result[4:8] == result[:4]
+    assert result == [doc._.ovp_mentions for doc in linker.nlp.pipe(texts, batch_size=3)]
+    with pytest.raises(ValueError, match="batch_size"):
+        link_mentions(texts, linker, batch_size=0)
     doc = linker.nlp("不是青光眼")
     assert [m.negated for m in doc._.ovp_mentions] == [True]
     assert "ovp_entity_linker" in linker.nlp.pipe_names

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from encoders.disease_tags import WHOLE_TEXT, DiseaseTag, DiseaseTagger, NamedEvidence, SimilarityEvidence, TextTags
 from encoders.enrichment import EnrichedText
 from fusion.features import FeatureExtractor, FeatureFailure, FeatureSettings, locate, text_segments
@@ -78,11 +80,16 @@ class ProfilingPipeline:
             GraphUnavailable: the linker's knowledge base cannot be read.
         """
         model_dir = Path(model_dir) if model_dir else settings.model_path
+        # One setting for the whole process (torch's thread pool is global): a worker process runs one pipeline. On a
+        # 2-core machine two intra-op threads were 1.5x faster than one while the machine was quiet and 4x slower while
+        # other work kept its cores busy (bench/profile_throughput.py --torch-threads 2,1): the default stays torch's.
+        if settings.torch_threads > 0:
+            torch.set_num_threads(settings.torch_threads)
         model = load_model(model_dir, device=settings.device, precision=settings.fusion_precision)
         extractor = FeatureExtractor(graph, settings, FeatureSettings.for_model(model_dir, settings))
         tagger = DiseaseTagger(graph, settings) if settings.open_tags else None
-        log.info("profiling pipeline ready: model %s from %s, open tags %s", model.model_version, model_dir,
-                 "on" if tagger else "off")
+        log.info("profiling pipeline ready: model %s from %s, open tags %s, %d torch threads", model.model_version,
+                 model_dir, "on" if tagger else "off", torch.get_num_threads())
         return cls(settings, extractor, model, tagger)
 
     @property

@@ -2,6 +2,8 @@
 records on ``doc._.ovp_mentions``.
 
 :func:`load_linker` builds the linker over the real graph; :func:`link_mentions` is the call the rest of OVP makes.
+The component is for spaCy pipelines (``linker.nlp``, :func:`build_pipeline`); :func:`link_mentions` links the same
+batches without making Docs, since nothing it returns reads their tokens.
 """
 from __future__ import annotations
 
@@ -215,7 +217,7 @@ class EntityLinkerComponent:
         return self.linker
 
     def __call__(self, doc: Doc) -> Doc:
-        doc._.ovp_mentions = self._require_linker().link(_text_of(doc))
+        doc._.ovp_mentions = self._require_linker().link(doc.text)
         return doc
 
     def pipe(self, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
@@ -233,19 +235,9 @@ class EntityLinkerComponent:
 
     @staticmethod
     def _link(linker: EntityLinker, docs: list[Doc]) -> Iterator[Doc]:
-        for doc, mentions in zip(docs, linker.link_batch([_text_of(d) for d in docs])):
+        for doc, mentions in zip(docs, linker.link_batch([d.text for d in docs])):
             doc._.ovp_mentions = mentions
             yield doc
-
-
-#: ``doc.user_data`` key of the text a Doc was made from (see :func:`link_mentions`).
-_TEXT_KEY = "ovp_text"
-
-
-def _text_of(doc: Doc) -> str:
-    # Doc.text joins every token again (a tenth of the linking time); link_mentions keeps the string it tokenised
-    text = doc.user_data.get(_TEXT_KEY)
-    return doc.text if text is None else text
 
 
 @Language.factory("ovp_entity_linker", default_config={"batch_size": 64})
@@ -265,7 +257,11 @@ def build_pipeline(linker: EntityLinker, *, batch_size: int = 64) -> Language:
 
 
 def link_mentions(texts: list[str], linker: EntityLinker, *, batch_size: int = 64) -> list[list[Mention]]:
-    """Link every text (batched through ``nlp.pipe``): the call the rest of OVP makes.
+    """Link every text, ``batch_size`` texts per :meth:`EntityLinker.link_batch` call (the batches the spaCy
+    component links): the call the rest of OVP makes.
+
+    Tokenising a text for a Doc cost a fifth of linking a caption (``bench/linking_speed.py``), and no caller of this
+    function reads the tokens: pipelines that want Docs use ``linker.nlp``.
 
     Args:
         texts: captions; an empty string gives no mentions.
@@ -280,16 +276,13 @@ def link_mentions(texts: list[str], linker: EntityLinker, *, batch_size: int = 6
     """
     if isinstance(texts, str):
         raise TypeError("link_mentions() takes a list of strings, not a single string")
-    prepared = [linker.prepare(t) for t in texts]  # validate and cut before spaCy tokenises anything
-    nlp = linker.nlp
-
-    def docs() -> Iterator[Doc]:
-        for text in prepared:
-            doc = nlp.make_doc(text)
-            doc.user_data[_TEXT_KEY] = text
-            yield doc
-
-    return [doc._.ovp_mentions for doc in nlp.pipe(docs(), batch_size=batch_size)]
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    prepared = [linker.prepare(t) for t in texts]  # every item checked before any is linked
+    out: list[list[Mention]] = []
+    for start in range(0, len(prepared), batch_size):
+        out.extend(linker.link_batch(prepared[start:start + batch_size]))
+    return out
 
 
 def load_linker(
