@@ -293,6 +293,30 @@ def encode_video(
     return result
 
 
+def _checked_or_cached(
+    paths: Sequence[str | Path | HashedFile], encoder: VisualEncoder, cache: FeatureCache | None, k: int,
+    timeout_s: float, limits: MediaLimits,
+) -> tuple[list[VisualFeatures | VideoDecodeError | None], list[tuple[int, HashedFile, str | None]]]:
+    """Each video checked and hashed (a refusal is its result), then answered from the cache where it can be: the
+    results so far (None where still to do) and what is left to decode, as (position, the checked file, cache key)."""
+    results: list[VisualFeatures | VideoDecodeError | None] = [None] * len(paths)
+    todo: list[tuple[int, HashedFile, str | None]] = []
+    for i, raw in enumerate(paths):
+        try:
+            hashed = raw if isinstance(raw, HashedFile) else hash_media(raw, limits, timeout_s=timeout_s)
+        except VideoDecodeError as exc:
+            results[i] = exc
+            continue
+        key = cache.key(hashed.sha256, encoder.identity, k) if cache is not None else None
+        hit = cache.get(key) if cache is not None and key is not None else None
+        if hit is not None:
+            logger.debug("%s: visual features from cache (%s)", hashed.path, key)
+            results[i] = hit
+        else:
+            todo.append((i, hashed, key))
+    return results, todo
+
+
 def encode_videos(
     paths: Sequence[str | Path | HashedFile],
     encoder: VisualEncoder,
@@ -335,22 +359,7 @@ def encode_videos(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     limits = limits or MediaLimits()
-    results: list[VisualFeatures | VideoDecodeError | None] = [None] * len(paths)
-    todo: list[tuple[int, HashedFile, str | None]] = []  # (position, the checked file, cache key)
-    for i, raw in enumerate(paths):
-        try:
-            hashed = raw if isinstance(raw, HashedFile) else hash_media(raw, limits, timeout_s=timeout_s)
-        except VideoDecodeError as exc:
-            results[i] = exc
-            continue
-        key = cache.key(hashed.sha256, encoder.identity, k) if cache is not None else None
-        hit = cache.get(key) if cache is not None and key is not None else None
-        if hit is not None:
-            logger.debug("%s: visual features from cache (%s)", hashed.path, key)
-            results[i] = hit
-        else:
-            todo.append((i, hashed, key))
-
+    results, todo = _checked_or_cached(paths, encoder, cache, k, timeout_s, limits)
     extract = (decoder or keyframe_decoder("auto", encoder.device)).extract
 
     def decode(item: tuple[int, HashedFile, str | None]) -> KeyframeSet | VideoDecodeError:
