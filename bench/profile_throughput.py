@@ -43,6 +43,55 @@ from ovp.settings import Settings
 from worker.pipeline import ProfilingPipeline, profile_in_process
 
 
+def run_variant(graph: Graph, settings: Settings, entries: list, work: Path, chunk_size: int, tags: str, threads: int,
+                repeat: int, default_threads: int, decode_total: float, profiler: cProfile.Profile | None) -> dict:
+    """One profiling run of every video with empty keyframe and feature caches: its throughput, stage seconds and the
+    share of its wall time outside the models."""
+    run_settings = dataclasses.replace(settings, chunk_size=chunk_size, open_tags=int(tags == "on"),
+                                       torch_threads=threads,
+                                       cache_dir=work / f"cache-{chunk_size}-{tags}-{threads}-{repeat}")
+    # Empty keyframe/feature caches (every video is decoded), with the vectors the training had.
+    run_settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    for vectors in settings.cache_dir.glob("entity_vectors_*"):
+        shutil.copy2(vectors, run_settings.cache_dir / vectors.name)
+    torch.set_num_threads(default_threads)  # a variant with OVP_TORCH_THREADS=0 gets torch's own count
+    pipeline = ProfilingPipeline.load(run_settings, settings.model_path, graph)
+    pipeline_threads = torch.get_num_threads()
+    load_s = pipeline.extractor.timings.load_s
+    started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    profile_in_process(graph, run_settings, entries, batch_id=f"bench-{chunk_size}-{time.time_ns()}", pipeline=pipeline)
+    if profiler is not None:
+        profiler.disable()
+    total = time.perf_counter() - started
+    t, p = pipeline.extractor.timings, pipeline.timings
+    stages = pipeline.stage_seconds()
+    stages["write_and_bookkeeping"] = max(total - sum(stages.values()), 0.0)
+    # The models: the CNN (visual less decoding), the text encoder, fusion, and the text encoders inside the
+    # semantic linking and the open tags (span and sentence vectors against the graph's).
+    semantic = pipeline.extractor.linker.semantic
+    linking_models = semantic.similarity_s if semantic is not None else 0.0
+    tags_models = pipeline.tagger.timings.encode_s if pipeline.tagger is not None else 0.0
+    in_models = max(t.visual_s - decode_total, 0.0) + t.text_s + p.fusion_s + linking_models + tags_models
+    return {
+        "chunk_size": chunk_size,
+        "open_tags": tags,
+        "torch_threads": pipeline_threads,
+        "repeat": repeat,
+        "videos": len(entries),
+        "seconds": round(total, 2),
+        "videos_per_s": round(len(entries) / total, 3),
+        "model_load_s": round(load_s, 2),
+        "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
+        "model_seconds_inside_stages": {"link_and_enrich": round(linking_models, 3),
+                                        "open_tags": round(tags_models, 3)},
+        "share_outside_models": round(1 - in_models / total, 3),
+        "encoders": {"device": str(getattr(pipeline.extractor.visual, "device", settings.device)),
+                     "visual": pipeline.extractor.visual.features_name, "text": pipeline.extractor.text.name},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=16)
@@ -90,48 +139,8 @@ def main() -> None:
         variants = [(int(c), mode, int(n)) for c in args.chunk_sizes.split(",") for mode in tag_modes
                     for n in args.torch_threads.split(",")]
         for repeat, (chunk_size, tags, threads) in [(r, v) for r in range(args.repeats) for v in variants]:
-            run_settings = dataclasses.replace(settings, chunk_size=chunk_size, open_tags=int(tags == "on"),
-                                               torch_threads=threads,
-                                               cache_dir=work / f"cache-{chunk_size}-{tags}-{threads}-{repeat}")
-            # Empty keyframe/feature caches (every video is decoded), with the vectors the training had.
-            run_settings.cache_dir.mkdir(parents=True, exist_ok=True)
-            for vectors in settings.cache_dir.glob("entity_vectors_*"):
-                shutil.copy2(vectors, run_settings.cache_dir / vectors.name)
-            torch.set_num_threads(default_threads)  # a variant with OVP_TORCH_THREADS=0 gets torch's own count
-            pipeline = ProfilingPipeline.load(run_settings, settings.model_path, graph)
-            pipeline_threads = torch.get_num_threads()
-            load_s = pipeline.extractor.timings.load_s
-            started = time.perf_counter()
-            if profiler is not None:
-                profiler.enable()
-            profile_in_process(graph, run_settings, entries, batch_id=f"bench-{chunk_size}-{time.time_ns()}", pipeline=pipeline)
-            if profiler is not None:
-                profiler.disable()
-            total = time.perf_counter() - started
-            t, p = pipeline.extractor.timings, pipeline.timings
-            stages = pipeline.stage_seconds()
-            stages["write_and_bookkeeping"] = max(total - sum(stages.values()), 0.0)
-            decode_total = sum(decode)
-            # The models: the CNN (visual less decoding), the text encoder, fusion, and the text encoders inside the
-            # semantic linking and the open tags (span and sentence vectors against the graph's).
-            semantic = pipeline.extractor.linker.semantic
-            linking_models = semantic.similarity_s if semantic is not None else 0.0
-            tags_models = pipeline.tagger.timings.encode_s if pipeline.tagger is not None else 0.0
-            in_models = max(t.visual_s - decode_total, 0.0) + t.text_s + p.fusion_s + linking_models + tags_models
-            runs.append({
-                "chunk_size": chunk_size,
-                "open_tags": tags,
-                "torch_threads": pipeline_threads,
-                "repeat": repeat,
-                "videos": len(entries),
-                "seconds": round(total, 2),
-                "videos_per_s": round(len(entries) / total, 3),
-                "model_load_s": round(load_s, 2),
-                "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
-                "model_seconds_inside_stages": {"link_and_enrich": round(linking_models, 3),
-                                                "open_tags": round(tags_models, 3)},
-                "share_outside_models": round(1 - in_models / total, 3),
-            })
+            runs.append(run_variant(graph, settings, entries, work, chunk_size, tags, threads, repeat,
+                                    default_threads, sum(decode), profiler))
         ids = [e.id for e in entries]
         graph.write("MATCH (v:Video)-[:HAS_PROFILE]->(p:Profile) WHERE v.id IN $ids DETACH DELETE p", {"ids": ids})
         graph.write("MATCH (n) WHERE (n:Video AND n.id IN $ids) OR (n:Batch AND n.id STARTS WITH 'bench-') DETACH DELETE n",
@@ -151,9 +160,9 @@ def main() -> None:
     print(json.dumps({
         "bench": "profile_throughput",
         "data": "SYNTHETIC (ovp demo-data), 160x160 H.264, 4-8 s",
-        "device": str(getattr(pipeline.extractor.visual, "device", settings.device)),
-        "visual_encoder": f"{pipeline.extractor.visual.features_name}, K={args.keyframes}",
-        "text_encoder": pipeline.extractor.text.name,
+        "device": runs[0]["encoders"]["device"],
+        "visual_encoder": f"{runs[0]['encoders']['visual']}, K={args.keyframes}",
+        "text_encoder": runs[0]["encoders"]["text"],
         "decode_only_s_per_video_median": round(statistics.median(decode), 3),
         "runs": runs,
         "tags_cost": tags_cost,
