@@ -1,7 +1,7 @@
 """Bench: the linker's semantic fallback with cross-lingual vectors beside the English-only one with Chinese glosses,
 on the real knowledge graph. Prints one JSON object.
 
-Run (Neo4j up, graph built, ``../shared/data/hp-zh.babelon.tsv`` not needed)::
+Run (Neo4j up, graph built; the Chinese HPO labels come from the graph itself)::
 
     python bench/linking_cross_lingual.py --sweep          # DEV only: the threshold grid and the pick
     python bench/linking_cross_lingual.py [--repeats 5]    # frozen thresholds: DEV, TEST (once), the leave-outs, speed
