@@ -284,3 +284,16 @@ def test_a_worker_whose_pool_cannot_load_the_models_stops_and_puts_its_message_b
     assert queue_length(celery_app) == 1
     status = batch_status(graph, batch_id)
     assert (status["done"], status["failed"], len(status["pending"])) == (0, 0, 12)
+
+
+def test_a_worker_with_several_openmp_threads_starts_its_pool(model_dir: Path, home: Path, tmp_path: Path) -> None:
+    # The other tests run workers with OMP_NUM_THREADS=1. With more, a parallel tensor operation in the main process
+    # (the model check before consuming) starts GNU OpenMP's thread pool, which does not survive the fork: the pool
+    # process then hung in its own first parallel operation, loading the models, and never became ready.
+    worker = WorkerProcess(worker_env(model_dir, home, OMP_NUM_THREADS="2"), tmp_path / "worker.log", "omp2")
+    try:
+        worker.wait_ready(timeout_s=240)  # the main process says "ready" before its pool process has loaded
+        wait_for(lambda: b"profiling pipeline ready" in (tmp_path / "worker.log").read_bytes(), 240,
+                 "the pool process to load the profiling pipeline")
+    finally:
+        worker.stop()
