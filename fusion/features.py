@@ -32,7 +32,7 @@ import torch
 from encoders.enrichment import GNN_DIM, EnrichedText, EnrichmentConfig, KnowledgeEnricher
 from encoders.media import HashedFile, MediaLimits, hash_media
 from fusion.config import FusionConfig
-from fusion.manifest import VideoEntry, read_manifest
+from fusion.manifest import TEXT_FIELDS, VideoEntry, linked_fields, read_manifest
 from fusion.records import LabelMap, VideoFeatures, metadata_vector
 from kg_builder.graph import Graph
 from kg_builder.store.labels import read_profile_labels
@@ -185,10 +185,6 @@ class StageTimings:
         return out
 
 
-#: The fields of a video whose text is linked and encoded, in the order they are joined.
-TEXT_FIELDS = ("title", "caption", "hashtags", "transcript")
-
-
 @dataclass(frozen=True)
 class TextSegment:
     """One field's part of the linked text: ``text`` starts at ``start`` in :func:`compose_text`'s result."""
@@ -205,12 +201,11 @@ class TextSegment:
 def text_segments(entry: VideoEntry) -> list[TextSegment]:
     """The non-empty parts of the linked text, in order: the title, the caption, the hashtags the caption does not show
     (written ``#a #b``) and the transcript, each stripped, joined by one newline."""
-    tags = [t if t.startswith("#") else f"#{t}" for t in entry.hashtags]
-    missing = [t for t in tags if t not in entry.caption]
-    parts = zip(TEXT_FIELDS, (entry.title.strip(), entry.caption.strip(), " ".join(missing), entry.transcript.strip()))
+    fields = linked_fields(entry.title, entry.caption, entry.hashtags, entry.transcript)
     segments: list[TextSegment] = []
     at = 0
-    for name, text in parts:
+    for name in TEXT_FIELDS:
+        text = fields[name]
         if text:
             segments.append(TextSegment(name, at, text))
             at += len(text) + 1

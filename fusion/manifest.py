@@ -123,6 +123,18 @@ def popularity_target(views: int | None, likes: int | None, comments: int | None
     return math.log1p(total)
 
 
+#: The text fields a video is linked and encoded by, in the order they are joined.
+TEXT_FIELDS = ("title", "caption", "hashtags", "transcript")
+
+
+def linked_fields(title: str, caption: str, hashtags: Sequence[str], transcript: str) -> dict[str, str]:
+    """Each text field as the linker reads it, by :data:`TEXT_FIELDS` name: stripped, ``hashtags`` the ``#a #b`` line
+    of the hashtags the caption does not show. Mention and tag offsets index these texts."""
+    tags = [t if t.startswith("#") else f"#{t}" for t in hashtags]
+    return {"title": title.strip(), "caption": caption.strip(), "hashtags": " ".join(t for t in tags if t not in caption),
+            "transcript": transcript.strip()}
+
+
 @dataclass(frozen=True)
 class VideoEntry:
     """One manifest line, validated. ``path`` is absolute when the manifest was read from a file.

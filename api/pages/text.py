@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from fusion.manifest import TEXT_FIELDS, linked_fields
+
 #: The text a mention without ``field`` points into.
 COMPOSED = "composed"
 #: The whole linked text (title, caption, hashtags line and transcript joined by newlines, as
 #: ``fusion.features.compose_text`` makes it): what tag evidence with field ``all`` (or none) points into.
 WHOLE = "all"
-#: The fields a video's text is linked in, in the order they are joined.
-FIELDS = ("title", "caption", "hashtags", "transcript")
 
 
 @dataclass(frozen=True)
@@ -29,27 +29,24 @@ class Segment:
 
 
 def composed_text(title: str, caption: str, hashtags: Sequence[str]) -> str:
-    """Title, caption and the hashtags the caption does not show, joined by newlines (what the worker links)."""
-    tags = [t if t.startswith("#") else f"#{t}" for t in hashtags]
-    missing = [t for t in tags if t not in caption]
-    return "\n".join(p for p in (title.strip(), caption.strip(), " ".join(missing)) if p)
+    """Title, caption and the hashtags the caption does not show, joined by newlines (what the worker linked before
+    transcripts)."""
+    return _joined(linked_fields(title, caption, hashtags, ""), TEXT_FIELDS)
 
 
 def field_texts(video: Mapping[str, Any]) -> dict[str, str]:
-    """Every text an offset may point into, by field: each linked field stripped as the worker links it (``hashtags``
-    the ``#a #b`` line of those the caption does not show), :data:`COMPOSED` and :data:`WHOLE`."""
-    title, caption = str(video.get("title") or "").strip(), str(video.get("caption") or "").strip()
-    hashtags = list(video.get("hashtags") or [])
-    tags = [t if t.startswith("#") else f"#{t}" for t in hashtags]
-    texts = {
-        "title": title,
-        "caption": caption,
-        "hashtags": " ".join(t for t in tags if t not in caption),
-        "transcript": str(video.get("transcript") or "").strip(),
-    }
-    texts[COMPOSED] = composed_text(title, caption, hashtags)
-    texts[WHOLE] = "\n".join(texts[f] for f in FIELDS if texts[f])
+    """Every text an offset may point into, by field: each linked field as the worker links it
+    (:func:`fusion.manifest.linked_fields`), :data:`COMPOSED` and :data:`WHOLE`."""
+    texts = linked_fields(str(video.get("title") or ""), str(video.get("caption") or ""),
+                          list(video.get("hashtags") or []), str(video.get("transcript") or ""))
+    texts[COMPOSED] = _joined(texts, TEXT_FIELDS[:3])
+    texts[WHOLE] = _joined(texts, TEXT_FIELDS)
     return texts
+
+
+def _joined(texts: Mapping[str, str], names: Sequence[str]) -> str:
+    """The non-empty ones of ``names`` joined by newlines, as the worker joins its fields."""
+    return "\n".join(texts[name] for name in names if texts[name])
 
 
 def mention_field(mention: Mapping[str, Any]) -> str:

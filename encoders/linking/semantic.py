@@ -246,12 +246,10 @@ class SemanticMatcher:
         min_cjk_chars: int = 4,
         skip_hashtags: bool = False,
     ) -> None:
-        if not -1.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
-        if gloss_threshold is not None and not -1.0 <= gloss_threshold <= 1.0:
-            raise ValueError(f"gloss_threshold is a cosine similarity in [-1, 1], got {gloss_threshold}")
-        if zh_threshold is not None and not -1.0 <= zh_threshold <= 1.0:
-            raise ValueError(f"zh_threshold is a cosine similarity in [-1, 1], got {zh_threshold}")
+        for name, value in (("threshold", threshold), ("gloss_threshold", gloss_threshold),
+                            ("zh_threshold", zh_threshold)):
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a cosine similarity in [-1, 1], got {value}")
         if gloss_threshold is not None and glosser is None:
             raise ValueError("gloss_threshold was given without a glosser; pass glosser= or leave gloss_threshold out")
         if window_words > max_span_words:
