@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -41,3 +43,24 @@ def resolve_device(name: str = "auto") -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"OVP_DEVICE={name!r} is not supported", hint="use auto, cpu, cuda or cuda:N")
     return device
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Let torch use ``threads`` CPU threads inside the block (None: leave it), then restore the previous count.
+
+    Why it matters: on a small, shared machine the many tiny kernels of message passing or a small model spend more
+    time in OpenMP hand-offs than in work once other processes compete for the cores; and a worker's main process must
+    run no parallel region before it forks its pool (GNU OpenMP's thread pool does not survive the fork).
+    """
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -28,10 +28,9 @@ import json
 import logging
 import re
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +38,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
+from encoders.device import torch_threads
 from encoders.graph_model import GraphModelConfig, RGCNLinkPredictor
 from kg_builder.schema import ENTITY_RELATIONS, relation_type
 from kg_builder.store.embeddings import write_entity_embeddings
@@ -394,27 +394,6 @@ def message_passing_graph(x: Tensor, triples: Tensor, num_relations: int = len(R
 
 
 # --- training and evaluation ----------------------------------------------------------------------------------------
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Let torch use ``threads`` CPU threads inside the block (None: leave it), then restore the previous count.
-
-    Why it matters: on a small, shared machine the many tiny scatter kernels of message passing spend more time in
-    OpenMP hand-offs than in work once other processes compete for the cores; one thread was 20× faster there.
-    """
-    if threads is None:
-        yield
-        return
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
 
 
 def _corrupt(positives: Tensor, num_nodes: int, negatives: int, generator: torch.Generator) -> Tensor:

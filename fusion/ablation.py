@@ -31,10 +31,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from encoders.device import torch_threads
 from fusion import metrics as M
 from fusion.config import TASKS, FusionConfig
 from fusion.evaluation import labelled_arrays, score_predictions
-from fusion.features import ManifestFeatures, feature_settings_for, manifest_features, torch_threads
+from fusion.features import ManifestFeatures, feature_settings_for, manifest_features
 from fusion.inference import FUSION_THREADS
 from fusion.metrics import HEADLINE_METRICS, headline, validation_score
 from fusion.records import LabelMap, VideoFeatures

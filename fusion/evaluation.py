@@ -11,8 +11,9 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from encoders.device import torch_threads
 from fusion import metrics as M
-from fusion.features import FeatureSettings, manifest_features, torch_threads
+from fusion.features import FeatureSettings, manifest_features
 from fusion.inference import FUSION_THREADS, load_model
 from fusion.records import LabelMap, Prediction, VideoFeatures
 from fusion.splits import DataSplit

@@ -14,7 +14,6 @@ graph or new GNN embeddings are always picked up. :func:`manifest_features` is t
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -24,11 +23,12 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from encoders.device import torch_threads
 from encoders.enrichment import GNN_DIM, EnrichedText, EnrichmentConfig, KnowledgeEnricher
 from encoders.media import HashedFile, MediaLimits, hash_media
 from fusion.config import FusionConfig
@@ -515,17 +515,6 @@ class FeatureExtractor:
 
 
 # --- a manifest's features (what `ovp train`, `ovp evaluate` and `ovp ablate` extract) ---------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)``, restoring the previous count afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def encoder_threads() -> int:

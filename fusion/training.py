@@ -25,11 +25,11 @@ import torch
 from tqdm.auto import tqdm
 
 from encoders.device import resolve_device
+from encoders.device import torch_threads
 from fusion.batches import FeatureBatch, collate
 from fusion.config import TASKS, FusionConfig, check_compatible
 from fusion.evaluation import json_safe, score_predictions, write_json, write_plots
-from fusion.features import (MODEL_FEATURES_FILE, ManifestFeatures, feature_settings_for, manifest_features,
-                             torch_threads)
+from fusion.features import MODEL_FEATURES_FILE, ManifestFeatures, feature_settings_for, manifest_features
 from fusion.inference import FUSION_THREADS, LoadedModel, autocast, check_precision
 from fusion.losses import MultiTaskLoss
 from fusion.metrics import task_score

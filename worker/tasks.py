@@ -79,19 +79,14 @@ def _check_before_consuming(**_: Any) -> None:
     try:
         for warning in check_service_credentials(settings, "worker"):
             log.warning("!!! %s !!!", warning)
-        import torch
-
+        from encoders.device import torch_threads
         from fusion.inference import load_model
 
         # On the CPU (the main process must not initialise CUDA before it forks its pool) and on one thread: a
         # parallel region here would start GNU OpenMP's thread pool, which does not survive the fork, and the pool
         # process's first parallel tensor operation would then wait forever (seen with the demo's model).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             model = load_model(settings.model_path, device="cpu")
-        finally:
-            torch.set_num_threads(threads)
         log.info("worker: model %s in %s loads; consuming", model.model_version, settings.model_path)
     except Exception as exc:  # noqa: BLE001 - whatever stops the model loading, this worker must not consume
         log.critical("!!! the worker will not start, so it takes no message: %s !!!", exc)
